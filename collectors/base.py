@@ -1,0 +1,89 @@
+"""What every collector is given and what it declares.
+
+A collector is a :class:`CollectorSpec`: a name, a version, the control ids it
+serves, a settings schema, and a ``collect(ctx)`` function returning an
+:class:`~evidence.model.Outcome`.  All I/O goes through the :class:`Context`, so
+tests move the filesystem root, replace the clock or point sockets at private
+servers without patching.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Dict, Mapping, Sequence, Tuple
+
+from collectors import runner
+from collectors.settings import Schema
+from evidence.model import Outcome
+
+Runner = Callable[..., runner.CommandResult]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Context:
+    """The node as a collector may see it."""
+
+    root: Path = Path("/")
+    """Filesystem root: every absolute path a collector reads is taken below it."""
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    """This collector's validated settings (defaults filled in)."""
+    run: Runner = runner.run
+    """The subprocess runner; always called with an argument list and a timeout."""
+    now: Callable[[], datetime] = _utc_now
+    euid: int = field(default_factory=os.geteuid)
+    command_timeout: float = runner.DEFAULT_TIMEOUT
+
+    def path(self, absolute: str) -> Path:
+        """``absolute`` (e.g. ``/sys/block``) below :attr:`root`."""
+        return self.root / absolute.lstrip("/")
+
+    def read_text(self, absolute: str, limit: int = 1024 * 1024) -> str:
+        """Read a (small) file below :attr:`root`; raises ``OSError`` like ``open``."""
+        with open(self.path(absolute), "rb") as handle:
+            return handle.read(limit).decode("utf-8", errors="replace")
+
+    def command(self, argv: Sequence[str], **kwargs: Any) -> runner.CommandResult:
+        """Run a command with this context's default timeout unless one is given."""
+        kwargs.setdefault("timeout", self.command_timeout)
+        return self.run(argv, **kwargs)
+
+    @property
+    def is_root(self) -> bool:
+        return self.euid == 0
+
+    def with_settings(self, settings: Mapping[str, Any]) -> "Context":
+        return Context(self.root, settings, self.run, self.now, self.euid, self.command_timeout)
+
+
+@dataclass(frozen=True)
+class CollectorSpec:
+    """A registered collector."""
+
+    name: str
+    version: str
+    controls: Tuple[str, ...]
+    collect: Callable[[Context], Outcome]
+    settings: Schema = field(default_factory=dict)
+    summary: Callable[[Mapping[str, Any]], str] = lambda observed: ""
+    """One line of key facts for the ``collect`` table, from ``observed``."""
+    watch_paths: Callable[[Mapping[str, Any]], Sequence[str]] = lambda settings: ()
+    """Files whose change should trigger this collector at once (used by the daemon)."""
+
+
+def describe_os_error(err: OSError, what: str) -> str:
+    """A reason for a gap: "not root: cannot read X" rather than a bare errno."""
+    if isinstance(err, PermissionError):
+        return f"permission denied reading {what} (running as uid {os.geteuid()}; root sees more)"
+    if isinstance(err, FileNotFoundError):
+        return f"{what} does not exist"
+    return f"cannot read {what}: {err.strerror or err}"
+
+
+Observed = Dict[str, Any]
