@@ -58,7 +58,7 @@ class Context:
     def is_root(self) -> bool:
         return self.euid == 0
 
-    def with_settings(self, settings: Mapping[str, Any]) -> "Context":
+    def with_settings(self, settings: Mapping[str, Any]) -> Context:
         return Context(self.root, settings, self.run, self.now, self.euid, self.command_timeout)
 
 

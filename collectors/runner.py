@@ -6,8 +6,10 @@ exception, so a collector can say "not present" or "could not see" with the reas
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -84,7 +86,7 @@ def run(
 
 
 def _communicate(
-    proc: "subprocess.Popen[bytes]",
+    proc: subprocess.Popen[bytes],
     argv: Sequence[str],
     timeout: float,
     stdin: Optional[bytes],
@@ -133,12 +135,8 @@ def _communicate(
     )
 
 
-def _kill(proc: "subprocess.Popen[bytes]") -> None:
-    try:
-        os.killpg(proc.pid, 9)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=2)
-    except subprocess.TimeoutExpired:
-        pass

@@ -30,7 +30,7 @@ class Field:
     type: TypeSpec
     default: Any
     help: str
-    items: Optional["Schema"] = None
+    items: Optional[Schema] = None
     """For a list of mappings: the schema of each item."""
     choices: Optional[Sequence[Any]] = None
     minimum: Optional[float] = None

@@ -49,15 +49,15 @@ class Outcome:
     error: Optional[str] = None
 
     @classmethod
-    def not_present(cls, reason: str, **observed: Any) -> "Outcome":
+    def not_present(cls, reason: str, **observed: Any) -> Outcome:
         return cls(Status.NOT_PRESENT, dict(observed), [Gap("everything", reason)])
 
     @classmethod
-    def failed(cls, reason: str) -> "Outcome":
+    def failed(cls, reason: str) -> Outcome:
         return cls(Status.ERROR, {}, [], reason)
 
     @classmethod
-    def from_parts(cls, observed: Dict[str, Any], gaps: List[Gap]) -> "Outcome":
+    def from_parts(cls, observed: Dict[str, Any], gaps: List[Gap]) -> Outcome:
         """COMPLETE when nothing is missing, PARTIAL otherwise."""
         return cls(Status.PARTIAL if gaps else Status.COMPLETE, observed, list(gaps))
 
@@ -106,7 +106,7 @@ class Evidence:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Evidence":
+    def from_dict(cls, data: Mapping[str, Any]) -> Evidence:
         """Rebuild a record; raises ``ValueError`` naming the first bad field."""
         try:
             if data.get("format") != FORMAT_VERSION:

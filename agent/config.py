@@ -1,0 +1,136 @@
+"""Loading ``agent.yaml``: every key checked, every error naming the key and the file.
+
+A missing default file means "all defaults"; a file named explicitly (flag or
+``TILLSYN_AGENT_CONFIG``) must exist.  Nothing is half-applied: either the whole
+file is valid or :class:`ConfigError` is raised and the caller keeps what it had.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import yaml
+
+from collectors import REGISTRY
+from collectors.settings import Field, SettingsError, validate
+
+DEFAULT_PATH = Path("/etc/tillsyn/agent.yaml")
+ENV_PATH = "TILLSYN_AGENT_CONFIG"
+MAX_FILE_BYTES = 1024 * 1024
+
+# Keys every collector has, beside its own settings.
+COMMON: Dict[str, Field] = {
+    "enabled": Field(bool, True, "run this collector"),
+    "interval": Field(int, 300, "seconds between runs in the daemon", minimum=10),
+    "timeout": Field(float, 30.0, "seconds before a run is abandoned and reported as errored", minimum=0.1),
+}
+COMMON_DEFAULTS: Dict[str, Dict[str, Any]] = {
+    "disk_encryption": {"interval": 3600},
+    "backup": {"interval": 900, "timeout": 120.0},
+}
+
+TOP: Dict[str, Field] = {
+    "collectors": Field(dict, {}, "per-collector settings, by collector name"),
+    "command_timeout": Field(float, 10.0, "default timeout of one command a collector runs", minimum=0.1),
+}
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says where and what to do."""
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    name: str
+    enabled: bool
+    interval: int
+    timeout: float
+    settings: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    source: Optional[Path]
+    """The file this came from, or None for built-in defaults."""
+    command_timeout: float
+    collectors: Mapping[str, CollectorConfig]
+
+
+def resolve_path(flag: Optional[str], env: Mapping[str, str]) -> Tuple[Path, bool]:
+    """The config path and whether it was asked for explicitly (then it must exist)."""
+    if flag:
+        return Path(flag), True
+    if env.get(ENV_PATH):
+        return Path(env[ENV_PATH]), True
+    return DEFAULT_PATH, False
+
+
+def load(path: Path, *, required: bool) -> AgentConfig:
+    """Read and validate ``path``; a missing optional file gives the defaults."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(
+                f"{path}: no such file; create it (see config/agent.yaml) or drop the option"
+            ) from None
+        return from_mapping({}, None)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror or err}") from err
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_FILE_BYTES} bytes; is this the right file?")
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"{path}:{where}: not valid YAML: {problem}") from err
+    return from_mapping(data, path)
+
+
+def from_mapping(data: Any, source: Optional[Path]) -> AgentConfig:
+    """Validate parsed YAML; errors name the dotted key and the file."""
+    label = str(source) if source else "built-in defaults"
+    try:
+        top = validate(data, TOP, "agent")
+        sections = top["collectors"]
+        unknown = sorted(set(sections) - set(REGISTRY))
+        if unknown:
+            raise SettingsError(
+                f"agent.collectors.{unknown[0]}",
+                f"no such collector (known: {', '.join(sorted(REGISTRY))})",
+            )
+        collectors = {name: _collector(name, sections.get(name)) for name in REGISTRY}
+    except SettingsError as err:
+        raise ConfigError(f"{label}: {err.key[len('agent.'):]}: {err.message}") from err
+    return AgentConfig(source, float(top["command_timeout"]), collectors)
+
+
+def _collector(name: str, section: Any) -> CollectorConfig:
+    prefix = f"agent.collectors.{name}"
+    if section is None:
+        section = {}
+    if not isinstance(section, Mapping):
+        raise SettingsError(prefix, f"expected a mapping, got {type(section).__name__}")
+    own = REGISTRY[name].settings
+    clash = set(own) & set(COMMON)
+    assert not clash, f"collector {name} redefines common settings {clash}"
+    unknown = sorted(set(section) - set(COMMON) - set(own))
+    if unknown:
+        known = ", ".join(sorted(set(COMMON) | set(own)))
+        raise SettingsError(f"{prefix}.{unknown[0]}", f"unknown setting (known here: {known})")
+    common_part = {k: v for k, v in section.items() if k in COMMON}
+    own_part = {k: v for k, v in section.items() if k not in COMMON}
+    schema = {**COMMON}
+    for key, value in COMMON_DEFAULTS.get(name, {}).items():
+        field = schema[key]
+        schema[key] = Field(field.type, value, field.help, minimum=field.minimum)
+    common = validate(common_part, schema, prefix)
+    settings = validate(own_part, own, prefix)
+    return CollectorConfig(name, common["enabled"], int(common["interval"]), float(common["timeout"]), settings)
+
+

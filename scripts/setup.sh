@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Set up a development machine: the Python environment, and with --test the Debian
+# packages the tests use. Idempotent: a second run does nothing and takes about a second.
+source "$(dirname "$0")/lib.sh"
+mode="${1:-run}"
+if ! python3 -m venv --help >/dev/null 2>&1; then
+    install_debs <(echo python3-venv)
+fi
+if [[ "$mode" == "--test" ]]; then
+    install_debs "$ROOT/packaging/test-deps.txt"
+    ensure_venv "dev,central"
+else
+    ensure_venv "central"
+fi

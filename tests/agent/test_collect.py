@@ -1,0 +1,69 @@
+"""One collector crashing or hanging never stops the others."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from agent.collect import run_collectors
+from agent.config import from_mapping
+from collectors import REGISTRY
+from collectors.base import CollectorSpec, Context
+from evidence.model import Outcome, Status
+
+
+def _spec(name: str, collect: object) -> CollectorSpec:
+    return CollectorSpec(name=name, version="9", controls=("M99",), collect=collect)  # type: ignore[arg-type]
+
+
+def _fine(ctx: Context) -> Outcome:
+    return Outcome.from_parts({"root": str(ctx.root), "settings": dict(ctx.settings)}, [])
+
+
+def _crash(ctx: Context) -> Outcome:
+    raise RuntimeError("boom: password=hunter2 at https://u:hunter2@example.invalid/x")
+
+
+RELEASE = threading.Event()
+
+
+def _hang(ctx: Context) -> Outcome:
+    RELEASE.wait(30)
+    return Outcome.from_parts({}, [])
+
+
+def test_crash_and_hang_are_errors_and_others_report() -> None:
+    names = ["power", "antivirus", "backup"]
+    registry = {
+        "power": _spec("power", _fine),
+        "antivirus": _spec("antivirus", _crash),
+        "backup": _spec("backup", _hang),
+    }
+    config = from_mapping({"collectors": {"backup": {"timeout": 0.3}}}, None)
+    started = time.monotonic()
+    try:
+        records = {r.collector: r for r in run_collectors(config, only=names, registry=registry)}
+    finally:
+        RELEASE.set()
+    assert time.monotonic() - started < 3
+    assert records["power"].status is Status.COMPLETE
+    assert records["power"].observed["root"] == "/"
+    crashed = records["antivirus"]
+    assert crashed.status is Status.ERROR
+    assert crashed.error is not None and "RuntimeError: boom" in crashed.error
+    assert "hunter2" not in crashed.error
+    hung = records["backup"]
+    assert hung.status is Status.ERROR and hung.error == "timed out after 0.3 s; abandoned"
+
+
+def test_disabled_collectors_do_not_run() -> None:
+    config = from_mapping({"collectors": {name: {"enabled": name == "ports"} for name in REGISTRY}}, None)
+    records = run_collectors(config, registry={"ports": _spec("ports", _fine)})
+    assert [r.collector for r in records] == ["ports"]
+
+
+def test_wrong_return_type_is_an_error() -> None:
+    config = from_mapping({}, None)
+    records = run_collectors(config, only=["power"], registry={"power": _spec("power", lambda ctx: {"a": 1})})
+    assert records[0].status is Status.ERROR
+    assert records[0].error == "collector returned dict, not an Outcome"

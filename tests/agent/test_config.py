@@ -1,0 +1,71 @@
+"""agent.yaml: a broken file gets an error naming the key and the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.config import ConfigError, load, resolve_path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "agent.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_config_is_valid() -> None:
+    config = load(ROOT / "config" / "agent.yaml", required=True)
+    assert set(config.collectors) == {"power", "disk_encryption", "antivirus", "backup", "ports"}
+
+
+def test_missing_default_file_means_defaults(tmp_path: Path) -> None:
+    config = load(tmp_path / "absent.yaml", required=False)
+    assert config.source is None
+    assert config.collectors["disk_encryption"].interval == 3600
+    assert config.collectors["power"].enabled is True
+
+
+def test_missing_named_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"absent\.yaml: no such file"):
+        load(tmp_path / "absent.yaml", required=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("collectors:\n  power:\n    intervall: 5\n", "collectors.power.intervall: unknown setting"),
+        ("collectors:\n  power:\n    interval: soon\n", "collectors.power.interval: expected an integer"),
+        ("collectors:\n  power:\n    interval: 1\n", "collectors.power.interval: must be at least 10"),
+        ("collectors:\n  powr: {}\n", "collectors.powr: no such collector"),
+        ("collectors:\n  power: [1]\n", "collectors.power: expected a mapping"),
+        ("colectors: {}\n", "colectors: unknown setting"),
+        ("- just\n- a list\n", "expected a mapping, got list"),
+        ("collectors:\n  power: {enabled: yes\n", "line 3, column 1: not valid YAML"),
+    ],
+)
+def test_errors_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load(path, required=True)
+    assert str(path) in str(info.value)
+    assert message in str(info.value)
+
+
+def test_oversized_file_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, "# " + "x" * (1024 * 1024 + 10) + "\n")
+    with pytest.raises(ConfigError, match="larger than"):
+        load(path, required=True)
+
+
+def test_empty_file_means_defaults(tmp_path: Path) -> None:
+    assert load(_write(tmp_path, ""), required=True).collectors["ports"].enabled
+
+
+def test_path_resolution_order() -> None:
+    assert resolve_path("/a.yaml", {"TILLSYN_AGENT_CONFIG": "/b.yaml"}) == (Path("/a.yaml"), True)
+    assert resolve_path(None, {"TILLSYN_AGENT_CONFIG": "/b.yaml"}) == (Path("/b.yaml"), True)
+    assert resolve_path(None, {}) == (Path("/etc/tillsyn/agent.yaml"), False)
