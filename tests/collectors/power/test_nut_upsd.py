@@ -1,0 +1,202 @@
+"""The collector against a real NUT upsd with dummy-ups drivers on a private port.
+
+upsd and dummy-ups run from a temporary NUT_CONFPATH/NUT_STATEPATH; a ``.dev`` file
+is read in dummy-ups' "dummy-once" mode and re-read when it changes (dummy-ups(8)).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List
+
+import pytest
+
+from collectors.power import net
+from evidence.model import Outcome, Status
+from tests.collectors.power.helpers import FIXTURES, context, free_port
+from tests.conftest import require_tool
+
+ON_LINE = "ups.status: OL CHRG\nbattery.charge: 95\nbattery.runtime: 1800\nups.load: 21\n" \
+    "ups.test.result: Done and passed\n"
+
+
+class Nut:
+    def __init__(self, tmp: Path, port: int) -> None:
+        self.tmp = tmp
+        self.port = port
+        self.procs: List[subprocess.Popen[bytes]] = []
+
+    def set_flip(self, text: str) -> None:
+        path = self.tmp / "flip.dev"
+        before = path.stat().st_mtime if path.exists() else 0.0
+        path.write_text(text)
+        later = max(time.time(), before + 1.0)  # dummy-once re-reads on a new mtime
+        os.utime(path, (later, later))
+
+
+def _wait(check: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {seconds} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def nut(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nut]:
+    upsd = require_tool("upsd")
+    dummy = require_tool("dummy-ups")
+    if upsd == "/usr/sbin/upsd" and os.path.exists("/lib/nut/upsd"):
+        upsd = "/lib/nut/upsd"  # Debian's /usr/sbin/upsd is a wrapper that obeys /etc/nut/nut.conf
+    tmp = tmp_path_factory.mktemp("nut")
+    (tmp / "etc").mkdir()
+    (tmp / "state").mkdir()
+    os.chmod(tmp / "state", 0o777)  # private temp dir; drivers may drop to user nut
+    shutil.copy(FIXTURES / "upsc_nut-2.7.4_cyberpower-pr1000lcdrt2utaa.dev", tmp / "pr1000.dev")
+    server = Nut(tmp, free_port())
+    server.set_flip(ON_LINE)
+    (tmp / "etc" / "ups.conf").write_text(
+        f'[pr1000]\n driver = dummy-ups\n port = {tmp}/pr1000.dev\n desc = "CyberPower PR1000"\n'
+        f'[flip]\n driver = dummy-ups\n port = {tmp}/flip.dev\n desc = "Eaton in the rack"\n'
+    )
+    (tmp / "etc" / "upsd.conf").write_text(f"LISTEN 127.0.0.1 {server.port}\n")
+    (tmp / "etc" / "upsd.users").write_text("[monuser]\n password = s3cret\n upsmon primary\n")
+    os.chmod(tmp / "etc" / "upsd.users", 0o600)
+    env = {**os.environ, "NUT_CONFPATH": str(tmp / "etc"), "NUT_STATEPATH": str(tmp / "state")}
+    user = ["-u", "root"] if os.geteuid() == 0 else []
+    log = open(tmp / "nut.log", "wb")  # noqa: SIM115 - open for the processes' lifetime
+    try:
+        for name in ("pr1000", "flip"):
+            server.procs.append(subprocess.Popen([dummy, "-a", name, "-F", *user], env=env, stdout=log, stderr=log))
+        server.procs.append(subprocess.Popen([upsd, "-F", *user], env=env, stdout=log, stderr=log))
+
+        def ready() -> bool:
+            result = net.query_nut("127.0.0.1", server.port, 1.0)
+            return len(result.ups) == 2 and all(u.flags for u in result.ups)
+
+        _wait(ready, 15, "upsd and both dummy-ups drivers")
+        yield server
+    finally:
+        for proc in server.procs:
+            proc.terminate()
+        for proc in server.procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+
+
+def _flip_flags(nut: Nut) -> List[str]:
+    return next((u.flags for u in net.query_nut("127.0.0.1", nut.port, 1.0).ups if u.name == "flip"), [])
+
+
+def _by_name(outcome: Outcome) -> Dict[str, Dict[str, Any]]:
+    return {u["name"]: u for u in outcome.observed["ups"]}
+
+
+def test_every_ups_of_the_server(nut: Nut, tmp_path: Path) -> None:
+    nut.set_flip(ON_LINE)
+    _wait(lambda: _flip_flags(nut) == ["OL", "CHRG"], 15, "OL CHRG")
+    ctx = context(tmp_path, nut_servers=[{"host": "127.0.0.1", "port": nut.port}], apcupsd_servers=[])
+    outcome = ctx_collect(ctx)
+    ups = _by_name(outcome)
+    flip = ups["flip"]
+    assert (flip["flags"], flip["on_line"], flip["battery_charge_pct"], flip["runtime_s"]) == (
+        ["OL", "CHRG"], True, 95.0, 1800,
+    )
+    assert flip["self_test_result"] == "Done and passed"
+    assert ups["pr1000"]["manufacturer"] == "CyberPower Systems"
+    assert flip["server"] == f"127.0.0.1:{nut.port}" and flip["description"] == "Eaton in the rack"
+    assert (ups["pr1000"]["runtime_s"], ups["pr1000"]["on_line"]) == (14340, True)
+    # The CyberPower reports no self-test result: unknown, so a gap says so.
+    assert outcome.status is Status.PARTIAL
+    assert [g.what for g in outcome.gaps] == [f"nut ups pr1000@127.0.0.1:{nut.port}: self-test result"]
+
+
+def test_on_line_to_on_battery_to_low_battery(nut: Nut, tmp_path: Path) -> None:
+    ctx = context(tmp_path, nut_servers=[{"host": "127.0.0.1", "port": nut.port}], apcupsd_servers=[])
+    nut.set_flip(ON_LINE)
+    seen: List[List[str]] = []
+
+    def flip_flags(expected: List[str]) -> Callable[[], bool]:
+        def check() -> bool:
+            flags = _by_name(ctx_collect(ctx))["flip"]["flags"]
+            if not seen or seen[-1] != flags:
+                seen.append(flags)
+            return bool(flags == expected)
+        return check
+
+    _wait(flip_flags(["OL", "CHRG"]), 15, "OL CHRG")
+    nut.set_flip(ON_LINE.replace("OL CHRG", "OB DISCHRG").replace("charge: 95", "charge: 60"))
+    _wait(flip_flags(["OB", "DISCHRG"]), 15, "OB DISCHRG")
+    nut.set_flip(ON_LINE.replace("OL CHRG", "OB LB DISCHRG").replace("charge: 95", "charge: 8"))
+    _wait(flip_flags(["OB", "LB", "DISCHRG"]), 15, "OB LB DISCHRG")
+    flip = _by_name(ctx_collect(ctx))["flip"]
+    assert (flip["on_line"], flip["battery_charge_pct"]) == (False, 8.0)
+    assert seen[0] == ["OL", "CHRG"] and seen[-1] == ["OB", "LB", "DISCHRG"]
+
+
+def test_down_server_is_a_gap_and_others_still_reported(nut: Nut, tmp_path: Path) -> None:
+    dead = free_port()
+    ctx = context(
+        tmp_path,
+        nut_servers=[{"host": "127.0.0.1", "port": dead}, {"host": "127.0.0.1", "port": nut.port}],
+        apcupsd_servers=[],
+    )
+    # nut.conf says this host runs upsd, so a refused local port is a real gap.
+    (tmp_path / "etc" / "nut").mkdir(parents=True)
+    (tmp_path / "etc" / "nut" / "nut.conf").write_text("MODE=standalone\n")
+    outcome = ctx_collect(ctx)
+    assert outcome.status is Status.PARTIAL
+    assert sorted(_by_name(outcome)) == ["flip", "pr1000"]
+    assert any(
+        g.what == f"nut server 127.0.0.1:{dead}" and "refused" in g.reason for g in outcome.gaps
+    ), outcome.gaps
+    servers = {s["address"]: s for s in outcome.observed["servers"]}
+    assert servers[f"127.0.0.1:{dead}"]["reachable"] is False
+    assert servers[f"127.0.0.1:{nut.port}"]["ups_count"] == 2
+
+
+def test_login_with_password_file(nut: Nut, tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("s3cret\n")
+    ctx = context(
+        tmp_path,
+        nut_servers=[{"host": "127.0.0.1", "port": nut.port, "username": "monuser", "password_file": "/secret"}],
+        apcupsd_servers=[],
+    )
+    outcome = ctx_collect(ctx)
+    assert outcome.observed["servers"][0]["login"] == "ok"
+    assert outcome.observed["ups_count"] == 2
+    missing = context(
+        tmp_path,
+        nut_servers=[{"host": "127.0.0.1", "port": nut.port, "username": "monuser", "password_file": "/nope"}],
+        apcupsd_servers=[],
+    )
+    gaps = ctx_collect(missing).gaps
+    assert any(g.what == "nut 127.0.0.1 login" and "/nope does not exist" in g.reason for g in gaps), gaps
+
+
+def test_upsmon_monitor_servers_are_followed(nut: Nut, tmp_path: Path) -> None:
+    conf = tmp_path / "etc" / "nut"
+    conf.mkdir(parents=True)
+    (conf / "nut.conf").write_text("MODE=netclient\n")
+    (conf / "upsmon.conf").write_text(f"MONITOR flip@127.0.0.1:{nut.port} 1 monuser s3cret secondary\n")
+    ctx = context(tmp_path, apcupsd_servers=[])
+    outcome = ctx_collect(ctx)
+    assert sorted(_by_name(outcome)) == ["flip", "pr1000"]
+    client = outcome.observed["shutdown_client"]["upsmon"]
+    assert (client["configured"], client["mode"], client["monitors"][0]["ups"]) == (True, "netclient", "flip")
+    assert "s3cret" not in repr(outcome.observed)
+
+
+def ctx_collect(ctx: Any) -> Outcome:
+    from collectors.power import SPEC
+
+    return SPEC.collect(ctx)
