@@ -1,0 +1,238 @@
+"""The backup collector against real restic and borg repositories made by the test in a temp dir."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+from collectors.backup import SPEC
+from collectors.base import Context
+from collectors.settings import SettingsError, validate
+from evidence.model import Status
+from tests.conftest import FIXTURES, require_tool
+
+PASSWORD = "correct horse battery staple\n"
+
+
+def _env(base: Path, **extra: str) -> Dict[str, str]:
+    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": str(base), "TZ": "UTC",
+           "BORG_BASE_DIR": str(base / "borg-base")}
+    env.update(extra)
+    return env
+
+
+def _run(argv: List[str], env: Dict[str, str]) -> None:
+    subprocess.run(argv, env=env, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def repos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """restic repo with snapshots at chosen times; borg repokey and unencrypted repos."""
+    restic = require_tool("restic")
+    borg = require_tool("borg")
+    base = tmp_path_factory.mktemp("backup-repos")
+    (base / "data").mkdir()
+    (base / "data" / "file.txt").write_text("payload\n")
+    (base / "password").write_text(PASSWORD)
+    (base / "wrong").write_text("not the password\n")
+    renv = _env(base, RESTIC_REPOSITORY=str(base / "restic"), RESTIC_PASSWORD_FILE=str(base / "password"))
+    _run([restic, "init", "--no-cache"], renv)
+    for when, host in (("2026-11-19 10:00:00", "n2"), ("2026-11-20 10:00:00", "n1")):
+        _run([restic, "backup", "--no-cache", "--time", when, "--host", host, str(base / "data")], renv)
+    benv = _env(base, BORG_PASSCOMMAND=f"cat {base / 'password'}")
+    _run([borg, "init", "--encryption=repokey", str(base / "borg-enc")], benv)
+    _run([borg, "create", "--timestamp", "2026-11-20T10:00:00", f"{base / 'borg-enc'}::first",
+          str(base / "data")], benv)
+    _run([borg, "create", "--timestamp", "2026-11-21T11:30:00", f"{base / 'borg-enc'}::second",
+          str(base / "data")], benv)
+    _run([borg, "init", "--encryption=none", str(base / "borg-plain")], _env(base))
+    _run([borg, "create", "--timestamp", "2026-11-18T08:00:00", f"{base / 'borg-plain'}::only",
+          str(base / "data")], _env(base))
+    return base
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A captured filesystem root: the mount table of a node with an NFS backup mount."""
+    (tmp_path / "proc/self").mkdir(parents=True)
+    shutil.copy(FIXTURES / "backup/mountinfo_debian-12_nfs4-backup-mount.txt", tmp_path / "proc/self/mountinfo")
+    (tmp_path / "var/lib/tillsyn/restore-tests").mkdir(parents=True)
+    return tmp_path
+
+
+def collect(root: Path, repos: Path, backups: List[Dict[str, Any]], **top: Any) -> Any:
+    settings = validate({"backups": backups, "borg_base_dir": str(repos / "agent-borg"), **top},
+                        SPEC.settings, "collectors.backup")
+    return SPEC.collect(Context(root=root, settings=settings))
+
+
+def restic_item(repos: Path, **over: Any) -> Dict[str, Any]:
+    item = {"name": "files", "type": "restic", "repository": str(repos / "restic"),
+            "password_file": str(repos / "password")}
+    item.update(over)
+    return item
+
+
+def test_nothing_configured_is_not_present(root: Path, repos: Path) -> None:
+    outcome = SPEC.collect(Context(root=root, settings=validate({}, SPEC.settings, "x")))
+    assert outcome.status is Status.NOT_PRESENT
+    assert outcome.gaps[0].reason == "no backup configured in agent.yaml (collectors.backup.backups is empty)"
+
+
+def test_restic_last_snapshot_time_and_restore_test(root: Path, repos: Path) -> None:
+    shutil.copy(FIXTURES / "backup/restore-test_tillsyn-format_passed.json",
+                root / "var/lib/tillsyn/restore-tests/files.json")
+    outcome = collect(root, repos, [restic_item(repos)])
+    entry = outcome.observed["backups"][0]
+    assert outcome.status is Status.COMPLETE, outcome.gaps
+    assert entry["status"] == "ok"
+    assert entry["last_success_at"] == "2026-11-20T10:00:00Z"
+    assert entry["last_backup"]["hostname"] == "n1"
+    assert entry["last_backup"]["paths"] == [str(repos / "data")]
+    assert entry["encrypted"] is True
+    # The captured mount table has / on ext4: a repository there is on this node.
+    assert entry["separate"] is False
+    assert entry["restore_test"] == {"tested_at": "2026-11-21T04:00:00Z", "result": "passed",
+                                     "snapshot": "376dbe49", "files_checked": 1532,
+                                     "detail": "restored /etc into /tmp/rt and compared sha256 sums"}
+    assert SPEC.summary(outcome.observed) == "files restic 2026-11-20T10:00:00Z enc ON HOST"
+
+
+def test_restic_host_filter(root: Path, repos: Path) -> None:
+    entry = collect(root, repos, [restic_item(repos, host="n2")]).observed["backups"][0]
+    assert entry["last_success_at"] == "2026-11-19T10:00:00Z"
+    assert entry["last_backup"]["hostname"] == "n2"
+
+
+def test_restic_wrong_password(root: Path, repos: Path) -> None:
+    outcome = collect(root, repos, [restic_item(repos, password_file=str(repos / "wrong"))])
+    entry = outcome.observed["backups"][0]
+    assert outcome.status is Status.PARTIAL
+    assert entry["status"] == "error"
+    assert entry["reason"] == (f"wrong password: restic could not open {repos / 'restic'} "
+                               f"with the password in {repos / 'wrong'}")
+    assert entry["last_success_at"] is None and entry["encrypted"] is None
+    assert any(g.what == "backup files: last backup and encryption" for g in outcome.gaps)
+
+
+def test_restic_missing_repository(root: Path, repos: Path) -> None:
+    entry = collect(root, repos, [restic_item(repos, repository=str(repos / "absent"))]).observed["backups"][0]
+    assert entry["reason"] == f"repository does not exist: no restic repository at {repos / 'absent'}"
+
+
+def test_missing_binary_is_not_present_for_that_backup_only(root: Path, repos: Path) -> None:
+    outcome = collect(root, repos, [restic_item(repos), {"name": "b", "type": "borg",
+                                                          "repository": str(repos / "borg-plain")}],
+                      restic_binary=str(repos / "no-such-restic"))
+    first, second = outcome.observed["backups"]
+    assert outcome.status is Status.PARTIAL
+    assert first["status"] == "not_present"
+    assert first["reason"] == f"restic is not installed (restic_binary '{repos / 'no-such-restic'}' not found)"
+    assert second["status"] == "ok"
+    assert outcome.observed["readable"] == 1
+
+
+def test_borg_encrypted_repo_and_missing_restore_test(root: Path, repos: Path) -> None:
+    outcome = collect(root, repos, [{"name": "db", "type": "borg", "repository": str(repos / "borg-enc"),
+                                     "password_file": str(repos / "password")}])
+    entry = outcome.observed["backups"][0]
+    assert entry["last_success_at"] == "2026-11-21T11:30:00Z"
+    assert entry["last_backup"]["archive"] == "second"
+    assert (entry["encrypted"], entry["encryption"]) == (True, "repokey")
+    assert entry["restore_test"] is None
+    assert [(g.what, g.reason) for g in outcome.gaps] == [
+        ("backup db: restore test", "no restore test recorded: /var/lib/tillsyn/restore-tests/db.json does not exist")]
+
+
+def test_borg_unencrypted_repo(root: Path, repos: Path) -> None:
+    entry = collect(root, repos, [{"name": "plain", "type": "borg",
+                                   "repository": str(repos / "borg-plain")}]).observed["backups"][0]
+    assert (entry["encrypted"], entry["encryption"]) == (False, "none")
+    assert entry["last_success_at"] == "2026-11-18T08:00:00Z"
+
+
+def test_borg_wrong_password_and_missing_repository(root: Path, repos: Path) -> None:
+    outcome = collect(root, repos, [
+        {"name": "a", "type": "borg", "repository": str(repos / "borg-enc"), "password_file": str(repos / "wrong")},
+        {"name": "b", "type": "borg", "repository": str(repos / "nothing-here")},
+    ])
+    first, second = outcome.observed["backups"]
+    assert first["reason"] == (f"wrong password: borg could not open {repos / 'borg-enc'} "
+                               f"with the password in {repos / 'wrong'}")
+    assert second["reason"] == f"repository does not exist: no borg repository at {repos / 'nothing-here'}"
+
+
+def test_malformed_restore_test_is_a_gap(root: Path, repos: Path) -> None:
+    shutil.copy(FIXTURES / "backup/restore-test_malformed_bad-result.json",
+                root / "var/lib/tillsyn/restore-tests/files.json")
+    outcome = collect(root, repos, [restic_item(repos)])
+    assert outcome.observed["backups"][0]["restore_test"] is None
+    assert [g.reason for g in outcome.gaps] == [
+        "/var/lib/tillsyn/restore-tests/files.json: restore-test record: "
+        "result must be one of passed, failed, got 'ok'"]
+
+
+def test_marker_on_nfs_mount_is_separate(root: Path, repos: Path) -> None:
+    (root / "var/lib/pgbackup").mkdir(parents=True)
+    shutil.copy(FIXTURES / "backup/marker_tillsyn-format_success.json", root / "var/lib/pgbackup/last.json")
+    outcome = collect(root, repos, [{"name": "pg", "type": "marker", "marker": "/var/lib/pgbackup/last.json"}])
+    entry = outcome.observed["backups"][0]
+    assert entry["last_success_at"] == "2026-11-20T03:12:44Z"
+    assert entry["repository"] == "/mnt/backup/pg"
+    assert entry["separate"] is True
+    assert "nfs4 mount of nas01.example.net:/export/backup" in entry["separate_reason"]
+    assert entry["encrypted"] is True
+
+
+def test_empty_marker_uses_mtime_and_missing_marker_says_so(root: Path, repos: Path) -> None:
+    (root / "var/lib/job").mkdir(parents=True)
+    (root / "var/lib/job/done").write_bytes(b"")
+    os.utime(root / "var/lib/job/done", (1795168800, 1795168800))  # 2026-11-20T10:00:00Z
+    outcome = collect(root, repos, [
+        {"name": "m", "type": "marker", "marker": "/var/lib/job/done", "repository": "sftp:u@h.example:/b"},
+        {"name": "gone", "type": "marker", "marker": "/var/lib/job/never"},
+    ])
+    first, second = outcome.observed["backups"]
+    assert first["last_success_at"] == "2026-11-20T10:00:00Z"
+    assert first["last_backup"]["source"] == "mtime"
+    assert first["separate"] is True
+    assert second["reason"] == "marker file /var/lib/job/never does not exist (the backup job has not written it)"
+
+
+def test_veeam_from_a_stand_in_binary(root: Path, repos: Path, tmp_path: Path) -> None:
+    """veeamconfig cannot run here: a script prints the documented table, the real runner runs it."""
+    fake = tmp_path / "veeamconfig"
+    fixture = FIXTURES / "backup/veeamconfig-session-list_veeam-agent-linux-6_two-jobs.txt"
+    fake.write_text(f"#!/bin/sh\ncat '{fixture}'\n")
+    fake.chmod(0o755)
+    outcome = collect(root, repos, [{"name": "sys", "type": "veeam", "job": "Daily system",
+                                     "repository": "//nas01/veeam"}],
+                      veeamconfig_binary=str(fake))
+    entry = outcome.observed["backups"][0]
+    assert entry["status"] == "ok"
+    assert entry["last_backup"]["state"] == "Running"
+    assert entry["encrypted"] is None
+    assert any(g.what == "backup sys: encryption" for g in outcome.gaps)
+    assert entry["last_success_at"] is not None and entry["last_success_at"].startswith("2026-11-18")
+
+
+def test_config_errors_are_per_backup_and_schema_names_the_key(root: Path, repos: Path) -> None:
+    outcome = collect(root, repos, [{"name": "x", "type": "restic", "repository": "/r"},
+                                    {"name": "y", "type": "borg", "repository": "/r",
+                                     "env": {"BORG_PASSPHRASE": "hunter2"}}])
+    first, second = outcome.observed["backups"]
+    assert first["reason"] == "a restic backup needs 'password_file' in agent.yaml"
+    assert second["reason"].startswith("env BORG_PASSPHRASE looks like a secret")
+    with pytest.raises(SettingsError, match=r"collectors\.backup\.backups\[0\]\.type"):
+        validate({"backups": [{"name": "z", "type": "tape"}]}, SPEC.settings, "collectors.backup")
+
+
+def test_watch_paths() -> None:
+    settings = validate({"backups": [{"name": "pg", "type": "marker", "marker": "/var/lib/pg/last.json"}]},
+                        SPEC.settings, "collectors.backup")
+    assert list(SPEC.watch_paths(settings)) == ["/var/lib/pg/last.json", "/var/lib/tillsyn/restore-tests/pg.json"]

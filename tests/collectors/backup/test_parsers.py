@@ -1,0 +1,256 @@
+"""Table-driven tests of the pure backup parsers over captured and documented samples."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Optional
+
+import pytest
+
+from collectors.backup import borg, restic, veeam
+from collectors.backup.location import classify, mount_of, parse_mountinfo, scrub, separation
+from collectors.backup.records import parse_marker, parse_restore_test
+from collectors.backup.times import parse_naive, parse_rfc3339
+from tests.conftest import FIXTURES
+
+DIR = FIXTURES / "backup"
+UTC = timezone.utc
+
+
+def read(name: str) -> str:
+    return (DIR / name).read_text()
+
+
+def test_rfc3339_with_nanoseconds_and_offset() -> None:
+    assert parse_rfc3339("2026-11-23T10:00:00.123456789+01:00") == datetime(2026, 11, 23, 9, 0, 0, 123456, UTC)
+    with pytest.raises(ValueError, match="with a zone"):
+        parse_rfc3339("2026-11-23T10:00:00")
+
+
+def test_naive_time_in_given_zone() -> None:
+    assert parse_naive("2026-11-20 22:14", UTC) == datetime(2026, 11, 20, 22, 14, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "count", "latest_time", "latest_host"),
+    [
+        ("restic-snapshots-json_debian-12_restic-0.14.0_two-hosts.json", 3,
+         datetime(2026, 11, 23, 9, 0, tzinfo=UTC), "n1"),
+        ("restic-snapshots-json_debian-12_restic-0.14.0_no-snapshots.json", 0, None, None),
+    ],
+)
+def test_restic_snapshots(fixture: str, count: int, latest_time: Optional[datetime],
+                          latest_host: Optional[str]) -> None:
+    listing = restic.parse_snapshots(read(fixture))
+    assert len(listing.snapshots) == count
+    latest = listing.latest
+    assert (latest.time if latest else None) == latest_time
+    assert (latest.hostname if latest else None) == latest_host
+    if latest:
+        assert latest.short_id == "e3ff68b9"
+        assert latest.paths == ["/tmp/rx/data"]
+
+
+@pytest.mark.parametrize("text", [read("restic-snapshots-json_malformed_id-not-string.json"), "[{}]", "{", "7"])
+def test_restic_malformed(text: str) -> None:
+    with pytest.raises(ValueError, match="restic"):
+        restic.parse_snapshots(text)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "code", "expected"),
+    [
+        ("restic-stderr_debian-12_restic-0.14.0_wrong-password.txt", 1,
+         "wrong password: restic could not open R with the password in P"),
+        ("restic-stderr_debian-12_restic-0.14.0_missing-repository.txt", 1,
+         "repository does not exist: no restic repository at R"),
+        ("restic-stderr_debian-12_restic-0.14.0_connection-refused.txt", 1,
+         "cannot open repository R: Fatal: unable to open config file: client.Head: Head "
+         '"http://127.0.0.1:9/x/config": dial tcp 127.0.0.1:9: connect: connection refused'),
+    ],
+)
+def test_restic_failure_reasons(fixture: str, code: int, expected: str) -> None:
+    assert restic.explain_failure(read(fixture), code, "R", "P") == expected
+
+
+@pytest.mark.parametrize(
+    ("fixture", "archive", "when", "mode", "encrypted"),
+    [
+        ("borg-list-json_debian-12_borg-1.2.4_repokey.json", "tz", datetime(2026, 11, 22, 10, tzinfo=UTC),
+         "repokey", True),
+        ("borg-list-json_debian-12_borg-1.2.4_encryption-none.json", "x", datetime(2026, 11, 21, 10, tzinfo=UTC),
+         "none", False),
+        ("borg-list-json_debian-12_borg-1.2.4_empty.json", None, None, "none", False),
+    ],
+)
+def test_borg_list(fixture: str, archive: Optional[str], when: Optional[datetime], mode: str,
+                   encrypted: bool) -> None:
+    listing = borg.parse_list(read(fixture))
+    assert (listing.latest.name if listing.latest else None) == archive
+    assert (listing.latest.time if listing.latest else None) == when
+    assert listing.encryption_mode == mode
+    assert listing.encrypted is encrypted
+
+
+def test_borg_authenticated_mode_is_not_encrypted_and_checkpoints_are_skipped() -> None:
+    text = ('{"archives": [{"name": "a.checkpoint", "id": "1", "start": "2026-11-23T00:00:00.000000"},'
+            ' {"name": "a", "id": "2", "start": "2026-11-22T00:00:00.000000"}],'
+            ' "encryption": {"mode": "authenticated-blake2"}}')
+    listing = borg.parse_list(text)
+    assert listing.encrypted is False
+    assert listing.latest is not None and listing.latest.name == "a"
+
+
+@pytest.mark.parametrize("text", [read("borg-list-json_malformed_truncated.json"), "[]", '{"archives": [1]}'])
+def test_borg_malformed(text: str) -> None:
+    with pytest.raises(ValueError, match="borg"):
+        borg.parse_list(text)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "expected"),
+    [
+        ("borg-stderr_debian-12_borg-1.2.4_wrong-password.txt",
+         "wrong password: borg could not open R with the password in P"),
+        ("borg-stderr_debian-12_borg-1.2.4_missing-repository.txt",
+         "repository does not exist: no borg repository at R"),
+        ("borg-stderr_debian-12_borg-1.2.4_password-file-missing.txt",
+         "password file P could not be read: passcommand supplied in BORG_PASSCOMMAND failed: "
+         "Command '['cat', '/tmp/rx/nopw']' returned non-zero exit status 1."),
+    ],
+)
+def test_borg_failure_reasons(fixture: str, expected: str) -> None:
+    assert borg.explain_failure(read(fixture), 2, "R", "P") == expected
+
+
+def test_veeam_session_list() -> None:
+    sessions = veeam.parse_session_list(read("veeamconfig-session-list_veeam-agent-linux-6_two-jobs.txt"), UTC)
+    assert len(sessions) == 5
+    assert sessions[2].job == "etc-files" and sessions[2].state == "Warning"
+    assert sessions[4].finished_at is None
+    daily = veeam.backup_sessions(sessions, "Daily system")
+    assert [s.state for s in daily] == ["Success", "Failed", "Running"]
+    best = veeam.last_success(daily)
+    assert best is not None and best.finished_at == datetime(2026, 11, 18, 22, 14, tzinfo=UTC)
+    assert best.id == "9d0f7e2c-3b61-4a53-9a35-0c6b4c6f1a01"
+    newest_any = veeam.last_success(veeam.backup_sessions(sessions, None))
+    assert newest_any is not None and newest_any.job == "etc-files"
+
+
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [(read("veeamconfig-session-list_veeam-agent-linux-6_no-sessions.txt"), 0), ("", 0)],
+)
+def test_veeam_absent(text: str, count: int) -> None:
+    assert len(veeam.parse_session_list(text, UTC)) == count
+
+
+@pytest.mark.parametrize("text", [read("veeamconfig-session-list_malformed_truncated-row.txt"), "Error: no access\n"])
+def test_veeam_malformed(text: str) -> None:
+    with pytest.raises(ValueError, match="veeamconfig session list"):
+        veeam.parse_session_list(text, UTC)
+
+
+MTIME = datetime(2026, 11, 19, 2, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "result", "last_success", "encrypted", "source"),
+    [
+        ("marker_tillsyn-format_success.json", "success", datetime(2026, 11, 20, 3, 12, 44, tzinfo=UTC), True, "json"),
+        ("marker_tillsyn-format_failed.json", "failed", datetime(2026, 11, 20, 3, 12, 44, tzinfo=UTC), None, "json"),
+        ("marker_tillsyn-format_empty-touch.json", "success", MTIME, None, "mtime"),
+    ],
+)
+def test_marker(fixture: str, result: str, last_success: datetime, encrypted: Optional[bool], source: str) -> None:
+    marker = parse_marker((DIR / fixture).read_bytes(), MTIME)
+    assert (marker.result, marker.last_success_at, marker.encrypted, marker.source) == (
+        result, last_success, encrypted, source)
+
+
+def test_failed_marker_keeps_its_own_time() -> None:
+    marker = parse_marker((DIR / "marker_tillsyn-format_failed.json").read_bytes(), MTIME)
+    assert marker.finished_at == datetime(2026, 11, 21, 2, 5, 2, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ((DIR / "marker_malformed_plain-text.json").read_bytes(), "marker is not JSON"),
+        (b'{"result": "success"}', "finished_at is missing"),
+        (b'{"finished_at": "2026-11-20T03:12:44Z", "result": "ok"}', "result must be one of success, failed"),
+        (b'{"finished_at": "2026-11-20T03:12:44Z", "result": "success", "encrypted": "yes"}', "encrypted must be bool"),
+    ],
+)
+def test_marker_malformed(data: bytes, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_marker(data, MTIME)
+
+
+def test_restore_test_record() -> None:
+    record = parse_restore_test((DIR / "restore-test_tillsyn-format_passed.json").read_bytes())
+    assert record.tested_at == datetime(2026, 11, 21, 4, tzinfo=UTC)
+    assert (record.result, record.snapshot, record.files_checked) == ("passed", "376dbe49", 1532)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "message"),
+    [
+        ("restore-test_malformed_bad-result.json", "result must be one of passed, failed, got 'ok'"),
+        ("restore-test_malformed_no-zone.json", "tested_at: not an RFC 3339 time with a zone"),
+    ],
+)
+def test_restore_test_malformed(fixture: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_restore_test((DIR / fixture).read_bytes())
+
+
+@pytest.mark.parametrize(
+    ("repository", "kind", "scheme", "host"),
+    [
+        ("/srv/restic", "local", None, None),
+        ("local:/srv/restic", "local", "local", None),
+        ("file:///srv/borg", "local", "file", None),
+        ("relative/repo", "local", None, None),
+        ("sftp:backup@nas01.example.net:/srv/restic", "remote", "sftp", "nas01.example.net"),
+        ("sftp://backup@nas01.example.net:2222//srv/restic", "remote", "sftp", "nas01.example.net"),
+        ("rest:https://user:pw@backup.example.net:8000/node1/", "remote", "rest", "backup.example.net"),
+        ("s3:s3.eu-north-1.amazonaws.com/bucket/node1", "remote", "s3", "s3.eu-north-1.amazonaws.com"),
+        ("b2:bucket:node1", "remote", "b2", None),
+        ("ssh://borg@backup.example.net:22/./repo", "remote", "ssh", "backup.example.net"),
+        ("borg@backup.example.net:repo", "remote", "ssh", "backup.example.net"),
+        ("backup.example.net:/srv/borg", "remote", "ssh", "backup.example.net"),
+    ],
+)
+def test_classify(repository: str, kind: str, scheme: Optional[str], host: Optional[str]) -> None:
+    location = classify(repository)
+    assert (location.kind, location.scheme, location.host) == (kind, scheme, host)
+
+
+def test_scrub_hides_url_password() -> None:
+    assert scrub("rest:https://user:pw@backup.example.net:8000/x") == "rest:https://user:***@backup.example.net:8000/x"
+
+
+@pytest.mark.parametrize(
+    ("path", "separate", "reason_part"),
+    [
+        ("/mnt/backup/pg", True, "nfs4 mount of nas01.example.net:/export/backup"),
+        ("/mnt/smb/x", True, "cifs mount of //fileserver/backup"),
+        ("/srv/local backups/pg", False, "ext4 /dev/vdb1 mounted at /srv/local backups"),
+        ("/mnt/backupx", False, "ext4 /dev/vda1 mounted at /"),
+    ],
+)
+def test_separation_from_mounts(path: str, separate: bool, reason_part: str) -> None:
+    mounts = parse_mountinfo(read("mountinfo_debian-12_nfs4-backup-mount.txt"))
+    decided, reason = separation(classify(path), mounts)
+    assert decided is separate
+    assert reason_part in reason
+
+
+def test_captured_mountinfo_and_unreadable_table() -> None:
+    mounts = parse_mountinfo(read("mountinfo_debian-12_container-root-on-ext4.txt"))
+    found = mount_of("/var/backups/restic", mounts)
+    assert found is not None and (found.mount_point, found.fstype) == ("/", "ext4")
+    assert separation(classify("/var/backups"), None) == (None, "mount table unreadable")
+    assert parse_mountinfo("garbage line\n") == []
+
