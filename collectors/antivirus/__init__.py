@@ -1,11 +1,54 @@
-"""Placeholder: the antivirus collector is being written."""
+"""Antivirus / EDR evidence for control M03 (protection against malicious code).
 
-from collectors.base import CollectorSpec, Context
-from evidence.model import Outcome
+ClamAV (clamd over its socket, signature database headers, freshclam, on-access),
+Microsoft Defender for Endpoint (``mdatp health``) and other agents by unit file
+and process.  See docs/collectors/antivirus.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Mapping, Sequence
+
+from collectors.antivirus.collect import collect
+from collectors.antivirus.schema import SCHEMA
+from collectors.base import CollectorSpec
+
+__all__ = ["SPEC"]
 
 
-def _collect(ctx: Context) -> Outcome:
-    return Outcome.failed("not implemented yet")
+def summary(observed: Mapping[str, Any]) -> str:
+    """E.g. ``clamav running sigs 2026-11-25T09:24:01Z rtp off; mdatp running rtp on``."""
+    parts: List[str] = []
+    for product in observed.get("products", []):
+        words = [str(product.get("product"))]
+        running = product.get("running")
+        words.append("running" if running else ("stopped" if running is False else "running?"))
+        if product.get("signature_time"):
+            words.append(f"sigs {product['signature_time']}")
+        rtp = product.get("real_time_protection")
+        if rtp is not None:
+            words.append(f"rtp {'on' if rtp else 'off'}")
+        parts.append(" ".join(words))
+    return "; ".join(parts) or "no antivirus"
 
 
-SPEC = CollectorSpec(name="antivirus", version="0", controls=(), collect=_collect)
+def watch_paths(settings: Mapping[str, Any]) -> Sequence[str]:
+    """The ClamAV configuration and the daily database (rewritten by every update)."""
+    db_dir = str(settings.get("database_dir") or "/var/lib/clamav").rstrip("/")
+    return (
+        str(settings.get("clamd_conf", "/etc/clamav/clamd.conf")),
+        str(settings.get("freshclam_conf", "/etc/clamav/freshclam.conf")),
+        f"{db_dir}/daily.cld",
+        f"{db_dir}/daily.cvd",
+    )
+
+
+SPEC = CollectorSpec(
+    name="antivirus",
+    version="1.0.0",
+    controls=("M03",),
+    collect=collect,
+    settings=SCHEMA,
+    summary=summary,
+    watch_paths=watch_paths,
+)
