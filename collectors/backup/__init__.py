@@ -7,13 +7,14 @@ collector costs nothing and reports "not present".
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
 
 from collectors.backup.config import SCHEMA, backups, watch_paths
-from collectors.backup.location import Mount, parse_mountinfo
-from collectors.backup.probe import probe
 from collectors.base import CollectorSpec, Context
 from evidence.model import Gap, Outcome
+
+if TYPE_CHECKING:
+    from collectors.backup.location import Mount
 
 VERSION = "1.0"
 
@@ -23,6 +24,10 @@ def collect(ctx: Context) -> Outcome:
     configured = backups(ctx.settings)
     if not configured:
         return Outcome.not_present("no backup configured in agent.yaml (collectors.backup.backups is empty)")
+    # Imported here so that a node without backups never pays for the parsers.
+    from collectors.backup.location import parse_mountinfo
+    from collectors.backup.probe import probe
+
     cache: Dict[str, Optional[List[Mount]]] = {}
 
     def mounts() -> Optional[List[Mount]]:
