@@ -37,7 +37,7 @@ SETTINGS: Schema = {
         list, [{"host": "127.0.0.1", "port": 3551}], "apcupsd NIS servers to ask for status",
         items=APCUPSD_SERVER,
     ),
-    "timeout": Field(float, 2.0, "seconds for each server's whole exchange", minimum=0.1),
+    "server_timeout": Field(float, 2.0, "seconds for each server's whole exchange", minimum=0.1),
     "power_supply": Field(bool, True, "read /sys/class/power_supply for host batteries"),
     "nut_config_dir": Field(str, "/etc/nut", "directory with nut.conf and upsmon.conf"),
     "apcupsd_config": Field(str, "/etc/apcupsd/apcupsd.conf", "apcupsd configuration file"),

@@ -160,7 +160,7 @@ def _ups_gaps(ups: Ups) -> List[Gap]:
 def collect(ctx: Context) -> Outcome:
     """Every UPS of the configured NUT and apcupsd servers, host batteries, shutdown clients."""
     gaps: List[Gap] = []
-    timeout = float(ctx.settings.get("timeout", 2.0))
+    timeout = float(ctx.settings.get("server_timeout", 2.0))
     nut_info, monitors = _nut_client(ctx, gaps)
     apc_info = _apcupsd_client(ctx, gaps)
 

@@ -25,7 +25,7 @@ def context(root: Path, **settings: Any) -> Context:
     merged: Dict[str, Any] = {
         "nut_servers": [{"host": "127.0.0.1", "port": free_port()}],
         "apcupsd_servers": [{"host": "127.0.0.1", "port": free_port()}],
-        "timeout": 2.0,
+        "server_timeout": 2.0,
     }
     merged.update(settings)
     return Context(root=root, settings=validate(merged, SPEC.settings, "collectors.power"))

@@ -15,7 +15,7 @@ import pytest
 from collectors.power import SPEC, net
 from collectors.settings import SettingsError, validate
 from evidence.model import Status
-from tests.collectors.power.helpers import FIXTURES, context, free_port
+from tests.collectors.power.helpers import FIXTURES, context
 
 
 class NisServer:
@@ -98,19 +98,24 @@ def test_silent_server_times_out_within_the_setting() -> None:
 
 def test_apcupsd_and_a_down_nut_server(smart_ups: NisServer, tmp_path: Path) -> None:
     shutil.copytree(FIXTURES / "etc_apcupsd", tmp_path, dirs_exist_ok=True)
-    dead = free_port()
-    ctx = context(
-        tmp_path,
-        nut_servers=[{"host": "192.0.2.1", "port": dead}],  # TEST-NET-1: never routed
-        apcupsd_servers=[{"host": "127.0.0.1", "port": smart_ups.port}],
-        timeout=0.3,
-    )
-    outcome = SPEC.collect(ctx)
+    # A NUT server that accepts but never answers (a hung upsd): a gap, unlike a refused
+    # local port, which only means no NUT here.
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(1)
+        dead = hung.getsockname()[1]
+        ctx = context(
+            tmp_path,
+            nut_servers=[{"host": "127.0.0.1", "port": dead}],
+            apcupsd_servers=[{"host": "127.0.0.1", "port": smart_ups.port}],
+            server_timeout=0.3,
+        )
+        outcome = SPEC.collect(ctx)
     assert outcome.status is Status.PARTIAL
     assert [u["name"] for u in outcome.observed["ups"]] == ["USV"]
     assert outcome.observed["all_on_line"] is True
     whats = [g.what for g in outcome.gaps]
-    assert f"nut server 192.0.2.1:{dead}" in whats
+    assert f"nut server 127.0.0.1:{dead}" in whats
     assert f"apcupsd ups USV@127.0.0.1:{smart_ups.port}: self-test result" not in whats  # SELFTEST is reported
     apc = outcome.observed["shutdown_client"]["apcupsd"]
     assert (apc["configured"], apc["isconfigured"], apc["upstype"], apc["battery_level_pct"]) == (
@@ -152,7 +157,7 @@ def test_unreadable_sysfs_is_a_gap(tmp_path: Path) -> None:
     ("settings", "key"),
     [
         ({"nut_servers": [{"host": "h", "prot": 1}]}, "collectors.power.nut_servers[0].prot"),
-        ({"timeout": "fast"}, "collectors.power.timeout"),
+        ({"server_timeout": "fast"}, "collectors.power.server_timeout"),
         ({"apcupsd_servers": [{"host": "h", "port": "3551"}]}, "collectors.power.apcupsd_servers[0].port"),
     ],
 )
