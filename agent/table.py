@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Callable, Iterable, List, Mapping
 
 from collectors.base import CollectorSpec
@@ -15,9 +16,15 @@ _STATUS_LABEL = {
 }
 
 
-def _clip(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+_INDENT = " " * 40
+
+
+def _wrap(first: str, text: str, width: int) -> List[str]:
+    """``text`` after ``first``, wrapped under the key-facts column: nothing is cut off."""
+    return textwrap.wrap(
+        " ".join(text.split()), width=max(width, 60), initial_indent=first, subsequent_indent=_INDENT + "  ",
+        break_on_hyphens=False,
+    ) or [first.rstrip()]
 
 
 def render(
@@ -28,7 +35,6 @@ def render(
     """One row per collector (controls, status, key facts), then what it could not see."""
     header = f"{'CONTROLS':<9} {'COLLECTOR':<16} {'STATUS':<12} KEY FACTS"
     lines: List[str] = [header, "-" * min(width, 100)]
-    fact_width = max(20, width - 40)
     for record in records:
         summary: Callable[[Mapping[str, object]], str] = specs[record.collector].summary
         try:
@@ -37,9 +43,9 @@ def render(
             facts = f"(summary failed: {type(err).__name__})"
         controls = ",".join(record.controls) or "-"
         status = _STATUS_LABEL.get(record.status.value, record.status.value)
-        lines.append(f"{controls:<9} {record.collector:<16} {status:<12} {_clip(facts or '-', fact_width)}")
+        lines += _wrap(f"{controls:<9} {record.collector:<16} {status:<12} ", facts or "-", width)
         if record.error:
-            lines.append(f"{'':<9} {'':<16} error: {_clip(record.error, fact_width + 6)}")
+            lines += _wrap(_INDENT + "error: ", record.error, width)
         for gap in record.gaps:
-            lines.append(f"{'':<9} {'':<16} not seen: {_clip(gap.what + ': ' + gap.reason, fact_width + 3)}")
+            lines += _wrap(_INDENT + "not seen: ", f"{gap.what}: {gap.reason}", width)
     return "\n".join(lines) + "\n"

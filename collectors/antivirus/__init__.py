@@ -17,18 +17,18 @@ __all__ = ["SPEC"]
 
 
 def summary(observed: Mapping[str, Any]) -> str:
-    """E.g. ``clamav running sigs 2026-11-25T09:24:01Z rtp off; mdatp running rtp on``."""
+    """E.g. ``ClamAV running, signatures 2026-11-25T09:24:01Z, on-access off; mdatp running, real-time on``."""
     parts: List[str] = []
     for product in observed.get("products", []):
-        words = [str(product.get("product"))]
         running = product.get("running")
-        words.append("running" if running else ("stopped" if running is False else "running?"))
+        state = "running" if running else ("not running" if running is False else "running: unknown")
+        words = [f"{product.get('name') or product.get('product')} {state}"]
         if product.get("signature_time"):
-            words.append(f"sigs {product['signature_time']}")
+            words.append(f"signatures {product['signature_time']}")
         rtp = product.get("real_time_protection")
         if rtp is not None:
-            words.append(f"rtp {'on' if rtp else 'off'}")
-        parts.append(" ".join(words))
+            words.append(f"real-time {'on' if rtp else 'off'}")
+        parts.append(", ".join(words))
     return "; ".join(parts) or "no antivirus"
 
 

@@ -60,7 +60,7 @@ def test_other_products_by_unit_file_and_process(tmp_path: Path) -> None:
     # Running without any unit file or install path seen: reported, but not as installed.
     assert (by_key["trendmicro"]["installed"], by_key["trendmicro"]["running"]) == (False, True)
     assert SPEC.summary(outcome.observed) == (
-        "crowdstrike running; sentinelone stopped; eset running; trendmicro running")
+        "CrowdStrike Falcon running; SentinelOne not running; ESET running; Trend Micro Deep Security running")
 
 
 def test_hidden_processes_make_running_unknown_not_false(tmp_path: Path) -> None:
@@ -164,7 +164,8 @@ def test_defender_healthy(tmp_path: Path) -> None:
     mdatp = outcome.observed["mdatp"]
     assert (mdatp["healthy"], mdatp["licensed"], mdatp["definitions_version"], mdatp["definitions_status"]) == (
         True, True, "1.441.206.0", "upToDate")
-    assert SPEC.summary(outcome.observed) == "mdatp running sigs 2025-11-25T09:24:01Z rtp on"
+    assert SPEC.summary(outcome.observed) == (
+        "Microsoft Defender for Endpoint running, signatures 2025-11-25T09:24:01Z, real-time on")
 
 
 def test_defender_unhealthy(tmp_path: Path) -> None:
