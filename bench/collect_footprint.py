@@ -36,13 +36,19 @@ class Run:
 
 
 def measure(argv: Sequence[str]) -> Run:
+    """One run of ``python -m bench.child MODULE ARGS``: wall, CPU and the child's own peak RSS."""
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.child", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT
+    )
+    assert proc.stderr is not None
+    err = proc.stderr.read().decode()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(argv)} failed with status {status}")
-    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+        raise SystemExit(f"{' '.join(argv)} failed with status {status}: {err}")
+    peak = next(int(line.split()[1]) for line in err.splitlines() if line.startswith("VmHWM"))
+    return Run(wall, usage.ru_utime + usage.ru_stime, peak / 1024)
 
 
 def series(argv: Sequence[str], runs: int) -> List[Run]:
@@ -75,7 +81,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     compileall.compile_dir(str(ROOT / "agent"), quiet=1)
     compileall.compile_dir(str(ROOT / "collectors"), quiet=1)
     compileall.compile_dir(str(ROOT / "evidence"), quiet=1)
-    base = [sys.executable, "-m", "agent.cli", "--config", args.config, "collect", "--json"]
+    base = ["agent.cli", "--config", args.config, "collect", "--json"]
     from collectors import REGISTRY
 
     full = series(base, args.runs)
@@ -92,7 +98,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         row("full `collect`", full),
     ]
     lines += [row(f"`--only {name}`", series([*base, "--only", name], args.runs)) for name in REGISTRY]
-    lines.append(row("`python -c pass` (interpreter alone)", series([sys.executable, "-c", "pass"], args.runs)))
+    lines.append(row("`python -c pass` (interpreter alone)", series(["-"], args.runs)))
     med_full = {k: statistics.median(getattr(r, k) for r in full) for k in GOALS}
     verdicts = []
     for k, goal in GOALS.items():
