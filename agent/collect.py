@@ -33,7 +33,7 @@ def _call(spec: CollectorSpec, ctx: Context, slot: _Slot) -> None:
         outcome = spec.collect(ctx)
         if not isinstance(outcome, Outcome):
             outcome = Outcome.failed(f"collector returned {type(outcome).__name__}, not an Outcome")
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001  any collector bug becomes an errored record
         outcome = Outcome.failed(scrub(f"collector crashed: {type(err).__name__}: {err}"))
     slot.outcome = outcome
     slot.finished = time.monotonic()

@@ -39,7 +39,7 @@ def render(
         summary: Callable[[Mapping[str, object]], str] = specs[record.collector].summary
         try:
             facts = summary(record.observed) if record.observed else ""
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001  a summary bug must not hide the row
             facts = f"(summary failed: {type(err).__name__})"
         controls = ",".join(record.controls) or "-"
         status = _STATUS_LABEL.get(record.status.value, record.status.value)

@@ -21,16 +21,22 @@ install_debs() {
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# A virtual environment with the project installed (editable) and the given extras,
-# rebuilt only when pyproject.toml changed since the last time.
+# The virtual environment with the project installed (editable) and its extras for the
+# centre and for development, rebuilt only when pyproject.toml changed since last time.
 ensure_venv() {
-    local extras="$1" stamp="$VENV/.tillsyn-stamp" want
-    want="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)-$extras"
+    local stamp="$VENV/.tillsyn-stamp" want log
+    want="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
     if [[ -x "$VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
         return 0
     fi
-    say "setting up $VENV ($extras)"
+    say "setting up $VENV"
     [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[$extras]"
+    log="$(mktemp)"
+    if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -e "$ROOT[central,dev]" >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        return 1
+    fi
+    rm -f "$log"
     echo "$want" >"$stamp"
 }

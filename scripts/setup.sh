@@ -8,7 +8,5 @@ if ! python3 -m venv --help >/dev/null 2>&1; then
 fi
 if [[ "$mode" == "--test" ]]; then
     install_debs "$ROOT/packaging/test-deps.txt"
-    ensure_venv "dev,central"
-else
-    ensure_venv "central"
 fi
+ensure_venv

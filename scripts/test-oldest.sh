@@ -21,8 +21,13 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
     say "setting up $OLDEST_VENV with $("$py" --version)"
     rm -rf "$OLDEST_VENV"
     "$py" -m venv "$OLDEST_VENV"
-    "$OLDEST_VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$reqs"
-    "$OLDEST_VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e "$ROOT"
+    log="$(mktemp)"
+    if ! { "$OLDEST_VENV/bin/python" -m pip install --disable-pip-version-check -r "$reqs" &&
+           "$OLDEST_VENV/bin/python" -m pip install --disable-pip-version-check --no-deps -e "$ROOT"; } >"$log" 2>&1; then
+        cat "$log" >&2
+        exit 1
+    fi
+    rm -f "$log"
     echo "$want" >"$stamp"
 fi
 "$OLDEST_VENV/bin/python" -c 'import sys, psutil, watchdog.version as w, cryptography, requests, yaml; print("python", sys.version.split()[0], "psutil", psutil.__version__, "watchdog", w.VERSION_STRING, "cryptography", cryptography.__version__, "requests", requests.__version__, "PyYAML", yaml.__version__)'

@@ -30,7 +30,7 @@ def collect_with(ctx: Context, list_processes: ProcessLister) -> Outcome:
     need_all = any(installed_paths[p.key] and p.program_dirs for p in PRODUCTS)
     try:
         processes: Sequence[ProcessInfo] = list_processes(None if need_all else CMDLINE_NAMES)
-    except Exception as err:  # psutil.Error or OSError reading /proc: record, carry on
+    except Exception as err:  # noqa: BLE001  psutil.Error or OSError reading /proc: record, carry on
         processes = []
         gaps.append(Gap("processes", f"cannot list processes: {err}"))
     hidden = system.hidden_processes_reason(ctx)
