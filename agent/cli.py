@@ -1,6 +1,7 @@
 """``tillsyn-agent``: the command sysadmins run on a node.
 
-Exit codes: 0 done, 2 a usage or configuration error (nothing was changed).
+Exit codes: 0 done, 2 a usage or configuration error (nothing was changed),
+3 the centre could not be reached or refused (a report stays in the spool).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from typing import List, Optional, Sequence
 from agent import __version__
 from agent.collect import run_collectors
 from agent.config import ConfigError, load, resolve_path
+from agent.state import state_dir
 from agent.table import render
 
 EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,6 +42,16 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("TILLSYN_ROOT", "/"),
         help="filesystem root the collectors read below (default: $TILLSYN_ROOT or /); for tests and captured trees",
     )
+    parser.add_argument(
+        "--state-dir", help="state directory (default: $TILLSYN_STATE_DIR or /var/lib/tillsyn)"
+    )
+    enroll = sub.add_parser("enroll", help="create this node's key and register it with the centre")
+    enroll.add_argument("--server", required=True, help="the centre, e.g. https://tillsyn.example.net:8443")
+    enroll.add_argument("--token", required=True, help="an enrolment token from: tillsyn-central token create")
+    enroll.add_argument("--ca", help="CA certificate file that signed the centre's certificate (pinned)")
+    run = sub.add_parser("run", help="collect, spool and deliver reports")
+    run.add_argument("--once", action="store_true", help="one collection, deliver, and exit")
+    sub.add_parser("status", help="identity, server and spool depth")
     return parser
 
 
@@ -70,15 +83,72 @@ def _collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _enroll(args: argparse.Namespace) -> int:
+    from agent.enrolling import enroll
+
+    enrolment = enroll(state_dir(args.state_dir, os.environ), args.server, args.token, args.ca)
+    print(f"enrolled as {enrolment.agent_id} with {enrolment.server}")
+    return 0
+
+
+def _run_once(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from agent.delivery import deliver
+    from agent.identity import load_enrolment, load_key
+    from agent.spool import Spool
+    from agent.transport import Client
+
+    state = state_dir(args.state_dir, os.environ)
+    enrolment = load_enrolment(state)
+    key = load_key(state)
+    path, required = resolve_path(args.config, os.environ)
+    config = load(path, required=required)
+    collected_at = datetime.now(timezone.utc)
+    records = run_collectors(config)
+    spool = Spool(state / "spool")
+    spooled = spool.add(key, enrolment.agent_id, __version__, collected_at, records)
+    client = Client(enrolment.server, key, enrolment.agent_id, enrolment.ca_file)
+    try:
+        result = deliver(spool, client)
+    finally:
+        client.close()
+    print(f"report {spooled.seq} spooled; delivered {result.sent}, {result.pending} waiting in the spool")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from agent.identity import load_enrolment
+    from agent.spool import Spool
+
+    state = state_dir(args.state_dir, os.environ)
+    enrolment = load_enrolment(state)
+    print(f"agent id:    {enrolment.agent_id}\nserver:      {enrolment.server}")
+    print(f"state:       {state}\nspool depth: {len(Spool(state / 'spool').pending())}")
+    return 0
+
+
+COMMANDS = {"collect": _collect, "enroll": _enroll, "status": _status}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from agent.identity import IdentityError
+    from agent.transport import TransportError
+
     args = _parser().parse_args(argv)
     try:
-        if args.command == "collect":
-            return _collect(args)
-    except ConfigError as err:
+        if args.command == "run":
+            if not args.once:
+                print("tillsyn-agent: the daemon is not in this release yet; use run --once", file=sys.stderr)
+                return EXIT_USAGE
+            return _run_once(args)
+        return COMMANDS[args.command](args)
+    except (ConfigError, IdentityError) as err:
         print(f"tillsyn-agent: {err}", file=sys.stderr)
         return EXIT_USAGE
-    raise AssertionError(f"unhandled command {args.command}")
+    except TransportError as err:
+        print(f"tillsyn-agent: {err}", file=sys.stderr)
+        return EXIT_UNREACHABLE
 
 
 if __name__ == "__main__":

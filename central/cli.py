@@ -1,12 +1,229 @@
-"""``tillsyn-central``: placeholder entry point until the centre is built."""
+"""``tillsyn-central``: run the centre and administer it.
+
+Exit codes: 0 done, 1 a check found a problem (verify, policy check), 2 a usage or
+configuration error (nothing was changed).
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import sys
-from typing import Optional, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from central.config import CentralConfig, ConfigError, load
+
+EXIT_PROBLEM = 1
+EXIT_USAGE = 2
+
+
+def _labels(values: Optional[List[str]]) -> Dict[str, str]:
+    out = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--label {item!r}: use KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _duration(text: str) -> timedelta:
+    from evidence.rules import parse_duration
+
+    try:
+        return timedelta(seconds=parse_duration(text))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tillsyn-central", description="Tillsyn centre")
+    p.add_argument("--config", help="central.yaml (default: $TILLSYN_CENTRAL_CONFIG or /etc/tillsyn/central.yaml)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser("serve", help="run the centre (HTTP API, background duties)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--no-duties", action="store_true", help="do not run background duties in this process")
+
+    token = sub.add_parser("token", help="enrolment tokens").add_subparsers(dest="action", required=True)
+    create = token.add_parser("create", help="create a token (shown once)")
+    create.add_argument("--ttl", type=_duration, default=timedelta(hours=24), help="valid for (default 24h)")
+    create.add_argument("--uses", type=int, help="how many nodes may enrol with it (default: unlimited)")
+    create.add_argument("--tenant")
+    create.add_argument("--group")
+    create.add_argument("--label", action="append", metavar="KEY=VALUE")
+    create.add_argument("--note")
+    token.add_parser("list", help="list tokens (never their secrets)")
+    revoke = token.add_parser("revoke", help="revoke a token")
+    revoke.add_argument("id")
+
+    agent = sub.add_parser("agent", help="enrolled nodes").add_subparsers(dest="action", required=True)
+    agent.add_parser("list", help="list nodes with their state")
+    agent_revoke = agent.add_parser("revoke", help="revoke a node (its reports are refused from now on)")
+    agent_revoke.add_argument("id")
+    agent.add_parser("conflicts", help="enrolments that look like cloned machines")
+
+    key = sub.add_parser("apikey", help="API keys for the read API").add_subparsers(dest="action", required=True)
+    key_create = key.add_parser("create", help="create a key (shown once)")
+    key_create.add_argument("name")
+    key.add_parser("list")
+    key_revoke = key.add_parser("revoke")
+    key_revoke.add_argument("id")
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
+    db.add_parser("upgrade", help="migrate to the newest schema")
+    db.add_parser("current", help="show the schema revision")
+
+    verify = sub.add_parser("verify", help="check every node's evidence hash chain and signatures")
+    verify.add_argument("--agent", help="only this node")
+
+    pol = sub.add_parser("policy", help="policy files").add_subparsers(dest="action", required=True)
+    check = pol.add_parser("check", help="check a policy file without loading it")
+    check.add_argument("file", nargs="?")
+    return p
+
+
+def _print(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def _serve(config: CentralConfig, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from central.api.app import create_app
+    from central.service import open_centre
+
+    centre = open_centre(config)
+    listen = config.listen
+    ssl: Dict[str, Any] = {}
+    if listen.tls_cert and listen.tls_key:
+        ssl = {"ssl_certfile": str(listen.tls_cert), "ssl_keyfile": str(listen.tls_key)}
+    uvicorn.run(
+        create_app(centre, duties=not args.no_duties),
+        host=args.host or listen.host,
+        port=listen.port if args.port is None else args.port,
+        log_level="info",
+        access_log=False,
+        **ssl,
+    )
+    return 0
+
+
+def _admin(config: CentralConfig, args: argparse.Namespace) -> int:
+    from central import apikeys, reads
+    from central import enrol as enrolment
+    from central.db import migrate
+    from central.db.engine import read_tx, write_tx
+    from central.ids import utcnow
+    from central.service import open_centre
+
+    if args.command == "db":
+        centre = open_centre(config, upgrade=False)
+        if args.action == "upgrade":
+            print(f"schema at revision {migrate.upgrade(centre.engine)}")
+        else:
+            print(f"schema at revision {migrate.current(centre.engine)} (newest {migrate.head()})")
+        return 0
+    centre = open_centre(config)
+    now = utcnow()
+    with write_tx(centre.engine) as conn:
+        if args.command == "token" and args.action == "create":
+            try:
+                token = enrolment.create_token(
+                    conn,
+                    now,
+                    ttl=args.ttl,
+                    max_uses=args.uses,
+                    tenant=args.tenant,
+                    group=args.group,
+                    labels=_labels(args.label),
+                    note=args.note,
+                )
+            except ValueError as err:
+                raise ConfigError(str(err)) from err
+            print(token.secret)
+            print(
+                f"token {token.id} valid until {token.expires_at:%Y-%m-%d %H:%M} UTC; shown once, keep it safe",
+                file=sys.stderr,
+            )
+        elif args.command == "token" and args.action == "list":
+            _print(enrolment.list_tokens(conn))
+        elif args.command == "token":
+            if not enrolment.revoke_token(conn, args.id, now):
+                raise ConfigError(f"no active token {args.id!r}")
+        elif args.command == "agent" and args.action == "revoke":
+            if not enrolment.revoke_agent(conn, args.id, now):
+                raise ConfigError(f"no active node {args.id!r}")
+        elif args.command == "apikey" and args.action == "create":
+            try:
+                key_id, secret = apikeys.create(conn, args.name, now)
+            except ValueError as err:
+                raise ConfigError(str(err)) from err
+            print(secret)
+            print(f"API key {key_id} for {args.name}; shown once, keep it safe", file=sys.stderr)
+        elif args.command == "apikey" and args.action == "list":
+            _print(apikeys.list_keys(conn))
+        elif args.command == "apikey" and not apikeys.revoke(conn, args.id, now):
+            raise ConfigError(f"no active API key {args.id!r}")
+    if args.command == "agent" and args.action in ("list", "conflicts"):
+        with read_tx(centre.engine) as conn:
+            _print(reads.list_nodes(conn) if args.action == "list" else enrolment.conflicts(conn))
+    return 0
+
+
+def _verify(config: CentralConfig, args: argparse.Namespace) -> int:
+    from central.service import open_centre
+    from central.verify import verify_store
+
+    centre = open_centre(config, upgrade=False)
+    checked, problems = verify_store(centre.engine, args.agent)
+    for problem in problems:
+        where = f" entry {problem.chain_index} (report {problem.report_id})" if problem.chain_index else ""
+        print(f"BROKEN {problem.agent_id}{where}: {problem.problem}")
+    print(f"verified {checked} node chain(s): {'all intact' if not problems else f'{len(problems)} problem(s)'}")
+    return EXIT_PROBLEM if problems else 0
+
+
+def _policy_check(config: CentralConfig, args: argparse.Namespace) -> int:
+    from central.policy_store import policy_path, read_policy
+    from evidence.policy import PolicyError
+
+    path = Path(args.file) if args.file else policy_path(config.policy)
+    try:
+        policy = read_policy(path)
+    except PolicyError as err:
+        print(f"tillsyn-central: {err}", file=sys.stderr)
+        return EXIT_PROBLEM
+    print(f"{path}: {len(policy.rules)} rules, {len(policy.overrides)} overrides: valid")
+    return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    print("tillsyn-central: the centre is not part of this release yet; only `tillsyn-agent collect` is.",
-          file=sys.stderr)
-    return 2
+    args = _parser().parse_args(argv)
+    try:
+        config = load(args.config, os.environ)
+        if args.command == "serve":
+            return _serve(config, args)
+        if args.command == "verify":
+            return _verify(config, args)
+        if args.command == "policy":
+            return _policy_check(config, args)
+        return _admin(config, args)
+    except ConfigError as err:
+        print(f"tillsyn-central: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as err:
+        from evidence.policy import PolicyError
+
+        if isinstance(err, PolicyError):
+            print(f"tillsyn-central: policy: {err}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""The node's Ed25519 key and its enrolment record in the state directory.
+
+The key is created once (mode 0600) and never overwritten silently: losing it
+means re-enrolling, which the centre shows as a possible clone.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent.state import read_json, write_atomic, write_json
+from evidence.signing import load_private_key_pem, new_private_key, private_key_pem, public_key_text
+
+KEY_FILE = "agent.key"
+ENROLMENT_FILE = "enrolment.json"
+
+
+class IdentityError(Exception):
+    """The identity cannot be used; the message says what to do."""
+
+
+def load_or_create_key(state: Path) -> Ed25519PrivateKey:
+    path = state / KEY_FILE
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        key = new_private_key()
+        write_atomic(path, private_key_pem(key), 0o600)
+        return key
+    if os.stat(path).st_mode & 0o077:
+        raise IdentityError(f"{path}: readable by others; run: chmod 600 {path}")
+    try:
+        return load_private_key_pem(data)
+    except ValueError as err:
+        raise IdentityError(f"{path}: not a usable Ed25519 key ({err}); move it away to enrol anew") from err
+
+
+def load_key(state: Path) -> Ed25519PrivateKey:
+    path = state / KEY_FILE
+    if not path.exists():
+        raise IdentityError(f"{path}: no key; enrol first: tillsyn-agent enroll --server URL --token TOKEN")
+    return load_or_create_key(state)
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    agent_id: str
+    server: str
+    ca_file: Optional[str]
+    public_key: str
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "agent_id": self.agent_id,
+            "server": self.server,
+            "ca_file": self.ca_file,
+            "public_key": self.public_key,
+        }
+
+
+def load_enrolment(state: Path) -> Enrolment:
+    data = read_json(state / ENROLMENT_FILE)
+    if data is None:
+        raise IdentityError(f"{state / ENROLMENT_FILE}: not enrolled; run: tillsyn-agent enroll --server URL --token T")
+    try:
+        return Enrolment(str(data["agent_id"]), str(data["server"]), data.get("ca_file"), str(data["public_key"]))
+    except KeyError as err:
+        raise IdentityError(f"{state / ENROLMENT_FILE}: lacks {err.args[0]!r}; enrol again") from err
+
+
+def save_enrolment(state: Path, enrolment: Enrolment) -> None:
+    write_json(state / ENROLMENT_FILE, enrolment.to_dict())
+
+
+def public_key_of(key: Ed25519PrivateKey) -> str:
+    return public_key_text(key)

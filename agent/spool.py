@@ -1,0 +1,94 @@
+"""The durable spool: every report is on disk, signed, before it is sent.
+
+One file per report, named by its sequence number, written atomically (temp file,
+fsync, rename), removed only after the centre acknowledged it.  A crash at any
+moment leaves each report either fully spooled or not spooled at all; resending
+an acknowledged-but-not-yet-removed report is harmless because the centre stores
+by report id exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Sequence
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent.state import read_json, write_atomic, write_json
+from evidence.model import Evidence
+from evidence.signing import b64, sign
+from evidence.wire import Report, canonical
+
+_NAME = re.compile(r"^(\d{20})\.json$")
+
+
+@dataclass(frozen=True)
+class Spooled:
+    seq: int
+    report_id: str
+    path: Path
+    size: int
+
+    def load(self) -> Dict[str, Any]:
+        """The spooled record: report_id, seq, body (base64) and signature."""
+        data: Dict[str, Any] = json.loads(self.path.read_bytes())
+        return data
+
+
+class Spool:
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._seq_file = self.dir / "seq.json"
+
+    def _next_seq(self) -> int:
+        stored = read_json(self._seq_file) or {}
+        highest = max([int(stored.get("last", 0))] + [s.seq for s in self.pending()])
+        seq = highest + 1
+        # Persist the sequence before the report exists: a crash between the two skips a
+        # number (harmless) but never reuses one (which the centre would refuse as a replay).
+        write_json(self._seq_file, {"last": seq})
+        return seq
+
+    def add(
+        self,
+        key: Ed25519PrivateKey,
+        agent_id: str,
+        agent_version: str,
+        collected_at: datetime,
+        evidence: Sequence[Evidence],
+    ) -> Spooled:
+        seq = self._next_seq()
+        report = Report(agent_id, uuid.uuid4().hex, seq, collected_at, agent_version, tuple(evidence))
+        body = canonical(report.to_dict())
+        record = {"report_id": report.report_id, "seq": seq, "body": b64(body), "signature": sign(key, body)}
+        path = self.dir / f"{seq:020d}.json"
+        data = json.dumps(record).encode("utf-8")
+        write_atomic(path, data)
+        return Spooled(seq, report.report_id, path, len(data))
+
+    def pending(self) -> List[Spooled]:
+        """Spooled reports, oldest first."""
+        out = []
+        for entry in os.scandir(self.dir):
+            match = _NAME.match(entry.name)
+            if match:
+                out.append(Spooled(int(match.group(1)), "", Path(entry.path), entry.stat().st_size))
+        return sorted(out, key=lambda s: s.seq)
+
+    def remove(self, items: Iterable[Spooled]) -> None:
+        for item in items:
+            with contextlib.suppress(FileNotFoundError):
+                item.path.unlink()
+        dir_fd = os.open(str(self.dir), os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

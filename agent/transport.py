@@ -1,0 +1,96 @@
+"""Talking to the centre: signed requests over one reused HTTPS session with a pinned CA.
+
+Plain ``http://`` is refused unless the server is a loopback address (a centre on
+the same machine, as in the development set-up).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Dict, Optional
+from urllib.parse import urlsplit
+
+import requests
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from evidence.signing import sign
+
+USER_AGENT = "tillsyn-agent"
+TIMEOUT = (5.0, 30.0)
+
+
+class TransportError(Exception):
+    """The centre could not be reached or refused; ``retry`` says whether trying later may help."""
+
+    def __init__(
+        self, message: str, *, retry: bool, status: Optional[int] = None, body: Optional[Dict[str, Any]] = None
+    ) -> None:
+        super().__init__(message)
+        self.retry = retry
+        self.status = status
+        self.body = body or {}
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_server_url(url: str) -> str:
+    """The URL without a trailing slash; refuses what the agent must never talk to."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise TransportError(f"{url!r}: use https://HOST[:PORT]", retry=False)
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise TransportError(f"{url!r}: plain http is allowed only to a loopback address; use https", retry=False)
+    return url.rstrip("/")
+
+
+class Client:
+    """One reused session to the centre; every body is signed with the node's key."""
+
+    def __init__(
+        self, server: str, key: Ed25519PrivateKey, agent_id: Optional[str] = None, ca_file: Optional[str] = None
+    ) -> None:
+        self.server = check_server_url(server)
+        self.key = key
+        self.agent_id = agent_id
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        self.session.verify = ca_file if ca_file else True
+
+    def post(self, path: str, body: bytes) -> Dict[str, Any]:
+        headers = {"Content-Type": "application/json", "X-Tillsyn-Signature": sign(self.key, body)}
+        if self.agent_id:
+            headers["X-Tillsyn-Agent"] = self.agent_id
+        try:
+            response = self.session.post(self.server + path, data=body, headers=headers, timeout=TIMEOUT)
+        except requests.exceptions.SSLError as err:
+            raise TransportError(f"{self.server}: TLS certificate not trusted ({err}); check --ca", retry=True) from err
+        except (OSError, requests.exceptions.ConnectionError, requests.exceptions.Timeout) as err:
+            raise TransportError(f"{self.server}: unreachable ({type(err).__name__})", retry=True) from err
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        if response.status_code >= 400:
+            message = data.get("message") or response.reason
+            hint = f" ({data['hint']})" if data.get("hint") else ""
+            # 5xx and 429 are the centre's trouble: try again later. 4xx: this request will never pass.
+            retry = response.status_code >= 500 or response.status_code == 429
+            raise TransportError(
+                f"centre refused ({response.status_code}): {message}{hint}",
+                retry=retry,
+                status=response.status_code,
+                body=data,
+            )
+        if not isinstance(data, dict):
+            raise TransportError("centre answered with something that is not a JSON object", retry=True)
+        return data
+
+    def close(self) -> None:
+        self.session.close()

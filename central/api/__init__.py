@@ -1,0 +1,1 @@
+"""The centre's HTTP API (FastAPI): agents' endpoints, read endpoints, health and metrics."""

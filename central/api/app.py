@@ -1,0 +1,60 @@
+"""The FastAPI application of one centre process."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Dict
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+from central.api import agents, read
+from central.db.engine import read_tx
+from central.errors import RequestRefused
+from central.service import Centre
+
+
+def create_app(centre: Centre, *, duties: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if duties:
+            centre.start_duties()
+        yield
+        centre.stop()
+
+    app = FastAPI(
+        title="Tillsyn centre",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Receives signed evidence from Tillsyn agents and evaluates the policy.",
+    )
+    app.state.centre = centre
+
+    @app.exception_handler(RequestRefused)
+    async def refused(_request: Request, err: RequestRefused) -> JSONResponse:
+        return JSONResponse(err.body(), status_code=err.status)
+
+    @app.get("/healthz", tags=["ops"], summary="Liveness and database reachability")
+    async def healthz() -> JSONResponse:
+        def probe() -> Dict[str, Any]:
+            with read_tx(centre.engine) as conn:
+                conn.execute(text("SELECT 1"))
+            return {"status": "ok", "database": centre.engine.dialect.name, "policy_error": centre.policy.last_error}
+
+        try:
+            body = await run_in_threadpool(probe)
+        except Exception as err:  # noqa: BLE001  any database failure means unhealthy, said plainly
+            return JSONResponse({"status": "unavailable", "error": f"database: {type(err).__name__}"}, 503)
+        return JSONResponse(body)
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=PlainTextResponse)
+    async def metrics() -> PlainTextResponse:
+        data = await run_in_threadpool(generate_latest, centre.metrics.registry)
+        return PlainTextResponse(data, media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(agents.router)
+    app.include_router(read.router)
+    return app

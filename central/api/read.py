@@ -1,0 +1,133 @@
+"""Read endpoints: nodes, findings, evidence, controls, policy, enrolment conflicts (API key required)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from central import apikeys, reads
+from central import enrol as enrolment
+from central.db.engine import read_tx
+from central.errors import refuse
+from central.service import Centre
+from evidence.controls import CONTROLS
+
+
+def _centre(request: Request) -> Centre:
+    centre: Centre = request.app.state.centre
+    return centre
+
+
+async def require_key(request: Request) -> Dict[str, Any]:
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret:
+        raise refuse(
+            401,
+            "unauthenticated",
+            "send 'Authorization: Bearer <API key>'",
+            "create a key with: tillsyn-central apikey create NAME",
+        )
+    centre = _centre(request)
+
+    def work() -> Optional[Dict[str, Any]]:
+        with read_tx(centre.engine) as conn:
+            return apikeys.check(conn, secret.strip())
+
+    key = await run_in_threadpool(work)
+    if key is None:
+        raise refuse(401, "unauthenticated", "unknown or revoked API key")
+    return key
+
+
+router = APIRouter(prefix="/api/v1", tags=["read"], dependencies=[Depends(require_key)])
+STATE = "^(passing|failing|unknown|stale|silent|revoked)$"
+STATUS = "^(passing|failing|unknown|stale)$"
+
+
+async def _read(request: Request, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    centre = _centre(request)
+
+    def work() -> Any:
+        with read_tx(centre.engine) as conn:
+            return fn(conn, *args, **kwargs)
+
+    return await run_in_threadpool(work)
+
+
+@router.get("/nodes", summary="Every node with its state, last heartbeat and finding counts")
+async def nodes(
+    request: Request,
+    state: Optional[str] = Query(None, pattern=STATE),
+    search: Optional[str] = Query(None, max_length=255),
+    limit: int = Query(1000, ge=1, le=10000),
+    offset: int = Query(0, ge=0),
+) -> List[Dict[str, Any]]:
+    result: List[Dict[str, Any]] = await _read(request, reads.list_nodes, state, search, limit, offset)
+    return result
+
+
+@router.get("/nodes/{agent_id}", summary="One node with its findings and latest evidence")
+async def node(request: Request, agent_id: str) -> Dict[str, Any]:
+    found = await _read(request, reads.get_node, agent_id)
+    if found is None:
+        raise refuse(404, "not_found", f"no node {agent_id!r}")
+    found["findings_detail"] = await _read(request, reads.list_findings, agent_id)
+    found["evidence"] = await _read(request, reads.latest, agent_id)
+    result: Dict[str, Any] = found
+    return result
+
+
+@router.get("/findings", summary="Findings across the fleet, failing first")
+async def findings(
+    request: Request,
+    status: Optional[str] = Query(None, pattern=STATUS),
+    control: Optional[str] = Query(None, pattern="^M(0[1-9]|1[0-3])$"),
+    rule: Optional[str] = Query(None, max_length=64),
+    node: Optional[str] = Query(None, max_length=64),
+    limit: int = Query(1000, ge=1, le=10000),
+    offset: int = Query(0, ge=0),
+) -> List[Dict[str, Any]]:
+    result: List[Dict[str, Any]] = await _read(request, reads.list_findings, node, status, control, rule, limit, offset)
+    return result
+
+
+@router.get("/controls", summary="The control catalogue M01-M13 with ISO 27001 and GDPR references")
+async def controls() -> List[Dict[str, Any]]:
+    return [
+        {"id": c.id, "title": c.title, "summary": c.summary, "iso27001": list(c.iso27001), "gdpr": list(c.gdpr)}
+        for c in CONTROLS.values()
+    ]
+
+
+@router.get("/policy", summary="The rules in force")
+async def policy(request: Request) -> Dict[str, Any]:
+    holder = _centre(request).policy
+    return {
+        "source": str(holder.path),
+        "last_error": holder.last_error,
+        "rules": [
+            {
+                "id": r.id,
+                "version": r.version,
+                "title": r.title,
+                "controls": list(r.controls),
+                "severity": r.severity,
+                "collector": r.collector,
+                "max_age_s": r.max_age_s,
+                "iso27001": list(r.iso27001),
+                "gdpr": list(r.gdpr),
+                "rationale": r.rationale,
+                "remediation": r.remediation,
+            }
+            for r in holder.policy.rules
+        ],
+    }
+
+
+@router.get("/conflicts", summary="Enrolments that look like cloned machines")
+async def conflicts(request: Request) -> List[Dict[str, Any]]:
+    result: List[Dict[str, Any]] = await _read(request, enrolment.conflicts)
+    return result

@@ -1,0 +1,104 @@
+"""``central.yaml``: the centre's settings, checked whole before anything starts.
+
+Built from an explicit file path and environment mapping (no import-time globals),
+so tests and several replicas each get their own.  Errors name the file and key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULT_PATH = Path("/etc/tillsyn/central.yaml")
+DEFAULT_STATE = Path("/var/lib/tillsyn")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says where and what."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Listen(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8443, ge=0, le=65535)
+    tls_cert: Optional[Path] = None
+    tls_key: Optional[Path] = None
+
+
+class Limits(_Strict):
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest request body accepted")
+    max_reports_per_batch: int = Field(200, ge=1)
+    clock_skew_s: int = Field(300, ge=0, description="how far in the future a node's clock may run")
+    heartbeat_max_age_s: int = Field(600, ge=1, description="older heartbeats are refused as replays")
+
+
+class CentralConfig(_Strict):
+    state_dir: Path = DEFAULT_STATE
+    database_url: Optional[str] = Field(None, description="default: SQLite in state_dir")
+    policy: Optional[Path] = Field(None, description="default: /etc/tillsyn/policy.yaml, else the shipped policy")
+    listen: Listen = Listen()
+    limits: Limits = Limits()
+    heartbeat_interval_s: int = Field(60, ge=5)
+    silent_after_s: Optional[int] = Field(None, ge=10, description="default: 3 x heartbeat_interval_s")
+    duty_interval_s: float = Field(10.0, gt=0)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir / 'central.db'}"
+
+    @property
+    def silent_threshold_s(self) -> int:
+        return self.silent_after_s or 3 * self.heartbeat_interval_s
+
+
+def _describe(err: ValidationError) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    message = "unknown setting" if first["type"] == "extra_forbidden" else first["msg"]
+    more = len(err.errors()) - 1
+    return f"{key}: {message}" + (f" (and {more} more)" if more else "")
+
+
+def from_mapping(data: Any, source: str, env: Mapping[str, str]) -> CentralConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top, got {type(data).__name__}")
+    data = dict(data)
+    if env.get("TILLSYN_STATE_DIR"):
+        data["state_dir"] = env["TILLSYN_STATE_DIR"]
+    if env.get("TILLSYN_DATABASE_URL"):
+        data["database_url"] = env["TILLSYN_DATABASE_URL"]
+    if env.get("TILLSYN_POLICY"):
+        data["policy"] = env["TILLSYN_POLICY"]
+    try:
+        return CentralConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {_describe(err)}") from err
+
+
+def load(flag: Optional[str], env: Mapping[str, str]) -> CentralConfig:
+    """``--config``, else ``$TILLSYN_CENTRAL_CONFIG``, else /etc/tillsyn/central.yaml if present."""
+    explicit = flag or env.get("TILLSYN_CENTRAL_CONFIG")
+    path = Path(explicit) if explicit else DEFAULT_PATH
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"{path}: no such file (see config/central.yaml for an example)") from None
+        return from_mapping({}, "built-in defaults", env)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror or err}") from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where}: not valid YAML: {getattr(err, 'problem', err)}") from err
+    return from_mapping(data, str(path), env)

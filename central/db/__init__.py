@@ -1,0 +1,1 @@
+"""The centre's store: SQLAlchemy Core tables, engines, and Alembic migrations."""

@@ -1,0 +1,50 @@
+"""Bring a database to the newest schema with Alembic, safely from several replicas at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, text
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# Any constant works; it only has to be the same in every replica.
+_PG_LOCK_KEY = 0x7117_5E7E
+
+
+def _config(connection: Optional[Connection] = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head() -> str:
+    return str(ScriptDirectory.from_config(_config()).get_current_head())
+
+
+def current(engine: Engine) -> Optional[str]:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine) -> str:
+    """Upgrade to head; on PostgreSQL under an advisory lock so replicas take turns."""
+    with engine.connect() as plain:
+        conn = plain.execution_options(tillsyn_write=True)
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
+            conn.commit()
+        try:
+            command.upgrade(_config(conn), "head")
+            conn.commit()
+        finally:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
+                conn.commit()
+    return head()

@@ -1,0 +1,169 @@
+"""The centre's tables (SQLAlchemy Core).  Changes go through an Alembic migration.
+
+Times are stored as timezone-aware UTC.  JSON columns hold what agents sent or
+what the rule engine derived; raw signed bodies are kept byte for byte.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from central.db.types import UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _ts(name: str, nullable: bool = True) -> Column[object]:
+    return Column(name, UTCDateTime(), nullable=nullable)
+
+
+enrolment_tokens = Table(
+    "enrolment_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    _ts("created_at", False),
+    _ts("expires_at", False),
+    Column("max_uses", Integer, nullable=True),
+    Column("uses", Integer, nullable=False, default=0),
+    Column("tenant", String(128), nullable=True),
+    Column("group_name", String(128), nullable=True),
+    Column("labels", JSON, nullable=False, default=dict),
+    Column("note", Text, nullable=True),
+    _ts("revoked_at"),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("hostname", String(255), nullable=False),
+    Column("machine_id", String(64), nullable=False, index=True),
+    Column("public_key", String(64), nullable=False, index=True),
+    Column("key_fingerprint", String(64), nullable=False),
+    Column("tenant", String(128), nullable=True),
+    Column("group_name", String(128), nullable=True),
+    Column("labels", JSON, nullable=False, default=dict),
+    Column("agent_version", String(64), nullable=True),
+    Column("token_id", String(32), nullable=True),
+    _ts("enrolled_at", False),
+    _ts("revoked_at"),
+    Column("conflict", Text, nullable=True),
+    Column("last_report_seq", BigInteger, nullable=False, default=0),
+    _ts("last_report_at"),
+    Column("last_heartbeat_seq", BigInteger, nullable=False, default=0),
+    _ts("last_heartbeat_at"),
+    Column("health", JSON, nullable=True),
+    Column("silent", Boolean, nullable=False, default=False),
+    _ts("silent_since"),
+    Column("ledger_length", BigInteger, nullable=False, default=0),
+    Column("ledger_head", String(64), nullable=False),
+)
+
+enrolment_conflicts = Table(
+    "enrolment_conflicts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _ts("detected_at", False),
+    Column("kind", String(32), nullable=False),
+    Column("machine_id", String(64), nullable=False),
+    Column("hostname", String(255), nullable=False),
+    Column("key_fingerprint", String(64), nullable=False),
+    Column("existing_agent_id", String(32), ForeignKey("agents.id"), nullable=False),
+    Column("new_agent_id", String(32), ForeignKey("agents.id"), nullable=False),
+    Column("detail", Text, nullable=False),
+)
+
+reports = Table(
+    "reports",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("agent_id", String(32), ForeignKey("agents.id"), nullable=False),
+    Column("report_id", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    _ts("collected_at", False),
+    _ts("received_at", False),
+    Column("body", LargeBinary, nullable=False),
+    Column("signature", String(128), nullable=False),
+    Column("body_sha256", String(64), nullable=False),
+    Column("chain_index", BigInteger, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("entry_hash", String(64), nullable=False),
+    UniqueConstraint("agent_id", "report_id", name="uq_reports_agent_report"),
+    UniqueConstraint("agent_id", "chain_index", name="uq_reports_agent_chain"),
+    UniqueConstraint("agent_id", "seq", name="uq_reports_agent_seq"),
+)
+
+latest_evidence = Table(
+    "latest_evidence",
+    metadata,
+    Column("agent_id", String(32), ForeignKey("agents.id"), primary_key=True),
+    Column("collector", String(64), primary_key=True),
+    Column("report_id", String(64), nullable=False),
+    _ts("collected_at", False),
+    Column("status", String(16), nullable=False),
+    Column("record", JSON, nullable=False),
+)
+
+findings = Table(
+    "findings",
+    metadata,
+    Column("agent_id", String(32), ForeignKey("agents.id"), primary_key=True),
+    Column("rule_id", String(64), primary_key=True),
+    Column("rule_version", Integer, nullable=False),
+    Column("controls", JSON, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("observed", JSON, nullable=True),
+    Column("message", Text, nullable=False),
+    _ts("since", False),
+    _ts("evaluated_at", False),
+    _ts("evidence_at"),
+    Column("report_id", String(64), nullable=True),
+    Index("ix_findings_status", "status"),
+)
+
+finding_changes = Table(
+    "finding_changes",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("agent_id", String(32), ForeignKey("agents.id"), nullable=False),
+    Column("rule_id", String(64), nullable=False),
+    Column("from_status", String(16), nullable=True),
+    Column("to_status", String(16), nullable=False),
+    _ts("at", False),
+    Column("observed", JSON, nullable=True),
+    Column("report_id", String(64), nullable=True),
+    Index("ix_finding_changes_agent_rule", "agent_id", "rule_id"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    _ts("created_at", False),
+    _ts("revoked_at"),
+)

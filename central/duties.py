@@ -1,0 +1,88 @@
+"""Background duties: mark silent nodes and stale findings, pick up a changed policy.
+
+Safe to run in every centre process at once: each update is guarded on the old
+state, and on PostgreSQL one process per round takes an advisory lock and the
+others skip the round.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable, Dict, Optional
+
+from sqlalchemy import Connection, Engine, and_, func, select, text, update
+
+from central.db.engine import write_tx
+from central.db.schema import agents
+from central.findings import ensure_all, mark_stale
+from central.ids import utcnow
+from central.policy_store import PolicyHolder
+
+log = logging.getLogger("tillsyn.central.duties")
+_PG_DUTY_LOCK = 0x7117_D077
+
+
+@dataclass
+class DutyResult:
+    ran: bool
+    silent: int = 0
+    stale: int = 0
+    policy_reloaded: bool = False
+
+
+def mark_silent(conn: Connection, threshold_s: int, now: datetime) -> int:
+    cutoff = now - timedelta(seconds=threshold_s)
+    last_seen = func.coalesce(agents.c.last_heartbeat_at, agents.c.last_report_at, agents.c.enrolled_at)
+    result = conn.execute(
+        update(agents)
+        .where(and_(agents.c.revoked_at.is_(None), agents.c.silent.is_(False), last_seen < cutoff))
+        .values(silent=True, silent_since=now)
+    )
+    return int(result.rowcount or 0)
+
+
+def _lock(conn: Connection) -> bool:
+    if conn.dialect.name != "postgresql":
+        return True
+    return bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _PG_DUTY_LOCK}).scalar())
+
+
+def run_once(engine: Engine, holder: PolicyHolder, silent_after_s: int, now: Optional[datetime] = None) -> DutyResult:
+    now = now or utcnow()
+    reloaded = holder.reload_if_changed()
+    with write_tx(engine) as conn:
+        if not _lock(conn):
+            return DutyResult(False, policy_reloaded=reloaded)
+        silent = mark_silent(conn, silent_after_s, now)
+        stale = mark_stale(conn, holder.policy, now)
+        if reloaded:
+            for agent in conn.execute(select(agents).where(agents.c.revoked_at.is_(None))).mappings():
+                ensure_all(conn, holder.policy, agent, now)
+    if silent or stale:
+        log.info("duties: %d node(s) went silent, %d finding(s) went stale", silent, stale)
+    return DutyResult(True, silent, stale, reloaded)
+
+
+class DutyThread(threading.Thread):
+    """Runs :func:`run_once` every ``interval`` seconds until stopped."""
+
+    def __init__(self, interval: float, job: Callable[[], DutyResult]) -> None:
+        super().__init__(name="tillsyn-duties", daemon=True)
+        self.interval = interval
+        self.job = job
+        self.stopping = threading.Event()
+        self.last: Dict[str, object] = {}
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval):
+            try:
+                result = self.job()
+                self.last = {"at": utcnow().isoformat(), "silent": result.silent, "stale": result.stale}
+            except Exception:
+                log.exception("background duty failed; retrying next round")
+
+    def stop(self) -> None:
+        self.stopping.set()

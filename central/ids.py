@@ -1,0 +1,26 @@
+"""Identifiers and secrets the centre hands out."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timezone
+
+
+def new_id() -> str:
+    """A 22-character URL-safe random id (128 bits)."""
+    return secrets.token_urlsafe(16)
+
+
+def new_secret(prefix: str) -> str:
+    """A bearer secret shown once, e.g. an enrolment token ``tse_...``."""
+    return f"{prefix}_{secrets.token_urlsafe(32)}"
+
+
+def secret_hash(secret: str) -> str:
+    """How secrets are stored: SHA-256 (they are 256-bit random, so no stretching is needed)."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,82 @@
+"""The per-node hash chain over stored reports, and its verification.
+
+Entry ``n`` of a node's chain commits to entry ``n-1``'s hash, the SHA-256 of the
+exact signed body, and the signature.  Changing, removing or reordering any
+stored report breaks every later hash; a body that no longer matches its
+signature is caught by checking the signature with the node's public key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Iterable, List, Optional
+
+from evidence.signing import SignatureError, verify
+
+GENESIS = "0" * 64
+
+
+def body_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def entry_hash(prev_hash: str, agent_id: str, index: int, body_sha256: str, signature: str) -> str:
+    material = "\n".join([prev_hash, agent_id, str(index), body_sha256, signature]).encode("utf-8")
+    return hashlib.sha256(material).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    agent_id: str
+    chain_index: int
+    prev_hash: str
+    entry_hash: str
+    body: bytes
+    body_sha256: str
+    signature: str
+    report_id: str
+
+
+@dataclass(frozen=True)
+class Break:
+    agent_id: str
+    chain_index: Optional[int]
+    report_id: Optional[str]
+    problem: str
+
+
+def verify_chain(
+    agent_id: str,
+    public_key: str,
+    entries: Iterable[Entry],
+    expected_length: Optional[int] = None,
+    expected_head: Optional[str] = None,
+) -> List[Break]:
+    """Every problem in one node's chain; an empty list means it is intact."""
+    problems: List[Break] = []
+    prev = GENESIS
+    count = 0
+    for count, entry in enumerate(entries, start=1):
+        where = (agent_id, entry.chain_index, entry.report_id)
+        if entry.chain_index != count:
+            problems.append(Break(*where, f"expected entry {count}, found {entry.chain_index} (removed or reordered)"))
+        if entry.prev_hash != prev:
+            problems.append(Break(*where, "previous-hash link does not match the entry before it"))
+        if body_hash(entry.body) != entry.body_sha256:
+            problems.append(Break(*where, "stored body does not match its recorded hash (changed)"))
+        recomputed = entry_hash(entry.prev_hash, agent_id, entry.chain_index, entry.body_sha256, entry.signature)
+        if recomputed != entry.entry_hash:
+            problems.append(Break(*where, "entry hash does not match its contents (changed)"))
+        try:
+            verify(public_key, entry.body, entry.signature)
+        except SignatureError as err:
+            problems.append(Break(*where, f"signature: {err}"))
+        prev = entry.entry_hash
+    if expected_length is not None and count != expected_length:
+        problems.append(
+            Break(agent_id, None, None, f"chain has {count} entries, the node record says {expected_length}")
+        )
+    if expected_head is not None and count and prev != expected_head:
+        problems.append(Break(agent_id, None, None, "last entry is not the recorded head (entries removed at the end)"))
+    return problems

@@ -1,0 +1,64 @@
+"""The policy the centre runs with, and reloading it without ever running a broken one."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Optional
+
+from evidence.policy import Policy, PolicyError, parse_policy
+
+log = logging.getLogger("tillsyn.central.policy")
+SYSTEM_POLICY = Path("/etc/tillsyn/policy.yaml")
+SHIPPED_POLICY = Path(__file__).resolve().parents[1] / "config" / "policy.yaml"
+
+
+def policy_path(configured: Optional[Path]) -> Path:
+    """The configured file, else /etc/tillsyn/policy.yaml when present, else the shipped default."""
+    if configured is not None:
+        return configured
+    return SYSTEM_POLICY if SYSTEM_POLICY.exists() else SHIPPED_POLICY
+
+
+def read_policy(path: Path) -> Policy:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise PolicyError(f"{path}: cannot read: {err.strerror or err}") from err
+    return parse_policy(text, str(path))
+
+
+class PolicyHolder:
+    """Holds the running policy; :meth:`reload_if_changed` swaps it only for a valid file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.policy = read_policy(path)
+        self.last_error: Optional[str] = None
+        self._mtime = self._stat()
+        self._lock = threading.Lock()
+
+    def _stat(self) -> Optional[float]:
+        try:
+            return os.stat(self.path).st_mtime
+        except OSError:
+            return None
+
+    def reload_if_changed(self) -> bool:
+        """True when a new policy took effect; a broken file is logged and kept out."""
+        with self._lock:
+            mtime = self._stat()
+            if mtime == self._mtime:
+                return False
+            self._mtime = mtime
+            try:
+                policy = read_policy(self.path)
+            except PolicyError as err:
+                self.last_error = str(err)
+                log.error("policy not reloaded, the running policy stays in force: %s", err)
+                return False
+            self.policy, self.last_error = policy, None
+            log.info("policy reloaded from %s: %d rules", self.path, len(policy.rules))
+            return True

@@ -1,0 +1,61 @@
+"""One centre process: configuration, database, policy, metrics and duties, built explicitly."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Optional
+
+from sqlalchemy import Engine
+
+from central import reads
+from central.config import CentralConfig
+from central.db import migrate
+from central.db.engine import make_engine, read_tx
+from central.duties import DutyResult, DutyThread, run_once
+from central.metrics import Metrics
+from central.policy_store import PolicyHolder, policy_path
+
+log = logging.getLogger("tillsyn.central")
+
+
+@dataclass
+class Centre:
+    config: CentralConfig
+    engine: Engine
+    policy: PolicyHolder
+    metrics: Metrics = field(init=False)
+    duties: Optional[DutyThread] = None
+
+    def __post_init__(self) -> None:
+        self.metrics = Metrics(self.node_counts)
+
+    def node_counts(self) -> dict[str, int]:
+        with read_tx(self.engine) as conn:
+            return reads.state_counts(conn)
+
+    def run_duties(self) -> DutyResult:
+        return run_once(self.engine, self.policy, self.config.silent_threshold_s)
+
+    def start_duties(self) -> None:
+        if self.duties is None:
+            self.duties = DutyThread(self.config.duty_interval_s, self.run_duties)
+            self.duties.start()
+
+    def stop(self) -> None:
+        if self.duties is not None:
+            self.duties.stop()
+            self.duties.join(timeout=5)
+            self.duties = None
+        self.engine.dispose()
+
+
+def open_centre(config: CentralConfig, *, upgrade: bool = True) -> Centre:
+    """Connect, bring the schema to the newest version, and load the policy."""
+    if config.database_url is None:
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(config.db_url)
+    if upgrade:
+        migrate.upgrade(engine)
+    holder = PolicyHolder(policy_path(config.policy))
+    return Centre(config, engine, holder)

@@ -1,0 +1,262 @@
+"""Reading a policy file: rules and per-group/label overrides, checked whole.
+
+A policy with any error is refused with the file, the rule and the reason; the
+caller keeps the policy it had.  Format: docs/policy.md.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import yaml
+
+from evidence.controls import CONTROLS
+from evidence.rules import OPERATORS, OPS_WITHOUT_VALUE, Check, Rule, Test, parse_duration
+
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+EXPECT = ("value", "all", "any", "none", "count")
+_RULE_KEYS = {
+    "id",
+    "version",
+    "title",
+    "controls",
+    "severity",
+    "collector",
+    "check",
+    "max_age",
+    "rationale",
+    "remediation",
+    "iso27001",
+    "gdpr",
+    "when_not_present",
+    "enabled",
+}
+_CHECK_KEYS = {"path", "expect", "test", "where", "show", "if_empty", "op", "value", "field"}
+_OVERRIDABLE = {"enabled", "severity", "max_age", "value", "when_not_present"}
+
+
+class PolicyError(ValueError):
+    """The policy cannot be used; the message names the file, rule and reason."""
+
+
+@dataclass(frozen=True)
+class Override:
+    name: str
+    tenant: Optional[str]
+    group: Optional[str]
+    labels: Mapping[str, str]
+    changes: Mapping[str, Mapping[str, Any]]
+
+    def applies(self, tenant: Optional[str], group: Optional[str], labels: Mapping[str, str]) -> bool:
+        return (
+            (self.tenant is None or self.tenant == tenant)
+            and (self.group is None or self.group == group)
+            and all(labels.get(k) == v for k, v in self.labels.items())
+        )
+
+
+@dataclass(frozen=True)
+class Policy:
+    rules: Tuple[Rule, ...]
+    overrides: Tuple[Override, ...] = ()
+    source: str = ""
+
+    def rules_for(
+        self, tenant: Optional[str] = None, group: Optional[str] = None, labels: Optional[Mapping[str, str]] = None
+    ) -> List[Rule]:
+        """The enabled rules for a node, overrides applied in file order (later wins)."""
+        labels = labels or {}
+        out = []
+        for rule in self.rules:
+            effective = rule
+            for override in self.overrides:
+                if rule.id in override.changes and override.applies(tenant, group, labels):
+                    effective = _apply(effective, override.changes[rule.id])
+            if effective.enabled:
+                out.append(effective)
+        return out
+
+
+def _apply(rule: Rule, change: Mapping[str, Any]) -> Rule:
+    updated = rule
+    if "enabled" in change:
+        updated = replace(updated, enabled=bool(change["enabled"]))
+    if "severity" in change:
+        updated = replace(updated, severity=str(change["severity"]))
+    if "max_age" in change:
+        updated = replace(updated, max_age_s=parse_duration(change["max_age"]))
+    if "when_not_present" in change:
+        updated = replace(updated, when_not_present=str(change["when_not_present"]))
+    if "value" in change and updated.check.test is not None:
+        test = replace(updated.check.test, value=change["value"])
+        updated = replace(updated, check=replace(updated.check, test=test))
+    return updated
+
+
+def _strs(value: Any, where: str) -> Tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise PolicyError(f"{where}: expected a list of strings")
+    return tuple(value)
+
+
+def _test(data: Any, where: str) -> Test:
+    if not isinstance(data, Mapping):
+        raise PolicyError(f"{where}: expected a mapping with op (and field, value)")
+    unknown = set(data) - {"field", "op", "value"}
+    if unknown:
+        raise PolicyError(f"{where}.{sorted(unknown)[0]}: unknown key")
+    op = data.get("op")
+    if op not in OPERATORS:
+        raise PolicyError(f"{where}.op: unknown operator {op!r} (known: {', '.join(sorted(OPERATORS))})")
+    if op not in OPS_WITHOUT_VALUE and "value" not in data:
+        raise PolicyError(f"{where}.value: operator {op} needs a value")
+    if op == "matches":
+        try:
+            re.compile(str(data["value"]))
+        except re.error as err:
+            raise PolicyError(f"{where}.value: not a regular expression: {err}") from err
+    if op == "max_age":
+        try:
+            parse_duration(data["value"])
+        except ValueError as err:
+            raise PolicyError(f"{where}.value: {err}") from err
+    return Test(str(data.get("field", "")), str(op), data.get("value"))
+
+
+def _check(data: Any, where: str) -> Check:
+    if not isinstance(data, Mapping) or not isinstance(data.get("path"), str):
+        raise PolicyError(f"{where}: expected a mapping with a 'path'")
+    unknown = set(data) - _CHECK_KEYS
+    if unknown:
+        raise PolicyError(f"{where}.{sorted(unknown)[0]}: unknown key")
+    expect = data.get("expect", "value")
+    if expect not in EXPECT:
+        raise PolicyError(f"{where}.expect: must be one of {', '.join(EXPECT)}")
+    test_data = data.get("test")
+    if test_data is None and "op" in data:
+        test_data = {k: data[k] for k in ("field", "op", "value") if k in data}
+    test = _test(test_data, f"{where}.test") if test_data is not None else None
+    if test is None and expect != "none":
+        raise PolicyError(f"{where}: expect {expect} needs a test (op, value)")
+    where_list = data.get("where") or []
+    if not isinstance(where_list, list):
+        raise PolicyError(f"{where}.where: expected a list of tests")
+    if_empty = data.get("if_empty", "unknown")
+    if if_empty not in ("pass", "fail", "unknown"):
+        raise PolicyError(f"{where}.if_empty: must be pass, fail or unknown")
+    return Check(
+        path=data["path"],
+        expect=expect,
+        test=test,
+        where=tuple(_test(w, f"{where}.where[{i}]") for i, w in enumerate(where_list)),
+        show=_strs(data.get("show"), f"{where}.show"),
+        if_empty=if_empty,
+    )
+
+
+def _rule(data: Any, index: int, known_collectors: Optional[Sequence[str]]) -> Rule:
+    if not isinstance(data, Mapping) or not isinstance(data.get("id"), str):
+        raise PolicyError(f"rules[{index}]: expected a mapping with a string 'id'")
+    where = f"rule {data['id']!r}"
+    unknown = set(data) - _RULE_KEYS
+    if unknown:
+        raise PolicyError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+    for key in ("title", "collector", "severity"):
+        if not isinstance(data.get(key), str):
+            raise PolicyError(f"{where}: {key} is required (a string)")
+    if data["severity"] not in SEVERITIES:
+        raise PolicyError(f"{where}: severity must be one of {', '.join(SEVERITIES)}")
+    if known_collectors is not None and data["collector"] not in known_collectors:
+        raise PolicyError(f"{where}: unknown collector {data['collector']!r}")
+    controls = _strs(data.get("controls"), f"{where}.controls")
+    bad = [c for c in controls if c not in CONTROLS]
+    if not controls or bad:
+        raise PolicyError(
+            f"{where}: controls must name at least one of M01-M13" + (f" (not {bad[0]!r})" if bad else "")
+        )
+    version = data.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise PolicyError(f"{where}: version must be a positive integer")
+    try:
+        max_age = parse_duration(data.get("max_age", "1h"))
+    except ValueError as err:
+        raise PolicyError(f"{where}.max_age: {err}") from err
+    when = data.get("when_not_present", "fail")
+    if when not in ("fail", "pass", "unknown"):
+        raise PolicyError(f"{where}: when_not_present must be fail, pass or unknown")
+    return Rule(
+        id=data["id"],
+        version=version,
+        title=data["title"],
+        controls=controls,
+        severity=data["severity"],
+        collector=data["collector"],
+        check=_check(data.get("check"), f"{where}.check"),
+        max_age_s=max_age,
+        rationale=str(data.get("rationale", "")),
+        remediation=str(data.get("remediation", "")),
+        iso27001=_strs(data.get("iso27001"), f"{where}.iso27001"),
+        gdpr=_strs(data.get("gdpr"), f"{where}.gdpr"),
+        when_not_present=when,
+        enabled=bool(data.get("enabled", True)),
+    )
+
+
+def _override(data: Any, index: int, rule_ids: Sequence[str]) -> Override:
+    where = f"overrides[{index}]"
+    if not isinstance(data, Mapping):
+        raise PolicyError(f"{where}: expected a mapping")
+    match = data.get("match") or {}
+    changes = data.get("rules") or {}
+    if not isinstance(match, Mapping) or not isinstance(changes, Mapping) or not changes:
+        raise PolicyError(f"{where}: needs 'match' (tenant, group, labels) and 'rules' (id: changes)")
+    unknown = set(match) - {"tenant", "group", "labels"}
+    if unknown:
+        raise PolicyError(f"{where}.match: unknown key {sorted(unknown)[0]!r}")
+    for rule_id, change in changes.items():
+        if rule_id not in rule_ids:
+            raise PolicyError(f"{where}: no rule {rule_id!r} to override")
+        if not isinstance(change, Mapping) or set(change) - _OVERRIDABLE:
+            raise PolicyError(f"{where}.rules.{rule_id}: may change only {', '.join(sorted(_OVERRIDABLE))}")
+        if "severity" in change and change["severity"] not in SEVERITIES:
+            raise PolicyError(f"{where}.rules.{rule_id}.severity: must be one of {', '.join(SEVERITIES)}")
+    labels = match.get("labels") or {}
+    return Override(
+        str(data.get("name", where)),
+        match.get("tenant"),
+        match.get("group"),
+        {str(k): str(v) for k, v in labels.items()},
+        {str(k): dict(v) for k, v in changes.items()},
+    )
+
+
+def parse_policy(text: str, source: str, known_collectors: Optional[Sequence[str]] = None) -> Policy:
+    """Parse and check a whole policy; raises :class:`PolicyError` naming ``source``."""
+    try:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            line = f"line {mark.line + 1}: " if mark is not None else ""
+            raise PolicyError(f"{line}not valid YAML: {getattr(err, 'problem', err)}") from err
+        if not isinstance(data, Mapping) or not isinstance(data.get("rules"), list):
+            raise PolicyError("expected a mapping with a 'rules' list")
+        unknown = set(data) - {"version", "rules", "overrides"}
+        if unknown:
+            raise PolicyError(f"unknown top-level key {sorted(unknown)[0]!r}")
+        rules = [_rule(r, i, known_collectors) for i, r in enumerate(data["rules"])]
+        seen: Dict[str, int] = {}
+        for rule in rules:
+            if rule.id in seen:
+                raise PolicyError(f"rule {rule.id!r}: defined twice")
+            seen[rule.id] = 1
+        overrides = [_override(o, i, list(seen)) for i, o in enumerate(data.get("overrides") or [])]
+    except PolicyError as err:
+        raise PolicyError(f"{source}: {err}") from err
+    return Policy(tuple(rules), tuple(overrides), source)

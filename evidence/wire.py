@@ -1,0 +1,157 @@
+"""The messages an agent sends to the centre, and their strict parsing.
+
+A **report** carries one collection round (a list of evidence records); a
+**heartbeat** says the agent is alive and how it is doing.  Each is serialised
+once to canonical JSON bytes, signed as those bytes, and stored by the centre as
+those bytes, so an auditor can check the signature on exactly what was received.
+See docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Dict, List, Mapping, Tuple
+
+from evidence.model import Evidence, parse_utc, utc_iso
+
+PROTOCOL_VERSION = 1
+_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+class WireError(ValueError):
+    """A message is malformed; the text names the field."""
+
+
+def canonical(data: Mapping[str, Any]) -> bytes:
+    """The one byte form of a message: sorted keys, no spaces, UTF-8."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Report:
+    agent_id: str
+    report_id: str
+    seq: int
+    collected_at: datetime
+    agent_version: str
+    evidence: Tuple[Evidence, ...]
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "type": "report",
+            "v": PROTOCOL_VERSION,
+            "agent_id": self.agent_id,
+            "report_id": self.report_id,
+            "seq": self.seq,
+            "collected_at": utc_iso(self.collected_at),
+            "agent_version": self.agent_version,
+            "evidence": [e.to_dict() for e in self.evidence],
+        }
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    agent_id: str
+    seq: int
+    sent_at: datetime
+    spool_depth: int
+    last_errors: Tuple[str, ...] = ()
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "type": "heartbeat",
+            "v": PROTOCOL_VERSION,
+            "agent_id": self.agent_id,
+            "seq": self.seq,
+            "sent_at": utc_iso(self.sent_at),
+            "health": {"spool_depth": self.spool_depth, "last_errors": list(self.last_errors)},
+        }
+
+
+def _field(data: Mapping[str, Any], name: str, kind: type, where: str) -> Any:
+    if name not in data:
+        raise WireError(f"{where}: missing field {name!r}")
+    value = data[name]
+    if isinstance(value, bool) and kind is not bool:
+        raise WireError(f"{where}.{name}: expected {kind.__name__}, got bool")
+    if not isinstance(value, kind):
+        raise WireError(f"{where}.{name}: expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _ident(data: Mapping[str, Any], name: str, where: str) -> str:
+    value: str = _field(data, name, str, where)
+    if not _ID.match(value):
+        raise WireError(f"{where}.{name}: must be 8-64 characters of A-Z a-z 0-9 _ -")
+    return value
+
+
+def _time(data: Mapping[str, Any], name: str, where: str) -> datetime:
+    try:
+        return parse_utc(_field(data, name, str, where))
+    except ValueError as err:
+        raise WireError(f"{where}.{name}: not an RFC 3339 time with zone") from err
+
+
+def _seq(data: Mapping[str, Any], where: str) -> int:
+    seq: int = _field(data, "seq", int, where)
+    if seq < 1 or seq > 2**62:
+        raise WireError(f"{where}.seq: must be a positive integer")
+    return seq
+
+
+def _envelope(data: Any, kind: str, where: str) -> Mapping[str, Any]:
+    if not isinstance(data, dict):
+        raise WireError(f"{where}: expected a JSON object")
+    if data.get("type") != kind:
+        raise WireError(f"{where}.type: expected {kind!r}")
+    if data.get("v") != PROTOCOL_VERSION:
+        raise WireError(f"{where}.v: unsupported protocol version {data.get('v')!r}")
+    return data
+
+
+def loads(body: bytes, where: str) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise WireError(f"{where}: not valid JSON: {err}") from err
+
+
+def parse_report(body: bytes, where: str = "report") -> Report:
+    data = _envelope(loads(body, where), "report", where)
+    records: List[Any] = _field(data, "evidence", list, where)
+    evidence = []
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise WireError(f"{where}.evidence[{i}]: expected an object")
+        try:
+            evidence.append(Evidence.from_dict(record))
+        except ValueError as err:
+            raise WireError(f"{where}.evidence[{i}]: {err}") from err
+    return Report(
+        agent_id=_ident(data, "agent_id", where),
+        report_id=_ident(data, "report_id", where),
+        seq=_seq(data, where),
+        collected_at=_time(data, "collected_at", where),
+        agent_version=_field(data, "agent_version", str, where)[:64],
+        evidence=tuple(evidence),
+    )
+
+
+def parse_heartbeat(body: bytes, where: str = "heartbeat") -> Heartbeat:
+    data = _envelope(loads(body, where), "heartbeat", where)
+    health = _field(data, "health", dict, where)
+    depth: int = _field(health, "spool_depth", int, f"{where}.health")
+    errors: List[Any] = _field(health, "last_errors", list, f"{where}.health")
+    if depth < 0:
+        raise WireError(f"{where}.health.spool_depth: must not be negative")
+    return Heartbeat(
+        agent_id=_ident(data, "agent_id", where),
+        seq=_seq(data, where),
+        sent_at=_time(data, "sent_at", where),
+        spool_depth=depth,
+        last_errors=tuple(str(e)[:500] for e in errors[:20]),
+    )
