@@ -37,6 +37,10 @@ def create_app(centre: Centre, *, duties: bool = True) -> FastAPI:
     async def refused(_request: Request, err: RequestRefused) -> JSONResponse:
         return JSONResponse(err.body(), status_code=err.status)
 
+    @app.get("/livez", tags=["ops"], summary="Liveness of this process only (no database access)")
+    async def livez() -> Dict[str, str]:
+        return {"status": "ok"}
+
     @app.get("/healthz", tags=["ops"], summary="Liveness and database reachability")
     async def healthz() -> JSONResponse:
         def probe() -> Dict[str, Any]:
