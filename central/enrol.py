@@ -20,12 +20,13 @@ from central.db.schema import agents, enrolment_conflicts, enrolment_tokens
 from central.errors import refuse
 from central.ids import new_id, new_secret, secret_hash
 from central.ledger import GENESIS
-from evidence.signing import SignatureError, fingerprint, load_public_key
+from evidence.signing import SignatureError, b64, fingerprint, load_public_key, unb64
 
 TOKEN_PREFIX = "tse"  # noqa: S105  a prefix that marks the secret, not a secret
-_MACHINE_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-_HOSTNAME = re.compile(r"^[^\x00-\x1f\x7f]{1,255}$")
-_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+# Matched with fullmatch: ``$`` would also accept a trailing newline ("web1\n").
+_MACHINE_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+_HOSTNAME = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,255}")  # no C0, DEL or C1 control characters
+_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class NewToken:
 
 
 def check_name(kind: str, value: Optional[str]) -> Optional[str]:
-    if value is not None and not _NAME.match(value):
+    if value is not None and not _NAME.fullmatch(value):
         raise ValueError(f"{kind} {value!r}: use 1-128 of A-Z a-z 0-9 _ . : -")
     return value
 
@@ -109,24 +110,31 @@ def parse_request(data: Any) -> EnrolRequest:
         if not isinstance(value, str) or not value:
             raise refuse(400, "malformed", f"enrolment request: field {name!r} must be a non-empty string")
         values[name] = value
-    if not _HOSTNAME.match(values["hostname"]):
+    if not _HOSTNAME.fullmatch(values["hostname"]):
         raise refuse(400, "malformed", "hostname must be 1-255 characters without control characters")
-    if not _MACHINE_ID.match(values["machine_id"]):
+    if not _MACHINE_ID.fullmatch(values["machine_id"]):
         raise refuse(400, "malformed", "machine_id must be 1-64 characters of A-Z a-z 0-9 -")
     try:
         load_public_key(values["public_key"])
     except (SignatureError, ValueError) as err:
         raise refuse(400, "malformed", f"public_key: {err}") from err
+    # One text per key: base64 ignores the unused low bits of the last character, so the
+    # same 32 bytes have several spellings; clone detection compares the canonical one.
+    values["public_key"] = b64(unb64(values["public_key"], "public key"))
     return EnrolRequest(**values)
 
 
+_ASK_ADMIN = "ask an administrator for a new token (tillsyn-central token create)"
+
+
 def _token_row(conn: Connection, secret: str, now: datetime) -> RowMapping:
+    """A known, unrevoked, unexpired token; its use count is checked where a use is spent."""
     row = (
         conn.execute(select(enrolment_tokens).where(enrolment_tokens.c.token_hash == secret_hash(secret)))
         .mappings()
         .first()
     )
-    hint = "ask an administrator for a new token (tillsyn-central token create)"
+    hint = _ASK_ADMIN
     if row is None:
         raise refuse(403, "token_refused", "enrolment token refused: unknown token", hint)
     if row["revoked_at"] is not None:
@@ -135,14 +143,14 @@ def _token_row(conn: Connection, secret: str, now: datetime) -> RowMapping:
         raise refuse(
             403, "token_refused", f"enrolment token refused: expired at {row['expires_at']:%Y-%m-%d %H:%M} UTC", hint
         )
-    if row["max_uses"] is not None and row["uses"] >= row["max_uses"]:
-        raise refuse(403, "token_refused", "enrolment token refused: already used its allowed number of times", hint)
     return row
 
 
 def enrol(conn: Connection, req: EnrolRequest, now: datetime) -> Dict[str, Any]:
     """Enrol (or re-enrol) a node; returns the agent id and whether it was new or a clone."""
     token = _token_row(conn, req.token, now)
+    # The same machine with the same key (an agent retrying after a lost answer) gets its
+    # id back without spending a use, even when the token has none left.
     same = conn.execute(
         select(agents.c.id).where(
             agents.c.machine_id == req.machine_id,
@@ -162,7 +170,9 @@ def enrol(conn: Connection, req: EnrolRequest, now: datetime) -> Dict[str, Any]:
         .values(uses=enrolment_tokens.c.uses + 1)
     )
     if not used.rowcount:
-        raise refuse(403, "token_refused", "enrolment token refused: already used its allowed number of times")
+        raise refuse(
+            403, "token_refused", "enrolment token refused: already used its allowed number of times", _ASK_ADMIN
+        )
     agent_id = new_id()
     conn.execute(
         agents.insert().values(

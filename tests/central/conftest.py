@@ -233,3 +233,14 @@ def api_key(centre: Centre) -> Dict[str, str]:
 
 
 __all__ = ["Node", "api_key", "decode", "evidence_record", "make_config", "new_token"]
+
+
+def snapshot(centre: Centre) -> Dict[str, Any]:
+    """Every row of every table, in key order: "nothing changed" is ``snapshot(c) == before``."""
+    from central.db.schema import metadata
+
+    with centre.engine.connect() as conn:
+        return {
+            table.name: [tuple(row) for row in conn.execute(table.select().order_by(*table.primary_key.columns))]
+            for table in metadata.sorted_tables
+        }
