@@ -37,7 +37,10 @@ def enroll(state: Path, server: str, token: str, ca_file: Optional[str], root: P
         "public_key": public,
         "agent_version": __version__,
     }
-    client = Client(server, key, ca_file=ca_file)
+    try:
+        client = Client(server, key, ca_file=ca_file)
+    except TransportError as err:
+        raise IdentityError(str(err)) from err
     try:
         answer = client.post("/api/v1/enrol", json.dumps(request).encode("utf-8"))
     except TransportError as err:

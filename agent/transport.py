@@ -61,14 +61,18 @@ class Client:
         self.agent_id = agent_id
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
-        self.session.verify = ca_file if ca_file else True
+        # Passed with every request: requests lets REQUESTS_CA_BUNDLE override a session's
+        # verify setting, which would silently undo the pinning.
+        self.verify: Any = ca_file if ca_file else True
 
     def post(self, path: str, body: bytes) -> Dict[str, Any]:
         headers = {"Content-Type": "application/json", "X-Tillsyn-Signature": sign(self.key, body)}
         if self.agent_id:
             headers["X-Tillsyn-Agent"] = self.agent_id
         try:
-            response = self.session.post(self.server + path, data=body, headers=headers, timeout=TIMEOUT)
+            response = self.session.post(
+                self.server + path, data=body, headers=headers, timeout=TIMEOUT, verify=self.verify
+            )
         except requests.exceptions.SSLError as err:
             raise TransportError(f"{self.server}: TLS certificate not trusted ({err}); check --ca", retry=True) from err
         except (OSError, requests.exceptions.ConnectionError, requests.exceptions.Timeout) as err:

@@ -1,10 +1,58 @@
 #!/usr/bin/env bash
-# Set up (if needed) and run Tillsyn on this machine.
-# For now: collect evidence of this machine and print it. Extra arguments go to `collect`
-# (e.g. --json, --only power).
+# Set up (if needed) and run Tillsyn on this machine: the centre on embedded SQLite on
+# loopback, and an agent enrolled with it that reports this machine. Everything lives
+# under ./run/ (delete it to start afresh). Ctrl-C stops the centre.
+#
+#   TILLSYN_PORT=8443   port of the centre (127.0.0.1 only)
 source "$(dirname "$0")/lib.sh"
 "$ROOT/scripts/setup.sh"
 cd "$ROOT"
-config="${TILLSYN_AGENT_CONFIG:-$ROOT/config/agent.yaml}"
-say "tillsyn-agent collect (config: ${config#"$ROOT"/})"
-exec "$VENV/bin/tillsyn-agent" --config "$config" collect "$@"
+PORT="${TILLSYN_PORT:-8443}"
+URL="http://127.0.0.1:$PORT"
+RUN="$ROOT/run"
+mkdir -p "$RUN"
+chmod 700 "$RUN"
+export TILLSYN_CENTRAL_CONFIG="$RUN/central.yaml"
+cat >"$TILLSYN_CENTRAL_CONFIG" <<YAML
+state_dir: $RUN/central
+listen: {host: 127.0.0.1, port: $PORT}
+YAML
+AGENT=(.venv/bin/tillsyn-agent --config config/agent.yaml --state-dir run/agent)
+CENTRAL=.venv/bin/tillsyn-central
+
+if "$VENV/bin/python" -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $PORT)) != 0)"; then
+    say "port $PORT is taken (another Tillsyn centre?); stop it or set TILLSYN_PORT"
+    exit 1
+fi
+say "starting the centre on $URL (state and log in run/)"
+"$CENTRAL" serve >"$RUN/central.log" 2>&1 &
+centre=$!
+trap 'kill "$centre" 2>/dev/null; wait "$centre" 2>/dev/null' EXIT INT TERM
+for _ in $(seq 100); do
+    curl -fs "$URL/livez" >/dev/null 2>&1 && break
+    kill -0 "$centre" 2>/dev/null || { cat "$RUN/central.log" >&2; exit 1; }
+    sleep 0.1
+done
+
+if [[ ! -f "$RUN/agent/enrolment.json" ]]; then
+    say "enrolling this machine"
+    token="$("$CENTRAL" token create --ttl 10m --uses 1 --note "scripts/run.sh" 2>/dev/null)"
+    "${AGENT[@]}" enroll --server "$URL" --token "$token"
+fi
+if [[ ! -s "$RUN/api-key" ]]; then
+    (umask 077 && "$CENTRAL" apikey create "scripts/run.sh" 2>/dev/null >"$RUN/api-key")
+fi
+say "collecting evidence of this machine and delivering it"
+"${AGENT[@]}" run --once
+
+cat <<TEXT
+
+Tillsyn is running.
+  Centre:      $URL   (API documentation: $URL/docs, metrics: $URL/metrics)
+  This node:   curl -s -H "Authorization: Bearer \$(cat run/api-key)" $URL/api/v1/nodes
+  Findings:    curl -s -H "Authorization: Bearer \$(cat run/api-key)" "$URL/api/v1/findings?status=failing"
+  Collect:     ${AGENT[*]} run --once
+  Centre log:  run/central.log
+Press Ctrl-C to stop the centre.
+TEXT
+wait "$centre"

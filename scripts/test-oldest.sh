@@ -31,4 +31,4 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
     echo "$want" >"$stamp"
 fi
 "$OLDEST_VENV/bin/python" -c 'import sys, psutil, watchdog.version as w, cryptography, requests, yaml; print("python", sys.version.split()[0], "psutil", psutil.__version__, "watchdog", w.VERSION_STRING, "cryptography", cryptography.__version__, "requests", requests.__version__, "PyYAML", yaml.__version__)'
-"$OLDEST_VENV/bin/python" -m pytest -q -p no:cacheprovider tests/agent tests/collectors tests/evidence
+TILLSYN_TEST_CENTRAL_PYTHON="$VENV/bin/python" "$OLDEST_VENV/bin/python" -m pytest -q -p no:cacheprovider tests/agent tests/collectors tests/evidence
