@@ -35,6 +35,7 @@ _RULE_KEYS = {
 }
 _CHECK_KEYS = {"path", "expect", "test", "where", "show", "if_empty", "op", "value", "field"}
 _OVERRIDABLE = {"enabled", "severity", "max_age", "value", "when_not_present"}
+_RULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # stored in findings.rule_id (64 chars)
 
 
 class PolicyError(ValueError):
@@ -82,7 +83,7 @@ class Policy:
 def _apply(rule: Rule, change: Mapping[str, Any]) -> Rule:
     updated = rule
     if "enabled" in change:
-        updated = replace(updated, enabled=bool(change["enabled"]))
+        updated = replace(updated, enabled=change["enabled"] is True)
     if "severity" in change:
         updated = replace(updated, severity=str(change["severity"]))
     if "max_age" in change:
@@ -93,6 +94,12 @@ def _apply(rule: Rule, change: Mapping[str, Any]) -> Rule:
         test = replace(updated.check.test, value=change["value"])
         updated = replace(updated, check=replace(updated.check, test=test))
     return updated
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise PolicyError(f"{where}: expected true or false, got {value!r}")
+    return value
 
 
 def _strs(value: Any, where: str) -> Tuple[str, ...]:
@@ -116,6 +123,12 @@ def _test(data: Any, where: str) -> Test:
         raise PolicyError(f"{where}.op: unknown operator {op!r} (known: {', '.join(sorted(OPERATORS))})")
     if op not in OPS_WITHOUT_VALUE and "value" not in data:
         raise PolicyError(f"{where}.value: operator {op} needs a value")
+    if op in OPS_WITHOUT_VALUE and "value" in data:
+        raise PolicyError(f"{where}.value: operator {op} takes no value")
+    if not isinstance(data.get("field", ""), str):
+        raise PolicyError(f"{where}.field: expected a dotted path (a string)")
+    if op in ("in", "not_in") and not isinstance(data["value"], list):
+        raise PolicyError(f"{where}.value: operator {op} needs a list")
     if op == "matches":
         try:
             re.compile(str(data["value"]))
@@ -147,6 +160,8 @@ def _check(data: Any, where: str) -> Check:
     where_list = data.get("where") or []
     if not isinstance(where_list, list):
         raise PolicyError(f"{where}.where: expected a list of tests")
+    if expect == "value" and (where_list or "if_empty" in data):
+        raise PolicyError(f"{where}: where and if_empty apply to lists (expect all, any, none or count)")
     if_empty = data.get("if_empty", "unknown")
     if if_empty not in ("pass", "fail", "unknown"):
         raise PolicyError(f"{where}.if_empty: must be pass, fail or unknown")
@@ -164,6 +179,8 @@ def _rule(data: Any, index: int, known_collectors: Optional[Sequence[str]]) -> R
     if not isinstance(data, Mapping) or not isinstance(data.get("id"), str):
         raise PolicyError(f"rules[{index}]: expected a mapping with a string 'id'")
     where = f"rule {data['id']!r}"
+    if not _RULE_ID.match(data["id"]):
+        raise PolicyError(f"{where}: id must be 1-64 characters of A-Z a-z 0-9 _ . - (starting with a letter or digit)")
     unknown = set(data) - _RULE_KEYS
     if unknown:
         raise PolicyError(f"{where}: unknown key {sorted(unknown)[0]!r}")
@@ -204,11 +221,31 @@ def _rule(data: Any, index: int, known_collectors: Optional[Sequence[str]]) -> R
         iso27001=_strs(data.get("iso27001"), f"{where}.iso27001"),
         gdpr=_strs(data.get("gdpr"), f"{where}.gdpr"),
         when_not_present=when,
-        enabled=bool(data.get("enabled", True)),
+        enabled=_bool(data.get("enabled", True), f"{where}.enabled"),
     )
 
 
-def _override(data: Any, index: int, rule_ids: Sequence[str]) -> Override:
+def _check_change(rule: Rule, change: Mapping[str, Any], where: str) -> None:
+    """Refuse now what would otherwise fail at evaluation time, on every report."""
+    if "enabled" in change:
+        _bool(change["enabled"], f"{where}.enabled")
+    if "severity" in change and change["severity"] not in SEVERITIES:
+        raise PolicyError(f"{where}.severity: must be one of {', '.join(SEVERITIES)}")
+    if "when_not_present" in change and change["when_not_present"] not in ("fail", "pass", "unknown"):
+        raise PolicyError(f"{where}.when_not_present: must be fail, pass or unknown")
+    if "max_age" in change:
+        try:
+            parse_duration(change["max_age"])
+        except ValueError as err:
+            raise PolicyError(f"{where}.max_age: {err}") from err
+    if "value" in change:
+        test = rule.check.test
+        if test is None or test.op in OPS_WITHOUT_VALUE:
+            raise PolicyError(f"{where}.value: rule {rule.id!r} has no value to change")
+        _test({"field": test.field, "op": test.op, "value": change["value"]}, f"{where}")
+
+
+def _override(data: Any, index: int, rules: Mapping[str, Rule]) -> Override:
     where = f"overrides[{index}]"
     if not isinstance(data, Mapping):
         raise PolicyError(f"{where}: expected a mapping")
@@ -219,14 +256,18 @@ def _override(data: Any, index: int, rule_ids: Sequence[str]) -> Override:
     unknown = set(match) - {"tenant", "group", "labels"}
     if unknown:
         raise PolicyError(f"{where}.match: unknown key {sorted(unknown)[0]!r}")
-    for rule_id, change in changes.items():
-        if rule_id not in rule_ids:
-            raise PolicyError(f"{where}: no rule {rule_id!r} to override")
-        if not isinstance(change, Mapping) or set(change) - _OVERRIDABLE:
-            raise PolicyError(f"{where}.rules.{rule_id}: may change only {', '.join(sorted(_OVERRIDABLE))}")
-        if "severity" in change and change["severity"] not in SEVERITIES:
-            raise PolicyError(f"{where}.rules.{rule_id}.severity: must be one of {', '.join(SEVERITIES)}")
+    for key in ("tenant", "group"):
+        if match.get(key) is not None and not isinstance(match[key], str):
+            raise PolicyError(f"{where}.match.{key}: expected a string")
     labels = match.get("labels") or {}
+    if not isinstance(labels, Mapping) or not all(isinstance(v, (str, int, float)) for v in labels.values()):
+        raise PolicyError(f"{where}.match.labels: expected a mapping of label: value")
+    for rule_id, change in changes.items():
+        if rule_id not in rules:
+            raise PolicyError(f"{where}: no rule {rule_id!r} to override")
+        if not isinstance(change, Mapping) or not change or set(change) - _OVERRIDABLE:
+            raise PolicyError(f"{where}.rules.{rule_id}: may change only {', '.join(sorted(_OVERRIDABLE))}")
+        _check_change(rules[rule_id], change, f"{where}.rules.{rule_id}")
     return Override(
         str(data.get("name", where)),
         match.get("tenant"),
@@ -236,11 +277,26 @@ def _override(data: Any, index: int, rule_ids: Sequence[str]) -> Override:
     )
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice in one mapping (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Dict[Any, Any]:
+        seen = set()
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, str) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def parse_policy(text: str, source: str, known_collectors: Optional[Sequence[str]] = None) -> Policy:
     """Parse and check a whole policy; raises :class:`PolicyError` naming ``source``."""
     try:
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506  a SafeLoader
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             line = f"line {mark.line + 1}: " if mark is not None else ""
@@ -250,13 +306,18 @@ def parse_policy(text: str, source: str, known_collectors: Optional[Sequence[str
         unknown = set(data) - {"version", "rules", "overrides"}
         if unknown:
             raise PolicyError(f"unknown top-level key {sorted(unknown)[0]!r}")
+        if data.get("version", 1) != 1:
+            raise PolicyError(f"version: unsupported policy format {data.get('version')!r} (this centre reads 1)")
         rules = [_rule(r, i, known_collectors) for i, r in enumerate(data["rules"])]
-        seen: Dict[str, int] = {}
+        seen: Dict[str, Rule] = {}
         for rule in rules:
             if rule.id in seen:
                 raise PolicyError(f"rule {rule.id!r}: defined twice")
-            seen[rule.id] = 1
-        overrides = [_override(o, i, list(seen)) for i, o in enumerate(data.get("overrides") or [])]
+            seen[rule.id] = rule
+        override_list = data.get("overrides") or []
+        if not isinstance(override_list, list):
+            raise PolicyError("overrides: expected a list")
+        overrides = [_override(o, i, seen) for i, o in enumerate(override_list)]
     except PolicyError as err:
         raise PolicyError(f"{source}: {err}") from err
     return Policy(tuple(rules), tuple(overrides), source)

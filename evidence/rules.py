@@ -55,9 +55,13 @@ def lookup(data: Any, path: str) -> Any:
 Tri = Optional[bool]
 
 
-def _compare(fn: Callable[[Any, Any], bool]) -> Callable[[Any, Any, datetime], Tri]:
+def _compare(fn: Callable[[Any, Any], bool], strict_bool: bool = False) -> Callable[[Any, Any, datetime], Tri]:
+    """``strict_bool``: a bool is not a number here (Python's ``True == 1``), so mixing them is unknown."""
+
     def op(actual: Any, expected: Any, _now: datetime) -> Tri:
         if actual is None:
+            return None
+        if strict_bool and isinstance(actual, bool) != isinstance(expected, bool):
             return None
         try:
             return bool(fn(actual, expected))
@@ -93,12 +97,12 @@ def _bool_is(wanted: bool) -> Callable[[Any, Any, datetime], Tri]:
 
 
 OPERATORS: Dict[str, Callable[[Any, Any, datetime], Tri]] = {
-    "eq": _compare(lambda a, b: a == b),
-    "ne": _compare(lambda a, b: a != b),
-    "lt": _compare(lambda a, b: a < b),
-    "le": _compare(lambda a, b: a <= b),
-    "gt": _compare(lambda a, b: a > b),
-    "ge": _compare(lambda a, b: a >= b),
+    "eq": _compare(lambda a, b: a == b, True),
+    "ne": _compare(lambda a, b: a != b, True),
+    "lt": _compare(lambda a, b: a < b, True),
+    "le": _compare(lambda a, b: a <= b, True),
+    "gt": _compare(lambda a, b: a > b, True),
+    "ge": _compare(lambda a, b: a >= b, True),
     "in": _compare(lambda a, b: a in b),
     "not_in": _compare(lambda a, b: a not in b),
     "contains": _compare(lambda a, b: b in a),
@@ -182,6 +186,12 @@ def _matches(item: Any, where: Sequence[Test], now: datetime) -> Tri:
     return result
 
 
+def _tally(test: Test, known: int, unsure: int, now: datetime) -> Tri:
+    """A count test when ``unsure`` more items may or may not match: decided only if every count agrees."""
+    outcomes = {test(n, now) for n in range(known, known + unsure + 1)}
+    return outcomes.pop() if len(outcomes) == 1 else None
+
+
 def evaluate_check(check: Check, observed: Mapping[str, Any], now: datetime) -> Tuple[Tri, Any, str]:
     """(verdict, observed value, message) of one check; verdict None means unknown."""
     value = lookup(observed, check.path)
@@ -192,15 +202,14 @@ def evaluate_check(check: Check, observed: Mapping[str, Any], now: datetime) -> 
         return outcome, value, f"{check.path} = {value!r}: {word} ({check.test.describe()})"
     if not isinstance(value, list):
         return None, value, f"{check.path} was not reported as a list"
-    items = [i for i in value if _matches(i, check.where, now) is not False]
-    unsure = [i for i in items if _matches(i, check.where, now) is None]
-    items = [i for i in items if i not in unsure]
+    matched = [(i, _matches(i, check.where, now)) for i in value]
+    items = [i for i, m in matched if m is True]
+    unsure = [i for i, m in matched if m is None]  # the where-filter itself is unknown for these
     if check.expect == "count":
         assert check.test is not None
-        outcome = check.test(len(items), now)
-        if outcome is not False and unsure:
-            outcome = None
-        return outcome, len(items), f"{len(items)} {check.path} ({check.test.describe()})"
+        outcome = _tally(check.test, len(items), len(unsure), now)
+        extra = f" (+{len(unsure)} undecided)" if unsure else ""
+        return outcome, len(items), f"{len(items)}{extra} {check.path} ({check.test.describe()})"
     if check.expect == "none":
         if items:
             shown = [_show(i, check.show) for i in items[:MAX_SHOWN]]
@@ -213,25 +222,35 @@ def evaluate_check(check: Check, observed: Mapping[str, Any], now: datetime) -> 
         verdict = {"pass": True, "fail": False, "unknown": None}[check.if_empty]
         return verdict, [], f"no {check.path} to check"
     results = [(i, check.test(i, now)) for i in items]
+    maybe = [(i, check.test(i, now)) for i in unsure]
     bad = [i for i, r in results if r is False]
-    undecided = [i for i, r in results if r is None] + unsure
     good = [i for i, r in results if r is True]
     what = check.test.describe()
+    total = len(items) + len(unsure)
     if check.expect == "all":
+        # An item the filter may or may not select matters only if it could fail the test.
+        undecided = [i for i, r in results if r is None] + [i for i, r in maybe if r is not True]
         if bad:
-            return False, [_show(i, check.show) for i in bad[:MAX_SHOWN]], f"{len(bad)} of {len(value)} fail {what}"
+            return False, [_show(i, check.show) for i in bad[:MAX_SHOWN]], f"{len(bad)} of {total} fail {what}"
         if undecided:
             return (
                 None,
                 [_show(i, check.show) for i in undecided[:MAX_SHOWN]],
-                (f"{len(undecided)} of {len(value)} unknown for {what}"),
+                f"{len(undecided)} of {total} unknown for {what}",
             )
+        if not good:  # all would pass, but maybe none is selected: then if_empty decides
+            verdict = True if check.if_empty == "pass" else None
+            return verdict, [], f"no {check.path} known to be selected"
         return True, len(good), f"all {len(good)} pass {what}"
+    # any: an item the filter may or may not select matters only if it could pass the test.
+    undecided = [i for i, r in results if r is None] + [i for i, r in maybe if r is not False]
     if good:
         return True, [_show(i, check.show) for i in good[:MAX_SHOWN]], f"{len(good)} pass {what}"
     if undecided:
         return None, [_show(i, check.show) for i in undecided[:MAX_SHOWN]], f"none known to pass {what}"
-    return False, [_show(i, check.show) for i in bad[:MAX_SHOWN]], f"none of {len(value)} pass {what}"
+    if not items:  # none would pass, but maybe none is selected: then if_empty decides
+        return (False if check.if_empty == "fail" else None), [], f"no {check.path} known to be selected"
+    return False, [_show(i, check.show) for i in bad[:MAX_SHOWN]], f"none of {total} pass {what}"
 
 
 def evaluate(rule: Rule, record: Optional[Mapping[str, Any]], now: datetime) -> Result:
