@@ -1,0 +1,128 @@
+"""The Markdown section of docs/benchmarks.md for a load run: figures, goals, nodes per centre."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, List, Sequence
+
+from bench.load_phases import Phase
+from bench.machine import describe
+from evidence.model import Evidence
+
+if TYPE_CHECKING:
+    from bench.ingest_load import DbRun, Settings
+
+GOAL_SHARE, GOAL_P99_MS = 0.5, 50.0
+HEARTBEAT_S, REPORT_S = 60.0, 300.0
+
+
+def _per_req_ms(phase: Phase, key: str) -> str:
+    if not phase.ok:
+        return "-"
+    return f"{phase.cpu.get(key, 0.0) / phase.ok * 1000:.2f}"
+
+
+def _row(label: str, phase: Phase) -> str:
+    busy = phase.cpu.get("machine", 0.0) / phase.wall_s / 2 * 100 if phase.wall_s else 0.0
+    errors = phase.sent - phase.ok
+    return (
+        f"| {label} | {phase.rate:,.0f} | {phase.pct(0.5):.1f} | {phase.pct(0.99):.1f} | {phase.ok:,}"
+        f"{f' ({errors} failed)' if errors else ''} | {_per_req_ms(phase, 'centre')} "
+        f"| {_per_req_ms(phase, 'database')} | {_per_req_ms(phase, 'client')} | {busy:.0f} |"
+    )
+
+
+def _nodes(reports_s: float, heartbeats_s: float) -> float:
+    """Nodes whose load (1 heartbeat per 60 s, 1 report per 5 min) keeps the centre fully busy."""
+    per_node = (1 / HEARTBEAT_S) / heartbeats_s + (1 / REPORT_S) / reports_s
+    return 1 / per_node
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def report_size(template: Sequence[Evidence]) -> str:
+    raw = json.dumps([e.to_dict() for e in template], sort_keys=True, separators=(",", ":")).encode()
+    return f"{len(raw) / 1024:.1f} KB of evidence ({len(base64.b64encode(raw)) / 1024:.1f} KB base64 in the batch)"
+
+
+def _db_section(run: DbRun) -> List[str]:
+    p = run.phases
+    livez, rep, beat = p["livez"], p["report peak"], p["heartbeat peak"]
+    rep_half, beat_half = p["report half"], p["heartbeat half"]
+    lines = [
+        f"**{run.database}**",
+        "",
+        "| phase | answered/s | p50 ms | p99 ms | answered | centre CPU ms/req | DB CPU ms/req "
+        "| client CPU ms/req | machine busy % |",
+        "|---|---|---|---|---|---|---|---|---|",
+        _row("`GET /livez` closed loop (ceiling)", livez),
+        _row("reports closed loop (peak)", rep),
+        _row("heartbeats closed loop (peak)", beat),
+        _row(f"reports open loop at {rep_half.sent / rep_half.wall_s:,.0f}/s (half)", rep_half),
+        _row(f"heartbeats open loop at {beat_half.sent / beat_half.wall_s:,.0f}/s (half)", beat_half),
+        "",
+    ]
+    rep_share, beat_share = rep.rate / livez.rate, beat.rate / livez.rate
+    worst_p99 = max(rep_half.pct(0.99), beat_half.pct(0.99))
+    c = run.check
+    assert c is not None
+    integrity = (
+        f"{c.sent:,} reports sent to {c.nodes} nodes' ledgers, {c.acked:,} acknowledged, {c.rows:,} rows stored: "
+        f"{c.lost} lost, {c.duplicated} duplicated, {c.unexpected} unexpected, "
+        f"{c.unacknowledged_stored} stored without acknowledgement; {run.redelivered} acknowledged reports sent "
+        f"again → {run.redelivered - len(run.redelivery_wrong)} acknowledged as duplicates, nothing stored twice; "
+        f"`tillsyn-central verify`: {c.verify_output}"
+    )
+    capacity = _nodes(rep.rate, beat.rate)
+    lines += [
+        f"- Reports at {rep_share:.0%} of the ceiling, heartbeats at {beat_share:.0%} "
+        f"(goal ≥ {GOAL_SHARE:.0%}): {_verdict(rep_share >= GOAL_SHARE)} / {_verdict(beat_share >= GOAL_SHARE)}.",
+        f"- p99 at half the peak rate: reports {rep_half.pct(0.99):.1f} ms, heartbeats {beat_half.pct(0.99):.1f} ms "
+        f"(goal ≤ {GOAL_P99_MS:g} ms): {_verdict(worst_p99 <= GOAL_P99_MS)}.",
+        f"- Integrity: {integrity}; {run.refused} requests refused → {_verdict(run.clean)}.",
+        f"- Nodes per centre process (1 heartbeat per {HEARTBEAT_S:g} s, 1 report per {REPORT_S / 60:g} min): "
+        f"≈ {capacity:,.0f} at saturation, ≈ {capacity / 2:,.0f} at half load, where the p99 above holds.",
+        "",
+    ]
+    return lines
+
+
+def code_version() -> str:
+    """The commit the centre ran from, and whether central/ or evidence/ had uncommitted changes."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "central", "evidence"], cwd=root, capture_output=True, text=True
+        )
+    except OSError:
+        return "unknown"
+    return head.stdout.strip() + (" with uncommitted changes in central/ or evidence/" if dirty.stdout.strip() else "")
+
+
+def render(
+    runs: Sequence[DbRun], template: Sequence[Evidence], s: Settings, command: str, load: float, elapsed_s: float
+) -> str:
+    lines = [
+        f"Command: `{command}` as root, {time.strftime('%Y-%m-%d')}; the whole run took {elapsed_s:.0f} s.",
+        f"Centre code: commit {code_version()}.",
+        f"Machine: {describe()}; load average {load:.2f} when the run started (other work on the machine "
+        "shows in the *machine busy* column beside the centre's and the client's own CPU).",
+        "",
+        f"Setup: {s.nodes} enrolled nodes, each with its own Ed25519 key; one report per batch (an agent's steady "
+        f"state), built from this machine's real `tillsyn-agent collect --json`: {report_size(template)}. "
+        f"Closed loops on {s.concurrency} kept-alive connections; every timed phase {s.duration_s:g} s; "
+        "the centre is one `tillsyn-central serve` process (uvicorn, background duties on). "
+        "Latency is measured by the client from the moment a request was due; CPU per request from /proc "
+        "(the centre's process, the PostgreSQL backends of its database, this client).",
+        "",
+    ]
+    for run in runs:
+        lines += _db_section(run)
+    return "\n".join(lines).rstrip() + "\n"
