@@ -97,9 +97,15 @@ def code_version() -> str:
     """The commit the centre ran from, and whether central/ or evidence/ had uncommitted changes."""
     root = Path(__file__).resolve().parents[1]
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=False
+        )
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "central", "evidence"], cwd=root, capture_output=True, text=True
+            ["git", "status", "--porcelain", "central", "evidence"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
         )
     except OSError:
         return "unknown"
