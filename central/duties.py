@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, and_, func, select, text, update
 
 from central.db.engine import write_tx
 from central.db.schema import agents
-from central.findings import ensure_all, mark_stale
+from central.findings import mark_stale, reevaluate
 from central.ids import utcnow
 from central.policy_store import PolicyHolder
 
@@ -59,8 +59,8 @@ def run_once(engine: Engine, holder: PolicyHolder, silent_after_s: int, now: Opt
         silent = mark_silent(conn, silent_after_s, now)
         stale = mark_stale(conn, holder.policy, now)
         if reloaded:
-            for agent in conn.execute(select(agents).where(agents.c.revoked_at.is_(None))).mappings():
-                ensure_all(conn, holder.policy, agent, now)
+            for agent in conn.execute(select(agents).where(agents.c.revoked_at.is_(None))).mappings().all():
+                reevaluate(conn, holder.policy, agent, now)
     if silent or stale:
         log.info("duties: %d node(s) went silent, %d finding(s) went stale", silent, stale)
     return DutyResult(True, silent, stale, reloaded)

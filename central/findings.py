@@ -13,10 +13,13 @@ from typing import Any, Dict, List, Optional
 
 from sqlalchemy import Connection, RowMapping, and_, select, update
 
-from central.db.schema import agents, finding_changes, findings
+from central.db.schema import agents, finding_changes, findings, latest_evidence
 from evidence.policy import Policy
-from evidence.rules import Result, Rule, Verdict, evaluate
+from evidence.rules import Result, Rule, Verdict, evaluate, parse_duration
 from evidence.wire import Report
+
+RETIRED = "retired"
+"""``finding_changes.to_status`` when a rule stops applying to a node (removed, disabled, overridden)."""
 
 
 def _rules(policy: Policy, agent: RowMapping) -> List[Rule]:
@@ -85,9 +88,59 @@ def ensure_all(conn: Connection, policy: Policy, agent: RowMapping, now: datetim
             record(conn, agent["id"], evaluate(rule, None, now), now, None)
 
 
+def reevaluate(conn: Connection, policy: Policy, agent: RowMapping, now: datetime) -> int:
+    """After a policy change: every rule in force judged on the node's latest evidence, and the
+    findings of rules no longer in force for it retired (their change recorded).  Returns changes."""
+    latest: Dict[str, Any] = {
+        row.collector: row
+        for row in conn.execute(
+            select(latest_evidence.c.collector, latest_evidence.c.record, latest_evidence.c.report_id).where(
+                latest_evidence.c.agent_id == agent["id"]
+            )
+        )
+    }
+    rules = _rules(policy, agent)
+    changes = 0
+    for rule in rules:
+        row = latest.get(rule.collector)
+        result = evaluate(rule, None if row is None else row.record, now)
+        changes += record(conn, agent["id"], result, now, None if row is None else row.report_id)
+    in_force = {r.id for r in rules}
+    for old in conn.execute(
+        select(findings.c.rule_id, findings.c.status).where(findings.c.agent_id == agent["id"])
+    ).all():
+        if old.rule_id in in_force:
+            continue
+        key = and_(findings.c.agent_id == agent["id"], findings.c.rule_id == old.rule_id)
+        if conn.execute(findings.delete().where(key, findings.c.status == old.status)).rowcount:
+            conn.execute(
+                finding_changes.insert().values(
+                    agent_id=agent["id"],
+                    rule_id=old.rule_id,
+                    from_status=old.status,
+                    to_status=RETIRED,
+                    at=now,
+                    observed=None,
+                    report_id=None,
+                )
+            )
+            changes += 1
+    return changes
+
+
+def _shortest_max_age(policy: Policy) -> float:
+    """The least max_age any node can have, overrides included (they may shorten it)."""
+    ages = [r.max_age_s for r in policy.rules]
+    for override in policy.overrides:
+        for change in override.changes.values():
+            if "max_age" in change:
+                ages.append(parse_duration(change["max_age"]))
+    return min(ages, default=3600.0)
+
+
 def mark_stale(conn: Connection, policy: Policy, now: datetime) -> int:
     """Findings whose evidence is older than their rule allows become stale. Returns how many."""
-    shortest = min((r.max_age_s for r in policy.rules), default=3600.0)
+    shortest = _shortest_max_age(policy)
     rows = conn.execute(
         select(
             findings.c.agent_id,

@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 from evidence.policy import Policy, PolicyError, parse_policy
 
@@ -40,11 +40,13 @@ class PolicyHolder:
         self._mtime = self._stat()
         self._lock = threading.Lock()
 
-    def _stat(self) -> Optional[float]:
+    def _stat(self) -> Optional[Tuple[int, int, int]]:
+        """What tells a changed file: mtime in ns, size, and inode (an editor's or ``mv``'s replace)."""
         try:
-            return os.stat(self.path).st_mtime
+            st = os.stat(self.path)
         except OSError:
             return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def reload_if_changed(self) -> bool:
         """True when a new policy took effect; a broken file is logged and kept out."""

@@ -1,0 +1,189 @@
+"""Background duties on SQLite and PostgreSQL: silent nodes, stale findings, policy reload, and
+two duty runs at once (threads, and two engines standing for two centre processes)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from central.api.app import create_app
+from central.db.engine import make_engine
+from central.db.schema import agents, finding_changes, findings
+from central.duties import DutyResult, run_once
+from central.policy_store import SHIPPED_POLICY, PolicyHolder
+from central.service import Centre, open_centre
+from tests.central.conftest import Node, api_key, evidence_record, make_config, new_token
+
+PORT_RULES = {"ports-no-plaintext-remote", "ports-no-exposed-database", "ports-no-remote-service"}
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def silent_flags(centre: Centre) -> List[bool]:
+    with centre.engine.connect() as conn:
+        return [bool(r.silent) for r in conn.execute(select(agents.c.silent).order_by(agents.c.hostname))]
+
+
+def stale_changes(centre: Centre) -> Dict[Any, int]:
+    with centre.engine.connect() as conn:
+        rows = conn.execute(
+            select(finding_changes.c.agent_id, finding_changes.c.rule_id, func.count())
+            .where(finding_changes.c.to_status == "stale", finding_changes.c.from_status.is_not(None))
+            .group_by(finding_changes.c.agent_id, finding_changes.c.rule_id)
+        ).all()
+    return {(a, r): n for a, r, n in rows}
+
+
+def test_silent_after_three_heartbeats_and_a_heartbeat_clears_it(
+    client: TestClient, centre: Centre, node: Node
+) -> None:
+    assert centre.config.silent_threshold_s == 180  # 3 x the 60 s heartbeat interval
+    assert node.heartbeat().status_code == 200
+    start = now()
+    assert run_once(centre.engine, centre.policy, 180, start + timedelta(seconds=170)).silent == 0
+    assert silent_flags(centre) == [False]
+    assert run_once(centre.engine, centre.policy, 180, start + timedelta(seconds=190)).silent == 1
+    assert run_once(centre.engine, centre.policy, 180, start + timedelta(seconds=250)).silent == 0  # once
+    headers = api_key(centre)
+    assert client.get(f"/api/v1/nodes/{node.agent_id}", headers=headers).json()["state"] == "silent"
+    assert client.get("/api/v1/nodes?state=silent", headers=headers).json()[0]["id"] == node.agent_id
+    assert node.heartbeat().status_code == 200
+    assert silent_flags(centre) == [False]
+    assert client.get(f"/api/v1/nodes/{node.agent_id}", headers=headers).json()["state"] == "stale"
+
+
+def test_findings_go_stale_past_max_age(client: TestClient, centre: Centre, node: Node) -> None:
+    node.send(node.report(evidence_record("ports", {"sockets": []})))
+    later = now() + timedelta(minutes=19)
+    assert run_once(centre.engine, centre.policy, 10**6, later).stale == 0
+    result = run_once(centre.engine, centre.policy, 10**6, now() + timedelta(minutes=21))
+    assert result.stale == 3
+    with centre.engine.connect() as conn:
+        rows = conn.execute(select(findings.c.rule_id, findings.c.status, findings.c.message)).all()
+    stale = {r.rule_id: r.message for r in rows if r.rule_id in PORT_RULES}
+    assert set(stale) == PORT_RULES
+    assert all("maximum 0.333333 h" in m for m in stale.values())
+    assert {r.status for r in rows} == {"stale"}
+    assert run_once(centre.engine, centre.policy, 10**6, now() + timedelta(minutes=30)).stale == 0
+    assert set(stale_changes(centre).values()) == {1}
+
+
+def test_two_duty_runs_at_once_mark_and_record_each_change_once(
+    client: TestClient, centre: Centre, tmp_path: Path
+) -> None:
+    nodes = []
+    for i in range(4):
+        n = Node(client, hostname=f"n{i}.example.net")
+        n.enrol(new_token(centre))
+        n.send(n.report(evidence_record("ports", {"sockets": []})))
+        nodes.append(n)
+    # a second engine and policy holder: what a second centre process has of its own
+    other_engine = make_engine(centre.config.db_url)
+    holders = [centre.policy, PolicyHolder(SHIPPED_POLICY)]
+    engines = [centre.engine, other_engine, centre.engine, other_engine]
+    moment = now() + timedelta(hours=1)
+    barrier = threading.Barrier(len(engines))
+    results: List[DutyResult] = []
+    errors: List[BaseException] = []
+
+    def duty(i: int) -> None:
+        try:
+            barrier.wait()
+            results.append(run_once(engines[i], holders[i % 2], 180, moment))
+        except BaseException as err:  # noqa: BLE001  reported by the assertion below
+            errors.append(err)
+
+    threads = [threading.Thread(target=duty, args=(i,)) for i in range(len(engines))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    other_engine.dispose()
+    assert errors == []
+    assert sum(r.silent for r in results) == 4
+    assert sum(r.stale for r in results) == 4 * len(PORT_RULES)
+    assert silent_flags(centre) == [True] * 4
+    counts = stale_changes(centre)
+    assert len(counts) == 4 * len(PORT_RULES) and set(counts.values()) == {1}
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(SHIPPED_POLICY.read_text())
+    return path
+
+
+@pytest.fixture
+def own_centre(tmp_path: Path, database_url: str, policy_file: Path) -> Iterator[Centre]:
+    c = open_centre(make_config(tmp_path, database_url, policy=str(policy_file)))
+    yield c
+    c.stop()
+
+
+def test_policy_reload_and_a_broken_policy_keeps_the_old_one(own_centre: Centre, policy_file: Path) -> None:
+    centre = own_centre
+    with TestClient(create_app(centre, duties=False)) as client:
+        node = Node(client)
+        node.enrol(new_token(centre))
+        telnet = {"exposure": "all", "tags": ["plaintext_remote", "remote_service"], "port": 23}
+        node.send(node.report(evidence_record("ports", {"sockets": [telnet]})))
+        headers = api_key(centre)
+
+        def statuses() -> Dict[str, str]:
+            return {f["rule_id"]: f["status"] for f in client.get("/api/v1/findings", headers=headers).json()}
+
+        assert statuses()["ports-no-remote-service"] == "failing"
+        # a changed file: one rule removed, another disabled for this node's group of nodes (all)
+        text = policy_file.read_text()
+        start = text.index("  - id: ports-no-remote-service")
+        text = text[:start] + (
+            "overrides:\n  - name: all nodes\n    match: {}\n    rules:\n"
+            "      power-ups-present: {enabled: false}\n      ports-no-plaintext-remote: {severity: low}\n"
+        )
+        policy_file.write_text(text)
+        result = run_once(centre.engine, centre.policy, 10**6, now())
+        assert (result.ran, result.policy_reloaded) == (True, True)
+        assert centre.policy.last_error is None
+        now_in_force = statuses()
+        assert "ports-no-remote-service" not in now_in_force and "power-ups-present" not in now_in_force
+        assert now_in_force["ports-no-plaintext-remote"] == "failing"
+        with centre.engine.connect() as conn:
+            retired = conn.execute(
+                select(finding_changes.c.rule_id, finding_changes.c.from_status).where(
+                    finding_changes.c.to_status == "retired"
+                )
+            ).all()
+            severity = conn.execute(
+                select(findings.c.severity).where(findings.c.rule_id == "ports-no-plaintext-remote")
+            ).scalar()
+        assert sorted(map(tuple, retired)) == [("ports-no-remote-service", "failing"), ("power-ups-present", "stale")]
+        assert severity == "low"  # re-evaluated on the latest evidence at reload, not at the next report
+        assert client.get(f"/api/v1/nodes/{node.agent_id}", headers=headers).json()["findings"]["failing"] == 1
+
+        # a broken policy is refused: named file, rule and reason; the old rules stay in force
+        policy_file.write_text(text.replace("op: is_true}", "op: is_truthy}", 1))
+        result = run_once(centre.engine, centre.policy, 10**6, now())
+        assert (result.ran, result.policy_reloaded) == (True, False)
+        error = centre.policy.last_error
+        assert error is not None and error.startswith(f"{policy_file}: rule 'power-ups-on-line'.check.test.op: ")
+        assert "unknown operator 'is_truthy'" in error
+        assert len(centre.policy.policy.rules) == 19
+        assert client.get("/healthz").json()["policy_error"] == error
+        shown = client.get("/api/v1/policy", headers=headers).json()
+        assert shown["last_error"] == error and len(shown["rules"]) == 19
+        assert shown["overrides"][0]["rules"]["power-ups-present"] == {"enabled": False}
+        assert len(statuses()) == 18
+        # the next run does not retry the same broken file; fixing it clears the error
+        assert run_once(centre.engine, centre.policy, 10**6, now()).policy_reloaded is False
+        policy_file.write_text(text)
+        assert run_once(centre.engine, centre.policy, 10**6, now()).policy_reloaded is True
+        assert centre.policy.last_error is None and client.get("/healthz").json()["policy_error"] is None
