@@ -27,6 +27,7 @@ TOKEN_PREFIX = "tse"  # noqa: S105  a prefix that marks the secret, not a secret
 _MACHINE_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 _HOSTNAME = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,255}")  # no C0, DEL or C1 control characters
 _NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_VERSION = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,8 @@ def parse_request(data: Any) -> EnrolRequest:
         raise refuse(400, "malformed", "hostname must be 1-255 characters without control characters")
     if not _MACHINE_ID.fullmatch(values["machine_id"]):
         raise refuse(400, "malformed", "machine_id must be 1-64 characters of A-Z a-z 0-9 -")
+    if not _VERSION.fullmatch(values["agent_version"]):
+        raise refuse(400, "malformed", "agent_version must be 1-64 characters without control characters")
     try:
         load_public_key(values["public_key"])
     except (SignatureError, ValueError) as err:
@@ -184,7 +187,7 @@ def enrol(conn: Connection, req: EnrolRequest, now: datetime) -> Dict[str, Any]:
             tenant=token["tenant"],
             group_name=token["group_name"],
             labels=token["labels"] or {},
-            agent_version=req.agent_version[:64],
+            agent_version=req.agent_version,
             token_id=token["id"],
             enrolled_at=now,
             last_report_seq=0,

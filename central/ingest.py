@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Dict, List, Optional
@@ -24,6 +26,7 @@ from evidence.signing import SignatureError, verify
 from evidence.wire import Report, WireError, parse_heartbeat, parse_report
 
 OnReport = Callable[[Connection, RowMapping, Report, datetime], None]
+_COLLECTOR = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def authenticate(conn: Connection, agent_id: Optional[str], signature: Optional[str], body: bytes) -> RowMapping:
@@ -109,10 +112,13 @@ def ingest_reports(
             report = parse_report(raw, where)
         except WireError as err:
             raise refuse(400, "malformed", str(err), index=index) from err
+        except OverflowError as err:  # a time such as 0001-01-01T00:00:00+05:00 has no UTC form
+            raise refuse(400, "malformed", f"{where}: a time is out of range: {err}", index=index) from err
         if report.agent_id != agent["id"]:
             raise refuse(
                 400, "malformed", f"{where}: report of agent {report.agent_id}, sent by {agent['id']}", index=index
             )
+        _check_storable(report, where, index)
         digest = body_hash(raw)
         known = conn.execute(
             select(reports.c.body_sha256).where(
@@ -174,6 +180,36 @@ def ingest_reports(
     return result
 
 
+def _non_finite(value: Any, path: str) -> Optional[str]:
+    """Where in ``value`` a NaN or infinite number sits (Python's JSON reads them; PostgreSQL does not)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, f"{path}[{key!r}]" if isinstance(key, str) else f"{path}[{key}]")
+        if found is not None:
+            return found
+    return None
+
+
+def _check_storable(report: Report, where: str, index: int) -> None:
+    """Refuse what one database would store and another reject, so both answer alike (400, not 500)."""
+    for i, record in enumerate(report.evidence):
+        at = f"{where}.evidence[{i}]"
+        if not _COLLECTOR.fullmatch(record.collector):
+            raise refuse(400, "malformed", f"{at}.collector: must be 1-64 of A-Z a-z 0-9 _ . -", index=index)
+        bad = _non_finite(record.duration_ms, f"{at}.duration_ms") or _non_finite(
+            dict(record.observed), f"{at}.observed"
+        )
+        if bad is not None:
+            raise refuse(400, "malformed", f"{bad}: NaN and Infinity are not JSON numbers", index=index)
+
+
 def _store_latest(conn: Connection, agent_id: str, report: Report) -> None:
     for record in report.evidence:
         key = (latest_evidence.c.agent_id == agent_id) & (latest_evidence.c.collector == record.collector)
@@ -195,6 +231,8 @@ def ingest_heartbeat(
         beat = parse_heartbeat(body)
     except WireError as err:
         raise refuse(400, "malformed", str(err)) from err
+    except OverflowError as err:
+        raise refuse(400, "malformed", f"heartbeat: a time is out of range: {err}") from err
     if beat.agent_id != agent["id"]:
         raise refuse(400, "malformed", f"heartbeat of agent {beat.agent_id}, sent by {agent['id']}")
     if beat.seq <= int(agent["last_heartbeat_seq"]):

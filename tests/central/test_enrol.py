@@ -235,6 +235,8 @@ def test_malformed_enrolment_fields_are_named(client: TestClient, centre: Centre
         (_request(node, secret, public_key=None), "'public_key'"),
         (_request(node, secret, token=7), "'token'"),
         (_request(node, secret, agent_version=""), "'agent_version'"),
+        (_request(node, secret, agent_version="1.0\x00"), "agent_version"),
+        (_request(node, secret, agent_version="1" * 65), "agent_version"),
         ([1, 2], "JSON object"),
         (b"{not json", "not valid JSON"),
     ]
