@@ -64,7 +64,7 @@ def list_nodes(
 ) -> List[Dict[str, Any]]:
     query = select(agents).order_by(agents.c.hostname, agents.c.id)
     if search:
-        query = query.where(agents.c.hostname.contains(search, autoescape=True))
+        query = query.where(agents.c.hostname.icontains(search, autoescape=True))  # same on both databases
     rows = conn.execute(query).mappings().all()
     counts = _counts(conn)
     nodes = [_node(r, counts.get(r["id"], {})) for r in rows]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+import re
+from typing import Any, Dict, List, Optional, Sequence
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
@@ -38,13 +39,38 @@ async def require_key(request: Request) -> Dict[str, Any]:
 
     key = await run_in_threadpool(work)
     if key is None:
-        raise refuse(401, "unauthenticated", "unknown or revoked API key")
+        raise refuse(
+            401,
+            "unauthenticated",
+            "unknown or revoked API key",
+            "ask an admin for a key (tillsyn-central apikey create NAME); a revoked key cannot be restored",
+        )
     return key
 
 
 router = APIRouter(prefix="/api/v1", tags=["read"], dependencies=[Depends(require_key)])
-STATE = "^(passing|failing|unknown|stale|silent|revoked)$"
-STATUS = "^(passing|failing|unknown|stale)$"
+STATES = ("passing", "failing", "unknown", "stale", "silent", "revoked")
+STATUSES = ("passing", "failing", "unknown", "stale")
+_CONTROL = re.compile(r"^M(0[1-9]|1[0-3])$")
+
+
+def _one_of(name: str, value: Optional[str], allowed: Sequence[str]) -> Optional[str]:
+    """A filter value, or a 422 that lists what is allowed (same error shape as every refusal)."""
+    if value is not None and value not in allowed:
+        raise refuse(422, "bad_filter", f"{name}={value[:64]!r} is not one of: {', '.join(allowed)}")
+    return value
+
+
+def _control(value: Optional[str]) -> Optional[str]:
+    if value is not None and not _CONTROL.match(value):
+        raise refuse(422, "bad_filter", f"control={value[:64]!r} is not a control id (M01 to M13)")
+    return value
+
+
+def _text(name: str, value: Optional[str], longest: int) -> Optional[str]:
+    if value is not None and len(value) > longest:
+        raise refuse(422, "bad_filter", f"{name} is longer than {longest} characters")
+    return value
 
 
 async def _read(request: Request, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -60,11 +86,13 @@ async def _read(request: Request, fn: Any, *args: Any, **kwargs: Any) -> Any:
 @router.get("/nodes", summary="Every node with its state, last heartbeat and finding counts")
 async def nodes(
     request: Request,
-    state: Optional[str] = Query(None, pattern=STATE),
-    search: Optional[str] = Query(None, max_length=255),
+    state: Optional[str] = Query(None, description="one of " + ", ".join(STATES)),
+    search: Optional[str] = Query(None, description="part of the hostname (any case)"),
     limit: int = Query(1000, ge=1, le=10000),
     offset: int = Query(0, ge=0),
 ) -> List[Dict[str, Any]]:
+    state = _one_of("state", state, STATES)
+    search = _text("search", search, 255)
     result: List[Dict[str, Any]] = await _read(request, reads.list_nodes, state, search, limit, offset)
     return result
 
@@ -83,13 +111,17 @@ async def node(request: Request, agent_id: str) -> Dict[str, Any]:
 @router.get("/findings", summary="Findings across the fleet, failing first")
 async def findings(
     request: Request,
-    status: Optional[str] = Query(None, pattern=STATUS),
-    control: Optional[str] = Query(None, pattern="^M(0[1-9]|1[0-3])$"),
-    rule: Optional[str] = Query(None, max_length=64),
-    node: Optional[str] = Query(None, max_length=64),
+    status: Optional[str] = Query(None, description="one of " + ", ".join(STATUSES)),
+    control: Optional[str] = Query(None, description="a control id, M01 to M13"),
+    rule: Optional[str] = Query(None, description="a rule id"),
+    node: Optional[str] = Query(None, description="an agent id"),
     limit: int = Query(1000, ge=1, le=10000),
     offset: int = Query(0, ge=0),
 ) -> List[Dict[str, Any]]:
+    status = _one_of("status", status, STATUSES)
+    control = _control(control)
+    rule = _text("rule", rule, 64)
+    node = _text("node", node, 64)
     result: List[Dict[str, Any]] = await _read(request, reads.list_findings, node, status, control, rule, limit, offset)
     return result
 
@@ -117,12 +149,21 @@ async def policy(request: Request) -> Dict[str, Any]:
                 "severity": r.severity,
                 "collector": r.collector,
                 "max_age_s": r.max_age_s,
+                "enabled": r.enabled,
                 "iso27001": list(r.iso27001),
                 "gdpr": list(r.gdpr),
                 "rationale": r.rationale,
                 "remediation": r.remediation,
             }
             for r in holder.policy.rules
+        ],
+        "overrides": [
+            {
+                "name": o.name,
+                "match": {"tenant": o.tenant, "group": o.group, "labels": dict(o.labels)},
+                "rules": {k: dict(v) for k, v in o.changes.items()},
+            }
+            for o in holder.policy.overrides
         ],
     }
 
