@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.exc import ArgumentError
+
+from central.db.engine import DatabaseURLError, normalise_url
 
 DEFAULT_PATH = Path("/etc/tillsyn/central.yaml")
 DEFAULT_STATE = Path("/var/lib/tillsyn")
@@ -48,6 +51,18 @@ class CentralConfig(_Strict):
     silent_after_s: Optional[int] = Field(None, ge=10, description="default: 3 x heartbeat_interval_s")
     duty_interval_s: float = Field(10.0, gt=0)
 
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None:
+            try:
+                normalise_url(value)
+            except ArgumentError as err:
+                raise ValueError("not a database URL: use sqlite:///PATH or postgresql://USER@HOST/DB") from err
+            except DatabaseURLError as err:
+                raise ValueError(str(err)) from err
+        return value
+
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.state_dir / 'central.db'}"
@@ -57,12 +72,17 @@ class CentralConfig(_Strict):
         return self.silent_after_s or 3 * self.heartbeat_interval_s
 
 
-def _describe(err: ValidationError) -> str:
+_ENV = {"state_dir": "TILLSYN_STATE_DIR", "database_url": "TILLSYN_DATABASE_URL", "policy": "TILLSYN_POLICY"}
+
+
+def _describe(err: ValidationError, from_env: Mapping[str, str]) -> str:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "(top level)"
     message = "unknown setting" if first["type"] == "extra_forbidden" else first["msg"]
+    message = message.removeprefix("Value error, ")
+    origin = f" (from ${from_env[key]})" if key in from_env else ""
     more = len(err.errors()) - 1
-    return f"{key}: {message}" + (f" (and {more} more)" if more else "")
+    return f"{key}{origin}: {message}" + (f" (and {more} more)" if more else "")
 
 
 def from_mapping(data: Any, source: str, env: Mapping[str, str]) -> CentralConfig:
@@ -71,16 +91,13 @@ def from_mapping(data: Any, source: str, env: Mapping[str, str]) -> CentralConfi
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top, got {type(data).__name__}")
     data = dict(data)
-    if env.get("TILLSYN_STATE_DIR"):
-        data["state_dir"] = env["TILLSYN_STATE_DIR"]
-    if env.get("TILLSYN_DATABASE_URL"):
-        data["database_url"] = env["TILLSYN_DATABASE_URL"]
-    if env.get("TILLSYN_POLICY"):
-        data["policy"] = env["TILLSYN_POLICY"]
+    from_env = {key: var for key, var in _ENV.items() if env.get(var)}
+    for key, var in from_env.items():
+        data[key] = env[var]
     try:
         return CentralConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(f"{source}: {_describe(err)}") from err
+        raise ConfigError(f"{source}: {_describe(err, from_env)}") from err
 
 
 def load(flag: Optional[str], env: Mapping[str, str]) -> CentralConfig:

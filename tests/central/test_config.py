@@ -1,0 +1,74 @@
+"""central.yaml: errors name the file and the key; TILLSYN_* environment variables override it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+
+from central.config import ConfigError, from_mapping, load
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "central.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_and_derived_values(tmp_path: Path) -> None:
+    config = load(str(write(tmp_path, "heartbeat_interval_s: 30\n")), {})
+    assert config.silent_threshold_s == 90  # 3 x heartbeat interval unless set
+    assert config.db_url == "sqlite:////var/lib/tillsyn/central.db"
+    assert (config.listen.host, config.listen.port) == ("127.0.0.1", 8443)
+    assert from_mapping({"silent_after_s": 600}, "x", {}).silent_threshold_s == 600
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "state_dir: /srv/a\ndatabase_url: sqlite:////srv/a/c.db\npolicy: /srv/a/p.yaml\n")
+    env = {
+        "TILLSYN_STATE_DIR": str(tmp_path / "state"),
+        "TILLSYN_DATABASE_URL": "postgresql://tillsyn@127.0.0.1/tillsyn",
+        "TILLSYN_POLICY": str(tmp_path / "policy.yaml"),
+    }
+    config = load(str(path), env)
+    assert (config.state_dir, config.database_url, config.policy) == (
+        tmp_path / "state", env["TILLSYN_DATABASE_URL"], tmp_path / "policy.yaml")  # fmt: skip
+    only_state = load(str(path), {"TILLSYN_STATE_DIR": str(tmp_path / "s2")})
+    assert (only_state.state_dir, only_state.database_url) == (tmp_path / "s2", "sqlite:////srv/a/c.db")
+    # the config file itself can come from the environment; state dir decides the default database
+    config = load(None, {"TILLSYN_CENTRAL_CONFIG": str(write(tmp_path, "{}\n")), "TILLSYN_STATE_DIR": "/tmp/t"})
+    assert config.db_url == "sqlite:////tmp/t/central.db"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("listen:\n  port: https\n", "listen.port: Input should be a valid integer"),
+        ("listen:\n  port: 70000\n", "listen.port: Input should be less than or equal to 65535"),
+        ("lissen: {}\n", "lissen: unknown setting"),
+        ("limits:\n  max_body_byte: 5\n", "limits.max_body_byte: unknown setting"),
+        ("heartbeat_interval_s: 1\n", "heartbeat_interval_s: Input should be greater than or equal to 5"),
+        ("database_url: mysql://u@h/db\n", "database_url: unsupported database 'mysql': use sqlite:///PATH"),
+        ("database_url: not a url\n", "database_url: not a database URL: use sqlite:///PATH or postgresql://"),
+        ("- a\n- b\n", "expected a mapping at the top, got list"),
+        ("listen: [\n", "line 2: not valid YAML"),
+    ],
+)
+def test_errors_name_the_file_and_the_key(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load(str(path), {})
+    assert str(caught.value).startswith(str(path))
+    assert message in str(caught.value)
+
+
+def test_a_bad_environment_value_is_named_as_such(tmp_path: Path) -> None:
+    env: Dict[str, Any] = {"TILLSYN_DATABASE_URL": "oracle://x/y"}
+    with pytest.raises(ConfigError, match=r"central.yaml: database_url \(from \$TILLSYN_DATABASE_URL\): unsupported"):
+        load(str(write(tmp_path, "{}\n")), env)
+
+
+def test_a_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope.yaml: no such file \(see config/central.yaml for an example\)"):
+        load(str(tmp_path / "nope.yaml"), {})
