@@ -48,10 +48,25 @@ class Connection:
         return self.reader, self.writer
 
     async def send(self, data: bytes) -> Tuple[int, bytes]:
-        """Write one request and read its answer: (status, body)."""
+        """Write one request and read its answer: (status, body).
+
+        A kept-alive connection the server closed while idle (uvicorn after 5 s) fails
+        before a byte of the answer arrives; the server never read the request, so it is
+        sent once more on a new connection, as HTTP clients do (RFC 9112, section 9.3.1).
+        """
+        reused = self.reader is not None
         reader, writer = await self._open()
         writer.write(data)
-        head = await reader.readuntil(b"\r\n\r\n")
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionResetError) as err:
+            partial = getattr(err, "partial", b"")
+            if not reused or partial:
+                raise
+            self.close()
+            reader, writer = await self._open()
+            writer.write(data)
+            head = await reader.readuntil(b"\r\n\r\n")
         lines = head.split(b"\r\n")
         try:
             status = int(lines[0].split(b" ", 2)[1])
