@@ -50,8 +50,14 @@ def _parser() -> argparse.ArgumentParser:
     enroll.add_argument("--token", required=True, help="an enrolment token from: tillsyn-central token create")
     enroll.add_argument("--ca", help="CA certificate file that signed the centre's certificate (pinned)")
     run = sub.add_parser("run", help="collect, spool and deliver reports")
-    run.add_argument("--once", action="store_true", help="one collection, deliver, and exit")
-    sub.add_parser("status", help="identity, server and spool depth")
+    run.add_argument("--once", action="store_true", help="one collection, deliver, and exit (no daemon)")
+    sub.add_parser("status", help="identity, server, last delivery, spool depth, last run of each collector")
+    check = sub.add_parser(
+        "check", help="evaluate fresh evidence of this machine against the policy (exit 1 unless all pass)"
+    )
+    check.add_argument("--policy", help="policy file (default: /etc/tillsyn/policy.yaml, else the shipped policy)")
+    check.add_argument("--json", action="store_true", help="print every verdict as JSON")
+    check.add_argument("--root", default=os.environ.get("TILLSYN_ROOT", "/"), help=argparse.SUPPRESS)
     return parser
 
 
@@ -118,17 +124,48 @@ def _run_once(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from agent import status
     from agent.identity import load_enrolment
     from agent.spool import Spool
 
     state = state_dir(args.state_dir, os.environ)
     enrolment = load_enrolment(state)
-    print(f"agent id:    {enrolment.agent_id}\nserver:      {enrolment.server}")
-    print(f"state:       {state}\nspool depth: {len(Spool(state / 'spool').pending())}")
+    spool = Spool(state / "spool")
+    info = status.load(state)
+    print(f"agent id:       {enrolment.agent_id}\nserver:         {enrolment.server}\nstate:          {state}")
+    print(f"spool depth:    {spool.depth()} (dropped at the bound: {spool.dropped().get('count', 0)})")
+    print(f"last delivery:  {info.get('last_delivery_at', 'never')}")
+    if info.get("last_delivery_error"):
+        print(f"delivery error: {info['last_delivery_error']}")
+    print(f"last heartbeat: {info.get('last_heartbeat_at', 'never')}")
+    for name, run in sorted(info.get("collectors", {}).items()):
+        error = f" ({run['error']})" if run.get("error") else ""
+        print(f"  {name:<16} {run['status']:<12} {run['last_run']} {run['duration_ms']} ms{error}")
     return 0
 
 
-COMMANDS = {"collect": _collect, "enroll": _enroll, "status": _status}
+def _run(args: argparse.Namespace) -> int:
+    if args.once:
+        return _run_once(args)
+    from agent import logsetup
+    from agent.daemon import Daemon
+    from agent.identity import load_enrolment
+
+    state = state_dir(args.state_dir, os.environ)
+    logsetup.setup(load_enrolment(state).agent_id)
+    path, required = resolve_path(args.config, os.environ)
+    return Daemon(state, path, required).run()
+
+
+def _check(args: argparse.Namespace) -> int:
+    from agent.check import run_check
+
+    path, required = resolve_path(args.config, os.environ)
+    config = load(path, required=required)
+    return run_check(config, args.policy, Path(args.root), as_json=args.json)
+
+
+COMMANDS = {"collect": _collect, "enroll": _enroll, "status": _status, "run": _run, "check": _check}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -137,11 +174,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     args = _parser().parse_args(argv)
     try:
-        if args.command == "run":
-            if not args.once:
-                print("tillsyn-agent: the daemon is not in this release yet; use run --once", file=sys.stderr)
-                return EXIT_USAGE
-            return _run_once(args)
         return COMMANDS[args.command](args)
     except (ConfigError, IdentityError) as err:
         print(f"tillsyn-agent: {err}", file=sys.stderr)

@@ -34,6 +34,23 @@ COMMON_DEFAULTS: Dict[str, Dict[str, Any]] = {
 TOP: Dict[str, Field] = {
     "collectors": Field(dict, {}, "per-collector settings, by collector name"),
     "command_timeout": Field(float, 10.0, "default timeout of one command a collector runs", minimum=0.1),
+    "heartbeat_interval": Field(int, 60, "seconds between heartbeats to the centre", minimum=5),
+    "jitter": Field(float, 0.1, "random share of each interval added, so a fleet does not run in step", minimum=0),
+    "spool": Field(dict, {}, "limits of the on-disk spool"),
+    "delivery": Field(dict, {}, "retrying delivery"),
+    "privacy": Field(dict, {}, "pseudonymisation of personal data"),
+}
+SPOOL: Dict[str, Field] = {
+    "max_bytes": Field(int, 100 * 1024 * 1024, "oldest reports are dropped (and counted) beyond this size",
+                       minimum=64 * 1024),
+    "max_age": Field(int, 30 * 86400, "reports older than this many seconds are dropped (and counted)", minimum=60),
+}
+DELIVERY: Dict[str, Field] = {
+    "backoff_min": Field(float, 1.0, "first retry delay in seconds", minimum=0.1),
+    "backoff_max": Field(float, 300.0, "longest retry delay in seconds", minimum=1),
+}
+PRIVACY: Dict[str, Field] = {
+    "pseudonymise": Field(bool, True, "replace usernames and home paths by keyed pseudonyms before sending"),
 }
 
 
@@ -56,6 +73,13 @@ class AgentConfig:
     """The file this came from, or None for built-in defaults."""
     command_timeout: float
     collectors: Mapping[str, CollectorConfig]
+    heartbeat_interval: int = 60
+    jitter: float = 0.1
+    spool_max_bytes: int = 100 * 1024 * 1024
+    spool_max_age: int = 30 * 86400
+    backoff_min: float = 1.0
+    backoff_max: float = 300.0
+    pseudonymise: bool = True
 
 
 def resolve_path(flag: Optional[str], env: Mapping[str, str]) -> Tuple[Path, bool]:
@@ -105,9 +129,18 @@ def from_mapping(data: Any, source: Optional[Path]) -> AgentConfig:
                 f"no such collector (known: {', '.join(sorted(REGISTRY))})",
             )
         collectors = {name: _collector(name, sections.get(name)) for name in REGISTRY}
+        spool = validate(top["spool"], SPOOL, "agent.spool")
+        delivery = validate(top["delivery"], DELIVERY, "agent.delivery")
+        privacy = validate(top["privacy"], PRIVACY, "agent.privacy")
     except SettingsError as err:
         raise ConfigError(f"{label}: {err.key[len('agent.'):]}: {err.message}") from err
-    return AgentConfig(source, float(top["command_timeout"]), collectors)
+    return AgentConfig(
+        source, float(top["command_timeout"]), collectors,
+        heartbeat_interval=int(top["heartbeat_interval"]), jitter=float(top["jitter"]),
+        spool_max_bytes=int(spool["max_bytes"]), spool_max_age=int(spool["max_age"]),
+        backoff_min=float(delivery["backoff_min"]), backoff_max=float(delivery["backoff_max"]),
+        pseudonymise=bool(privacy["pseudonymise"]),
+    )
 
 
 def _collector(name: str, section: Any) -> CollectorConfig:

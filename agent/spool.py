@@ -83,6 +83,42 @@ class Spool:
                 out.append(Spooled(int(match.group(1)), "", Path(entry.path), entry.stat().st_size))
         return sorted(out, key=lambda s: s.seq)
 
+    def enforce_bounds(self, max_bytes: int, max_age_s: float, now: float) -> int:
+        """Drop the oldest reports beyond the size or age limit; returns how many were dropped.
+
+        Dropped reports are counted in ``dropped.json`` (and reported in heartbeats), never
+        silently lost.
+        """
+        items = self.pending()
+        total = sum(i.size for i in items)
+        victims = []
+        for item in items:
+            too_old = now - item.path.stat().st_mtime > max_age_s
+            if not too_old and total <= max_bytes:
+                break
+            victims.append(item)
+            total -= item.size
+        if victims:
+            counts = self.dropped()
+            counts["count"] = int(counts.get("count", 0)) + len(victims)
+            counts["last_seq"] = victims[-1].seq
+            write_json(self.dir / "dropped.json", counts)
+            self.remove(victims)
+        return len(victims)
+
+    def dropped(self) -> Dict[str, Any]:
+        return read_json(self.dir / "dropped.json") or {"count": 0}
+
+    def reject(self, item: Spooled, reason: str) -> None:
+        """Move a report the centre refused for good out of the queue, keeping it for inspection."""
+        rejected = self.dir / "rejected"
+        rejected.mkdir(exist_ok=True, mode=0o700)
+        write_json(rejected / f"{item.seq:020d}.reason.json", {"reason": reason})
+        os.replace(item.path, rejected / item.path.name)
+
+    def depth(self) -> int:
+        return len(self.pending())
+
     def remove(self, items: Iterable[Spooled]) -> None:
         for item in items:
             with contextlib.suppress(FileNotFoundError):

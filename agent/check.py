@@ -1,0 +1,77 @@
+"""``tillsyn-agent check``: this machine's evidence against the policy, like a one-shot audit.
+
+Uses the same rule engine as the centre.  Exit status 0 only when every rule
+passes; 1 when any rule fails or cannot be decided (unknown is never passing).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+from agent.collect import run_collectors
+from agent.config import AgentConfig, ConfigError
+from collectors import REGISTRY
+from evidence.policy import PolicyError, parse_policy
+from evidence.rules import Verdict, evaluate
+
+SYSTEM_POLICY = Path("/etc/tillsyn/policy.yaml")
+SHIPPED_POLICY = Path(__file__).resolve().parents[1] / "config" / "policy.yaml"
+_ORDER = {Verdict.FAILING: 0, Verdict.UNKNOWN: 1, Verdict.STALE: 2, Verdict.PASSING: 3}
+_MARK = {Verdict.PASSING: "pass", Verdict.FAILING: "FAIL", Verdict.UNKNOWN: "UNKNOWN", Verdict.STALE: "STALE"}
+
+
+def _policy_path(flag: Optional[str]) -> Path:
+    if flag:
+        return Path(flag)
+    return SYSTEM_POLICY if SYSTEM_POLICY.exists() else SHIPPED_POLICY
+
+
+def run_check(config: AgentConfig, policy_flag: Optional[str], root: Path, *, as_json: bool = False) -> int:
+    path = _policy_path(policy_flag)
+    try:
+        policy = parse_policy(path.read_text(encoding="utf-8"), str(path), list(REGISTRY))
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror or err}") from err
+    except PolicyError as err:
+        raise ConfigError(str(err)) from err
+    rules = policy.rules_for()
+    needed = sorted({r.collector for r in rules} & set(REGISTRY))
+    records = {r.collector: r.to_dict() for r in run_collectors(config, only=needed, root=root)}
+    now = datetime.now(timezone.utc)
+    results = [evaluate(rule, records.get(rule.collector), now) for rule in rules]
+    if as_json:
+        json.dump(
+            [
+                {
+                    "rule": r.rule.id,
+                    "controls": list(r.rule.controls),
+                    "severity": r.rule.severity,
+                    "verdict": r.verdict.value,
+                    "message": r.message,
+                    "observed": r.observed,
+                }
+                for r in results
+            ],
+            sys.stdout,
+            indent=2,
+            default=str,
+        )
+        sys.stdout.write("\n")
+    else:
+        for result in sorted(results, key=lambda r: (_ORDER[r.verdict], r.rule.controls, r.rule.id)):
+            rule = result.rule
+            print(f"{_MARK[result.verdict]:<8} {','.join(rule.controls):<8} {rule.id:<28} {rule.title}")
+            if result.verdict is not Verdict.PASSING:
+                print(f"{'':<18}{result.message}")
+                shown = result.observed not in (None, [], {}) and not (
+                    isinstance(result.observed, dict) and "not_present" in result.observed
+                )
+                if shown:
+                    print(f"{'':<18}observed: {json.dumps(result.observed, default=str)[:400]}")
+        bad = sum(r.verdict is not Verdict.PASSING for r in results)
+        print(f"\n{len(results) - bad} of {len(results)} rules pass ({path})")
+    return 0 if all(r.verdict is Verdict.PASSING for r in results) else 1

@@ -1,0 +1,66 @@
+"""Pseudonymising personal data in evidence before it leaves the node (M13).
+
+Usernames (in fields named ``user``, ``username``, ``owner`` or ``login``) and the
+user part of home paths (``/home/<name>/…``) are replaced by a keyed hash:
+``u-`` and 12 hex digits of HMAC-SHA256 under the fleet's pseudonym key.  The same
+person gets the same pseudonym on every node of the fleet, so evidence can still
+be correlated, but the name cannot be read back without the key.  System
+accounts (uid below 1000, e.g. root, www-data) are not personal data and are kept:
+that a service runs as root is evidence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import pwd
+import re
+from typing import Any, Callable, Dict, Optional
+
+USER_FIELDS = frozenset({"user", "username", "owner", "login"})
+UID_MIN = 1000  # Debian's and RHEL's login.defs default
+_HOME = re.compile(r"^(/home/|/var/home/)([^/]+)")
+
+
+def _system_account(name: str) -> bool:
+    try:
+        return pwd.getpwnam(name).pw_uid < UID_MIN
+    except KeyError:
+        return False
+
+
+class Pseudonymiser:
+    def __init__(self, key: bytes, is_system: Callable[[str], bool] = _system_account) -> None:
+        if len(key) < 16:
+            raise ValueError("pseudonym key must be at least 16 bytes")
+        self.key = key
+        self.is_system = is_system
+        self._cache: Dict[str, str] = {}
+
+    def name(self, user: str) -> str:
+        if user in self._cache:
+            return self._cache[user]
+        if self.is_system(user):
+            result = user
+        else:
+            result = "u-" + hmac.new(self.key, user.encode("utf-8"), hashlib.sha256).hexdigest()[:12]
+        self._cache[user] = result
+        return result
+
+    def _path(self, text: str) -> str:
+        match = _HOME.match(text)
+        if not match:
+            return text
+        return match.group(1) + self.name(match.group(2)) + text[match.end():]
+
+    def apply(self, value: Any, field: Optional[str] = None) -> Any:
+        """A copy of ``value`` with usernames and home paths pseudonymised."""
+        if isinstance(value, dict):
+            return {k: self.apply(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.apply(v, field) for v in value]
+        if isinstance(value, str):
+            if field in USER_FIELDS and value:
+                return self.name(value)
+            return self._path(value)
+        return value

@@ -1,0 +1,73 @@
+"""File-event triggers: a change to a file a collector depends on runs that collector at once.
+
+Watches the parent directory of each file (files are often replaced by rename, which
+a watch on the file itself would miss) with ``watchdog`` (inotify on Linux).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Callable, Dict, Iterable, Mapping, Optional, Set
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+log = logging.getLogger("tillsyn.agent.watch")
+CHANGES = frozenset({"created", "modified", "moved", "deleted", "closed"})
+CONFIG = "<config>"
+"""The name under which a change to agent.yaml is reported."""
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, targets: Mapping[str, Set[str]], notify: Callable[[Set[str]], None]) -> None:
+        self.targets = targets
+        self.notify = notify
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        # Only changes count: newer watchdog also reports opens and reads (IN_OPEN,
+        # IN_CLOSE_NOWRITE), and a collector reading its own file must not re-trigger itself.
+        if event.event_type not in CHANGES:
+            return
+        names: Set[str] = set()
+        for raw in (event.src_path, getattr(event, "dest_path", "")):
+            path = os.fsdecode(raw) if isinstance(raw, bytes) else str(raw or "")
+            names |= self.targets.get(os.path.normpath(path), set()) if path else set()
+        if names:
+            self.notify(names)
+
+
+class Watcher:
+    """Maps changed paths to the collectors (and the config) that depend on them."""
+
+    def __init__(self, notify: Callable[[Set[str]], None]) -> None:
+        self.notify = notify
+        self.observer: Optional[Observer] = None  # type: ignore[valid-type]
+        self.watched: Dict[str, Set[str]] = {}
+
+    def start(self, paths_by_name: Mapping[str, Iterable[str]]) -> int:
+        """(Re)start watching; returns how many directories are watched."""
+        self.stop()
+        targets: Dict[str, Set[str]] = {}
+        for name, paths in paths_by_name.items():
+            for path in paths:
+                targets.setdefault(os.path.normpath(path), set()).add(name)
+        directories = {os.path.dirname(p) for p in targets if os.path.isdir(os.path.dirname(p))}
+        observer = Observer()
+        handler = _Handler(targets, self.notify)
+        for directory in sorted(directories):
+            try:
+                observer.schedule(handler, directory, recursive=False)
+            except OSError as err:
+                log.warning("cannot watch %s: %s", directory, err)
+        observer.daemon = True
+        observer.start()
+        self.observer = observer
+        self.watched = targets
+        return len(directories)
+
+    def stop(self) -> None:
+        if self.observer is not None:
+            self.observer.stop()
+            self.observer.join(timeout=5)
+            self.observer = None
