@@ -113,6 +113,24 @@ def _serve(config: CentralConfig, args: argparse.Namespace) -> int:
     return 0
 
 
+def _database(config: CentralConfig) -> str:
+    """The database URL for messages, password hidden; refuses a SQLite file that is not there
+    (looking into it would create an empty one)."""
+    from sqlalchemy.engine import make_url
+
+    from central.db.engine import normalise_url
+
+    url = make_url(normalise_url(config.db_url))
+    shown = url.render_as_string(hide_password=True)
+    local = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+    if local and not Path(str(url.database)).exists():
+        raise ConfigError(
+            f"no database at {url.database}: check database_url / TILLSYN_DATABASE_URL "
+            "(a new one is made by: tillsyn-central db upgrade)"
+        )
+    return shown
+
+
 def _admin(config: CentralConfig, args: argparse.Namespace) -> int:
     from central import apikeys, reads
     from central import enrol as enrolment
@@ -122,11 +140,17 @@ def _admin(config: CentralConfig, args: argparse.Namespace) -> int:
     from central.service import open_centre
 
     if args.command == "db":
-        centre = open_centre(config, upgrade=False)
         if args.action == "upgrade":
+            centre = open_centre(config, upgrade=False)
             print(f"schema at revision {migrate.upgrade(centre.engine)}")
+            return 0
+        shown = _database(config)
+        centre = open_centre(config, upgrade=False)
+        revision = migrate.current(centre.engine)
+        if revision is None:
+            print(f"{shown}: no schema yet (newest {migrate.head()}); run: tillsyn-central db upgrade")
         else:
-            print(f"schema at revision {migrate.current(centre.engine)} (newest {migrate.head()})")
+            print(f"schema at revision {revision} (newest {migrate.head()})")
         return 0
     centre = open_centre(config)
     now = utcnow()
@@ -176,11 +200,21 @@ def _admin(config: CentralConfig, args: argparse.Namespace) -> int:
 
 
 def _verify(config: CentralConfig, args: argparse.Namespace) -> int:
-    from central.service import open_centre
+    from central.db import migrate
+    from central.db.engine import make_engine
     from central.verify import verify_store
 
-    centre = open_centre(config, upgrade=False)
-    checked, problems = verify_store(centre.engine, args.agent)
+    # Only the database: a broken policy file must not stop an audit of the evidence.
+    shown = _database(config)
+    engine = make_engine(config.db_url)
+    try:
+        if migrate.current(engine) is None:
+            raise ConfigError(f"{shown}: no Tillsyn schema here; check database_url / TILLSYN_DATABASE_URL")
+        checked, problems = verify_store(engine, args.agent)
+    finally:
+        engine.dispose()
+    if args.agent and not checked:
+        raise ConfigError(f"no node {args.agent!r} (see: tillsyn-central agent list)")
     for problem in problems:
         where = f" entry {problem.chain_index} (report {problem.report_id})" if problem.chain_index else ""
         print(f"BROKEN {problem.agent_id}{where}: {problem.problem}")
@@ -217,10 +251,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"tillsyn-central: {err}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as err:
+        from sqlalchemy.exc import ArgumentError, OperationalError
+
+        from central.db.engine import DatabaseURLError
         from evidence.policy import PolicyError
 
         if isinstance(err, PolicyError):
             print(f"tillsyn-central: policy: {err}", file=sys.stderr)
+            return EXIT_USAGE
+        if isinstance(err, (DatabaseURLError, ArgumentError)):
+            print(f"tillsyn-central: database_url: {err}", file=sys.stderr)
+            return EXIT_USAGE
+        if isinstance(err, OperationalError):
+            print(f"tillsyn-central: cannot use the database: {str(err.orig or err).strip()}", file=sys.stderr)
             return EXIT_USAGE
         raise
 

@@ -56,7 +56,7 @@ def verify_chain(
     """Every problem in one node's chain; an empty list means it is intact."""
     problems: List[Break] = []
     prev = GENESIS
-    count = 0
+    count = last_index = 0
     for count, entry in enumerate(entries, start=1):
         where = (agent_id, entry.chain_index, entry.report_id)
         if entry.chain_index != count:
@@ -72,11 +72,15 @@ def verify_chain(
             verify(public_key, entry.body, entry.signature)
         except SignatureError as err:
             problems.append(Break(*where, f"signature: {err}"))
-        prev = entry.entry_hash
+        prev, last_index = entry.entry_hash, entry.chain_index
+    cut = expected_length is not None and last_index < expected_length
     if expected_length is not None and count != expected_length:
-        problems.append(
-            Break(agent_id, None, None, f"chain has {count} entries, the node record says {expected_length}")
-        )
-    if expected_head is not None and count and prev != expected_head:
+        problem = f"chain has {count} entries, the node record says {expected_length}"
+        if cut:
+            first = last_index + 1
+            missing = f"entry {first}" if first == expected_length else f"entries {first}-{expected_length}"
+            problem += f" ({missing} removed at the end)"
+        problems.append(Break(agent_id, None, None, problem))
+    if expected_head is not None and count and not cut and prev != expected_head:
         problems.append(Break(agent_id, None, None, "last entry is not the recorded head (entries removed at the end)"))
     return problems
