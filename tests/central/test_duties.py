@@ -187,3 +187,19 @@ def test_policy_reload_and_a_broken_policy_keeps_the_old_one(own_centre: Centre,
         policy_file.write_text(text)
         assert run_once(centre.engine, centre.policy, 10**6, now()).policy_reloaded is True
         assert centre.policy.last_error is None and client.get("/healthz").json()["policy_error"] is None
+
+
+def test_an_override_that_shortens_max_age_is_honoured(own_centre: Centre, policy_file: Path) -> None:
+    policy_file.write_text(
+        policy_file.read_text()
+        + "overrides:\n  - match: {}\n    rules:\n      ports-no-plaintext-remote: {max_age: 5m}\n"
+    )
+    centre = own_centre
+    assert centre.policy.reload_if_changed() is True
+    with TestClient(create_app(centre, duties=False)) as client:
+        node = Node(client)
+        node.enrol(new_token(centre))
+        node.send(node.report(evidence_record("ports", {"sockets": []})))
+    result = run_once(centre.engine, centre.policy, 10**6, now() + timedelta(minutes=10))
+    assert result.stale == 1  # the shipped 20 min for the other two port rules has not passed
+    assert list(stale_changes(centre)) == [(node.agent_id, "ports-no-plaintext-remote")]

@@ -14,7 +14,8 @@ import pytest
 
 from evidence.model import utc_iso
 from evidence.policy import parse_policy
-from evidence.rules import OPERATORS, Check, Rule, Test, Verdict, evaluate, evaluate_check, lookup, parse_duration
+from evidence.rules import OPERATORS, Check, Rule, Verdict, evaluate, evaluate_check, lookup, parse_duration
+from evidence.rules import Test as ItemTest  # named Test*, pytest would try to collect it
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
 
@@ -107,8 +108,8 @@ UPS = [
     {"name": "b", "on_line": False, "flags": ["OB", "LB"], "battery": {"pct": 12}},
     {"name": "c", "on_line": None, "flags": None, "battery": {"pct": None}},
 ]
-T_ON = Test("on_line", "is_true")
-W_LB = Test("flags", "contains", "LB")
+T_ON = ItemTest("on_line", "is_true")
+W_LB = ItemTest("flags", "contains", "LB")
 
 
 @pytest.mark.parametrize(
@@ -128,19 +129,19 @@ W_LB = Test("flags", "contains", "LB")
         (Check("ups", "none", where=(W_LB,), show=("name",)), [UPS[0], UPS[2]], None, [{"name": "c"}]),
         (Check("ups", "none", where=(W_LB,)), [UPS[0]], True, []),
         # count, with a filter that is undecided for some items
-        (Check("ups", "count", Test("", "ge", 1)), UPS, True, 3),
-        (Check("ups", "count", Test("", "eq", 0), where=(W_LB,)), [UPS[0]], True, 0),
-        (Check("ups", "count", Test("", "le", 0), where=(W_LB,)), UPS, False, 1),
-        (Check("ups", "count", Test("", "ge", 1), where=(W_LB,)), [UPS[0], UPS[2]], None, 0),
-        (Check("ups", "count", Test("", "le", 5), where=(W_LB,)), [UPS[0], UPS[2]], True, 0),
+        (Check("ups", "count", ItemTest("", "ge", 1)), UPS, True, 3),
+        (Check("ups", "count", ItemTest("", "eq", 0), where=(W_LB,)), [UPS[0]], True, 0),
+        (Check("ups", "count", ItemTest("", "le", 0), where=(W_LB,)), UPS, False, 1),
+        (Check("ups", "count", ItemTest("", "ge", 1), where=(W_LB,)), [UPS[0], UPS[2]], None, 0),
+        (Check("ups", "count", ItemTest("", "le", 5), where=(W_LB,)), [UPS[0], UPS[2]], True, 0),
         # if_empty for all/any on an empty list (default: unknown, never passing)
         (Check("ups", "all", T_ON), [], None, []),
         (Check("ups", "all", T_ON, if_empty="pass"), [], True, []),
         (Check("ups", "any", T_ON, if_empty="fail"), [], False, []),
         # where-filter undecided for an item: it only matters if it could change the answer
         (Check("ups", "all", T_ON, where=(W_LB,), if_empty="pass"), [UPS[0], UPS[2]], None, [UPS[2]]),
-        (Check("ups", "all", Test("name", "ne", "z"), where=(W_LB,)), [UPS[1], UPS[2]], True, 1),
-        (Check("ups", "any", Test("name", "eq", "z"), where=(W_LB,)), [UPS[1], UPS[2]], False, [{**UPS[1]}]),
+        (Check("ups", "all", ItemTest("name", "ne", "z"), where=(W_LB,)), [UPS[1], UPS[2]], True, 1),
+        (Check("ups", "any", ItemTest("name", "eq", "z"), where=(W_LB,)), [UPS[1], UPS[2]], False, [{**UPS[1]}]),
     ],
 )
 def test_expect_modes(check: Check, items: Any, verdict: Optional[bool], observed: Any) -> None:
@@ -150,8 +151,8 @@ def test_expect_modes(check: Check, items: Any, verdict: Optional[bool], observe
 
 
 def test_value_and_list_checks_on_missing_or_wrong_shapes_are_unknown() -> None:
-    assert evaluate_check(Check("ups_count", "value", Test("", "ge", 1)), {}, NOW)[0] is None
-    assert evaluate_check(Check("a.b", "value", Test("", "eq", 2)), {"a": {"b": 2}}, NOW)[0] is True
+    assert evaluate_check(Check("ups_count", "value", ItemTest("", "ge", 1)), {}, NOW)[0] is None
+    assert evaluate_check(Check("a.b", "value", ItemTest("", "eq", 2)), {"a": {"b": 2}}, NOW)[0] is True
     outcome, _observed, message = evaluate_check(Check("ups", "all", T_ON), {"ups": {"a": 1}}, NOW)
     assert (outcome, message) == (None, "ups was not reported as a list")
 
@@ -167,7 +168,7 @@ def record(status: str = "complete", age_min: float = 1, **observed: Any) -> Dic
             "error": "timed out after 10 s" if status == "error" else None}  # fmt: skip
 
 
-UPS_PRESENT = Check("ups_count", "value", Test("", "ge", 1))
+UPS_PRESENT = Check("ups_count", "value", ItemTest("", "ge", 1))
 
 
 @pytest.mark.parametrize(
