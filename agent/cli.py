@@ -100,8 +100,10 @@ def _enroll(args: argparse.Namespace) -> int:
 def _run_once(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
+    from agent import status
     from agent.delivery import deliver
-    from agent.identity import load_enrolment, load_key
+    from agent.identity import load_enrolment, load_key, pseudonym_key
+    from agent.pseudonymise import Pseudonymiser, pseudonymised
     from agent.spool import Spool
     from agent.transport import Client
 
@@ -112,13 +114,23 @@ def _run_once(args: argparse.Namespace) -> int:
     config = load(path, required=required)
     collected_at = datetime.now(timezone.utc)
     records = run_collectors(config)
+    if config.pseudonymise:
+        pseudonymiser = Pseudonymiser(pseudonym_key(state))
+        records = [pseudonymised(r, pseudonymiser) for r in records]
     spool = Spool(state / "spool")
     spooled = spool.add(key, enrolment.agent_id, __version__, collected_at, records)
     client = Client(enrolment.server, key, enrolment.agent_id, enrolment.ca_file)
+    info = status.load(state)
+    info.setdefault("collectors", {}).update({
+        r.collector: {"last_run": collected_at.isoformat().replace("+00:00", "Z"), "status": r.status.value,
+                      "duration_ms": round(r.duration_ms, 1), "error": r.error} for r in records
+    })
     try:
         result = deliver(spool, client)
+        info["last_delivery_at"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
     finally:
         client.close()
+        status.save(state, info)
     print(f"report {spooled.seq} spooled; delivered {result.sent}, {result.pending} waiting in the spool")
     return 0
 

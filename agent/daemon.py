@@ -24,9 +24,9 @@ from agent.backoff import Backoff
 from agent.collect import run_collectors
 from agent.config import AgentConfig, ConfigError, load
 from agent.delivery import deliver
-from agent.identity import load_enrolment, load_key
+from agent.identity import load_enrolment, load_key, pseudonym_key
 from agent.notify import Notifier
-from agent.pseudonymise import Pseudonymiser
+from agent.pseudonymise import Pseudonymiser, pseudonymised
 from agent.spool import Spool
 from agent.transport import Client, TransportError
 from agent.watch import CONFIG, Watcher
@@ -64,7 +64,7 @@ class Daemon:
         self.spool = Spool(state / "spool")
         self.notifier = notifier or Notifier()
         self.client = Client(self.enrolment.server, self.key, self.enrolment.agent_id, self.enrolment.ca_file)
-        self.pseudonymiser = Pseudonymiser(self._pseudonym_key())
+        self.pseudonymiser = Pseudonymiser(pseudonym_key(state))
         self.wake = threading.Event()
         self.stopping = False
         self.reload_requested = False
@@ -82,17 +82,6 @@ class Daemon:
         self.info: Dict[str, Any] = {"started_at": _utc(time.time()), "pid": os.getpid(), "collectors": {}}
 
     # -- set-up ---------------------------------------------------------------
-    def _pseudonym_key(self) -> bytes:
-        path = self.state / "pseudonym.key"
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            from agent.state import write_atomic
-
-            key = os.urandom(32)
-            write_atomic(path, key, 0o600)
-            return key
-
     def _watch(self) -> None:
         paths: Dict[str, List[str]] = {CONFIG: [str(self.config_path)]}
         for name, conf in self.config.collectors.items():
@@ -170,7 +159,7 @@ class Daemon:
         self.round = None
         records = current.records
         if self.config.pseudonymise:
-            records = [_pseudonymised(r, self.pseudonymiser) for r in records]
+            records = [pseudonymised(r, self.pseudonymiser) for r in records]
         spooled = self.spool.add(self.key, self.enrolment.agent_id, __version__, current.collected_at, records)
         for record in records:
             self.info["collectors"][record.collector] = {
@@ -263,9 +252,3 @@ class Daemon:
         self._report_status()
         log.info("agent stopped")
         return 0
-
-
-def _pseudonymised(record: Evidence, pseudonymiser: Pseudonymiser) -> Evidence:
-    from dataclasses import replace
-
-    return replace(record, observed=pseudonymiser.apply(dict(record.observed)))

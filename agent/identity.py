@@ -79,3 +79,14 @@ def save_enrolment(state: Path, enrolment: Enrolment) -> None:
 
 def public_key_of(key: Ed25519PrivateKey) -> str:
     return public_key_text(key)
+
+
+def pseudonym_key(state: Path) -> bytes:
+    """The key of the keyed hash that pseudonymises usernames (created once, mode 0600)."""
+    path = state / "pseudonym.key"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        key = os.urandom(32)
+        write_atomic(path, key, 0o600)
+        return key

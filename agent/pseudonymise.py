@@ -15,7 +15,10 @@ import hashlib
 import hmac
 import pwd
 import re
+from dataclasses import replace
 from typing import Any, Callable, Dict, Optional
+
+from evidence.model import Evidence
 
 USER_FIELDS = frozenset({"user", "username", "owner", "login"})
 UID_MIN = 1000  # Debian's and RHEL's login.defs default
@@ -64,3 +67,8 @@ class Pseudonymiser:
                 return self.name(value)
             return self._path(value)
         return value
+
+
+def pseudonymised(record: Evidence, pseudonymiser: Pseudonymiser) -> Evidence:
+    """``record`` with its observed facts pseudonymised."""
+    return replace(record, observed=pseudonymiser.apply(dict(record.observed)))

@@ -60,7 +60,10 @@ def test_enrol_then_deliver_one_collection(centre: CentreProcess, tmp_path: Path
     again = agent(state, "enroll", "--server", centre.url, "--token", centre.token())
     assert again.returncode == 0 and nodes[0]["id"] in again.stdout
     status = agent(state, "status")
-    assert f"agent id:    {nodes[0]['id']}" in status.stdout and "spool depth: 0" in status.stdout
+    assert f"agent id:       {nodes[0]['id']}" in status.stdout
+    assert "spool depth:    0 (dropped at the bound: 0)" in status.stdout
+    assert "last delivery:  never" not in status.stdout
+    assert "  ports " in status.stdout
 
 
 def test_refused_token_is_a_clear_error(centre: CentreProcess, tmp_path: Path) -> None:
