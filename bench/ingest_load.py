@@ -236,6 +236,8 @@ def argv_text(args: argparse.Namespace) -> str:
         parts.append(f"--db {args.db}")
     if args.write:
         parts.append("--write")
+    if args.py_spy is not None:
+        parts.append("--py-spy PATH")
     return " ".join(parts)
 
 
