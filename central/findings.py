@@ -26,18 +26,45 @@ def _rules(policy: Policy, agent: RowMapping) -> List[Rule]:
     return policy.rules_for(agent["tenant"], agent["group_name"], agent["labels"] or {})
 
 
-def record(conn: Connection, agent_id: str, result: Result, now: datetime, report_id: Optional[str]) -> bool:
-    """Store one verdict; True when the status changed (or the finding is new)."""
+_MISSING: Any = object()
+_COMPARED = (
+    findings.c.status,
+    findings.c.observed,
+    findings.c.message,
+    findings.c.severity,
+    findings.c.rule_version,
+    findings.c.controls,
+)
+"""What a finding shows; a verdict that changes none of these is not written."""
+
+
+def record(
+    conn: Connection,
+    agent_id: str,
+    result: Result,
+    now: datetime,
+    report_id: Optional[str],
+    old: Any = _MISSING,
+) -> bool:
+    """Store one verdict; True when the status changed (or the finding is new).
+
+    Nothing is written when neither status, observed value nor message changed: the
+    finding keeps the report that established it, and freshness is judged from
+    ``latest_evidence`` (see :func:`mark_stale`).  ``old`` is the current row (or None)
+    when the caller has already read it.
+    """
     rule = result.rule
     key = and_(findings.c.agent_id == agent_id, findings.c.rule_id == rule.id)
-    old = conn.execute(select(findings.c.status).where(key)).first()
+    if old is _MISSING:
+        old = conn.execute(select(*_COMPARED).where(key)).first()
     status = result.verdict.value
+    message = result.message[:2000]
     values: Dict[str, Any] = {
         "rule_version": rule.version,
         "controls": list(rule.controls),
         "severity": rule.severity,
         "observed": result.observed,
-        "message": result.message[:2000],
+        "message": message,
         "evaluated_at": now,
         "evidence_at": result.evidence_at,
         "report_id": report_id,
@@ -46,7 +73,8 @@ def record(conn: Connection, agent_id: str, result: Result, now: datetime, repor
         conn.execute(findings.insert().values(agent_id=agent_id, rule_id=rule.id, status=status, since=now, **values))
         changed = True
     elif old.status == status:
-        conn.execute(update(findings).where(key).values(**values))
+        if any(getattr(old, k) != values[k] for k in ("observed", "message", "severity", "rule_version", "controls")):
+            conn.execute(update(findings).where(key).values(**values))
         changed = False
     else:
         done = conn.execute(
@@ -69,13 +97,24 @@ def record(conn: Connection, agent_id: str, result: Result, now: datetime, repor
 
 
 def on_report(policy: Policy) -> Any:
-    """The ingest hook: evaluate the rules that read the collectors this report carries."""
+    """The ingest hook: evaluate the rules that read the collectors this report carries.
+
+    One read of the node's findings, and writes only for findings that changed: most
+    reports change nothing, and then cost one SELECT here.
+    """
 
     def hook(conn: Connection, agent: RowMapping, report: Report, now: datetime) -> None:
         records = {e.collector: e.to_dict() for e in report.evidence}
-        for rule in _rules(policy, agent):
-            if rule.collector in records:
-                record(conn, agent["id"], evaluate(rule, records[rule.collector], now), now, report.report_id)
+        rules = [r for r in _rules(policy, agent) if r.collector in records]
+        if not rules:
+            return
+        current = {
+            row.rule_id: row
+            for row in conn.execute(select(findings.c.rule_id, *_COMPARED).where(findings.c.agent_id == agent["id"]))
+        }
+        for rule in rules:
+            result = evaluate(rule, records[rule.collector], now)
+            record(conn, agent["id"], result, now, report.report_id, current.get(rule.id))
 
     return hook
 
@@ -128,52 +167,65 @@ def reevaluate(conn: Connection, policy: Policy, agent: RowMapping, now: datetim
     return changes
 
 
-def _shortest_max_age(policy: Policy) -> float:
-    """The least max_age any node can have, overrides included (they may shorten it)."""
-    ages = [r.max_age_s for r in policy.rules]
+def _shortest_max_age(policy: Policy, collector: str) -> float:
+    """The least max_age any node can have for a collector's rules, overrides included."""
+    ids = {r.id for r in policy.rules if r.collector == collector}
+    ages = [r.max_age_s for r in policy.rules if r.id in ids]
     for override in policy.overrides:
-        for change in override.changes.values():
-            if "max_age" in change:
+        for rule_id, change in override.changes.items():
+            if rule_id in ids and "max_age" in change:
                 ages.append(parse_duration(change["max_age"]))
     return min(ages, default=3600.0)
 
 
 def mark_stale(conn: Connection, policy: Policy, now: datetime) -> int:
-    """Findings whose evidence is older than their rule allows become stale. Returns how many."""
-    shortest = _shortest_max_age(policy)
-    rows = conn.execute(
-        select(
-            findings.c.agent_id,
-            findings.c.rule_id,
-            findings.c.evidence_at,
-            agents.c.tenant,
-            agents.c.group_name,
-            agents.c.labels,
-        )
-        .join(agents, agents.c.id == findings.c.agent_id)
-        .where(
-            findings.c.status != Verdict.STALE.value,
-            findings.c.evidence_at < now - timedelta(seconds=shortest),
-            agents.c.revoked_at.is_(None),
-        )
-    ).all()
+    """Findings whose collector's latest evidence is older than their rule allows become stale.
+
+    Freshness comes from ``latest_evidence`` (one row per node and collector, updated by
+    every report), so reports that change no finding need not touch the findings.
+    """
     count = 0
     cache: Dict[Any, Dict[str, Rule]] = {}
-    for row in rows:
-        scope = (row.tenant, row.group_name, tuple(sorted((row.labels or {}).items())))
-        if scope not in cache:
-            cache[scope] = {r.id: r for r in policy.rules_for(row.tenant, row.group_name, row.labels or {})}
-        rule = cache[scope].get(row.rule_id)
-        if rule is None or row.evidence_at is None:
-            continue
-        if (now - row.evidence_at).total_seconds() > rule.max_age_s:
-            age_h = (now - row.evidence_at).total_seconds() / 3600
-            result = Result(
-                rule,
-                Verdict.STALE,
-                None,
-                f"latest {rule.collector} evidence is {age_h:.1f} h old (maximum {rule.max_age_s / 3600:g} h)",
-                row.evidence_at,
+    for collector in sorted({r.collector for r in policy.rules}):
+        rule_ids = [r.id for r in policy.rules if r.collector == collector]
+        shortest = _shortest_max_age(policy, collector)
+        rows = conn.execute(
+            select(
+                findings.c.agent_id,
+                findings.c.rule_id,
+                *_COMPARED,
+                latest_evidence.c.collected_at,
+                agents.c.tenant,
+                agents.c.group_name,
+                agents.c.labels,
             )
-            count += record(conn, row.agent_id, result, now, None)
+            .join(
+                latest_evidence,
+                and_(latest_evidence.c.agent_id == findings.c.agent_id, latest_evidence.c.collector == collector),
+            )
+            .join(agents, agents.c.id == findings.c.agent_id)
+            .where(
+                findings.c.rule_id.in_(rule_ids),
+                findings.c.status != Verdict.STALE.value,
+                latest_evidence.c.collected_at < now - timedelta(seconds=shortest),
+                agents.c.revoked_at.is_(None),
+            )
+        ).all()
+        for row in rows:
+            scope = (row.tenant, row.group_name, tuple(sorted((row.labels or {}).items())))
+            if scope not in cache:
+                cache[scope] = {r.id: r for r in policy.rules_for(row.tenant, row.group_name, row.labels or {})}
+            rule = cache[scope].get(row.rule_id)
+            if rule is None:
+                continue
+            age = (now - row.collected_at).total_seconds()
+            if age > rule.max_age_s:
+                result = Result(
+                    rule,
+                    Verdict.STALE,
+                    None,
+                    f"latest {rule.collector} evidence is {age / 3600:.1f} h old (maximum {rule.max_age_s / 3600:g} h)",
+                    row.collected_at,
+                )
+                count += record(conn, row.agent_id, result, now, None, row)
     return count

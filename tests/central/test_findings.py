@@ -61,11 +61,12 @@ def test_stale_then_failing_then_passing_each_change_once(client: TestClient, ce
     assert "1 sockets where none is allowed" in failing["message"]
     since = failing["since"]
 
-    # the same deviation again: still failing, since unchanged, no new change row
+    # the same deviation again: still failing, since unchanged, no new change row; the finding
+    # keeps the report that established it (freshness lives in latest_evidence)
     again = node.report(evidence_record("ports", {"sockets": [TELNET]}))
     node.send(again)
     still = finding(client, headers, node, RULE)
-    assert (still["status"], still["since"], still["report_id"]) == ("failing", since, again["report_id"])
+    assert (still["status"], still["since"], still["report_id"]) == ("failing", since, bad["report_id"])
     # a duplicate delivery of the first report changes nothing
     assert node.send(bad).json()["duplicates"] == [bad["report_id"]]
 
