@@ -244,3 +244,39 @@ def snapshot(centre: Centre) -> Dict[str, Any]:
             table.name: [tuple(row) for row in conn.execute(table.select().order_by(*table.primary_key.columns))]
             for table in metadata.sorted_tables
         }
+
+
+def cli_env(tmp_path: Path, database_url: Optional[str], config_text: Optional[str] = None) -> Dict[str, str]:
+    """Environment for ``tillsyn-central`` as a process: its own central.yaml, no inherited TILLSYN_*."""
+    config = tmp_path / "central.yaml"
+    if config_text is not None or not config.exists():
+        config.write_text(config_text if config_text is not None else f"state_dir: {tmp_path / 'state'}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TILLSYN_")}
+    env["TILLSYN_CENTRAL_CONFIG"] = str(config)
+    if database_url is not None:
+        env["TILLSYN_DATABASE_URL"] = database_url
+    return env
+
+
+def run_cli(env: Dict[str, str], *argv: Any) -> Any:
+    """Several ``tillsyn-central`` runs at once (each argv a list): their CompletedProcess, in order."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "central.cli", *args],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in argv
+    ]
+    done = []
+    for proc, args in zip(procs, argv):
+        out, err = proc.communicate(timeout=60)
+        done.append(subprocess.CompletedProcess(args, proc.returncode, out, err))
+    return done

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Dict, Set, Tuple
 
@@ -18,27 +16,12 @@ from central.ledger import GENESIS, body_hash, entry_hash
 from central.service import Centre
 from central.verify import verify_store
 from evidence.signing import sign
-from tests.central.conftest import Node, new_token
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.central.conftest import Node, cli_env, new_token, run_cli
 
 
-def run_cli(tmp_path: Path, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """``tillsyn-central ARGS`` as a separate process against ``database_url``."""
-    config = tmp_path / "central.yaml"
-    if not config.exists():
-        config.write_text(f"state_dir: {tmp_path / 'state'}\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TILLSYN_")}
-    env.update({"TILLSYN_DATABASE_URL": database_url, "TILLSYN_CENTRAL_CONFIG": str(config)})
-    return subprocess.run(
-        [sys.executable, "-m", "central.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def verify(tmp_path: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    result: subprocess.CompletedProcess[str] = run_cli(cli_env(tmp_path, url), ["verify", *args])[0]
+    return result
 
 
 def _where(agent_id: str, index: int) -> object:
@@ -79,7 +62,7 @@ def test_tampering_is_found_entry_by_entry(client: TestClient, centre: Centre, t
         nodes[name] = node
     url = centre.config.db_url
 
-    ok = run_cli(tmp_path, url, "verify")
+    ok = verify(tmp_path, url)
     assert (ok.returncode, ok.stdout, ok.stderr) == (0, "verified 7 node chain(s): all intact\n", "")
 
     ids = {name: node.agent_id for name, node in nodes.items()}
@@ -125,7 +108,7 @@ def test_tampering_is_found_entry_by_entry(client: TestClient, centre: Centre, t
     last = [p.problem for p in problems if p.agent_id == ids["last"]]
     assert last == ["chain has 2 entries, the node record says 3 (entry 3 removed at the end)"]
 
-    broken = run_cli(tmp_path, url, "verify")
+    broken = verify(tmp_path, url)
     assert broken.returncode == 1, broken.stderr
     lines = broken.stdout.splitlines()
     assert lines[-1] == f"verified 7 node chain(s): {len(problems)} problem(s)"
@@ -138,9 +121,10 @@ def test_tampering_is_found_entry_by_entry(client: TestClient, centre: Centre, t
         assert any(line.startswith(prefix) for line in lines), (name, lines)
     assert f"BROKEN {ids['last']}: chain has 2 entries, the node record says 3 (entry 3 removed at the end)" in lines
 
-    only = run_cli(tmp_path, url, "verify", "--agent", ids["intact"])
+    only, one = run_cli(
+        cli_env(tmp_path, url), ["verify", "--agent", ids["intact"]], ["verify", "--agent", ids["forged"]]
+    )
     assert (only.returncode, only.stdout) == (0, "verified 1 node chain(s): all intact\n")
-    one = run_cli(tmp_path, url, "verify", "--agent", ids["forged"])
     assert one.returncode == 1
     assert one.stdout.splitlines() == [
         f"BROKEN {ids['forged']} entry 2 (report {report_ids[ids['forged'], 2]}): "
@@ -157,8 +141,7 @@ def _report_ids(centre: Centre) -> Dict[Tuple[str, int], str]:
 
 def test_an_unknown_node_or_an_empty_store(centre: Centre, tmp_path: Path) -> None:
     url = centre.config.db_url
-    empty = run_cli(tmp_path, url, "verify")
+    empty, unknown = run_cli(cli_env(tmp_path, url), ["verify"], ["verify", "--agent", "nosuchnode"])
     assert (empty.returncode, empty.stdout) == (0, "verified 0 node chain(s): all intact\n")
-    unknown = run_cli(tmp_path, url, "verify", "--agent", "nosuchnode")
     assert unknown.returncode == 2, unknown.stdout
     assert "no node 'nosuchnode'" in unknown.stderr
