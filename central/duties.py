@@ -34,8 +34,13 @@ class DutyResult:
 
 
 def mark_silent(conn: Connection, threshold_s: int, now: datetime) -> int:
+    """Nodes with no heartbeat for ``threshold_s`` (counted from enrolment before the first).
+
+    The heartbeat alone is the liveness signal: reports carry the node's collection time,
+    which a wrong clock or a spool replaying old reports would make meaningless here.
+    """
     cutoff = now - timedelta(seconds=threshold_s)
-    last_seen = func.coalesce(agents.c.last_heartbeat_at, agents.c.last_report_at, agents.c.enrolled_at)
+    last_seen = func.coalesce(agents.c.last_heartbeat_at, agents.c.enrolled_at)
     result = conn.execute(
         update(agents)
         .where(and_(agents.c.revoked_at.is_(None), agents.c.silent.is_(False), last_seen < cutoff))

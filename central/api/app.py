@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Dict
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -36,6 +37,13 @@ def create_app(centre: Centre, *, duties: bool = True) -> FastAPI:
     @app.exception_handler(RequestRefused)
     async def refused(_request: Request, err: RequestRefused) -> JSONResponse:
         return JSONResponse(err.body(), status_code=err.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, err: RequestValidationError) -> JSONResponse:
+        first = err.errors()[0] if err.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
+        return JSONResponse({"error": "malformed", "message": message}, status_code=422)
 
     @app.get("/livez", tags=["ops"], summary="Liveness of this process only (no database access)")
     async def livez() -> Dict[str, str]:
