@@ -54,11 +54,24 @@ def record(
     when the caller has already read it.
     """
     rule = result.rule
-    key = and_(findings.c.agent_id == agent_id, findings.c.rule_id == rule.id)
+
+    def key() -> Any:  # built only when needed: most verdicts change nothing and write nothing
+        return and_(findings.c.agent_id == agent_id, findings.c.rule_id == rule.id)
+
     if old is _MISSING:
-        old = conn.execute(select(*_COMPARED).where(key)).first()
+        old = conn.execute(select(*_COMPARED).where(key())).first()
     status = result.verdict.value
     message = result.message[:2000]
+    if (
+        old is not None
+        and old.status == status
+        and old.message == message
+        and old.observed == result.observed
+        and old.severity == rule.severity
+        and old.rule_version == rule.version
+        and old.controls == list(rule.controls)
+    ):
+        return False
     values: Dict[str, Any] = {
         "rule_version": rule.version,
         "controls": list(rule.controls),
@@ -73,12 +86,11 @@ def record(
         conn.execute(findings.insert().values(agent_id=agent_id, rule_id=rule.id, status=status, since=now, **values))
         changed = True
     elif old.status == status:
-        if any(getattr(old, k) != values[k] for k in ("observed", "message", "severity", "rule_version", "controls")):
-            conn.execute(update(findings).where(key).values(**values))
+        conn.execute(update(findings).where(key()).values(**values))
         changed = False
     else:
         done = conn.execute(
-            update(findings).where(key, findings.c.status == old.status).values(status=status, since=now, **values)
+            update(findings).where(key(), findings.c.status == old.status).values(status=status, since=now, **values)
         )
         changed = bool(done.rowcount)
     if changed:
