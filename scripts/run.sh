@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up (if needed) and run Tillsyn on this machine: the centre on embedded SQLite on
-# loopback, and an agent enrolled with it that reports this machine. Everything lives
-# under ./run/ (delete it to start afresh). Ctrl-C stops the centre.
+# loopback, and the agent daemon enrolled with it, reporting this machine continuously.
+# Everything lives under ./run/ (delete it to start afresh). Ctrl-C stops both.
 #
 #   TILLSYN_PORT=8443   port of the centre (127.0.0.1 only)
 source "$(dirname "$0")/lib.sh"
@@ -27,7 +27,13 @@ fi
 say "starting the centre on $URL (state and log in run/)"
 "$CENTRAL" serve >"$RUN/central.log" 2>&1 &
 centre=$!
-trap 'kill "$centre" 2>/dev/null; wait "$centre" 2>/dev/null' EXIT INT TERM
+agent=""
+stop() {
+    [[ -n "$agent" ]] && kill "$agent" 2>/dev/null && wait "$agent" 2>/dev/null
+    kill "$centre" 2>/dev/null
+    wait "$centre" 2>/dev/null
+}
+trap stop EXIT INT TERM
 for _ in $(seq 100); do
     curl -fs "$URL/livez" >/dev/null 2>&1 && break
     kill -0 "$centre" 2>/dev/null || { cat "$RUN/central.log" >&2; exit 1; }
@@ -42,8 +48,15 @@ fi
 if [[ ! -s "$RUN/api-key" ]]; then
     (umask 077 && "$CENTRAL" apikey create "scripts/run.sh" 2>/dev/null >"$RUN/api-key")
 fi
-say "collecting evidence of this machine and delivering it"
-"${AGENT[@]}" run --once
+say "starting the agent daemon (log in run/agent.log)"
+"${AGENT[@]}" run >"$RUN/agent.log" 2>&1 &
+agent=$!
+for _ in $(seq 300); do
+    grep -q '"last_delivery_at"' "$RUN/agent/status.json" 2>/dev/null && break
+    kill -0 "$agent" 2>/dev/null || { cat "$RUN/agent.log" >&2; exit 1; }
+    sleep 0.1
+done
+"${AGENT[@]}" status
 
 cat <<TEXT
 
@@ -51,8 +64,9 @@ Tillsyn is running.
   Centre:      $URL   (API documentation: $URL/docs, metrics: $URL/metrics)
   This node:   curl -s -H "Authorization: Bearer \$(cat run/api-key)" $URL/api/v1/nodes
   Findings:    curl -s -H "Authorization: Bearer \$(cat run/api-key)" "$URL/api/v1/findings?status=failing"
-  Collect:     ${AGENT[*]} run --once
+  Agent:       ${AGENT[*]} status   (log: run/agent.log)
+  Check:       ${AGENT[*]} check    (this machine against the policy)
   Centre log:  run/central.log
-Press Ctrl-C to stop the centre.
+Press Ctrl-C to stop the agent and the centre.
 TEXT
-wait "$centre"
+wait "$centre" "$agent"
