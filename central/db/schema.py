@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from central.db.types import UTCDateTime
@@ -166,4 +167,112 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False, unique=True),
     _ts("created_at", False),
     _ts("revoked_at"),
+)
+
+# --- alerting (incidents, outbox, maintenance windows, waivers) and the audit trail -------------
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("agent_id", String(32), ForeignKey("agents.id"), nullable=False),
+    Column("rule_id", String(64), nullable=False),  # a rule id, or "silent" for a node without heartbeats
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("controls", JSON, nullable=False),
+    Column("observed", JSON, nullable=True),
+    Column("dedup_key", String(160), nullable=False),
+    _ts("opened_at", False),
+    _ts("resolved_at"),
+    _ts("acknowledged_at"),
+    Column("acknowledged_by", String(128), nullable=True),
+    _ts("last_notified_at"),
+    Index("ix_incidents_status", "status"),
+    Index(
+        "uq_incidents_open",
+        "agent_id",
+        "rule_id",
+        unique=True,
+        sqlite_where=text("status = 'open'"),
+        postgresql_where=text("status = 'open'"),
+    ),
+)
+
+incident_events = Table(
+    "incident_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("incident_id", BigInteger().with_variant(Integer, "sqlite"), ForeignKey("incidents.id"), nullable=False),
+    _ts("at", False),
+    Column("kind", String(24), nullable=False),
+    Column("channel", String(64), nullable=True),
+    Column("actor", String(128), nullable=True),
+    Column("detail", Text, nullable=True),
+    Index("ix_incident_events_incident", "incident_id"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("incident_id", BigInteger().with_variant(Integer, "sqlite"), ForeignKey("incidents.id"), nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("event", String(16), nullable=False),
+    _ts("created_at", False),
+    _ts("next_attempt_at", False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text, nullable=True),
+    _ts("claimed_until"),
+    Column("claimed_by", String(64), nullable=True),
+    _ts("sent_at"),
+    Index("ix_outbox_pending", "sent_at", "next_attempt_at"),
+)
+
+maintenance_windows = Table(
+    "maintenance_windows",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("agent_id", String(32), nullable=True),
+    Column("group_name", String(128), nullable=True),
+    Column("tenant", String(128), nullable=True),
+    _ts("starts_at", False),
+    _ts("ends_at", False),
+    Column("allows", JSON, nullable=False),  # rule ids allowed to deviate (e.g. remote-service ports)
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    _ts("created_at", False),
+    _ts("cancelled_at"),
+    Column("cancelled_by", String(128), nullable=True),
+)
+
+waivers = Table(
+    "waivers",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("agent_id", String(32), nullable=True),
+    Column("group_name", String(128), nullable=True),
+    Column("tenant", String(128), nullable=True),
+    Column("rule_id", String(64), nullable=False),
+    Column("justification", Text, nullable=False),
+    Column("approver", String(128), nullable=False),
+    Column("created_by", String(128), nullable=False),
+    _ts("created_at", False),
+    _ts("expires_at", False),
+    _ts("revoked_at"),
+    Column("revoked_by", String(128), nullable=True),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    _ts("at", False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("object", String(160), nullable=True),
+    Column("detail", JSON, nullable=True),
+    Column("source", String(128), nullable=True),
+    Index("ix_audit_log_at", "at"),
 )
