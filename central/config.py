@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.exc import ArgumentError
 
+from central.alerting.settings import Alerting
 from central.db.engine import DatabaseURLError, normalise_url
 
 DEFAULT_PATH = Path("/etc/tillsyn/central.yaml")
@@ -50,6 +51,8 @@ class CentralConfig(_Strict):
     heartbeat_interval_s: int = Field(60, ge=5)
     silent_after_s: Optional[int] = Field(None, ge=10, description="default: 3 x heartbeat_interval_s")
     duty_interval_s: float = Field(10.0, gt=0)
+    alerting: Alerting = Alerting()
+    public_url: Optional[str] = Field(None, description="the centre's address for people, used in notification links")
 
     @field_validator("database_url")
     @classmethod

@@ -15,6 +15,8 @@ from typing import Callable, Dict, Optional
 
 from sqlalchemy import Connection, Engine, and_, func, select, text, update
 
+from central.alerting.incidents import run_round
+from central.alerting.settings import Alerting
 from central.db.engine import write_tx
 from central.db.schema import agents
 from central.findings import mark_stale, reevaluate
@@ -55,7 +57,14 @@ def _lock(conn: Connection) -> bool:
     return bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _PG_DUTY_LOCK}).scalar())
 
 
-def run_once(engine: Engine, holder: PolicyHolder, silent_after_s: int, now: Optional[datetime] = None) -> DutyResult:
+def run_once(
+    engine: Engine,
+    holder: PolicyHolder,
+    silent_after_s: int,
+    now: Optional[datetime] = None,
+    alerting: Optional[Alerting] = None,
+) -> DutyResult:
+    """One round: silent nodes, stale findings, a changed policy, then incidents (when alerting is given)."""
     now = now or utcnow()
     reloaded = holder.reload_if_changed()
     with write_tx(engine) as conn:
@@ -66,6 +75,10 @@ def run_once(engine: Engine, holder: PolicyHolder, silent_after_s: int, now: Opt
         if reloaded:
             for agent in conn.execute(select(agents).where(agents.c.revoked_at.is_(None))).mappings().all():
                 reevaluate(conn, holder.policy, agent, now)
+        incidents = run_round(conn, alerting, now) if alerting is not None else None
+    if incidents is not None and (incidents.opened or incidents.resolved):
+        log.info("incidents: %d opened, %d resolved, %d notification(s) queued, %d held",
+                 incidents.opened, incidents.resolved, incidents.notified, incidents.held)
     if silent or stale:
         log.info("duties: %d node(s) went silent, %d finding(s) went stale", silent, stale)
     return DutyResult(True, silent, stale, reloaded)

@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from central.api import agents, read
+from central.api import agents, alerting, read
 from central.db.engine import read_tx
 from central.errors import RequestRefused
 from central.service import Centre
@@ -69,4 +69,5 @@ def create_app(centre: Centre, *, duties: bool = True) -> FastAPI:
 
     app.include_router(agents.router)
     app.include_router(read.router)
+    app.include_router(alerting.router)
     return app

@@ -1,0 +1,297 @@
+"""Incidents: opened from failing or stale findings and silent nodes, resolved when they clear.
+
+Run as a background duty (under the duties' lock on PostgreSQL, so one centre
+process per round).  Every state change writes its timeline event and its
+notifications (outbox rows) in the same transaction, so a crash can lose neither.
+Flapping is damped by ``open_after_s`` and ``resolve_after_s``; a silent node
+raises one ``silent`` incident, not a stale one per control.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Dict, List, Mapping, Optional
+
+from sqlalchemy import Connection, and_, select, update
+
+from central.alerting.routing import route
+from central.alerting.settings import Alerting
+from central.alerting.suppress import InForce, in_force
+from central.db.schema import agents, findings, incident_events, incidents, outbox
+
+SILENT = "silent"
+OPENING = ("failing", "stale")
+
+
+@dataclass
+class Round:
+    opened: int = 0
+    resolved: int = 0
+    notified: int = 0
+    held: int = 0
+
+
+def event(
+    conn: Connection,
+    incident_id: int,
+    kind: str,
+    now: datetime,
+    *,
+    channel: Optional[str] = None,
+    actor: Optional[str] = None,
+    detail: Optional[str] = None,
+) -> None:
+    conn.execute(
+        incident_events.insert().values(
+            incident_id=incident_id, at=now, kind=kind, channel=channel, actor=actor, detail=detail
+        )
+    )
+
+
+def view(incident: Mapping[Any, Any], agent: Mapping[Any, Any]) -> Dict[str, Any]:
+    """What routing and channels see of an incident."""
+    return {
+        **dict(incident),
+        "hostname": agent["hostname"],
+        "tenant": agent["tenant"],
+        "group": agent["group_name"],
+        "labels": agent["labels"] or {},
+    }
+
+
+def enqueue(
+    conn: Connection,
+    settings: Alerting,
+    incident: Mapping[Any, Any],
+    agent: Mapping[Any, Any],
+    kind: str,
+    now: datetime,
+    channels: Optional[List[str]] = None,
+) -> int:
+    """Outbox rows for ``kind`` (trigger/repeat/resolve) to the routed (or given) channels."""
+    names = channels if channels is not None else [t.channel for t in route(settings, view(incident, agent))]
+    for name in names:
+        conn.execute(
+            outbox.insert().values(
+                incident_id=incident["id"], channel=name, event=kind, created_at=now, next_attempt_at=now, attempts=0
+            )
+        )
+    if names and kind != "resolve":
+        conn.execute(update(incidents).where(incidents.c.id == incident["id"]).values(last_notified_at=now))
+    return len(names)
+
+
+def _open(
+    conn: Connection,
+    settings: Alerting,
+    agent: Mapping[Any, Any],
+    rule_id: str,
+    kind: str,
+    severity: str,
+    title: str,
+    controls: List[str],
+    observed: Any,
+    message: str,
+    now: datetime,
+    force: InForce,
+    counts: Round,
+) -> None:
+    result = conn.execute(
+        incidents.insert().values(
+            agent_id=agent["id"],
+            rule_id=rule_id,
+            kind=kind,
+            status="open",
+            severity=severity,
+            title=title,
+            controls=controls,
+            observed=observed,
+            dedup_key=f"tillsyn/{agent['id']}/{rule_id}",
+            opened_at=now,
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    incident_id = int(key[0])
+    event(conn, incident_id, "detected", now, detail=message[:2000])
+    counts.opened += 1
+    window = force.window(agent)
+    if window is not None:
+        event(
+            conn,
+            incident_id,
+            "held",
+            now,
+            detail=f"maintenance window {window['id']} until {window['ends_at']:%Y-%m-%d %H:%M} UTC: "
+            f"{window['reason']}",
+        )
+        counts.held += 1
+        return
+    row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).mappings().one()
+    counts.notified += enqueue(conn, settings, row, agent, "trigger", now)
+
+
+def run_round(conn: Connection, settings: Alerting, now: datetime) -> Round:
+    counts = Round()
+    force = in_force(conn, now)
+    agent_rows = {a["id"]: a for a in conn.execute(select(agents).where(agents.c.revoked_at.is_(None))).mappings()}
+    open_rows = conn.execute(select(incidents).where(incidents.c.status == "open")).mappings().all()
+    open_keys = {(i["agent_id"], i["rule_id"]) for i in open_rows}
+
+    # Silent nodes: one incident per node.
+    for agent in agent_rows.values():
+        if agent["silent"] and (agent["id"], SILENT) not in open_keys:
+            since = agent["last_heartbeat_at"] or agent["enrolled_at"]
+            _open(
+                conn,
+                settings,
+                agent,
+                SILENT,
+                SILENT,
+                "high",
+                "Node stopped sending heartbeats",
+                [],
+                {"last_heartbeat_at": since.isoformat() if since else None},
+                f"no heartbeat since {since:%Y-%m-%d %H:%M:%S} UTC",
+                now,
+                force,
+                counts,
+            )
+
+    # Deviations that lasted open_after_s.
+    wanted = ["failing", "stale"] if settings.stale_incidents else ["failing"]
+    candidates = (
+        conn.execute(
+            select(findings).where(
+                findings.c.status.in_(wanted), findings.c.since <= now - timedelta(seconds=settings.open_after_s)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    for finding in candidates:
+        node = agent_rows.get(finding["agent_id"])
+        if node is None or (node["id"], finding["rule_id"]) in open_keys:
+            continue
+        if finding["status"] == "stale" and node["silent"]:
+            continue  # the silent incident covers it
+        if force.accepted(node, finding["rule_id"]):
+            continue
+        _open(
+            conn,
+            settings,
+            node,
+            finding["rule_id"],
+            "finding",
+            finding["severity"],
+            finding["message"][:300],
+            list(finding["controls"] or []),
+            finding["observed"],
+            finding["message"],
+            now,
+            force,
+            counts,
+        )
+
+    # Resolve what cleared (and stayed clear for resolve_after_s), remind what stays open.
+    current = {
+        (f["agent_id"], f["rule_id"]): f
+        for f in conn.execute(
+            select(findings.c.agent_id, findings.c.rule_id, findings.c.status, findings.c.since)
+        ).mappings()
+    }
+    settle = now - timedelta(seconds=settings.resolve_after_s)
+    for incident in open_rows:
+        owner = agent_rows.get(incident["agent_id"])
+        reason = _cleared(incident, owner, current, settle, force)
+        if reason is not None:
+            done = conn.execute(
+                update(incidents)
+                .where(and_(incidents.c.id == incident["id"], incidents.c.status == "open"))
+                .values(status="resolved", resolved_at=now)
+            )
+            if done.rowcount:
+                event(conn, incident["id"], "resolved", now, detail=reason)
+                counts.resolved += 1
+                notified = [
+                    r.channel
+                    for r in conn.execute(
+                        select(outbox.c.channel)
+                        .where(outbox.c.incident_id == incident["id"], outbox.c.event == "trigger")
+                        .distinct()
+                    )
+                ]
+                if owner is not None and notified:
+                    resolved = dict(incident, status="resolved", resolved_at=now)
+                    enqueue(conn, settings, resolved, owner, "resolve", now, notified)
+            continue
+        if owner is None:
+            continue
+        counts.notified += _remind(conn, settings, incident, owner, now, force)
+    return counts
+
+
+def _cleared(
+    incident: Mapping[Any, Any],
+    agent: Optional[Mapping[Any, Any]],
+    current: Mapping[Any, Mapping[Any, Any]],
+    settle: datetime,
+    force: InForce,
+) -> Optional[str]:
+    if agent is None:
+        return "node revoked"
+    if incident["kind"] == SILENT:
+        return None if agent["silent"] else "heartbeats are back"
+    accepted = force.accepted(agent, incident["rule_id"])
+    if accepted:
+        return f"accepted: {accepted}"
+    finding = current.get((incident["agent_id"], incident["rule_id"]))
+    if finding is None:
+        return "rule no longer in force for this node"
+    if finding["status"] == "passing" and finding["since"] <= settle:
+        return "passing again"
+    return None
+
+
+def _remind(
+    conn: Connection,
+    settings: Alerting,
+    incident: Mapping[Any, Any],
+    agent: Mapping[Any, Any],
+    now: datetime,
+    force: InForce,
+) -> int:
+    """Notify an incident held so far (its window ended), or remind of one still open."""
+    if force.window(agent) is not None:
+        return 0
+    last = incident["last_notified_at"]
+    if last is None:
+        return enqueue(conn, settings, incident, agent, "trigger", now)
+    if incident["acknowledged_at"] is not None:
+        return 0
+    due = [
+        t.channel
+        for t in route(settings, view(incident, agent))
+        if last <= now - timedelta(seconds=t.repeat_interval_s) or _resend(settings, t.channel, last, now)
+    ]
+    return enqueue(conn, settings, incident, agent, "repeat", now, due) if due else 0
+
+
+def _resend(settings: Alerting, channel: str, last: datetime, now: datetime) -> bool:
+    """Alertmanager forgets an alert that is not re-sent; keep it firing while open."""
+    spec = settings.channels.get(channel)
+    if spec is None or spec.type != "alertmanager":
+        return False
+    return last <= now - timedelta(seconds=spec.resend_s or 60)
+
+
+def acknowledge(conn: Connection, incident_id: int, actor: str, now: datetime, note: Optional[str] = None) -> bool:
+    done = conn.execute(
+        update(incidents)
+        .where(and_(incidents.c.id == incident_id, incidents.c.acknowledged_at.is_(None)))
+        .values(acknowledged_at=now, acknowledged_by=actor)
+    )
+    if done.rowcount:
+        event(conn, incident_id, "acknowledged", now, actor=actor, detail=note)
+    return bool(done.rowcount)

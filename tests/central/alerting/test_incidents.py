@@ -1,0 +1,215 @@
+"""The incident engine on both databases: open, hold, damp, remind, resolve — each exactly once."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any, Dict, List
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from central.alerting.incidents import acknowledge, run_round
+from central.alerting.manage import Scope, create_waiver, create_window
+from central.alerting.settings import Alerting
+from central.db.engine import read_tx, write_tx
+from central.db.schema import agents, incident_events, incidents, outbox
+from central.service import Centre
+from tests.central.conftest import Node, evidence_record
+
+TELNET = {
+    "protocol": "tcp",
+    "address": "0.0.0.0",
+    "port": 23,
+    "exposure": "all",
+    "tags": ["plaintext_remote"],
+    "services": ["telnet"],
+    "process": {"name": "inetd"},
+}
+RULE = "ports-no-plaintext-remote"
+SETTINGS = Alerting.model_validate(
+    {
+        "open_after_s": 0,
+        "resolve_after_s": 60,
+        "repeat_interval_s": 3600,
+        "channels": {
+            "hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"},
+            "mail": {"type": "email", "to": ["oncall@example.net"]},
+        },
+        "routes": [
+            {"match": {"severity": ["critical"]}, "channels": ["mail", "hook"]},
+            {"match": {"controls": ["M07"]}, "channels": ["hook"], "repeat_interval_s": 600},
+        ],
+    }
+)
+
+
+def _send_ports(node: Node, sockets: List[Dict[str, Any]]) -> None:
+    assert node.send(node.report(evidence_record("ports", {"sockets": sockets}))).status_code == 200
+
+
+def _round(centre: Centre, now: datetime, settings: Alerting = SETTINGS) -> Any:
+    with write_tx(centre.engine) as conn:
+        return run_round(conn, settings, now)
+
+
+def _incidents(centre: Centre) -> List[Dict[str, Any]]:
+    with read_tx(centre.engine) as conn:
+        return [dict(r) for r in conn.execute(select(incidents).order_by(incidents.c.id)).mappings()]
+
+
+def _outbox(centre: Centre) -> List[tuple]:
+    with read_tx(centre.engine) as conn:
+        return [(r.incident_id, r.channel, r.event) for r in conn.execute(select(outbox).order_by(outbox.c.id))]
+
+
+def _events(centre: Centre, incident_id: int) -> List[str]:
+    with read_tx(centre.engine) as conn:
+        return [
+            r.kind
+            for r in conn.execute(
+                select(incident_events)
+                .where(incident_events.c.incident_id == incident_id)
+                .order_by(incident_events.c.id)
+            )
+        ]
+
+
+def _mine(centre: Centre) -> List[Dict[str, Any]]:
+    return [i for i in _incidents(centre) if i["rule_id"] == RULE]
+
+
+def test_open_once_route_remind_and_resolve(client: TestClient, centre: Centre, node: Node) -> None:
+    now = datetime.now(timezone.utc)
+    _send_ports(node, [TELNET])
+    first = _round(centre, now + timedelta(seconds=1))
+    assert first.opened >= 1
+    [incident] = _mine(centre)
+    assert (incident["status"], incident["severity"], incident["kind"]) == ("open", "high", "finding")
+    assert incident["dedup_key"] == f"tillsyn/{node.agent_id}/{RULE}"
+    assert incident["observed"][0]["port"] == 23
+    # routed by control M07 to the webhook only (the critical route does not match a high finding)
+    assert [(c, e) for i, c, e in _outbox(centre) if i == incident["id"]] == [("hook", "trigger")]
+    assert _events(centre, incident["id"]) == ["detected"]
+
+    _round(centre, now + timedelta(seconds=2))
+    assert len(_mine(centre)) == 1  # one incident per (node, rule) while open
+
+    # reminders follow the route's repeat interval (600 s), not the default (3600 s)
+    _round(centre, now + timedelta(seconds=700))
+    assert [(c, e) for i, c, e in _outbox(centre) if i == incident["id"]] == [("hook", "trigger"), ("hook", "repeat")]
+    # an acknowledged incident is not repeated
+    with write_tx(centre.engine) as conn:
+        assert acknowledge(conn, incident["id"], "alice", now + timedelta(seconds=701))
+        assert not acknowledge(conn, incident["id"], "bob", now + timedelta(seconds=702))
+    _round(centre, now + timedelta(seconds=1400))
+    assert len([1 for i, _, e in _outbox(centre) if i == incident["id"] and e == "repeat"]) == 1
+
+    # fixed: resolves only after resolve_after_s of passing, then a resolve notice to who heard the trigger
+    _send_ports(node, [])
+    # the finding's "since" is the real clock; resolution waits 60 s after it
+    fix_time = datetime.now(timezone.utc)
+    _round(centre, fix_time + timedelta(seconds=30))
+    assert _mine(centre)[0]["status"] == "open"
+    _round(centre, fix_time + timedelta(seconds=61))
+    resolved = _mine(centre)[0]
+    assert resolved["status"] == "resolved" and resolved["resolved_at"] is not None
+    assert [(c, e) for i, c, e in _outbox(centre) if i == incident["id"]][-1] == ("hook", "resolve")
+    assert _events(centre, incident["id"]) == ["detected", "acknowledged", "resolved"]
+    _round(centre, fix_time + timedelta(seconds=120))
+    assert len([1 for i, _, e in _outbox(centre) if i == incident["id"] and e == "resolve"]) == 1
+
+
+def test_flapping_is_damped(client: TestClient, centre: Centre, node: Node) -> None:
+    damped = SETTINGS.model_copy(update={"open_after_s": 120})
+    now = datetime.now(timezone.utc)
+    _send_ports(node, [TELNET])
+    _round(centre, now + timedelta(seconds=60), damped)
+    assert _mine(centre) == []  # not for long enough yet
+    _send_ports(node, [])  # it cleared before the damping time: nothing to tell anyone
+    _send_ports(node, [TELNET])
+    _round(centre, now + timedelta(seconds=100), damped)
+    assert _mine(centre) == []
+    _round(centre, datetime.now(timezone.utc) + timedelta(seconds=121), damped)
+    assert len(_mine(centre)) == 1
+
+
+def test_silent_node_one_incident_and_no_stale_ones(client: TestClient, centre: Centre, node: Node) -> None:
+    now = datetime.now(timezone.utc)
+    with write_tx(centre.engine) as conn:
+        conn.execute(update(agents).where(agents.c.id == node.agent_id).values(silent=True, silent_since=now))
+    _round(centre, now)
+    mine = [i for i in _incidents(centre) if i["agent_id"] == node.agent_id]
+    # a fresh node's findings are all stale, but the silent incident stands for them
+    assert [(i["rule_id"], i["kind"]) for i in mine] == [("silent", "silent")]
+    assert node.heartbeat().status_code == 200
+    _round(centre, now + timedelta(seconds=5))
+    assert [i["status"] for i in _incidents(centre) if i["rule_id"] == "silent"] == ["resolved"]
+
+
+def test_window_holds_then_notifies_and_allows(client: TestClient, centre: Centre, node: Node) -> None:
+    now = datetime.now(timezone.utc)
+    with write_tx(centre.engine) as conn:
+        window = create_window(
+            conn,
+            now,
+            "alice",
+            Scope(agent_id=node.agent_id),
+            now - timedelta(minutes=1),
+            now + timedelta(minutes=30),
+            "UPS battery swap",
+            [],
+        )
+    _send_ports(node, [TELNET])
+    _round(centre, now + timedelta(seconds=1))
+    [incident] = _mine(centre)
+    assert [e for i, _, e in _outbox(centre) if i == incident["id"]] == []  # held back
+    assert _events(centre, incident["id"]) == ["detected", "held"]
+    _round(centre, now + timedelta(minutes=31))  # the window is over: now on-call hears of it
+    assert [(c, e) for i, c, e in _outbox(centre) if i == incident["id"]] == [("hook", "trigger")]
+
+    # a window that allows the rule (e.g. remote service during a visit): no incident at all
+    other = Node(client, hostname="db2")
+    from tests.central.conftest import new_token
+
+    other.enrol(new_token(centre))
+    with write_tx(centre.engine) as conn:
+        create_window(
+            conn,
+            now,
+            "alice",
+            Scope(agent_id=other.agent_id),
+            now - timedelta(minutes=1),
+            now + timedelta(hours=1),
+            "vendor visit",
+            [RULE],
+        )
+    _send_ports(other, [TELNET])
+    _round(centre, now + timedelta(seconds=2))
+    assert [i for i in _incidents(centre) if i["agent_id"] == other.agent_id and i["rule_id"] == RULE] == []
+    assert window
+
+
+def test_waiver_accepts_until_it_expires(client: TestClient, centre: Centre, node: Node) -> None:
+    now = datetime.now(timezone.utc)
+    _send_ports(node, [TELNET])
+    _round(centre, now + timedelta(seconds=1))
+    assert _mine(centre)[0]["status"] == "open"
+    with write_tx(centre.engine) as conn:
+        create_waiver(
+            conn,
+            now,
+            "bob",
+            Scope(agent_id=node.agent_id),
+            RULE,
+            "legacy PLC needs telnet",
+            "ciso",
+            now + timedelta(days=7),
+        )
+    _round(centre, now + timedelta(seconds=2))
+    first = _mine(centre)[0]
+    assert first["status"] == "resolved"  # accepted deviation: resolved, with the waiver named
+    assert _events(centre, first["id"])[-1] == "resolved"
+    _round(centre, now + timedelta(days=1))
+    assert len(_mine(centre)) == 1  # still waived: no new incident
+    _round(centre, now + timedelta(days=8))  # expired by itself: the deviation is an incident again
+    assert [i["status"] for i in _mine(centre)] == ["resolved", "open"]
