@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +28,9 @@ from evidence.signing import b64, sign
 from evidence.wire import Report, canonical
 
 _NAME = re.compile(r"^(\d{20})\.json$")
+_TEMP = re.compile(r"^\.\d{20}\.json\.")
+STALE_TEMP_S = 3600.0
+"""A temporary file this old is the remains of a write cut short by a crash."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,19 @@ class Spool:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._seq_file = self.dir / "seq.json"
+        self._clear_stale_temps()
+
+    def _clear_stale_temps(self) -> None:
+        """Remove what a crash mid-write left behind (``write_atomic``'s temporary files).
+
+        Only old ones: another process (``run --once`` beside the daemon) may be writing one now.
+        """
+        limit = time.time() - STALE_TEMP_S
+        for entry in os.scandir(self.dir):
+            if _TEMP.match(entry.name):
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.stat().st_mtime < limit:
+                        os.unlink(entry.path)
 
     def _next_seq(self) -> int:
         stored = read_json(self._seq_file) or {}
