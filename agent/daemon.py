@@ -37,6 +37,8 @@ log = logging.getLogger("tillsyn.agent")
 DEBOUNCE_S = 1.0
 COALESCE_S = 5.0
 """Collectors due within this many seconds join the round that is starting (one report, not several)."""
+MAX_ERRORS = 10
+"""Recent errors kept for heartbeats (the wire carries at most 20)."""
 
 
 def _utc(ts: float) -> str:
@@ -115,13 +117,20 @@ class Daemon:
             config = load(self.config_path, required=self.config_required)
         except ConfigError as err:
             log.error("new configuration refused, the running one stays in force: %s", err)
-            self.errors.append(f"config: {err}")
+            self._note(f"config: {err}")
             return
+        # The refusal is over once a valid file is in force: heartbeats stop reporting it.
+        self.errors = [e for e in self.errors if not e.startswith("config: ")]
         self.config = config
         self.backoff = Backoff(config.backoff_min, config.backoff_max)
         self.due = {n: min(self.due.get(n, 0.0), time.monotonic()) for n, c in config.collectors.items() if c.enabled}
         self._watch()
         log.info("configuration reloaded from %s", self.config_path)
+
+    def _note(self, error: str) -> None:
+        """Remember an error for the next heartbeats: the latest few, each once."""
+        kept = [e for e in self.errors if e != error]
+        self.errors = [*kept[-(MAX_ERRORS - 1):], error]
 
     def _schedule_next(self, name: str, now: float) -> None:
         interval = self.config.collectors[name].interval
@@ -190,14 +199,14 @@ class Daemon:
         self.info["last_delivery_at"] = _utc(time.time())
         self.info.pop("last_delivery_error", None)
         if result.rejected:
-            self.errors.append(f"{result.rejected} report(s) refused by the centre, kept in spool/rejected")
+            self._note(f"{result.rejected} report(s) refused by the centre, kept in spool/rejected")
 
     def _heartbeat(self, now: float) -> None:
         if now < self.next_heartbeat:
             return
         self.next_heartbeat = now + self.config.heartbeat_interval
         dropped = int(self.spool.dropped().get("count", 0))
-        errors = list(self.errors[-10:]) + ([f"{dropped} report(s) dropped at the spool bound"] if dropped else [])
+        errors = list(self.errors) + ([f"{dropped} report(s) dropped at the spool bound"] if dropped else [])
         try:
             heartbeat.send(self.client, self.state, self.enrolment.agent_id, datetime.now(timezone.utc),
                            self.spool.depth(), errors)
