@@ -1,0 +1,145 @@
+"""``tillsyn-agent check``: fresh evidence of a fixture tree against a small policy, as a real process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from tests.centre_process import ROOT
+
+POLICY = """\
+version: 1
+rules:
+  - id: backup-configured
+    title: A backup is configured
+    controls: [M04]
+    severity: high
+    collector: backup
+    check: {path: configured, op: ge, value: 1}
+  - id: backup-readable
+    title: Every backup can be read
+    controls: [M04]
+    severity: high
+    collector: backup
+    check: {path: backups, expect: all, test: {field: status, op: eq, value: ok}, show: [name, status, reason]}
+  - id: backup-recent
+    title: The last backup is at most two days old
+    controls: [M04]
+    severity: high
+    collector: backup
+    check: {path: backups, expect: all, test: {field: last_success_at, op: max_age, value: 2d},
+            show: [name, last_success_at]}
+"""
+AGENT = """\
+collectors:
+  backup:
+    restore_test_dir: /var/lib/tillsyn/restore-tests
+    backups:
+      - {name: db, type: marker, marker: /var/backup/done.json}
+"""
+
+
+def _check(tmp_path: Path, root: Path, *args: str, policy: str = POLICY) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "policy.yaml").write_text(policy)
+    (tmp_path / "agent.yaml").write_text(AGENT)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent.cli",
+            "--config",
+            str(tmp_path / "agent.yaml"),
+            "check",
+            "--policy",
+            str(tmp_path / "policy.yaml"),
+            "--root",
+            str(root),
+            *args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _marker(root: Path, finished: datetime) -> None:
+    (root / "var" / "backup").mkdir(parents=True, exist_ok=True)
+    stamp = finished.strftime("%Y-%m-%dT%H:%M:%SZ")
+    (root / "var" / "backup" / "done.json").write_text(json.dumps({"finished_at": stamp, "result": "success"}))
+
+
+def test_all_rules_pass_exit_0(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    _marker(root, datetime.now(timezone.utc) - timedelta(hours=3))
+    result = _check(tmp_path, root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("pass     M04") == 3
+    assert f"3 of 3 rules pass ({tmp_path / 'policy.yaml'})" in result.stdout
+
+
+def test_a_failing_rule_exit_1_with_observed_values(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    old = datetime.now(timezone.utc) - timedelta(days=9)
+    _marker(root, old)
+    result = _check(tmp_path, root)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("FAIL     M04      backup-recent")  # failing rules first
+    observed = next(line for line in lines if "observed:" in line)
+    assert old.strftime("%Y-%m-%dT%H:%M:%SZ") in observed and '"db"' in observed
+    assert "2 of 3 rules pass" in result.stdout
+    # No marker at all: the backup cannot be read; the reason is shown and nothing counts as passing.
+    result = _check(tmp_path, tmp_path / "empty-root")
+    assert result.returncode == 1
+    assert "FAIL     M04      backup-readable" in result.stdout
+    assert "done.json" in result.stdout
+    assert "1 of 3 rules pass" in result.stdout
+
+
+def test_json_lists_every_verdict(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    _marker(root, datetime.now(timezone.utc) - timedelta(days=9))
+    result = _check(tmp_path, root, "--json")
+    assert result.returncode == 1
+    verdicts = {v["rule"]: v for v in json.loads(result.stdout)}
+    assert {r: v["verdict"] for r, v in verdicts.items()} == {
+        "backup-configured": "passing",
+        "backup-readable": "passing",
+        "backup-recent": "failing",
+    }
+    assert verdicts["backup-recent"]["controls"] == ["M04"] and verdicts["backup-recent"]["severity"] == "high"
+    assert verdicts["backup-configured"]["observed"] == 1
+
+
+def test_broken_policy_exit_2_names_file_and_rule(tmp_path: Path) -> None:
+    broken = POLICY.replace("op: max_age", "op: older_than")
+    result = _check(tmp_path, tmp_path, policy=broken)
+    assert result.returncode == 2
+    assert str(tmp_path / "policy.yaml") in result.stderr
+    assert "backup-recent" in result.stderr and "older_than" in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    result = _check(tmp_path, tmp_path, policy="rules: [\n")
+    assert result.returncode == 2 and "not valid YAML" in result.stderr
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent.cli",
+            "--config",
+            str(tmp_path / "agent.yaml"),
+            "check",
+            "--policy",
+            str(tmp_path / "nope.yaml"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert missing.returncode == 2 and f"{tmp_path / 'nope.yaml'}: cannot read" in missing.stderr
