@@ -10,6 +10,7 @@ by report id exactly once.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -82,13 +83,17 @@ class Spool:
         collected_at: datetime,
         evidence: Sequence[Evidence],
     ) -> Spooled:
-        seq = self._next_seq()
-        report = Report(agent_id, uuid.uuid4().hex, seq, collected_at, agent_version, tuple(evidence))
-        body = canonical(report.to_dict())
-        record = {"report_id": report.report_id, "seq": seq, "body": b64(body), "signature": sign(key, body)}
-        path = self.dir / f"{seq:020d}.json"
-        data = json.dumps(record).encode("utf-8")
-        write_atomic(path, data)
+        # One writer at a time (the daemon and ``run --once`` may share this spool): without the
+        # lock both could take the same number and one report would replace the other.
+        with open(self.dir / ".lock", "a") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            seq = self._next_seq()
+            report = Report(agent_id, uuid.uuid4().hex, seq, collected_at, agent_version, tuple(evidence))
+            body = canonical(report.to_dict())
+            record = {"report_id": report.report_id, "seq": seq, "body": b64(body), "signature": sign(key, body)}
+            path = self.dir / f"{seq:020d}.json"
+            data = json.dumps(record).encode("utf-8")
+            write_atomic(path, data)
         return Spooled(seq, report.report_id, path, len(data))
 
     def pending(self) -> List[Spooled]:

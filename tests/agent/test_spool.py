@@ -246,3 +246,28 @@ def test_stale_temp_files_are_cleared_but_a_fresh_one_is_left(tmp_path: Path) ->
     assert not stale.exists()
     assert fresh.exists()
     assert spool.pending() == []
+
+
+ADDER = """
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from agent.spool import Spool
+from evidence.signing import new_private_key
+key = new_private_key()
+spool = Spool(Path(sys.argv[1]))
+for _ in range(60):
+    spool.add(key, "agent-0001", "t", datetime.now(timezone.utc), [])
+"""
+
+
+def test_two_processes_spooling_at_once_lose_nothing(tmp_path: Path) -> None:
+    """``run --once`` beside the running daemon: both add to one spool; no number is used twice."""
+    directory = tmp_path / "spool"
+    Spool(directory)
+    procs = [subprocess.Popen([sys.executable, "-c", ADDER, str(directory)], cwd=ROOT) for _ in range(2)]
+    for proc in procs:
+        assert proc.wait(60) == 0
+    items = Spool(directory).pending()
+    assert len(items) == 120
+    assert len({i.load()["report_id"] for i in items}) == 120
