@@ -74,7 +74,10 @@ def parse_utc(text: str) -> datetime:
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if value.tzinfo is None:
         raise ValueError(f"time without zone: {text!r}")
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError as err:  # e.g. 0001-01-01T00:00:00+05:00 has no UTC form
+        raise ValueError(f"time out of range: {text!r}") from err
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,8 @@ class Evidence:
             observed = data["observed"]
             if not isinstance(observed, dict):
                 raise ValueError("observed must be an object")
+            if not isinstance(data["controls"], list) or not isinstance(data["gaps"], list):
+                raise ValueError("controls and gaps must be lists")
             gaps = tuple(Gap(str(g["what"]), str(g["reason"])) for g in data["gaps"])
             error = data.get("error")
             return cls(

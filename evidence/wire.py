@@ -10,6 +10,7 @@ See docs/protocol.md.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,7 @@ from typing import Any, Dict, List, Mapping, Tuple
 from evidence.model import Evidence, parse_utc, utc_iso
 
 PROTOCOL_VERSION = 1
-_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 
 class WireError(ValueError):
@@ -84,7 +85,7 @@ def _field(data: Mapping[str, Any], name: str, kind: type, where: str) -> Any:
 
 def _ident(data: Mapping[str, Any], name: str, where: str) -> str:
     value: str = _field(data, name, str, where)
-    if not _ID.match(value):
+    if not _ID.fullmatch(value):
         raise WireError(f"{where}.{name}: must be 8-64 characters of A-Z a-z 0-9 _ -")
     return value
 
@@ -113,10 +114,22 @@ def _envelope(data: Any, kind: str, where: str) -> Mapping[str, Any]:
     return data
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
 def loads(body: bytes, where: str) -> Any:
+    """Strict JSON: no NaN or Infinity (Python's json accepts them), no numbers that overflow."""
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        return json.loads(body, parse_constant=_no_constant, parse_float=_finite)
+    except (UnicodeDecodeError, ValueError) as err:
         raise WireError(f"{where}: not valid JSON: {err}") from err
 
 

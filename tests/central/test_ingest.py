@@ -170,14 +170,14 @@ def test_report_refusals_store_nothing(client: TestClient, centre: Centre, node:
             lambda: node.send(changed(node, evidence=[{**evidence, "duration_ms": float("nan")}])),
             400,
             "malformed",
-            "reports[0].evidence[0].duration_ms: NaN and Infinity are not JSON numbers",
+            "reports[0]: not valid JSON: NaN is not JSON",
         ),
         (
             "an infinite number deep in observed",
             lambda: node.send(raw_body(node, {**evidence, "observed": {"ups": [{"charge": "INF"}]}})),
             400,
             "malformed",
-            "reports[0].evidence[0].observed['ups'][0]['charge']: NaN and Infinity",
+            "reports[0]: not valid JSON: number 1e400 is out of range",
         ),
         (
             "collector name too long for the column",
@@ -198,7 +198,7 @@ def test_report_refusals_store_nothing(client: TestClient, centre: Centre, node:
             lambda: node.send(changed(node, collected_at="0001-01-01T00:00:00+05:00")),
             400,
             "malformed",
-            "reports[0]: a time is out of range",
+            "reports[0].collected_at: not an RFC 3339 time with zone",
         ),
         ("other protocol version", lambda: node.send(changed(node, v=2)), 400, "malformed", "unsupported protocol"),
         (
@@ -413,7 +413,7 @@ def test_heartbeat_replays_and_stale_beats_change_nothing(client: TestClient, ce
             lambda: signed_beat(node, {"seq": 6, "sent_at": "9999-12-31T23:59:59-05:00"}),
             400,
             "malformed",
-            "heartbeat: a time is out of range",
+            "heartbeat.sent_at: not an RFC 3339 time with zone",
         ),
         (
             lambda: client.post(
