@@ -1,0 +1,77 @@
+"""Microsoft Teams: an Adaptive Card in a ``message`` envelope.
+
+Both Teams webhook kinds take this shape: the Workflows ("When a Teams webhook
+request is received") that replace Office 365 connectors, and the older connectors
+(learn.microsoft.com/microsoftteams/platform/webhooks-and-connectors/how-to/connectors-using).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
+
+from central.alerting.channels import text
+from central.alerting.channels.base import check_event, to_json
+from central.alerting.channels.http import post_json
+from central.alerting.settings import Channel
+
+COLOURS = {"trigger": "Attention", "repeat": "Warning", "resolve": "Good"}
+
+
+def card(event: str, incident: Mapping[str, Any]) -> Dict[str, Any]:
+    body: List[Dict[str, Any]] = [
+        {
+            "type": "TextBlock",
+            "text": text.headline(event, incident),
+            "weight": "Bolder",
+            "size": "Medium",
+            "color": COLOURS[event],
+            "wrap": True,
+        },
+        {
+            "type": "FactSet",
+            "facts": [{"title": label, "value": value} for label, value in text.details(incident) if label != "Link"],
+        },
+        {"type": "TextBlock", "text": text.advice(event, incident), "wrap": True},
+    ]
+    content: Dict[str, Any] = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": body,
+    }
+    if incident.get("url"):
+        content["actions"] = [{"type": "Action.OpenUrl", "title": "Open in Tillsyn", "url": incident["url"]}]
+    return content
+
+
+def payload(event: str, incident: Mapping[str, Any]) -> Dict[str, Any]:
+    return {
+        "type": "message",
+        "attachments": [
+            {
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "contentUrl": None,
+                "content": card(event, incident),
+            },
+        ],
+    }
+
+
+@dataclass
+class TeamsSender:
+    name: str
+    url: str
+    timeout_s: float
+    ca_file: Optional[Path]
+
+    def send(self, event: str, incident: Mapping[str, Any]) -> None:
+        check_event(self.name, event)
+        data = to_json(payload(event, incident)).encode("utf-8")
+        post_json(f"teams {self.name!r}", self.url, data, timeout_s=self.timeout_s, ca_file=self.ca_file)
+
+
+def build(name: str, channel: Channel) -> TeamsSender:
+    assert channel.url is not None  # Channel's validator requires it
+    return TeamsSender(name, channel.url, channel.timeout_s, channel.ca_file)

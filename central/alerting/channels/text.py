@@ -1,0 +1,85 @@
+"""Words every human-readable channel (email, Slack, Teams, PagerDuty) uses for an incident."""
+
+from __future__ import annotations
+
+from typing import Any, List, Mapping, Optional, Tuple
+
+from central.alerting.channels.base import rfc3339, to_json
+
+OBSERVED_MAX = 500
+
+
+def word(event: str, incident: Mapping[str, Any]) -> str:
+    """FAILING / SILENT on a trigger, REMINDER on a repeat, RESOLVED on a resolve."""
+    if event == "resolve":
+        return "RESOLVED"
+    if event == "repeat":
+        return "REMINDER"
+    return "SILENT" if incident.get("kind") == "silent" else "FAILING"
+
+
+def controls(incident: Mapping[str, Any]) -> str:
+    return ",".join(str(c) for c in incident.get("controls") or [])
+
+
+def node(incident: Mapping[str, Any]) -> str:
+    return str(incident.get("hostname") or incident.get("agent_id") or "unknown node")
+
+
+def summary(incident: Mapping[str, Any]) -> str:
+    """``high M01 web1: Every UPS runs on line power``."""
+    parts = [str(incident.get("severity") or ""), controls(incident), node(incident)]
+    return " ".join(p for p in parts if p) + f": {incident.get('title') or incident.get('rule_id')}"
+
+
+def headline(event: str, incident: Mapping[str, Any]) -> str:
+    """``FAILING high M01 web1: Every UPS runs on line power``."""
+    return f"{word(event, incident)} {summary(incident)}"
+
+
+def observed(incident: Mapping[str, Any], limit: int = OBSERVED_MAX) -> str:
+    text = to_json(incident.get("observed"))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def details(incident: Mapping[str, Any]) -> List[Tuple[str, str]]:
+    """(label, value) lines describing the incident, the empty ones left out."""
+    where = ", ".join(f"{key} {incident[key]}" for key in ("tenant", "group") if incident.get(key))
+    node_line = node(incident) + f" (agent {incident.get('agent_id')}" + (f", {where})" if where else ")")
+    rule = str(incident.get("rule_id"))
+    if incident.get("controls"):
+        rule += f" (controls {controls(incident)})"
+    message: Optional[str] = incident.get("message")
+    acknowledged = incident.get("acknowledged_at")
+    rows: List[Tuple[str, Optional[str]]] = [
+        ("Node", node_line),
+        ("Rule", rule),
+        ("Severity", str(incident.get("severity"))),
+        ("Message", message if message and message != incident.get("title") else None),
+        ("Observed", observed(incident) if incident.get("kind") != "silent" else None),
+        ("Since", rfc3339(incident.get("opened_at"))),
+        ("Resolved", rfc3339(incident.get("resolved_at"))),
+        (
+            "Acknowledged",
+            f"{rfc3339(acknowledged)} by {incident.get('acknowledged_by') or 'unknown'}" if acknowledged else None,
+        ),
+        ("Labels", ", ".join(f"{k}={v}" for k, v in sorted((incident.get("labels") or {}).items())) or None),
+        ("Link", incident.get("url")),
+    ]
+    return [(label, value) for label, value in rows if value]
+
+
+def advice(event: str, incident: Mapping[str, Any]) -> str:
+    """What the person on call should do next."""
+    if event == "resolve":
+        return "Nothing to do: fresh evidence shows the condition has cleared."
+    if incident.get("kind") == "silent":
+        return (
+            f"{node(incident)} has stopped reporting. Check that the host is up, that the tillsyn-agent "
+            "service runs (systemctl status tillsyn-agent) and that it can reach the centre."
+        )
+    return (
+        f"Look at {node(incident)}, fix the deviation the rule describes (see the policy for remediation) "
+        "and acknowledge the incident on the centre so colleagues know someone is on it. "
+        "It resolves by itself once the node's evidence shows the control passing again."
+    )
