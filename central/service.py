@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Dict, Optional
 
 from sqlalchemy import Engine
 
 from central import reads
+from central.alerting.channels import ChannelError, Sender, build_sender
+from central.alerting.dispatch import Dispatcher, Sent, dispatch_once
 from central.config import CentralConfig
 from central.db import migrate
 from central.db.engine import make_engine, read_tx
@@ -26,6 +28,8 @@ class Centre:
     policy: PolicyHolder
     metrics: Metrics = field(init=False)
     duties: Optional[DutyThread] = None
+    dispatcher: Optional[Dispatcher] = None
+    senders: Dict[str, Sender] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.node_counts)
@@ -35,18 +39,36 @@ class Centre:
             return reads.state_counts(conn)
 
     def run_duties(self) -> DutyResult:
-        return run_once(self.engine, self.policy, self.config.silent_threshold_s)
+        return run_once(self.engine, self.policy, self.config.silent_threshold_s, alerting=self.config.alerting)
+
+    def build_senders(self) -> None:
+        """One sender per configured channel; one that cannot be built is logged and its notifications wait."""
+        self.senders = {}
+        for name, channel in self.config.alerting.channels.items():
+            try:
+                self.senders[name] = build_sender(name, channel)
+            except ChannelError as err:
+                log.error("alert channel %s unusable, its notifications wait until it is fixed: %s", name, err)
+
+    def dispatch(self) -> Sent:
+        return dispatch_once(self.engine, self.config.alerting, self.senders, self.config.public_url)
 
     def start_duties(self) -> None:
         if self.duties is None:
             self.duties = DutyThread(self.config.duty_interval_s, self.run_duties)
             self.duties.start()
+        if self.dispatcher is None and self.config.alerting.channels:
+            self.build_senders()
+            self.dispatcher = Dispatcher(self.config.alerting.dispatch_interval_s, self.dispatch)
+            self.dispatcher.start()
 
     def stop(self) -> None:
-        if self.duties is not None:
-            self.duties.stop()
-            self.duties.join(timeout=5)
-            self.duties = None
+        for thread in (self.duties, self.dispatcher):
+            if thread is not None:
+                thread.stop()
+                thread.join(timeout=15)
+        self.duties = None
+        self.dispatcher = None
         self.engine.dispose()
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Dict, List, Mapping, Optional
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, and_, or_, select, update
 
 from central.alerting.routing import route
 from central.alerting.settings import Alerting
@@ -160,12 +160,14 @@ def run_round(conn: Connection, settings: Alerting, now: datetime) -> Round:
             )
 
     # Deviations that lasted open_after_s.
-    wanted = ["failing", "stale"] if settings.stale_incidents else ["failing"]
+    # Evidence that *went* stale is news; a rule that never had evidence (a node just
+    # enrolled, a collector turned off) shows as stale on the finding but pages nobody.
+    deviating = findings.c.status == "failing"
+    if settings.stale_incidents:
+        deviating = or_(deviating, and_(findings.c.status == "stale", findings.c.evidence_at.is_not(None)))
     candidates = (
         conn.execute(
-            select(findings).where(
-                findings.c.status.in_(wanted), findings.c.since <= now - timedelta(seconds=settings.open_after_s)
-            )
+            select(findings).where(deviating, findings.c.since <= now - timedelta(seconds=settings.open_after_s))
         )
         .mappings()
         .all()

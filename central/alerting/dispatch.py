@@ -1,0 +1,231 @@
+"""Working the outbox: each notification sent once, a down channel delaying only its own.
+
+Rows are leased (``claimed_until``) in a short transaction — on PostgreSQL picked
+with ``FOR UPDATE SKIP LOCKED`` so several centre processes take disjoint rows —
+then sent outside any transaction, then marked sent (or rescheduled with backoff)
+in another short one.  A process that dies mid-send leaves a lease that expires,
+and the row is sent again: delivery is at least once, and every channel carries a
+stable dedup key (PagerDuty, Alertmanager) or a thread id (email) for receivers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable, Dict, List, Mapping, Optional
+
+from sqlalchemy import Engine, and_, or_, select, update
+
+from central.alerting.channels import ChannelError, Sender
+from central.alerting.incidents import event, view
+from central.alerting.settings import Alerting
+from central.db.engine import write_tx
+from central.db.schema import agents, incidents, outbox
+from central.ids import utcnow
+
+log = logging.getLogger("tillsyn.central.alerting")
+LEASE_S = 120
+_INCIDENT_FIELDS = (
+    "id",
+    "dedup_key",
+    "agent_id",
+    "rule_id",
+    "kind",
+    "status",
+    "severity",
+    "title",
+    "controls",
+    "observed",
+    "opened_at",
+    "resolved_at",
+    "acknowledged_at",
+    "acknowledged_by",
+)
+BATCH = 50
+
+
+@dataclass
+class Sent:
+    sent: int = 0
+    failed: int = 0
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"[:64]
+
+
+def _claim(engine: Engine, owner: str, now: datetime) -> List[Mapping[Any, Any]]:
+    due = and_(
+        outbox.c.sent_at.is_(None),
+        outbox.c.next_attempt_at <= now,
+        or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now),
+    )
+    with write_tx(engine) as conn:
+        query = select(outbox.c.id).where(due).order_by(outbox.c.id).limit(BATCH)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        ids = [r.id for r in conn.execute(query)]
+        if not ids:
+            return []
+        conn.execute(
+            update(outbox)
+            .where(and_(outbox.c.id.in_(ids), due))
+            .values(claimed_until=now + timedelta(seconds=LEASE_S), claimed_by=owner)
+        )
+        rows = (
+            conn.execute(
+                select(
+                    outbox.c.id,
+                    outbox.c.channel,
+                    outbox.c.event,
+                    outbox.c.attempts,
+                    outbox.c.incident_id,
+                    *[incidents.c[name] for name in _INCIDENT_FIELDS if name != "id"],
+                    agents.c.hostname,
+                    agents.c.tenant,
+                    agents.c.group_name,
+                    agents.c.labels,
+                )
+                .join(incidents, incidents.c.id == outbox.c.incident_id)
+                .join(agents, agents.c.id == incidents.c.agent_id)
+                .where(outbox.c.claimed_by == owner, outbox.c.id.in_(ids))
+                .order_by(outbox.c.id)
+            )
+            .mappings()
+            .all()
+        )
+    return list(rows)
+
+
+def _incident(row: Mapping[Any, Any], public_url: Optional[str]) -> Dict[str, Any]:
+    incident = {k: row[k] for k in _INCIDENT_FIELDS if k != "id"}
+    incident["id"] = row["incident_id"]
+    agent = {
+        "hostname": row["hostname"],
+        "tenant": row["tenant"],
+        "group_name": row["group_name"],
+        "labels": row["labels"],
+    }
+    out = view(incident, agent)
+    out["message"] = row["title"]
+    out["url"] = f"{public_url.rstrip('/')}/nodes/{row['agent_id']}" if public_url else None
+    return out
+
+
+def _backoff(attempts: int, retry_max_s: int) -> float:
+    return float(min(retry_max_s, 5 * 2 ** min(attempts, 16)))
+
+
+def _send_channel(
+    engine: Engine,
+    sender: Optional[Sender],
+    rows: List[Mapping[Any, Any]],
+    settings: Alerting,
+    public_url: Optional[str],
+) -> Sent:
+    """Send one channel's rows in order; at the first failure the rest wait for the next round."""
+    result = Sent()
+    failure: Optional[str] = None
+    for row in rows:
+        now = utcnow()
+        if failure is None:
+            try:
+                if sender is None:
+                    raise ChannelError(f"channel {row['channel']!r} is not configured", retry=True)
+                sender.send(row["event"], _incident(row, public_url))
+            except ChannelError as err:
+                failure = str(err)
+            except Exception as err:  # noqa: BLE001  a channel bug must not stop the dispatcher
+                failure = f"{type(err).__name__}: {err}"
+        with write_tx(engine) as conn:
+            if failure is None:
+                conn.execute(
+                    update(outbox)
+                    .where(outbox.c.id == row["id"])
+                    .values(sent_at=now, claimed_until=None, last_error=None, attempts=row["attempts"] + 1)
+                )
+                event(conn, row["incident_id"], "notified", now, channel=row["channel"], detail=f"{row['event']} sent")
+                result.sent += 1
+            else:
+                delay = _backoff(row["attempts"], settings.retry_max_s)
+                conn.execute(
+                    update(outbox)
+                    .where(outbox.c.id == row["id"])
+                    .values(
+                        attempts=row["attempts"] + 1,
+                        last_error=failure[:1000],
+                        claimed_until=None,
+                        next_attempt_at=now + timedelta(seconds=delay),
+                    )
+                )
+                if row["attempts"] == 0:  # the first failure goes on the timeline, not every retry
+                    event(
+                        conn,
+                        row["incident_id"],
+                        "notify_failed",
+                        now,
+                        channel=row["channel"],
+                        detail=f"{row['event']}: {failure[:500]}; retrying",
+                    )
+                result.failed += 1
+    if failure is not None:
+        log.warning("channel %s failed, %d notification(s) wait: %s", rows[0]["channel"], result.failed, failure)
+    return result
+
+
+def dispatch_once(
+    engine: Engine,
+    settings: Alerting,
+    senders: Mapping[str, Sender],
+    public_url: Optional[str] = None,
+    owner: Optional[str] = None,
+    pool: Optional[ThreadPoolExecutor] = None,
+) -> Sent:
+    """Claim due notifications and send them, each channel in its own thread."""
+    rows = _claim(engine, owner or owner_id(), utcnow())
+    by_channel: Dict[str, List[Mapping[Any, Any]]] = {}
+    for row in rows:
+        by_channel.setdefault(row["channel"], []).append(row)
+    total = Sent()
+    if not by_channel:
+        return total
+    own_pool = pool is None
+    executor = pool or ThreadPoolExecutor(max_workers=max(1, len(by_channel)), thread_name_prefix="notify")
+    try:
+        futures = [
+            executor.submit(_send_channel, engine, senders.get(name), channel_rows, settings, public_url)
+            for name, channel_rows in by_channel.items()
+        ]
+        for future in futures:
+            part = future.result()
+            total.sent += part.sent
+            total.failed += part.failed
+    finally:
+        if own_pool:
+            executor.shutdown(wait=True)
+    return total
+
+
+class Dispatcher(threading.Thread):
+    """Works the outbox every ``interval`` seconds until stopped."""
+
+    def __init__(self, interval: float, job: Callable[[], Sent]) -> None:
+        super().__init__(name="tillsyn-dispatch", daemon=True)
+        self.interval = interval
+        self.job = job
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval):
+            try:
+                self.job()
+            except Exception:
+                log.exception("outbox dispatch failed; retrying next round")
+
+    def stop(self) -> None:
+        self.stopping.set()

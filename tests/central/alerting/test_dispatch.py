@@ -1,0 +1,144 @@
+"""The outbox: delivered once, a down channel delays only its own, two dispatchers never double-send."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Dict, List
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from central.alerting.channels import build_sender
+from central.alerting.dispatch import dispatch_once
+from central.alerting.incidents import run_round
+from central.alerting.settings import Alerting
+from central.db.engine import make_engine, read_tx, write_tx
+from central.db.schema import incident_events, outbox
+from central.service import Centre
+from tests.central.alerting.test_channel_http import Reply, free_port, http_receiver
+from tests.central.conftest import Node, evidence_record, new_token
+
+TELNET = {
+    "protocol": "tcp",
+    "address": "0.0.0.0",
+    "port": 23,
+    "exposure": "all",
+    "tags": ["plaintext_remote"],
+    "services": ["telnet"],
+    "process": {"name": "inetd"},
+}
+
+
+def _settings(tmp_path: Path, up_url: str, down_url: str) -> Alerting:
+    secret = tmp_path / "hook.key"
+    secret.write_text("s3cret-hmac-key")
+    return Alerting.model_validate(
+        {
+            "channels": {
+                "up": {"type": "webhook", "url": up_url, "secret_file": str(secret), "timeout_s": 2},
+                "down": {"type": "webhook", "url": down_url, "secret_file": str(secret), "timeout_s": 2},
+            },
+            "routes": [{"channels": ["down", "up"]}],
+        }
+    )
+
+
+def _deviate(node: Node) -> None:
+    report = node.report(evidence_record("ports", {"sockets": [TELNET]}))
+    assert node.send(report).status_code == 200
+
+
+def _timeline(centre: Centre) -> List[tuple]:
+    with read_tx(centre.engine) as conn:
+        return [(r.kind, r.channel) for r in conn.execute(select(incident_events).order_by(incident_events.c.id))]
+
+
+def test_down_channel_waits_without_blocking_the_other(
+    client: TestClient, centre: Centre, node: Node, tmp_path: Path
+) -> None:
+    with http_receiver() as up:
+        settings = _settings(tmp_path, up.url, f"http://127.0.0.1:{free_port()}/hook")
+        senders = {name: build_sender(name, channel) for name, channel in settings.channels.items()}
+        _deviate(node)
+        with write_tx(centre.engine) as conn:
+            run_round(conn, settings, datetime.now(timezone.utc))
+        result = dispatch_once(centre.engine, settings, senders)
+        assert (result.sent, result.failed) == (1, 1)
+        [delivered] = up.requests
+        body = json.loads(delivered.body)
+        assert body["event"] == "trigger" and body["incident"]["rule_id"] == "ports-no-plaintext-remote"
+        assert ("notified", "up") in _timeline(centre) and ("notify_failed", "down") in _timeline(centre)
+        with read_tx(centre.engine) as conn:
+            waiting = conn.execute(select(outbox).where(outbox.c.channel == "down")).mappings().one()
+        assert waiting["sent_at"] is None and waiting["attempts"] == 1
+        assert "unreachable" in waiting["last_error"] or "refused" in waiting["last_error"]
+        assert waiting["next_attempt_at"] > datetime.now(timezone.utc)
+
+        # nothing due yet: a second round sends nothing twice
+        assert dispatch_once(centre.engine, settings, senders).sent == 0
+        assert len(up.requests) == 1
+
+        # the receiver comes back (same URL now answering) and its turn comes: delivered, once
+        with http_receiver() as back:
+            settings2 = _settings(tmp_path, up.url, back.url)
+            senders2 = {name: build_sender(name, channel) for name, channel in settings2.channels.items()}
+            with write_tx(centre.engine) as conn:
+                conn.execute(update(outbox).values(next_attempt_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
+            assert dispatch_once(centre.engine, settings2, senders2).sent == 1
+            assert len(back.requests) == 1 and len(up.requests) == 1
+            assert dispatch_once(centre.engine, settings2, senders2).sent == 0
+
+
+def test_two_dispatchers_send_each_notification_once(
+    client: TestClient, centre: Centre, tmp_path: Path, database_url: str
+) -> None:
+    """Two dispatchers with their own engines (as two centre processes) work one outbox at once."""
+    with http_receiver() as up:
+        # a slow receiver keeps both dispatchers busy at the same time
+        up.replies.extend(Reply(delay_s=0.02) for _ in range(200))
+        settings = Alerting.model_validate(
+            {
+                "channels": {"up": {"type": "webhook", "url": up.url, "secret_file": str(tmp_path / "k")}},
+                "routes": [{"channels": ["up"]}],
+            }
+        )
+        (tmp_path / "k").write_text("key")
+        nodes = []
+        for i in range(12):
+            n = Node(client, hostname=f"n{i}")
+            n.enrol(new_token(centre))
+            _deviate(n)
+            nodes.append(n)
+        with write_tx(centre.engine) as conn:
+            run_round(conn, settings, datetime.now(timezone.utc))
+        with read_tx(centre.engine) as conn:
+            queued = len(conn.execute(select(outbox.c.id)).all())
+        assert queued >= 12
+        engines = [make_engine(database_url), make_engine(database_url)]
+        senders = {"up": build_sender("up", settings.channels["up"])}
+        results: Dict[int, Any] = {}
+
+        def work(index: int) -> None:
+            total = 0
+            while True:
+                sent = dispatch_once(engines[index], settings, senders, owner=f"replica-{index}").sent
+                if not sent:
+                    break
+                total += sent
+            results[index] = total
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        for engine in engines:
+            engine.dispose()
+        ids = [json.loads(r.body)["incident"]["id"] for r in up.requests]
+        assert len(ids) == queued == results[0] + results[1]
+        assert len(set(ids)) == len(ids)  # no notification went out twice
+        with read_tx(centre.engine) as conn:
+            assert conn.execute(select(outbox.c.id).where(outbox.c.sent_at.is_(None))).all() == []
