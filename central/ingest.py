@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Dict, List, Optional
 
 from sqlalchemy import Connection, RowMapping, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from central.config import Limits
 from central.db.schema import agents, latest_evidence, reports
@@ -211,17 +213,29 @@ def _check_storable(report: Report, where: str, index: int) -> None:
 
 
 def _store_latest(conn: Connection, agent_id: str, report: Report) -> None:
-    for record in report.evidence:
-        key = (latest_evidence.c.agent_id == agent_id) & (latest_evidence.c.collector == record.collector)
-        values = {
+    """The newest record per collector, in one statement (an upsert on both databases)."""
+    rows = [
+        {
+            "agent_id": agent_id,
+            "collector": record.collector,
             "report_id": report.report_id,
             "collected_at": record.collected_at,
             "status": record.status.value,
             "record": record.to_dict(),
         }
-        done = conn.execute(update(latest_evidence).where(key).values(**values))
-        if not done.rowcount:
-            conn.execute(latest_evidence.insert().values(agent_id=agent_id, collector=record.collector, **values))
+        for record in report.evidence
+    ]
+    if not rows:
+        return
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    statement = insert(latest_evidence)
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[latest_evidence.c.agent_id, latest_evidence.c.collector],
+            set_={k: statement.excluded[k] for k in ("report_id", "collected_at", "status", "record")},
+        ),
+        rows,
+    )
 
 
 def ingest_heartbeat(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from central import enrol as enrolment
 from central import findings
 from central.api.body import read_limited
-from central.db.engine import write_tx
+from central.db.engine import read_tx, write_tx
 from central.errors import RequestRefused, refuse
 from central.ids import utcnow
 from central.ingest import authenticate, ingest_heartbeat, ingest_reports
@@ -27,6 +27,14 @@ SIGNATURE_HEADER = "x-tillsyn-signature"
 def _centre(request: Request) -> Centre:
     centre: Centre = request.app.state.centre
     return centre
+
+
+def _precheck(centre: Centre, agent_id: Optional[str], signature: Optional[str], body: bytes) -> None:
+    """On SQLite (one writer at a time), refuse unknown or forged requests before taking the write
+    lock, so a flood of them cannot hold up genuine reports.  PostgreSQL locks only the agent's row."""
+    if centre.engine.dialect.name == "sqlite":
+        with read_tx(centre.engine) as conn:
+            authenticate(conn, agent_id, signature, body)
 
 
 def _count_refusal(centre: Centre, endpoint: str, err: RequestRefused) -> None:
@@ -75,6 +83,7 @@ async def reports(request: Request) -> Dict[str, Any]:
         hook = findings.on_report(centre.policy.policy)
 
         def work() -> Dict[str, Any]:
+            _precheck(centre, agent_id, signature, body)
             with write_tx(centre.engine) as conn:
                 agent = authenticate(conn, agent_id, signature, body)
                 return ingest_reports(conn, agent, body, centre.config.limits, utcnow(), hook).body()
@@ -98,6 +107,7 @@ async def heartbeat(request: Request) -> Dict[str, Any]:
         signature = request.headers.get(SIGNATURE_HEADER)
 
         def work() -> Dict[str, Any]:
+            _precheck(centre, agent_id, signature, body)
             with write_tx(centre.engine) as conn:
                 agent = authenticate(conn, agent_id, signature, body)
                 return ingest_heartbeat(conn, agent, body, centre.config.limits, utcnow())
