@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from central import cli_alerting
 from central.config import CentralConfig, ConfigError, load
 
 EXIT_PROBLEM = 1
@@ -79,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="check every node's evidence hash chain and signatures")
     verify.add_argument("--agent", help="only this node")
+
+    cli_alerting.add_parsers(sub)
 
     pol = sub.add_parser("policy", help="policy files").add_subparsers(dest="action", required=True)
     check = pol.add_parser("check", help="check a policy file without loading it")
@@ -246,6 +249,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _verify(config, args)
         if args.command == "policy":
             return _policy_check(config, args)
+        if args.command in cli_alerting.COMMANDS:
+            return cli_alerting.run(config, args)
         return _admin(config, args)
     except ConfigError as err:
         print(f"tillsyn-central: {err}", file=sys.stderr)
