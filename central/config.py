@@ -42,6 +42,24 @@ class Limits(_Strict):
     heartbeat_max_age_s: int = Field(600, ge=1, description="older heartbeats are refused as replays")
 
 
+class Retention(_Strict):
+    """How long things are kept (M08): a background duty deletes what is older and records it."""
+
+    reports_days: int = Field(400, ge=1, description="raw signed reports (the ledger) and latest evidence")
+    findings_history_days: int = Field(800, ge=1, description="finding changes and resolved incidents")
+    audit_days: int = Field(2000, ge=30, description="the audit trail of people's actions")
+
+
+class Sessions(_Strict):
+    """Logins to the dashboard."""
+
+    idle_minutes: int = Field(60, ge=5, description="a session ends after this long without use")
+    max_hours: int = Field(12, ge=1, description="and at the latest this long after login")
+    secure_cookie: bool = Field(True, description="cookies only over HTTPS (false only for a loopback centre)")
+    max_failed_logins: int = Field(5, ge=1, description="failed logins before an account is locked for a while")
+    lockout_minutes: int = Field(15, ge=1)
+
+
 class CentralConfig(_Strict):
     state_dir: Path = DEFAULT_STATE
     database_url: Optional[str] = Field(None, description="default: SQLite in state_dir")
@@ -52,6 +70,8 @@ class CentralConfig(_Strict):
     silent_after_s: Optional[int] = Field(None, ge=10, description="default: 3 x heartbeat_interval_s")
     duty_interval_s: float = Field(10.0, gt=0)
     alerting: Alerting = Alerting()
+    retention: Retention = Retention()
+    sessions: Sessions = Sessions()
     public_url: Optional[str] = Field(None, description="the centre's address for people, used in notification links")
 
     @field_validator("database_url")
