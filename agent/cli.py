@@ -159,6 +159,10 @@ def _status(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.once:
         return _run_once(args)
+    import signal
+
+    # Until the daemon installs its own handlers, a stop request still ends the agent cleanly.
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(0))
     from agent import logsetup
     from agent.daemon import Daemon
     from agent.identity import load_enrolment

@@ -8,6 +8,7 @@ systemd watchdog.  SIGTERM/SIGINT stop it cleanly, SIGHUP reloads agent.yaml.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -23,7 +24,7 @@ from agent import __version__, heartbeat, status
 from agent.backoff import Backoff
 from agent.collect import run_collectors
 from agent.config import AgentConfig, ConfigError, load
-from agent.delivery import deliver
+from agent.delivery import MAX_BATCH_REPORTS, deliver
 from agent.identity import load_enrolment, load_key, pseudonym_key
 from agent.notify import Notifier
 from agent.pseudonymise import Pseudonymiser, pseudonymised
@@ -81,6 +82,9 @@ class Daemon:
         self.next_heartbeat = 0.0
         self.ready = False
         self.errors: List[str] = []
+        self._last_status = ""
+        self.batch_limit = MAX_BATCH_REPORTS
+        self._bounds_checked = 0.0
         self.info: Dict[str, Any] = {"started_at": _utc(time.time()), "pid": os.getpid(), "collectors": {}}
 
     # -- set-up ---------------------------------------------------------------
@@ -188,7 +192,9 @@ class Daemon:
         if now < self.next_delivery or not self.spool.depth():
             return
         try:
-            result = deliver(self.spool, self.client)
+            # One batch per turn of the loop: a long backlog after an outage must not keep the
+            # loop (and its watchdog pings and heartbeats) away for minutes.
+            result = deliver(self.spool, self.client, max_batches=1, batch_limit=self.batch_limit)
         except TransportError as err:
             delay = self.backoff.failed()
             self.next_delivery = now + delay
@@ -196,6 +202,10 @@ class Daemon:
             log.warning("delivery failed, retrying in %.0f s: %s", delay, err)
             return
         self.backoff.succeeded()
+        self.batch_limit = result.batch_limit
+        if result.pending:
+            self.next_delivery = 0.0
+            self.wake.set()
         self.info["last_delivery_at"] = _utc(time.time())
         self.info.pop("last_delivery_error", None)
         if result.rejected:
@@ -215,9 +225,14 @@ class Daemon:
             log.warning("heartbeat failed: %s", err)
 
     def _report_status(self) -> None:
+        """Write status.json and tell systemd, only when something changed (each write is fsynced)."""
         depth = self.spool.depth()
         self.info.update({"spool_depth": depth, "dropped": self.spool.dropped().get("count", 0),
                           "agent_id": self.enrolment.agent_id, "server": self.enrolment.server})
+        snapshot = json.dumps(self.info, sort_keys=True, default=str)
+        if snapshot == self._last_status:
+            return
+        self._last_status = snapshot
         status.save(self.state, self.info)
         last = self.info.get("last_delivery_at", "never")
         self.notifier.status(f"last delivery {last}; spool depth {depth}")
@@ -248,7 +263,9 @@ class Daemon:
             self._finish_round()
             if self.round is None:
                 self._start_round(now)
-            self.spool.enforce_bounds(self.config.spool_max_bytes, self.config.spool_max_age, time.time())
+            if now - self._bounds_checked >= 60 or self.next_delivery == 0.0:
+                self._bounds_checked = now
+                self.spool.enforce_bounds(self.config.spool_max_bytes, self.config.spool_max_age, time.time())
             self._deliver(now)
             self._heartbeat(now)
             self._report_status()

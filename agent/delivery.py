@@ -20,13 +20,15 @@ class Delivered:
     sent: int = 0
     rejected: int = 0
     pending: int = 0
+    batch_limit: int = MAX_BATCH_REPORTS
+    """How many reports to send at once from now on (lowered when the centre says too large)."""
 
 
-def _first_batch(items: List[Spooled]) -> List[Spooled]:
+def _first_batch(items: List[Spooled], max_reports: int = MAX_BATCH_REPORTS) -> List[Spooled]:
     batch: List[Spooled] = []
     size = 0
     for item in items:
-        if batch and (size + item.size > MAX_BATCH_BYTES or len(batch) >= MAX_BATCH_REPORTS):
+        if batch and (size + item.size > MAX_BATCH_BYTES or len(batch) >= max_reports):
             break
         batch.append(item)
         size += item.size
@@ -41,16 +43,19 @@ def _refused_index(err: TransportError, batch_size: int) -> Optional[int]:
     return index
 
 
-def deliver(spool: Spool, client: Client) -> Delivered:
+def deliver(
+    spool: Spool, client: Client, max_batches: Optional[int] = None, batch_limit: int = MAX_BATCH_REPORTS
+) -> Delivered:
     """Send everything spooled, oldest first.
 
     A report the centre refuses for good (a 4xx naming it) is moved to ``spool/rejected``
     and logged, so one bad report cannot block the queue; any other failure raises
     :class:`TransportError` and everything stays spooled for the next try.
     """
-    result = Delivered()
-    while True:
-        batch = _first_batch(spool.pending())
+    result = Delivered(batch_limit=batch_limit)
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        batch = _first_batch(spool.pending(), result.batch_limit)
         if not batch:
             break
         records = [item.load() for item in batch]
@@ -59,8 +64,21 @@ def deliver(spool: Spool, client: Client) -> Delivered:
             answer = client.post("/api/v1/reports", body.encode("utf-8"))
         except TransportError as err:
             index = _refused_index(err, len(batch))
+            if index is None and err.status == 413 and len(batch) > 1:
+                # Too large for this centre's limits: try smaller batches (the agent cannot know
+                # the centre's limits); a single report still too large is set aside below.
+                result.batch_limit = max(1, len(batch) // 2)
+                log.warning(
+                    "centre refused %d reports at once as too large; sending %d at a time",
+                    len(batch),
+                    result.batch_limit,
+                )
+                continue
+            if index is None and err.status == 413:
+                index = 0
             if index is None:
                 raise
+            batches += 1
             log.error("centre refused report %d for good, kept in spool/rejected: %s", batch[index].seq, err)
             spool.reject(batch[index], str(err))
             result.rejected += 1
@@ -71,5 +89,6 @@ def deliver(spool: Spool, client: Client) -> Delivered:
             raise TransportError("centre acknowledged none of the batch", retry=True)
         spool.remove(done)
         result.sent += len(done)
+        batches += 1
     result.pending = spool.depth()
     return result

@@ -39,7 +39,11 @@ class Spooled:
     seq: int
     report_id: str
     path: Path
-    size: int
+
+    @property
+    def size(self) -> int:
+        """Bytes on disk (a stat, so asked only where needed: batching and the size bound)."""
+        return self.path.stat().st_size
 
     def load(self) -> Dict[str, Any]:
         """The spooled record: report_id, seq, body (base64) and signature."""
@@ -94,7 +98,7 @@ class Spool:
             path = self.dir / f"{seq:020d}.json"
             data = json.dumps(record).encode("utf-8")
             write_atomic(path, data)
-        return Spooled(seq, report.report_id, path, len(data))
+        return Spooled(seq, report.report_id, path)
 
     def pending(self) -> List[Spooled]:
         """Spooled reports, oldest first."""
@@ -102,7 +106,7 @@ class Spool:
         for entry in os.scandir(self.dir):
             match = _NAME.match(entry.name)
             if match:
-                out.append(Spooled(int(match.group(1)), "", Path(entry.path), entry.stat().st_size))
+                out.append(Spooled(int(match.group(1)), "", Path(entry.path)))
         return sorted(out, key=lambda s: s.seq)
 
     def enforce_bounds(self, max_bytes: int, max_age_s: float, now: float) -> int:
@@ -139,7 +143,8 @@ class Spool:
         os.replace(item.path, rejected / item.path.name)
 
     def depth(self) -> int:
-        return len(self.pending())
+        """How many reports wait (names only: no stat per file, cheap with thousands)."""
+        return sum(1 for entry in os.scandir(self.dir) if _NAME.match(entry.name))
 
     def remove(self, items: Iterable[Spooled]) -> None:
         for item in items:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Callable, Dict, Iterable, Mapping, Optional, Set
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Set
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -37,6 +37,28 @@ class _Handler(FileSystemEventHandler):
             self.notify(names)
 
 
+def _schedule(observer: Any, handler: FileSystemEventHandler, directory: str) -> None:
+    """Watch ``directory`` for changes only.
+
+    watchdog 4 and newer can ask inotify for just the change events (``event_filter``);
+    without it every program that opens a file in a watched directory such as /etc wakes
+    the agent.  Older watchdog (Debian 12 ships 2.2.1) takes no filter; there the
+    handler's own check keeps opens from triggering anything.
+    """
+    try:
+        from watchdog import events
+
+        wanted = [
+            getattr(events, name)
+            for name in ("FileCreatedEvent", "FileModifiedEvent", "FileDeletedEvent", "FileMovedEvent",
+                         "FileClosedEvent", "DirCreatedEvent", "DirDeletedEvent", "DirMovedEvent")
+            if hasattr(events, name)
+        ]
+        observer.schedule(handler, directory, recursive=False, event_filter=wanted)
+    except TypeError:  # no event_filter in this watchdog
+        observer.schedule(handler, directory, recursive=False)
+
+
 class Watcher:
     """Maps changed paths to the collectors (and the config) that depend on them."""
 
@@ -57,7 +79,7 @@ class Watcher:
         handler = _Handler(targets, self.notify)
         for directory in sorted(directories):
             try:
-                observer.schedule(handler, directory, recursive=False)
+                _schedule(observer, handler, directory)
             except OSError as err:
                 log.warning("cannot watch %s: %s", directory, err)
         observer.daemon = True
