@@ -17,7 +17,7 @@ from central.alerting.settings import Alerting
 from central.db.engine import DatabaseURLError, normalise_url
 
 DEFAULT_PATH = Path("/etc/tillsyn/central.yaml")
-DEFAULT_STATE = Path("/var/lib/tillsyn")
+DEFAULT_STATE = Path("/var/lib/tillsyn/central")  # apart from the agent's key in /var/lib/tillsyn
 
 
 class ConfigError(Exception):

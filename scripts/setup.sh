@@ -10,3 +10,9 @@ if [[ "$mode" == "--test" ]]; then
     install_debs "$ROOT/packaging/test-deps.txt"
 fi
 ensure_venv
+if [[ "$mode" == "--test" ]] && ! "$VENV/bin/python" -c 'import systemd.journal' 2>/dev/null; then
+    # python-systemd (optional at run time) is built against libsystemd-dev from test-deps.txt;
+    # the journald tests use it.
+    say "installing systemd-python into $VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "systemd-python>=235"
+fi

@@ -13,8 +13,8 @@ from collectors.ports.services import classify
 
 NOT_ROOT_REASON = "not root: cannot map {n} sockets to processes (cannot read /proc/<pid>/fd of other users)"
 NO_OWNER_REASON = (
-    "no process holds {n} sockets: kernel sockets (nfsd, lockd, WireGuard) "
-    "or processes in another PID namespace"
+    "no process holds {n} sockets: kernel sockets (nfsd, lockd, WireGuard), processes in another "
+    "PID namespace, or the agent lacks CAP_SYS_PTRACE (needed to read /proc/<pid>/fd of others)"
 )
 
 

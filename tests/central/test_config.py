@@ -19,7 +19,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_defaults_and_derived_values(tmp_path: Path) -> None:
     config = load(str(write(tmp_path, "heartbeat_interval_s: 30\n")), {})
     assert config.silent_threshold_s == 90  # 3 x heartbeat interval unless set
-    assert config.db_url == "sqlite:////var/lib/tillsyn/central.db"
+    assert config.db_url == "sqlite:////var/lib/tillsyn/central/central.db"
     assert (config.listen.host, config.listen.port) == ("127.0.0.1", 8443)
     assert from_mapping({"silent_after_s": 600}, "x", {}).silent_threshold_s == 600
 

@@ -21,7 +21,8 @@ def test_captured_services_as_root() -> None:
     assert outcome.status is Status.PARTIAL
     assert outcome.gaps == [Gap(
         "owner of 1 sockets",
-        "no process holds 1 sockets: kernel sockets (nfsd, lockd, WireGuard) or processes in another PID namespace",
+        "no process holds 1 sockets: kernel sockets (nfsd, lockd, WireGuard), processes in another "
+        "PID namespace, or the agent lacks CAP_SYS_PTRACE (needed to read /proc/<pid>/fd of others)",
     )]
     sockets = outcome.observed["sockets"]
     mariadb = next(s for s in sockets if s["port"] == 3306)
