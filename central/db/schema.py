@@ -167,6 +167,7 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False, unique=True),
     _ts("created_at", False),
     _ts("revoked_at"),
+    Column("user_id", String(32), nullable=True),  # the person it acts as; none: an administrator's script key
 )
 
 # --- alerting (incidents, outbox, maintenance windows, waivers) and the audit trail -------------
@@ -275,4 +276,35 @@ audit_log = Table(
     Column("detail", JSON, nullable=True),
     Column("source", String(128), nullable=True),
     Index("ix_audit_log_at", "at"),
+)
+
+# --- people: personal accounts, sessions (the dashboard), API keys per person ---------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("display_name", String(128), nullable=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("role", String(16), nullable=False),  # viewer, operator, admin
+    Column("tenants", JSON, nullable=False),  # granted tenants; ["*"] means every tenant
+    _ts("created_at", False),
+    _ts("disabled_at"),
+    Column("failed_logins", Integer, nullable=False, default=0),
+    _ts("locked_until"),
+    _ts("last_login_at"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", String(32), ForeignKey("users.id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    _ts("created_at", False),
+    _ts("last_seen_at", False),
+    _ts("expires_at", False),
+    Column("source", String(128), nullable=True),
+    Index("ix_sessions_user", "user_id"),
 )
