@@ -13,12 +13,18 @@ from central.ids import new_id, new_secret, secret_hash
 PREFIX = "tsk"
 
 
-def create(conn: Connection, name: str, now: datetime) -> Tuple[str, str]:
-    """(key id, secret); the secret is not stored and cannot be shown again."""
+def create(conn: Connection, name: str, now: datetime, user_id: Optional[str] = None) -> Tuple[str, str]:
+    """(key id, secret); the secret is not stored and cannot be shown again.
+
+    A key with ``user_id`` acts as that person (their role and tenants); one without is an
+    administrator's key for scripts that see every tenant.
+    """
     if not name.strip() or len(name) > 128:
         raise ValueError("an API key needs a name of 1-128 characters (who or what uses it)")
     key_id, secret = new_id(), new_secret(PREFIX)
-    conn.execute(api_keys.insert().values(id=key_id, name=name, key_hash=secret_hash(secret), created_at=now))
+    conn.execute(
+        api_keys.insert().values(id=key_id, name=name, key_hash=secret_hash(secret), created_at=now, user_id=user_id)
+    )
     return key_id, secret
 
 
@@ -30,7 +36,7 @@ def check(conn: Connection, secret: str) -> Optional[Dict[str, Any]]:
         .mappings()
         .first()
     )
-    return None if row is None else {"id": row["id"], "name": row["name"]}
+    return None if row is None else {"id": row["id"], "name": row["name"], "user_id": row["user_id"]}
 
 
 def list_keys(conn: Connection) -> List[Dict[str, Any]]:

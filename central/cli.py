@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from central import cli_alerting
+from central import cli_alerting, cli_export, cli_users
 from central.config import CentralConfig, ConfigError, load
 
 EXIT_PROBLEM = 1
@@ -70,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     key = sub.add_parser("apikey", help="API keys for the read API").add_subparsers(dest="action", required=True)
     key_create = key.add_parser("create", help="create a key (shown once)")
     key_create.add_argument("name")
+    key_create.add_argument(
+        "--user",
+        help="the person the key acts as (their role and tenants); "
+        "without: an administrator's key that sees every tenant",
+    )
     key.add_parser("list")
     key_revoke = key.add_parser("revoke")
     key_revoke.add_argument("id")
@@ -82,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--agent", help="only this node")
 
     cli_alerting.add_parsers(sub)
+    cli_export.add_parsers(sub)
+    cli_users.add_parsers(sub)
 
     pol = sub.add_parser("policy", help="policy files").add_subparsers(dest="action", required=True)
     check = pol.add_parser("check", help="check a policy file without loading it")
@@ -187,7 +194,12 @@ def _admin(config: CentralConfig, args: argparse.Namespace) -> int:
                 raise ConfigError(f"no active node {args.id!r}")
         elif args.command == "apikey" and args.action == "create":
             try:
-                key_id, secret = apikeys.create(conn, args.name, now)
+                user_id = None
+                if args.user:
+                    from central.auth.users import user_id_of
+
+                    user_id = user_id_of(conn, args.user)
+                key_id, secret = apikeys.create(conn, args.name, now, user_id)
             except ValueError as err:
                 raise ConfigError(str(err)) from err
             print(secret)
@@ -251,6 +263,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _policy_check(config, args)
         if args.command in cli_alerting.COMMANDS:
             return cli_alerting.run(config, args)
+        if args.command in cli_export.COMMANDS:
+            return cli_export.run(config, args)
+        if args.command in cli_users.COMMANDS:
+            return cli_users.run(config, args)
         return _admin(config, args)
     except ConfigError as err:
         print(f"tillsyn-central: {err}", file=sys.stderr)

@@ -60,9 +60,17 @@ def _node(row: RowMapping, counts: Dict[str, int]) -> Dict[str, Any]:
 
 
 def list_nodes(
-    conn: Connection, state: Optional[str] = None, search: Optional[str] = None, limit: int = 1000, offset: int = 0
+    conn: Connection,
+    state: Optional[str] = None,
+    search: Optional[str] = None,
+    limit: int = 1000,
+    offset: int = 0,
+    visible: Any = None,
 ) -> List[Dict[str, Any]]:
+    """``visible``: a condition on ``agents`` (the caller's tenants); None shows every node."""
     query = select(agents).order_by(agents.c.hostname, agents.c.id)
+    if visible is not None:
+        query = query.where(visible)
     if search:
         query = query.where(agents.c.hostname.icontains(search, autoescape=True))  # same on both databases
     rows = conn.execute(query).mappings().all()
@@ -73,8 +81,11 @@ def list_nodes(
     return nodes[offset : offset + limit]
 
 
-def get_node(conn: Connection, agent_id: str) -> Optional[Dict[str, Any]]:
-    row = conn.execute(select(agents).where(agents.c.id == agent_id)).mappings().first()
+def get_node(conn: Connection, agent_id: str, visible: Any = None) -> Optional[Dict[str, Any]]:
+    query = select(agents).where(agents.c.id == agent_id)
+    if visible is not None:
+        query = query.where(visible)
+    row = conn.execute(query).mappings().first()
     if row is None:
         return None
     return _node(row, _counts(conn, [agent_id]).get(agent_id, {}))
@@ -88,6 +99,7 @@ def list_findings(
     rule: Optional[str] = None,
     limit: int = 1000,
     offset: int = 0,
+    visible: Any = None,
 ) -> List[Dict[str, Any]]:
     query = (
         select(findings, agents.c.hostname)
@@ -103,6 +115,8 @@ def list_findings(
             findings.c.rule_id,
         )
     )
+    if visible is not None:
+        query = query.where(visible)
     if agent_id:
         query = query.where(findings.c.agent_id == agent_id)
     if status:

@@ -179,7 +179,7 @@ def list_incidents(
     conn: Connection, status: Optional[str] = None, agent_id: Optional[str] = None, limit: int = 1000
 ) -> List[Dict[str, Any]]:
     query = (
-        select(incidents, agents.c.hostname)
+        select(incidents, agents.c.hostname, agents.c.tenant)
         .join(agents, agents.c.id == incidents.c.agent_id)
         .order_by(incidents.c.id.desc())
         .limit(limit)
@@ -199,9 +199,18 @@ def timeline(conn: Connection, incident_id: int) -> List[Dict[str, Any]]:
 
 
 def list_windows(conn: Connection) -> List[Dict[str, Any]]:
-    rows = conn.execute(select(maintenance_windows).order_by(maintenance_windows.c.starts_at.desc())).mappings()
+    rows = conn.execute(
+        select(maintenance_windows, agents.c.tenant.label("node_tenant"))
+        .outerjoin(agents, agents.c.id == maintenance_windows.c.agent_id)
+        .order_by(maintenance_windows.c.starts_at.desc())
+    ).mappings()
     return [dict(r) for r in rows]
 
 
 def list_waivers(conn: Connection) -> List[Dict[str, Any]]:
-    return [dict(r) for r in conn.execute(select(waivers).order_by(waivers.c.created_at.desc())).mappings()]
+    rows = conn.execute(
+        select(waivers, agents.c.tenant.label("node_tenant"))
+        .outerjoin(agents, agents.c.id == waivers.c.agent_id)
+        .order_by(waivers.c.created_at.desc())
+    ).mappings()
+    return [dict(r) for r in rows]

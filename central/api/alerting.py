@@ -7,18 +7,24 @@ from typing import Annotated, Any, Callable, Dict, List, Optional
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from central.alerting import manage
-from central.api.read import require_key
+from central.auth.deps import principal, require
+from central.auth.principal import Principal
 from central.db.engine import read_tx, write_tx
+from central.db.schema import agents
+from central.db.schema import incidents as incidents_table
 from central.errors import refuse
 from central.ids import utcnow
 from central.service import Centre
 
 router = APIRouter(prefix="/api/v1", tags=["alerting"])
-Key = Annotated[Dict[str, Any], Depends(require_key)]
-"""The API key of the caller; its name is recorded as who did it."""
+Key = Annotated[Principal, Depends(principal)]
+"""The caller (API key or dashboard session); recorded as who did it."""
+Operator = Annotated[Principal, Depends(require("operator"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
 
 
 class _Body(BaseModel):
@@ -54,18 +60,47 @@ def _centre(request: Request) -> Centre:
     return centre
 
 
-async def _write(request: Request, key: Dict[str, Any], fn: Callable[..., Any], *args: Any) -> Any:
+async def _write(
+    request: Request,
+    person: Principal,
+    fn: Callable[..., Any],
+    *args: Any,
+    scope: Optional[manage.Scope] = None,
+    incident_id: Optional[int] = None,
+) -> Any:
     centre = _centre(request)
     source = request.client.host if request.client else None
 
     def work() -> Any:
         with write_tx(centre.engine) as conn:
-            return fn(conn, utcnow(), f"apikey:{key['name']}", *args, source=source)
+            _within_tenants(conn, person, scope, incident_id)
+            return fn(conn, utcnow(), person.actor, *args, source=source)
 
     try:
         return await run_in_threadpool(work)
     except manage.ManageError as err:
         raise refuse(400, "refused", str(err)) from err
+
+
+def _within_tenants(conn: Any, person: Principal, scope: Optional[manage.Scope], incident_id: Optional[int]) -> None:
+    """People act only on their own tenants' nodes (M10): another tenant's node is as absent as none."""
+    if person.tenants is None:
+        return
+    if incident_id is not None:
+        row = conn.execute(
+            select(agents.c.tenant)
+            .join(incidents_table, incidents_table.c.agent_id == agents.c.id)
+            .where(incidents_table.c.id == incident_id)
+        ).first()
+        if row is None or not person.sees(row.tenant):
+            raise manage.ManageError(f"no incident {incident_id}")
+    if scope is not None:
+        if scope.agent_id:
+            row = conn.execute(select(agents.c.tenant).where(agents.c.id == scope.agent_id)).first()
+            if row is None or not person.sees(row.tenant):
+                raise manage.ManageError(f"no node {scope.agent_id!r}")
+        elif not (scope.tenant and person.sees(scope.tenant)):
+            raise manage.ManageError("name one of your nodes or tenants (a group may span other tenants)")
 
 
 async def _read(request: Request, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -76,6 +111,18 @@ async def _read(request: Request, fn: Callable[..., Any], *args: Any, **kwargs: 
             return fn(conn, *args, **kwargs)
 
     return await run_in_threadpool(work)
+
+
+async def _scope_of(request: Request, kind: str, item_id: str) -> manage.Scope:
+    rows = await _read(request, manage.list_windows if kind == "window" else manage.list_waivers)
+    row = next((r for r in rows if r["id"] == item_id), None)
+    if row is None:
+        return manage.Scope(tenant="\x00none")  # refused below as outside the caller's tenants
+    return manage.Scope(row["agent_id"], row["group_name"], row["tenant"])
+
+
+def _sees_node(person: Principal, row: Dict[str, Any]) -> bool:
+    return person.sees(row.get("tenant"))
 
 
 def _aware(moment: datetime) -> datetime:
@@ -91,14 +138,14 @@ async def incidents(
     status: Optional[str] = Query(None, pattern="^(open|resolved)$"),
     node: Optional[str] = Query(None, max_length=64),
 ) -> List[Dict[str, Any]]:
-    result: List[Dict[str, Any]] = await _read(request, manage.list_incidents, status, node)
-    return result
+    rows: List[Dict[str, Any]] = await _read(request, manage.list_incidents, status, node)
+    return [r for r in rows if _sees_node(_key, r)]
 
 
 @router.get("/incidents/{incident_id}", summary="One incident with its timeline")
 async def incident(request: Request, incident_id: int, _key: Key) -> Dict[str, Any]:
     rows = await _read(request, manage.list_incidents)
-    found = next((r for r in rows if r["id"] == incident_id), None)
+    found = next((r for r in rows if r["id"] == incident_id and _sees_node(_key, r)), None)
     if found is None:
         raise refuse(404, "not_found", f"no incident {incident_id}")
     found["timeline"] = await _read(request, manage.timeline, incident_id)
@@ -107,26 +154,22 @@ async def incident(request: Request, incident_id: int, _key: Key) -> Dict[str, A
 
 
 @router.post("/incidents/{incident_id}/ack", summary="Acknowledge an incident (recorded with who)")
-async def ack(
-    request: Request, incident_id: int, body: AckBody, key: Key
-) -> Dict[str, Any]:
+async def ack(request: Request, incident_id: int, body: AckBody, key: Operator) -> Dict[str, Any]:
     def fn(conn: Any, now: datetime, actor: str, *, source: Optional[str]) -> None:
         manage.ack(conn, now, actor, incident_id, body.note, source)
 
-    await _write(request, key, fn)
+    await _write(request, key, fn, incident_id=incident_id)
     return {"ok": True, "incident": incident_id}
 
 
 @router.get("/windows", summary="Maintenance windows")
 async def windows(request: Request, _key: Key) -> List[Dict[str, Any]]:
-    result: List[Dict[str, Any]] = await _read(request, manage.list_windows)
-    return result
+    rows: List[Dict[str, Any]] = await _read(request, manage.list_windows)
+    return [r for r in rows if _key.tenants is None or _key.sees(r.get("node_tenant") or r.get("tenant"))]
 
 
 @router.post("/windows", summary="Declare a maintenance window (holds alerts; may allow named rules)")
-async def create_window(
-    request: Request, body: WindowBody, key: Key
-) -> Dict[str, Any]:
+async def create_window(request: Request, body: WindowBody, key: Operator) -> Dict[str, Any]:
     scope = manage.Scope(body.agent_id, body.group, body.tenant)
 
     def fn(conn: Any, now: datetime, actor: str, *, source: Optional[str]) -> str:
@@ -134,25 +177,23 @@ async def create_window(
             conn, now, actor, scope, _aware(body.starts_at), _aware(body.ends_at), body.reason, body.allows, source
         )
 
-    return {"id": await _write(request, key, fn)}
+    return {"id": await _write(request, key, fn, scope=scope)}
 
 
 @router.post("/windows/{window_id}/cancel", summary="End a maintenance window now")
-async def cancel_window(request: Request, window_id: str, key: Key) -> Dict[str, Any]:
-    await _write(request, key, manage.cancel_window, window_id)
+async def cancel_window(request: Request, window_id: str, key: Operator) -> Dict[str, Any]:
+    await _write(request, key, manage.cancel_window, window_id, scope=await _scope_of(request, "window", window_id))
     return {"ok": True}
 
 
 @router.get("/waivers", summary="Waivers")
 async def waivers(request: Request, _key: Key) -> List[Dict[str, Any]]:
-    result: List[Dict[str, Any]] = await _read(request, manage.list_waivers)
-    return result
+    rows: List[Dict[str, Any]] = await _read(request, manage.list_waivers)
+    return [r for r in rows if _key.tenants is None or _key.sees(r.get("node_tenant") or r.get("tenant"))]
 
 
 @router.post("/waivers", summary="Accept a deviation until a date, with a justification and an approver")
-async def create_waiver(
-    request: Request, body: WaiverBody, key: Key
-) -> Dict[str, Any]:
+async def create_waiver(request: Request, body: WaiverBody, key: Admin) -> Dict[str, Any]:
     scope = manage.Scope(body.agent_id, body.group, body.tenant)
 
     def fn(conn: Any, now: datetime, actor: str, *, source: Optional[str]) -> str:
@@ -160,10 +201,10 @@ async def create_waiver(
             conn, now, actor, scope, body.rule_id, body.justification, body.approver, _aware(body.expires_at), source
         )
 
-    return {"id": await _write(request, key, fn)}
+    return {"id": await _write(request, key, fn, scope=scope)}
 
 
 @router.post("/waivers/{waiver_id}/revoke", summary="Withdraw a waiver now")
-async def revoke_waiver(request: Request, waiver_id: str, key: Key) -> Dict[str, Any]:
-    await _write(request, key, manage.revoke_waiver, waiver_id)
+async def revoke_waiver(request: Request, waiver_id: str, key: Admin) -> Dict[str, Any]:
+    await _write(request, key, manage.revoke_waiver, waiver_id, scope=await _scope_of(request, "waiver", waiver_id))
     return {"ok": True}

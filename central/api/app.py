@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from central.api import agents, alerting, read
+from central.api import agents, alerting, read, session
 from central.db.engine import read_tx
 from central.errors import RequestRefused
 from central.service import Centre
@@ -70,4 +70,5 @@ def create_app(centre: Centre, *, duties: bool = True) -> FastAPI:
     app.include_router(agents.router)
     app.include_router(read.router)
     app.include_router(alerting.router)
+    app.include_router(session.router)
     return app

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Annotated, Any, Dict, List, Optional, Sequence
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from central import apikeys, reads
 from central import enrol as enrolment
+from central import reads
+from central.auth.deps import principal
+from central.auth.principal import Principal
 from central.db.engine import read_tx
+from central.db.schema import agents
 from central.errors import refuse
 from central.service import Centre
 from evidence.controls import CONTROLS
@@ -21,34 +24,12 @@ def _centre(request: Request) -> Centre:
     return centre
 
 
-async def require_key(request: Request) -> Dict[str, Any]:
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret:
-        raise refuse(
-            401,
-            "unauthenticated",
-            "send 'Authorization: Bearer <API key>'",
-            "create a key with: tillsyn-central apikey create NAME",
-        )
-    centre = _centre(request)
-
-    def work() -> Optional[Dict[str, Any]]:
-        with read_tx(centre.engine) as conn:
-            return apikeys.check(conn, secret.strip())
-
-    key = await run_in_threadpool(work)
-    if key is None:
-        raise refuse(
-            401,
-            "unauthenticated",
-            "unknown or revoked API key",
-            "ask an admin for a key (tillsyn-central apikey create NAME); a revoked key cannot be restored",
-        )
-    return key
+require_key = principal
+"""Kept for the routers that import it: the caller, by API key or dashboard session."""
+Person = Annotated[Principal, Depends(principal)]
 
 
-router = APIRouter(prefix="/api/v1", tags=["read"], dependencies=[Depends(require_key)])
+router = APIRouter(prefix="/api/v1", tags=["read"], dependencies=[Depends(principal)])
 STATES = ("passing", "failing", "unknown", "stale", "silent", "revoked")
 STATUSES = ("passing", "failing", "unknown", "stale")
 _CONTROL = re.compile(r"^M(0[1-9]|1[0-3])$")
@@ -86,6 +67,7 @@ async def _read(request: Request, fn: Any, *args: Any, **kwargs: Any) -> Any:
 @router.get("/nodes", summary="Every node with its state, last heartbeat and finding counts")
 async def nodes(
     request: Request,
+    person: Person,
     state: Optional[str] = Query(None, description="one of " + ", ".join(STATES)),
     search: Optional[str] = Query(None, description="part of the hostname (any case)"),
     limit: int = Query(1000, ge=1, le=10000),
@@ -93,14 +75,15 @@ async def nodes(
 ) -> List[Dict[str, Any]]:
     state = _one_of("state", state, STATES)
     search = _text("search", search, 255)
-    result: List[Dict[str, Any]] = await _read(request, reads.list_nodes, state, search, limit, offset)
+    visible = person.tenant_filter(agents.c.tenant)
+    result: List[Dict[str, Any]] = await _read(request, reads.list_nodes, state, search, limit, offset, visible)
     return result
 
 
 @router.get("/nodes/{agent_id}", summary="One node with its findings and latest evidence")
-async def node(request: Request, agent_id: str) -> Dict[str, Any]:
-    found = await _read(request, reads.get_node, agent_id)
-    if found is None:
+async def node(request: Request, agent_id: str, person: Person) -> Dict[str, Any]:
+    found = await _read(request, reads.get_node, agent_id, person.tenant_filter(agents.c.tenant))
+    if found is None:  # another tenant's node is as absent as one that does not exist
         raise refuse(404, "not_found", f"no node {agent_id!r}")
     found["findings_detail"] = await _read(request, reads.list_findings, agent_id)
     found["evidence"] = await _read(request, reads.latest, agent_id)
@@ -111,6 +94,7 @@ async def node(request: Request, agent_id: str) -> Dict[str, Any]:
 @router.get("/findings", summary="Findings across the fleet, failing first")
 async def findings(
     request: Request,
+    person: Person,
     status: Optional[str] = Query(None, description="one of " + ", ".join(STATUSES)),
     control: Optional[str] = Query(None, description="a control id, M01 to M13"),
     rule: Optional[str] = Query(None, description="a rule id"),
@@ -122,7 +106,10 @@ async def findings(
     control = _control(control)
     rule = _text("rule", rule, 64)
     node = _text("node", node, 64)
-    result: List[Dict[str, Any]] = await _read(request, reads.list_findings, node, status, control, rule, limit, offset)
+    visible = person.tenant_filter(agents.c.tenant)
+    result: List[Dict[str, Any]] = await _read(
+        request, reads.list_findings, node, status, control, rule, limit, offset, visible
+    )
     return result
 
 
@@ -169,6 +156,8 @@ async def policy(request: Request) -> Dict[str, Any]:
 
 
 @router.get("/conflicts", summary="Enrolments that look like cloned machines")
-async def conflicts(request: Request) -> List[Dict[str, Any]]:
+async def conflicts(request: Request, person: Person) -> List[Dict[str, Any]]:
+    if not person.at_least("admin"):
+        raise refuse(403, "forbidden", f"this needs the admin role; {person.username} is {person.role}")
     result: List[Dict[str, Any]] = await _read(request, enrolment.conflicts)
     return result

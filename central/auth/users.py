@@ -1,0 +1,173 @@
+"""Personal accounts: created by an administrator (the first by the CLI), never shared."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Dict, List, Optional, Sequence
+
+from sqlalchemy import Connection, RowMapping, select, update
+
+from central import audit
+from central.auth.passwords import burn_time, check_strength, hash_password, needs_rehash, verify_password
+from central.auth.principal import ALL_TENANTS, ROLES, Principal, tenants_of
+from central.config import Sessions
+from central.db.schema import users
+from central.ids import new_id
+
+_USERNAME = re.compile(r"[a-z][a-z0-9._-]{1,63}")
+
+
+class UserError(ValueError):
+    """The change is refused; the message says why."""
+
+
+class LoginRefused(Exception):
+    """A login failed.  The message never says whether the user exists."""
+
+    def __init__(self, message: str, retry_after_s: int = 0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def principal_of(row: RowMapping, csrf: Optional[str] = None) -> Principal:
+    return Principal(row["username"], row["role"], tenants_of(row["tenants"] or []), f"user:{row['username']}", csrf)
+
+
+def _check(username: str, role: str, tenants: Sequence[str]) -> None:
+    if not _USERNAME.fullmatch(username):
+        raise UserError("a username is 2-64 of a-z 0-9 . _ - starting with a letter (one person, one account)")
+    if role not in ROLES:
+        raise UserError(f"role must be one of {', '.join(ROLES)}")
+    for tenant in tenants:
+        if tenant != ALL_TENANTS and not re.fullmatch(r"[A-Za-z0-9_.:-]{1,128}", tenant):
+            raise UserError(f"tenant {tenant!r}: use 1-128 of A-Z a-z 0-9 _ . : -")
+
+
+def create(
+    conn: Connection,
+    now: datetime,
+    actor: str,
+    username: str,
+    password: str,
+    role: str,
+    tenants: Sequence[str],
+    display_name: Optional[str] = None,
+    source: Optional[str] = None,
+) -> str:
+    _check(username, role, tenants)
+    try:
+        check_strength(password, username)
+    except ValueError as err:
+        raise UserError(str(err)) from err
+    if conn.execute(select(users.c.id).where(users.c.username == username)).first() is not None:
+        raise UserError(f"user {username!r} exists already")
+    user_id = new_id()
+    conn.execute(
+        users.insert().values(
+            id=user_id,
+            username=username,
+            display_name=display_name,
+            password_hash=hash_password(password),
+            role=role,
+            tenants=list(tenants),
+            created_at=now,
+            failed_logins=0,
+        )
+    )
+    audit.record(conn, now, actor, "user.create", username, {"role": role, "tenants": list(tenants)}, source)
+    return user_id
+
+
+def change(
+    conn: Connection,
+    now: datetime,
+    actor: str,
+    username: str,
+    *,
+    role: Optional[str] = None,
+    tenants: Optional[Sequence[str]] = None,
+    password: Optional[str] = None,
+    disabled: Optional[bool] = None,
+    source: Optional[str] = None,
+) -> None:
+    row = conn.execute(select(users).where(users.c.username == username)).mappings().first()
+    if row is None:
+        raise UserError(f"no user {username!r}")
+    values: Dict[str, Any] = {}
+    detail: Dict[str, Any] = {}
+    if role is not None or tenants is not None:
+        _check(username, role or row["role"], tenants if tenants is not None else row["tenants"])
+    if role is not None:
+        values["role"] = detail["role"] = role
+    if tenants is not None:
+        values["tenants"] = detail["tenants"] = list(tenants)
+    if password is not None:
+        try:
+            check_strength(password, username)
+        except ValueError as err:
+            raise UserError(str(err)) from err
+        values.update(password_hash=hash_password(password), failed_logins=0, locked_until=None)
+        detail["password"] = "changed"  # noqa: S105  a note that it changed, not a password
+    if disabled is not None:
+        values["disabled_at"] = now if disabled else None
+        detail["disabled"] = disabled
+    if values:
+        conn.execute(update(users).where(users.c.id == row["id"]).values(**values))
+        audit.record(conn, now, actor, "user.change", username, detail, source)
+
+
+def list_users(conn: Connection) -> List[Dict[str, Any]]:
+    rows = conn.execute(select(users).order_by(users.c.username)).mappings()
+    return [{k: v for k, v in r.items() if k != "password_hash"} for r in rows]
+
+
+def count(conn: Connection) -> int:
+    return len(conn.execute(select(users.c.id)).all())
+
+
+@dataclass(frozen=True)
+class LoggedIn:
+    user_id: str
+    principal: Principal
+
+
+def login(
+    conn: Connection, now: datetime, settings: Sessions, username: str, password: str, source: Optional[str]
+) -> LoggedIn:
+    """Check a password with throttling: after ``max_failed_logins`` the account waits ``lockout_minutes``.
+
+    Every attempt is recorded in the audit trail (who, when, from where, and whether it worked).
+    """
+    row = conn.execute(select(users).where(users.c.username == username)).mappings().first()
+    refused = "wrong username or password"
+    if row is None:
+        burn_time(password)
+        audit.record(conn, now, f"unknown:{username[:64]}", "login.failed", username[:160], None, source)
+        raise LoginRefused(refused)
+    if row["locked_until"] is not None and row["locked_until"] > now:
+        wait = int((row["locked_until"] - now).total_seconds()) + 1
+        audit.record(conn, now, f"user:{username}", "login.locked", username, {"retry_after_s": wait}, source)
+        raise LoginRefused(f"too many failed logins; try again in {wait // 60 + 1} minutes", wait)
+    if not verify_password(row["password_hash"], password) or row["disabled_at"] is not None:
+        failures = int(row["failed_logins"]) + 1
+        values: Dict[str, Any] = {"failed_logins": failures}
+        if failures >= settings.max_failed_logins:
+            values.update(locked_until=now + timedelta(minutes=settings.lockout_minutes), failed_logins=0)
+        conn.execute(update(users).where(users.c.id == row["id"]).values(**values))
+        audit.record(conn, now, f"user:{username}", "login.failed", username, {"failures": failures}, source)
+        raise LoginRefused(refused)
+    values = {"failed_logins": 0, "locked_until": None, "last_login_at": now}
+    if needs_rehash(row["password_hash"]):
+        values["password_hash"] = hash_password(password)
+    conn.execute(update(users).where(users.c.id == row["id"]).values(**values))
+    audit.record(conn, now, f"user:{username}", "login", username, None, source)
+    return LoggedIn(row["id"], principal_of(row))
+
+
+def user_id_of(conn: Connection, username: str) -> str:
+    row = conn.execute(select(users.c.id).where(users.c.username == username)).first()
+    if row is None:
+        raise UserError(f"no user {username!r}")
+    return str(row.id)
