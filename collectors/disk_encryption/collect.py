@@ -199,7 +199,7 @@ def _load_dm_table(ctx: Context, scene: Scene, settings: Dict[str, Any]) -> None
         scene.dm_table_error = "dmsetup table lists no crypt target"
 
 
-def _ciphers(ctx: Context, scene: Scene, crypt_devices: List[str], headers: Dict[str, Any],  # noqa: PLR0917
+def _ciphers(ctx: Context, scene: Scene, crypt_devices: List[str], headers: Dict[str, Any],
              settings: Dict[str, Any], gaps: List[Gap]) -> Dict[str, Optional[str]]:
     """Cipher per dm-crypt device: from its LUKS header, else (root) from the dm table."""
     ciphers: Dict[str, Optional[str]] = {}
