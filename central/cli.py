@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from central import cli_alerting, cli_users
+from central import cli_alerting, cli_export, cli_users
 from central.config import CentralConfig, ConfigError, load
 
 EXIT_PROBLEM = 1
@@ -87,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--agent", help="only this node")
 
     cli_alerting.add_parsers(sub)
+    cli_export.add_parsers(sub)
     cli_users.add_parsers(sub)
 
     pol = sub.add_parser("policy", help="policy files").add_subparsers(dest="action", required=True)
@@ -262,6 +263,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _policy_check(config, args)
         if args.command in cli_alerting.COMMANDS:
             return cli_alerting.run(config, args)
+        if args.command in cli_export.COMMANDS:
+            return cli_export.run(config, args)
         if args.command in cli_users.COMMANDS:
             return cli_users.run(config, args)
         return _admin(config, args)

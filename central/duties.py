@@ -17,11 +17,13 @@ from sqlalchemy import Connection, Engine, and_, func, select, text, update
 
 from central.alerting.incidents import run_round
 from central.alerting.settings import Alerting
+from central.config import Retention
 from central.db.engine import write_tx
 from central.db.schema import agents
 from central.findings import mark_stale, reevaluate
 from central.ids import utcnow
 from central.policy_store import PolicyHolder
+from central.retention import run as prune
 
 log = logging.getLogger("tillsyn.central.duties")
 _PG_DUTY_LOCK = 0x7117_D077
@@ -63,8 +65,9 @@ def run_once(
     silent_after_s: int,
     now: Optional[datetime] = None,
     alerting: Optional[Alerting] = None,
+    retention: Optional[Retention] = None,
 ) -> DutyResult:
-    """One round: silent nodes, stale findings, a changed policy, then incidents (when alerting is given)."""
+    """One round: silent nodes, stale findings, a changed policy, then incidents and retention (when given)."""
     now = now or utcnow()
     reloaded = holder.reload_if_changed()
     with write_tx(engine) as conn:
@@ -76,6 +79,8 @@ def run_once(
             for agent in conn.execute(select(agents).where(agents.c.revoked_at.is_(None))).mappings().all():
                 reevaluate(conn, holder.policy, agent, now)
         incidents = run_round(conn, alerting, now) if alerting is not None else None
+        if retention is not None:
+            prune(conn, retention, now)
     if incidents is not None and (incidents.opened or incidents.resolved):
         log.info("incidents: %d opened, %d resolved, %d notification(s) queued, %d held",
                  incidents.opened, incidents.resolved, incidents.notified, incidents.held)

@@ -1,0 +1,102 @@
+"""Each rule's status on each node at a moment, rebuilt from ``finding_changes``.
+
+The status at ``t`` is the last change at or before ``t`` (ordered by time, then id).
+A rule whose last change is ``retired`` was no longer in force; one with no change yet
+had not been evaluated.  The observed value is the one recorded with that change: the
+value that made the status what it was (it is what an export can reproduce later).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Dict, Iterator, List, Optional, Sequence
+
+from sqlalchemy import Connection, select
+
+from central.db.schema import finding_changes, findings
+from central.findings import RETIRED
+from evidence.policy import Policy
+
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Change:
+    agent_id: str
+    rule_id: str
+    from_status: Optional[str]
+    to_status: str
+    at: datetime
+    observed: Any
+    report_id: Optional[str]
+
+
+def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
+    for i in range(0, len(ids), _CHUNK):
+        yield ids[i : i + _CHUNK]
+
+
+def _changes(conn: Connection, agent_ids: Sequence[str], *where: Any) -> Iterator[Change]:
+    columns = (
+        finding_changes.c.agent_id,
+        finding_changes.c.rule_id,
+        finding_changes.c.from_status,
+        finding_changes.c.to_status,
+        finding_changes.c.at,
+        finding_changes.c.observed,
+        finding_changes.c.report_id,
+    )
+    for chunk in _chunks(agent_ids):
+        rows = conn.execute(
+            select(*columns)
+            .where(finding_changes.c.agent_id.in_(chunk), *where)
+            .order_by(finding_changes.c.agent_id, finding_changes.c.rule_id, finding_changes.c.at, finding_changes.c.id)
+        )
+        for row in rows:
+            yield Change(*row)
+
+
+def states_at(conn: Connection, agent_ids: Sequence[str], moment: datetime) -> Dict[str, Dict[str, Change]]:
+    """Per node, per rule in force: the change that set its status as it stood at ``moment``."""
+    last: Dict[str, Dict[str, Change]] = {}
+    for change in _changes(conn, agent_ids, finding_changes.c.at <= moment):
+        last.setdefault(change.agent_id, {})[change.rule_id] = change
+    return {agent: {rule: c for rule, c in rules.items() if c.to_status != RETIRED} for agent, rules in last.items()}
+
+
+def changes_between(
+    conn: Connection, agent_ids: Sequence[str], start: datetime, end: datetime
+) -> Dict[str, Dict[str, List[Change]]]:
+    """Per node and rule: every change after ``start`` up to and including ``end``, in order."""
+    out: Dict[str, Dict[str, List[Change]]] = {}
+    where = (finding_changes.c.at > start, finding_changes.c.at <= end)
+    for change in _changes(conn, agent_ids, *where):
+        out.setdefault(change.agent_id, {}).setdefault(change.rule_id, []).append(change)
+    return out
+
+
+def rule_controls(conn: Connection, agent_ids: Sequence[str]) -> Dict[tuple[str, str], List[str]]:
+    """(node, rule) -> controls: from the node's finding, else from the policy (see :func:`controls_of`)."""
+    out: Dict[tuple[str, str], List[str]] = {}
+    for chunk in _chunks(agent_ids):
+        query = select(findings.c.agent_id, findings.c.rule_id, findings.c.controls).where(
+            findings.c.agent_id.in_(chunk)
+        )
+        for agent_id, rule_id, controls in conn.execute(query):
+            out[(agent_id, rule_id)] = list(controls or [])
+    return out
+
+
+def controls_of(
+    mapping: Dict[tuple[str, str], List[str]], policy: Optional[Policy], agent_id: str, rule_id: str
+) -> List[str]:
+    """The controls a rule serves; a rule no longer known anywhere is listed under none."""
+    found = mapping.get((agent_id, rule_id))
+    if found is not None:
+        return found
+    if policy is not None:
+        for rule in policy.rules:
+            if rule.id == rule_id:
+                return list(rule.controls)
+    return []

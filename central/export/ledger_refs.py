@@ -1,0 +1,92 @@
+"""The ledger facts an export cites: each node's chain head at a moment, and the cited reports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Dict, Iterable, List, Optional
+
+from sqlalchemy import Connection, func, select
+
+from central.db.schema import reports
+from central.export.model import iso
+from central.ledger import GENESIS
+from central.retention import Checkpoint
+from evidence.signing import b64
+
+_FIELDS = (
+    reports.c.report_id,
+    reports.c.seq,
+    reports.c.chain_index,
+    reports.c.prev_hash,
+    reports.c.entry_hash,
+    reports.c.body_sha256,
+    reports.c.collected_at,
+    reports.c.received_at,
+)
+
+
+def head_at(conn: Connection, agent_id: str, moment: datetime, checkpoint: Optional[Checkpoint]) -> Dict[str, Any]:
+    """Chain length and head hash as they stood at ``moment``.
+
+    When the entries of that moment were deleted by retention, the checkpoint answers if it
+    is the entry in question; otherwise the head is unknown (``pruned``: true).
+    """
+    index = conn.execute(
+        select(func.max(reports.c.chain_index)).where(reports.c.agent_id == agent_id, reports.c.received_at <= moment)
+    ).scalar()
+    if index is not None:
+        head = conn.execute(
+            select(reports.c.entry_hash).where(reports.c.agent_id == agent_id, reports.c.chain_index == index)
+        ).scalar_one()
+        return {"length": int(index), "head": head, "pruned": False}
+    if checkpoint is None:
+        return {"length": 0, "head": GENESIS, "pruned": False}
+    if checkpoint.received_at <= moment:  # every kept entry came later: the checkpoint was the head
+        return {"length": checkpoint.chain_index, "head": checkpoint.entry_hash, "pruned": False}
+    return {"length": None, "head": None, "pruned": True}
+
+
+def _row(
+    row: Any, with_evidence: bool, body: Optional[bytes] = None, signature: Optional[str] = None
+) -> Dict[str, Any]:
+    out: Dict[str, Any] = {
+        "report_id": row.report_id,
+        "seq": int(row.seq),
+        "chain_index": int(row.chain_index),
+        "prev_hash": row.prev_hash,
+        "entry_hash": row.entry_hash,
+        "body_sha256": row.body_sha256,
+        "collected_at": iso(row.collected_at),
+        "received_at": iso(row.received_at),
+        "in_ledger": True,
+    }
+    if with_evidence:
+        out["body"] = b64(bytes(body or b""))
+        out["signature"] = signature
+    return out
+
+
+def cited_reports(
+    conn: Connection, agent_id: str, report_ids: Iterable[str], head_indexes: Iterable[int], with_evidence: bool
+) -> List[Dict[str, Any]]:
+    """The reports an export cites (by id, plus the head entries), in chain order.
+
+    A cited report retention has deleted is listed with ``in_ledger``: false and nothing else.
+    """
+    wanted = sorted(set(report_ids))
+    extra = (reports.c.body, reports.c.signature) if with_evidence else ()
+    found: Dict[str, Dict[str, Any]] = {}
+    for i in range(0, len(wanted), 500):
+        rows = conn.execute(
+            select(*_FIELDS, *extra).where(reports.c.agent_id == agent_id, reports.c.report_id.in_(wanted[i : i + 500]))
+        )
+        for row in rows:
+            found[row.report_id] = _row(row, with_evidence, *(tuple(row)[-2:] if with_evidence else ()))
+    for index in head_indexes:
+        head = conn.execute(
+            select(*_FIELDS, *extra).where(reports.c.agent_id == agent_id, reports.c.chain_index == index)
+        ).first()
+        if head is not None:
+            found[head.report_id] = _row(head, with_evidence, *(tuple(head)[-2:] if with_evidence else ()))
+    missing = [{"report_id": r, "in_ledger": False} for r in wanted if r not in found]
+    return sorted(found.values(), key=lambda r: r["chain_index"]) + missing
