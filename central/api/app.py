@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
+from central import web
 from central.api import agents, alerting, read, session
 from central.db.engine import read_tx
 from central.errors import RequestRefused
@@ -71,4 +72,5 @@ def create_app(centre: Centre, *, duties: bool = True) -> FastAPI:
     app.include_router(read.router)
     app.include_router(alerting.router)
     app.include_router(session.router)
+    app.include_router(web.router)
     return app

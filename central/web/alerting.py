@@ -1,0 +1,216 @@
+"""Incidents (timeline, acknowledge), waivers and maintenance windows as pages and forms.
+
+Writes go through central.alerting.manage inside one transaction, after the same tenant check the
+API makes (``_within_tenants``); the CSRF token was checked when the person was resolved.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timezone
+from typing import Annotated, Any, Callable, Dict, List, Optional
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from sqlalchemy import Connection
+
+from central.alerting import manage
+from central.api.alerting import _within_tenants
+from central.auth.principal import Principal
+from central.ids import utcnow
+from central.web.common import person, read, source, write
+from central.web.render import page, redirect
+
+router = APIRouter(include_in_schema=False)
+Person = Annotated[Principal, Depends(person)]
+
+
+def _mine(who: Principal, rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    return [r for r in rows if who.tenants is None or who.sees(r.get("node_tenant") or r.get("tenant"))]
+
+
+def _refused(request: Request, who: Principal, message: str, status: int = 400) -> Response:
+    return page(request, "error.html", who, status, title="Not done", message=message)
+
+
+def _needs(request: Request, who: Principal, role: str) -> Optional[Response]:
+    if who.at_least(role):
+        return None
+    return _refused(request, who, f"This needs the {role} role; {who.username} is {who.role}.", 403)
+
+
+async def _act(
+    request: Request, who: Principal, work: Callable[[Connection, datetime], Any], back: str, **check: Any
+) -> Response:
+    def run(conn: Connection) -> Any:
+        _within_tenants(conn, who, check.get("scope"), check.get("incident_id"))
+        return work(conn, utcnow())
+
+    try:
+        await write(request, run)
+    except manage.ManageError as err:
+        return _refused(request, who, str(err))
+    return redirect(back)
+
+
+async def _form(request: Request) -> Dict[str, str]:
+    form = await request.form()
+    return {k: str(v)[:4000] for k, v in form.items() if isinstance(v, str)}
+
+
+# --- incidents -------------------------------------------------------------------------------------
+
+
+@router.get("/incidents")
+async def incidents(request: Request, who: Person) -> Response:
+    rows = [r for r in await read(request, manage.list_incidents) if who.sees(r["tenant"])]
+    return page(
+        request,
+        "incidents.html",
+        who,
+        open=[r for r in rows if r["status"] == "open"],
+        past=[r for r in rows if r["status"] != "open"],
+    )
+
+
+@router.get("/incidents/{incident_id}")
+async def incident(request: Request, incident_id: int, who: Person) -> Response:
+    def load(conn: Connection) -> Optional[Dict[str, Any]]:
+        rows = manage.list_incidents(conn)
+        found = next((r for r in rows if r["id"] == incident_id and who.sees(r["tenant"])), None)
+        if found is not None:
+            found["timeline"] = manage.timeline(conn, incident_id)
+        return found
+
+    found = await read(request, load)
+    if found is None:
+        return page(request, "error.html", who, 404, title="Not found", message=f"There is no incident {incident_id}.")
+    return page(request, "incident.html", who, incident=found)
+
+
+@router.post("/incidents/{incident_id}/ack")
+async def acknowledge(request: Request, incident_id: int, who: Person) -> Response:
+    refused = _needs(request, who, "operator")
+    if refused:
+        return refused
+    note = (await _form(request)).get("note", "").strip()[:2000] or None
+
+    def work(conn: Connection, now: datetime) -> None:
+        manage.ack(conn, now, who.actor, incident_id, note, source(request))
+
+    return await _act(request, who, work, f"/incidents/{incident_id}", incident_id=incident_id)
+
+
+# --- waivers and maintenance windows ---------------------------------------------------------------
+
+
+def _scope(form: Dict[str, str]) -> manage.Scope:
+    return manage.Scope(
+        form.get("agent_id", "").strip()[:64] or None,
+        form.get("group", "").strip()[:128] or None,
+        form.get("tenant", "").strip()[:128] or None,
+    )
+
+
+def _moment(value: str, end_of_day: bool = False) -> datetime:
+    """A date (``2026-12-31``) or ``datetime-local`` value, read as UTC (the dashboard says so)."""
+    value = value.strip()
+    try:
+        if len(value) == 10:
+            day = datetime.strptime(value, "%Y-%m-%d").date()
+            return datetime.combine(day, time(23, 59, 59) if end_of_day else time(0, 0), timezone.utc)
+        return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+    except ValueError as err:
+        raise manage.ManageError(f"{value[:40]!r} is not a date (YYYY-MM-DD) or time (YYYY-MM-DDTHH:MM)") from err
+
+
+async def _existing_scope(request: Request, kind: str, item_id: str) -> manage.Scope:
+    rows = await read(request, manage.list_windows if kind == "window" else manage.list_waivers)
+    row = next((r for r in rows if r["id"] == item_id), None)
+    if row is None:
+        return manage.Scope(tenant="\x00none")  # refused by _within_tenants as outside the caller's tenants
+    return manage.Scope(row["agent_id"], row["group_name"], row["tenant"])
+
+
+@router.get("/waivers")
+async def waivers(request: Request, who: Person) -> Response:
+    rows = _mine(who, await read(request, manage.list_waivers))
+    now = utcnow()
+    prefill = {k: request.query_params.get(k, "")[:128] for k in ("agent_id", "rule_id", "tenant")}
+    return page(request, "waivers.html", who, rows=rows, now=now, prefill=prefill)
+
+
+@router.post("/waivers")
+async def create_waiver(request: Request, who: Person) -> Response:
+    refused = _needs(request, who, "admin")
+    if refused:
+        return refused
+    form = await _form(request)
+    scope = _scope(form)
+
+    def work(conn: Connection, now: datetime) -> str:
+        expires = _moment(form.get("expires_at", ""), end_of_day=True)
+        return manage.create_waiver(
+            conn,
+            now,
+            who.actor,
+            scope,
+            form.get("rule_id", "").strip()[:64],
+            form.get("justification", ""),
+            form.get("approver", "")[:128],
+            expires,
+            source(request),
+        )
+
+    back = f"/nodes/{scope.agent_id}" if scope.agent_id else "/waivers"
+    return await _act(request, who, work, back, scope=scope)
+
+
+@router.post("/waivers/{waiver_id}/revoke")
+async def revoke_waiver(request: Request, waiver_id: str, who: Person) -> Response:
+    refused = _needs(request, who, "admin")
+    if refused:
+        return refused
+    scope = await _existing_scope(request, "waiver", waiver_id)
+
+    def work(conn: Connection, now: datetime) -> None:
+        manage.revoke_waiver(conn, now, who.actor, waiver_id, source(request))
+
+    return await _act(request, who, work, "/waivers", scope=scope)
+
+
+@router.get("/windows")
+async def windows(request: Request, who: Person) -> Response:
+    rows = _mine(who, await read(request, manage.list_windows))
+    prefill = {k: request.query_params.get(k, "")[:128] for k in ("agent_id", "tenant")}
+    return page(request, "windows.html", who, rows=rows, now=utcnow(), prefill=prefill)
+
+
+@router.post("/windows")
+async def create_window(request: Request, who: Person) -> Response:
+    refused = _needs(request, who, "operator")
+    if refused:
+        return refused
+    form = await _form(request)
+    scope = _scope(form)
+    allows = [a.strip()[:64] for a in form.get("allows", "").split(",") if a.strip()]
+
+    def work(conn: Connection, now: datetime) -> str:
+        starts, ends = _moment(form.get("starts_at", "")), _moment(form.get("ends_at", ""), end_of_day=True)
+        return manage.create_window(
+            conn, now, who.actor, scope, starts, ends, form.get("reason", ""), allows, source(request)
+        )
+
+    return await _act(request, who, work, "/windows", scope=scope)
+
+
+@router.post("/windows/{window_id}/cancel")
+async def cancel_window(request: Request, window_id: str, who: Person) -> Response:
+    refused = _needs(request, who, "operator")
+    if refused:
+        return refused
+    scope = await _existing_scope(request, "window", window_id)
+
+    def work(conn: Connection, now: datetime) -> None:
+        manage.cancel_window(conn, now, who.actor, window_id, source(request))
+
+    return await _act(request, who, work, "/windows", scope=scope)

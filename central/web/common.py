@@ -1,0 +1,60 @@
+"""What every dashboard route needs: the logged-in person (or a trip to /login), database work off
+the event loop, and the role check answered as a page."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+from urllib.parse import quote
+
+from fastapi import HTTPException, Request
+from starlette.concurrency import run_in_threadpool
+
+from central.auth.deps import current
+from central.auth.principal import Principal
+from central.db.engine import read_tx, write_tx
+from central.service import Centre
+
+
+def centre_of(request: Request) -> Centre:
+    centre: Centre = request.app.state.centre
+    return centre
+
+
+async def person(request: Request) -> Principal:
+    """The person behind the session cookie; anyone else is sent to the login page (303)."""
+    found = await current(request)
+    if found is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise HTTPException(303, "log in first", headers={"Location": "/login?next=" + quote(target, safe="")})
+    return found
+
+
+async def read(request: Request, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    centre = centre_of(request)
+
+    def work() -> Any:
+        with read_tx(centre.engine) as conn:
+            return fn(conn, *args, **kwargs)
+
+    return await run_in_threadpool(work)
+
+
+async def write(request: Request, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    centre = centre_of(request)
+
+    def work() -> Any:
+        with write_tx(centre.engine) as conn:
+            return fn(conn, *args, **kwargs)
+
+    return await run_in_threadpool(work)
+
+
+def source(request: Request) -> Optional[str]:
+    return request.client.host if request.client else None
+
+
+def safe_next(target: Optional[str]) -> str:
+    """Only a path on this site (never //elsewhere or a scheme): no open redirect after login."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"

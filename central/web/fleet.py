@@ -1,0 +1,89 @@
+"""The fleet page and one node's page; another tenant's node is as absent as a missing one (M10)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Dict, List, Optional
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from sqlalchemy import Connection, select
+
+from central import reads
+from central.alerting import manage
+from central.alerting.suppress import in_force
+from central.auth.principal import Principal
+from central.db.schema import agents, finding_changes
+from central.ids import utcnow
+from central.web import queries
+from central.web.common import person, read
+from central.web.render import page
+
+router = APIRouter(include_in_schema=False)
+Person = Annotated[Principal, Depends(person)]
+HISTORY_PER_RULE = 20
+
+
+@router.get("/")
+async def fleet(
+    request: Request,
+    who: Person,
+    state: Optional[str] = Query(None, max_length=16),
+    q: Optional[str] = Query(None, max_length=255),
+    page_no: int = Query(1, alias="page", ge=1, le=100000),
+) -> Response:
+    if state not in queries.FLEET_STATES:
+        state = None
+    search = (q or "").strip() or None
+    result = await read(request, queries.fleet, who.tenant_filter(agents.c.tenant), state, search, page_no)
+    pages = max(1, -(-result.total // queries.PAGE_SIZE))
+    return page(
+        request,
+        "fleet.html",
+        who,
+        fleet=result,
+        states=queries.FLEET_STATES,
+        state=state,
+        q=search or "",
+        page_no=page_no,
+        pages=pages,
+    )
+
+
+def node_detail(conn: Connection, agent_id: str, who: Principal) -> Optional[Dict[str, Any]]:
+    node = reads.get_node(conn, agent_id, who.tenant_filter(agents.c.tenant))
+    if node is None:
+        return None
+    now = utcnow()
+    force = in_force(conn, now)
+    findings = reads.list_findings(conn, agent_id)
+    for finding in findings:
+        finding["accepted"] = force.accepted(node, finding["rule_id"])
+    changes = conn.execute(
+        select(finding_changes)
+        .where(finding_changes.c.agent_id == agent_id)
+        .order_by(finding_changes.c.at.desc(), finding_changes.c.id.desc())
+        .limit(500)
+    ).mappings()
+    history: Dict[str, List[Dict[str, Any]]] = {}
+    for change in changes:
+        kept = history.setdefault(change["rule_id"], [])
+        if len(kept) < HISTORY_PER_RULE:
+            kept.append(dict(change))
+    covers = force._covers  # the same matching the alert engine uses
+    return {
+        "node": node,
+        "findings": findings,
+        "evidence": reads.latest(conn, agent_id),
+        "history": history,
+        "incidents": manage.list_incidents(conn, agent_id=agent_id, limit=50),
+        "waivers": [w for w in force.waivers if covers(w, node)],
+        "windows": [w for w in force.windows if covers(w, node)],
+    }
+
+
+@router.get("/nodes/{agent_id}")
+async def node_page(request: Request, agent_id: str, who: Person) -> Response:
+    detail = await read(request, node_detail, agent_id[:64], who)
+    if detail is None:
+        return page(request, "error.html", who, 404, title="Not found", message=f"There is no node {agent_id[:64]!r}.")
+    return page(request, "node.html", who, **detail)

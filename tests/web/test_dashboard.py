@@ -1,0 +1,127 @@
+"""The dashboard in real headless Chromium against a real centre process with real signed nodes."""
+
+from __future__ import annotations
+
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Dict
+
+from tests.centre_process import CentreProcess
+from tests.e2e.alert_helpers import PLAINTEXT_RULE, remote_node, send_ports
+from tests.web.conftest import SCREENSHOTS, login, make_user
+
+
+def _fleet(centre: CentreProcess) -> Dict[str, Any]:
+    acme, globex = centre.token("--tenant", "acme"), centre.token("--tenant", "globex")
+    web = remote_node(centre, "web1.acme.example", acme)
+    db = remote_node(centre, "db1.acme.example", acme)
+    mail = remote_node(centre, "mail.globex.example", globex)
+    send_ports(web, deviating=True)
+    send_ports(db, deviating=False)
+    send_ports(mail, deviating=True)
+    return {"web": web, "db": db, "mail": mail}
+
+
+def _rows(page: Any) -> list[str]:
+    return [t.strip() for t in page.locator("#fleet tbody a.host").all_inner_texts()]
+
+
+def _wait_for_incident(page: Any, centre: CentreProcess, hostname: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        page.goto(centre.url + "/incidents")
+        if page.locator("table.incidents a.host", has_text=hostname).count():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"no incident for {hostname} appeared on /incidents")
+
+
+def test_operator_and_admin_work_through_the_dashboard(centre: CentreProcess, browser: Any) -> None:
+    nodes = _fleet(centre)
+    make_user(centre, "alice", "admin", "*")
+    make_user(centre, "otto", "operator", "acme")
+
+    alice = login(browser, centre, "alice")
+    page = alice["page"]
+    assert sorted(_rows(page)) == ["db1.acme.example", "mail.globex.example", "web1.acme.example"]
+    assert page.locator("#fleet tr.r-failing").count() == 2
+    response = page.request.get(centre.url + "/")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["x-frame-options"] == "DENY"
+
+    # filter by state with the form, then search by hostname
+    page.select_option("select[name=state]", "failing")
+    page.click("form.filter button")
+    page.wait_for_url("**/?q=&state=failing")
+    assert sorted(_rows(page)) == ["mail.globex.example", "web1.acme.example"]
+    page.fill("input[name=q]", "DB1")
+    page.select_option("select[name=state]", "")
+    with page.expect_navigation():
+        page.click("form.filter button")
+    assert _rows(page) == ["db1.acme.example"]
+    assert "failing" not in page.locator("#fleet tbody .badge").inner_text()
+    page.goto(centre.url + "/")
+    page.screenshot(path=str(SCREENSHOTS / "fleet.png"), full_page=True)
+
+    # a failing node: the finding, the value seen, the evidence
+    page.click("text=web1.acme.example")
+    page.wait_for_url(f"**/nodes/{nodes['web'].agent_id}")
+    row = page.locator("#findings tr", has_text=PLAINTEXT_RULE)
+    assert "failing" in row.locator(".badge").inner_text()
+    row.locator("summary").click()
+    assert '"port": 23' in row.locator("pre.json").inner_text()
+    assert page.locator("#evidence tr", has_text="ports").count() == 1
+
+    # the incident the failing finding opened; an operator of that tenant acknowledges it
+    _wait_for_incident(page, centre, "web1.acme.example")
+    page.screenshot(path=str(SCREENSHOTS / "incidents.png"), full_page=True)
+    otto = login(browser, centre, "otto")
+    opage = otto["page"]
+    assert sorted(_rows(opage)) == ["db1.acme.example", "web1.acme.example"]
+    opage.goto(centre.url + "/incidents")
+    opage.locator("table.incidents tr", has_text="web1.acme.example").locator("td a").first.click()
+    opage.wait_for_url("**/incidents/*")
+    opage.fill("input[name=note]", "looking at inetd <b>now</b>")
+    with opage.expect_navigation():
+        opage.click("button:has-text('Acknowledge')")
+    assert "by user:otto" in opage.locator("#acknowledged").inner_text()
+    assert "acknowledged by user:otto: looking at inetd <b>now</b>" in opage.locator("#timeline").inner_text()
+    opage.screenshot(path=str(SCREENSHOTS / "incident.png"), full_page=True)
+
+    # an admin waives the finding; the node's page shows it as accepted
+    page.goto(centre.url + f"/nodes/{nodes['web'].agent_id}")
+    page.click("text=waive…")
+    page.fill("textarea[name=justification]", "legacy device, replaced in January")
+    page.fill("input[name=approver]", "CISO")
+    page.fill("input[name=expires_at]", (date.today() + timedelta(days=30)).isoformat())
+    page.click("button:has-text('Create waiver')")
+    page.wait_for_url(f"**/nodes/{nodes['web'].agent_id}")
+    accepted = page.locator("#findings tr", has_text=PLAINTEXT_RULE).locator(".accepted").inner_text()
+    assert "accepted: waiver" in accepted and "legacy device" in accepted
+    page.screenshot(path=str(SCREENSHOTS / "node.png"), full_page=True)
+
+    page.goto(centre.url + "/controls")
+    assert page.locator("#controls svg.spark").count() == 13
+    assert "33 % of 3" in page.locator("#controls tr", has_text="M07").inner_text()  # db1 passes, two fail
+    page.screenshot(path=str(SCREENSHOTS / "controls.png"), full_page=True)
+
+    # the audit trail names who did what; its CSV carries the same
+    page.goto(centre.url + "/admin/audit")
+    text = page.locator("#audit").inner_text()
+    assert "waiver.create" in text and "incident.ack" in text and "user:otto" in text
+    with page.expect_download() as download:
+        page.click("text=Download all as CSV")
+    csv_text = Path(download.value.path()).read_text(encoding="utf-8")
+    assert "waiver.create" in csv_text and "login" in csv_text
+
+    # operators see no audit trail; log out needs the form's CSRF token and ends the session
+    opage.goto(centre.url + "/admin/audit")
+    assert "Admins only" in opage.content()
+    opage.click("button:has-text('Log out')")
+    opage.wait_for_url("**/login")
+    opage.goto(centre.url + "/")
+    assert "/login" in opage.url
+    for run in (alice, otto):
+        assert run["dialogs"].seen == [] and run["errors"] == []
+        run["context"].close()
