@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Engine, and_, exists, or_, select, update
 
 from central.alerting.channels import ChannelError, Sender
 from central.alerting.incidents import event, view
@@ -60,10 +60,18 @@ def owner_id() -> str:
 
 
 def _claim(engine: Engine, owner: str, now: datetime) -> List[Mapping[Any, Any]]:
+    earlier = outbox.alias("earlier")
     due = and_(
         outbox.c.sent_at.is_(None),
         outbox.c.next_attempt_at <= now,
         or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now),
+        # In order per incident and channel: a resolve never overtakes its trigger after an outage.
+        ~exists().where(
+            earlier.c.incident_id == outbox.c.incident_id,
+            earlier.c.channel == outbox.c.channel,
+            earlier.c.sent_at.is_(None),
+            earlier.c.id < outbox.c.id,
+        ),
     )
     with write_tx(engine) as conn:
         query = select(outbox.c.id).where(due).order_by(outbox.c.id).limit(BATCH)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Dict, List, Mapping, Optional
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, and_, func, or_, select, update
 
 from central.alerting.routing import route
 from central.alerting.settings import Alerting
@@ -204,6 +204,7 @@ def run_round(conn: Connection, settings: Alerting, now: datetime) -> Round:
         ).mappings()
     }
     settle = now - timedelta(seconds=settings.resolve_after_s)
+    sent = _last_sent(conn, [i["id"] for i in open_rows])
     for incident in open_rows:
         owner = agent_rows.get(incident["agent_id"])
         reason = _cleared(incident, owner, current, settle, force)
@@ -230,7 +231,7 @@ def run_round(conn: Connection, settings: Alerting, now: datetime) -> Round:
             continue
         if owner is None:
             continue
-        counts.notified += _remind(conn, settings, incident, owner, now, force)
+        counts.notified += _remind(conn, settings, incident, owner, now, force, sent.get(incident["id"], {}))
     return counts
 
 
@@ -263,21 +264,49 @@ def _remind(
     agent: Mapping[Any, Any],
     now: datetime,
     force: InForce,
+    sent: Mapping[str, datetime],
 ) -> int:
-    """Notify an incident held so far (its window ended), or remind of one still open."""
+    """Notify an incident held so far (its window ended), or remind of one still open.
+
+    ``sent`` is when each channel was last given this incident (trigger or repeat): each channel
+    keeps its own rhythm, so Alertmanager's frequent re-sends never stand in for a reminder by
+    mail.  Acknowledging stops reminders, but not Alertmanager's re-sends, which only keep the
+    alert firing while the incident is open.
+    """
     if force.window(agent) is not None:
         return 0
-    last = incident["last_notified_at"]
-    if last is None:
+    if incident["last_notified_at"] is None:
         return enqueue(conn, settings, incident, agent, "trigger", now)
-    if incident["acknowledged_at"] is not None:
-        return 0
-    due = [
-        t.channel
-        for t in route(settings, view(incident, agent))
-        if last <= now - timedelta(seconds=t.repeat_interval_s) or _resend(settings, t.channel, last, now)
-    ]
+    due = []
+    for target in route(settings, view(incident, agent)):
+        last = sent.get(target.channel, incident["last_notified_at"])
+        if _resend(settings, target.channel, last, now) or (
+            incident["acknowledged_at"] is None
+            and not _is_alertmanager(settings, target.channel)
+            and (last <= now - timedelta(seconds=target.repeat_interval_s))
+        ):
+            due.append(target.channel)
     return enqueue(conn, settings, incident, agent, "repeat", now, due) if due else 0
+
+
+def _is_alertmanager(settings: Alerting, channel: str) -> bool:
+    spec = settings.channels.get(channel)
+    return spec is not None and spec.type == "alertmanager"
+
+
+def _last_sent(conn: Connection, incident_ids: List[int]) -> Dict[int, Dict[str, datetime]]:
+    """Per open incident and channel, when it was last queued a trigger or repeat."""
+    out: Dict[int, Dict[str, datetime]] = {}
+    if not incident_ids:
+        return out
+    rows = conn.execute(
+        select(outbox.c.incident_id, outbox.c.channel, func.max(outbox.c.created_at))
+        .where(outbox.c.incident_id.in_(incident_ids), outbox.c.event.in_(("trigger", "repeat")))
+        .group_by(outbox.c.incident_id, outbox.c.channel)
+    )
+    for incident_id, channel, last in rows:
+        out.setdefault(int(incident_id), {})[channel] = last
+    return out
 
 
 def _resend(settings: Alerting, channel: str, last: datetime, now: datetime) -> bool:

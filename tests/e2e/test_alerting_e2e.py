@@ -489,11 +489,6 @@ def _engine_with_telnet(tmp_path: Path, settings: Any) -> Any:
     return rounds
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="central/alerting/incidents.py _remind: one last_notified_at for all channels; every Alertmanager "
-    "resend moves it, so a webhook/email route's repeat_interval_s never comes due",
-)
 def test_alertmanager_resends_do_not_starve_other_channels_reminders(tmp_path: Path) -> None:
     from central.alerting.settings import Alerting
 
@@ -510,11 +505,6 @@ def test_alertmanager_resends_do_not_starve_other_channels_reminders(tmp_path: P
     assert ("hook", "repeat") in sent, Counter(sent)  # 200 s open with a 60 s repeat interval
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="central/alerting/incidents.py _remind returns before _resend for an acknowledged incident: "
-    "Alertmanager then expires the alert (endsAt = 4 x resend_s) and shows it resolved while it is open",
-)
 def test_an_acknowledged_open_incident_stays_firing_in_alertmanager(tmp_path: Path) -> None:
     from central.alerting.settings import Alerting
 
@@ -529,12 +519,6 @@ def test_an_acknowledged_open_incident_stays_firing_in_alertmanager(tmp_path: Pa
 
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="central/alerting/dispatch.py backs each row off on its own attempts: a resolve queued behind a "
-    "trigger that already failed several times comes due first and is sent before it (a PagerDuty or "
-    "Alertmanager receiver then keeps an alert open that has cleared)",
-)
 def test_a_resolve_never_overtakes_its_trigger_after_an_outage(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
     from sqlalchemy import update
@@ -578,12 +562,14 @@ def test_a_resolve_never_overtakes_its_trigger_after_an_outage(tmp_path: Path) -
             send_ports(node, deviating=False)
             duties()
             due("resolve")
-            assert dispatch_once(centre.engine, settings, senders).failed == 1  # the resolve: next in 5 s
+            waiting = dispatch_once(centre.engine, settings, senders)  # the resolve waits behind its trigger
+            assert (waiting.sent, waiting.failed) == (0, 0)
             hook.start()
             due("resolve")  # 5 s later; the trigger still waits for its 40 s
             dispatch_once(centre.engine, settings, senders)
             due("trigger")
-            dispatch_once(centre.engine, settings, senders)
+            dispatch_once(centre.engine, settings, senders)  # the trigger first ...
+            dispatch_once(centre.engine, settings, senders)  # ... then, next round, its resolve
     finally:
         hook.stop()
         centre.stop()
