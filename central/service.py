@@ -39,7 +39,13 @@ class Centre:
             return reads.state_counts(conn)
 
     def run_duties(self) -> DutyResult:
-        return run_once(self.engine, self.policy, self.config.silent_threshold_s, alerting=self.config.alerting)
+        return run_once(
+            self.engine,
+            self.policy,
+            self.config.silent_threshold_s,
+            alerting=self.config.alerting,
+            retention=self.config.retention,
+        )
 
     def build_senders(self) -> None:
         """One sender per configured channel; one that cannot be built is logged and its notifications wait."""

@@ -8,7 +8,9 @@ from sqlalchemy import Connection, Engine, select
 
 from central.db.engine import read_tx
 from central.db.schema import agents, reports
+from central.export.chain import verify_from
 from central.ledger import Break, Entry, verify_chain
+from central.retention import checkpoints
 
 
 def _entries(conn: Connection, agent_id: str) -> Iterator[Entry]:
@@ -38,9 +40,17 @@ def verify_store(engine: Engine, agent_id: Optional[str] = None) -> Tuple[int, L
         query = select(agents.c.id, agents.c.public_key, agents.c.ledger_length, agents.c.ledger_head)
         if agent_id:
             query = query.where(agents.c.id == agent_id)
+        pruned = checkpoints(conn, [agent_id] if agent_id else None)
         for node in conn.execute(query).all():
             checked += 1
-            problems += verify_chain(
-                node.id, node.public_key, _entries(conn, node.id), node.ledger_length, node.ledger_head
-            )
+            start = pruned.get(node.id)
+            if start is None:
+                problems += verify_chain(
+                    node.id, node.public_key, _entries(conn, node.id), node.ledger_length, node.ledger_head
+                )
+            else:  # retention removed the oldest reports: the chain goes on from the checkpoint it left
+                problems += verify_from(
+                    node.id, node.public_key, _entries(conn, node.id), start.chain_index, start.entry_hash,
+                    node.ledger_length, node.ledger_head,
+                )
     return checked, problems

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Dict, List
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
@@ -266,7 +265,6 @@ def test_cli_run_and_an_export_made_before_still_verifies(
     assert run_cli(env, ["export", "verify", "--offline", str(path)])[0].returncode == 0
 
 
-@pytest.mark.xfail(strict=True, reason="central/verify.py does not start from the retention checkpoint yet")
 def test_tillsyn_central_verify_after_retention(centre: Centre, node: Node, tmp_path: Path) -> None:
     for _ in range(3):
         assert node.send(node.report()).status_code == 200
