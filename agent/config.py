@@ -25,8 +25,11 @@ COMMON: Dict[str, Field] = {
     "enabled": Field(bool, True, "run this collector"),
     "interval": Field(int, 300, "seconds between runs in the daemon", minimum=10),
     "timeout": Field(float, 30.0, "seconds before a run is abandoned and reported as errored", minimum=0.1),
+    "poll": Field(float, 0.0, "seconds between quick checks that run the collector at once on a change (0: off)",
+                  minimum=0),
 }
 COMMON_DEFAULTS: Dict[str, Dict[str, Any]] = {
+    "power": {"poll": 5.0},
     "disk_encryption": {"interval": 3600},
     "backup": {"interval": 900, "timeout": 120.0},
 }
@@ -65,6 +68,7 @@ class CollectorConfig:
     interval: int
     timeout: float
     settings: Mapping[str, Any]
+    poll: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,8 @@ def _collector(name: str, section: Any) -> CollectorConfig:
         schema[key] = Field(field.type, value, field.help, minimum=field.minimum)
     common = validate(common_part, schema, prefix)
     settings = validate(own_part, own, prefix)
-    return CollectorConfig(name, common["enabled"], int(common["interval"]), float(common["timeout"]), settings)
+    return CollectorConfig(
+        name, common["enabled"], int(common["interval"]), float(common["timeout"]), settings, float(common["poll"])
+    )
 
 

@@ -32,6 +32,7 @@ from agent.spool import Spool
 from agent.transport import Client, TransportError
 from agent.watch import CONFIG, Watcher
 from collectors import REGISTRY
+from collectors.base import Context
 from evidence.model import Evidence
 
 log = logging.getLogger("tillsyn.agent")
@@ -56,8 +57,9 @@ class _Round:
 
 
 class Daemon:
-    def __init__(self, state: Path, config_path: Path, config_required: bool,
-                 notifier: Optional[Notifier] = None) -> None:
+    def __init__(
+        self, state: Path, config_path: Path, config_required: bool, notifier: Optional[Notifier] = None
+    ) -> None:
         self.state = state
         self.config_path = config_path
         self.config_required = config_required
@@ -83,6 +85,8 @@ class Daemon:
         self.ready = False
         self.errors: List[str] = []
         self._last_status = ""
+        self.next_probe: Dict[str, float] = {}
+        self.probe_keys: Dict[str, Any] = {}
         self.batch_limit = MAX_BATCH_REPORTS
         self._bounds_checked = 0.0
         self.info: Dict[str, Any] = {"started_at": _utc(time.time()), "pid": os.getpid(), "collectors": {}}
@@ -134,7 +138,7 @@ class Daemon:
     def _note(self, error: str) -> None:
         """Remember an error for the next heartbeats: the latest few, each once."""
         kept = [e for e in self.errors if e != error]
-        self.errors = [*kept[-(MAX_ERRORS - 1):], error]
+        self.errors = [*kept[-(MAX_ERRORS - 1) :], error]
 
     def _schedule_next(self, name: str, now: float) -> None:
         interval = self.config.collectors[name].interval
@@ -176,17 +180,42 @@ class Daemon:
         spooled = self.spool.add(self.key, self.enrolment.agent_id, __version__, current.collected_at, records)
         for record in records:
             self.info["collectors"][record.collector] = {
-                "last_run": _utc(current.collected_at.timestamp()), "status": record.status.value,
-                "duration_ms": round(record.duration_ms, 1), "error": record.error,
+                "last_run": _utc(current.collected_at.timestamp()),
+                "status": record.status.value,
+                "duration_ms": round(record.duration_ms, 1),
+                "error": record.error,
             }
             if record.error:
-                log.warning("%s: %s", record.collector, record.error,
-                            extra={"collector": record.collector, "control": ",".join(record.controls)})
+                log.warning(
+                    "%s: %s",
+                    record.collector,
+                    record.error,
+                    extra={"collector": record.collector, "control": ",".join(record.controls)},
+                )
         log.info("report %d spooled (%s)", spooled.seq, ", ".join(current.names))
         if not self.ready:
             self.ready = True
             self.notifier.ready(f"first collection spooled (report {spooled.seq})")
         self.next_delivery = 0.0
+
+    def _probe(self, now: float) -> None:
+        """Quick checks (e.g. UPS status every few seconds); a changed answer runs the collector now."""
+        for name, conf in self.config.collectors.items():
+            spec = REGISTRY[name]
+            if not conf.enabled or conf.poll <= 0 or spec.probe is None or now < self.next_probe.get(name, 0.0):
+                continue
+            self.next_probe[name] = now + conf.poll
+            try:
+                key = spec.probe(Context(settings=conf.settings, command_timeout=self.config.command_timeout))
+            except Exception as err:  # noqa: BLE001  a failing probe only means no early run
+                log.debug("probe of %s failed: %s", name, err)
+                continue
+            if name in self.probe_keys and self.probe_keys[name] != key:
+                log.info("%s changed (%s): collecting now", name, key, extra={"collector": name})
+                with self.trigger_lock:
+                    self.triggered.add(name)
+                    self.triggered_at = min(self.triggered_at, now - DEBOUNCE_S) if self.triggered else now - DEBOUNCE_S
+            self.probe_keys[name] = key
 
     def _deliver(self, now: float) -> None:
         if now < self.next_delivery or not self.spool.depth():
@@ -211,15 +240,21 @@ class Daemon:
         if result.rejected:
             self._note(f"{result.rejected} report(s) refused by the centre, kept in spool/rejected")
 
+    def heartbeat_interval(self) -> int:
+        """agent.yaml's interval, but never slower than the centre asked for at enrolment."""
+        asked = self.enrolment.heartbeat_interval
+        return min(self.config.heartbeat_interval, asked) if asked else self.config.heartbeat_interval
+
     def _heartbeat(self, now: float) -> None:
         if now < self.next_heartbeat:
             return
-        self.next_heartbeat = now + self.config.heartbeat_interval
+        self.next_heartbeat = now + self.heartbeat_interval()
         dropped = int(self.spool.dropped().get("count", 0))
         errors = list(self.errors) + ([f"{dropped} report(s) dropped at the spool bound"] if dropped else [])
         try:
-            heartbeat.send(self.client, self.state, self.enrolment.agent_id, datetime.now(timezone.utc),
-                           self.spool.depth(), errors)
+            heartbeat.send(
+                self.client, self.state, self.enrolment.agent_id, datetime.now(timezone.utc), self.spool.depth(), errors
+            )
             self.info["last_heartbeat_at"] = _utc(time.time())
         except TransportError as err:
             log.warning("heartbeat failed: %s", err)
@@ -227,8 +262,14 @@ class Daemon:
     def _report_status(self) -> None:
         """Write status.json and tell systemd, only when something changed (each write is fsynced)."""
         depth = self.spool.depth()
-        self.info.update({"spool_depth": depth, "dropped": self.spool.dropped().get("count", 0),
-                          "agent_id": self.enrolment.agent_id, "server": self.enrolment.server})
+        self.info.update(
+            {
+                "spool_depth": depth,
+                "dropped": self.spool.dropped().get("count", 0),
+                "agent_id": self.enrolment.agent_id,
+                "server": self.enrolment.server,
+            }
+        )
         snapshot = json.dumps(self.info, sort_keys=True, default=str)
         if snapshot == self._last_status:
             return
@@ -245,6 +286,7 @@ class Daemon:
             candidates.append(self.triggered_at + DEBOUNCE_S - now)
         if self.notifier.watchdog_interval:
             candidates.append(self.notifier.watchdog_interval / 2)
+        candidates += [at - now for at in self.next_probe.values()]
         return max(0.05, min(candidates))
 
     # -- the loop ---------------------------------------------------------------
@@ -253,14 +295,19 @@ class Daemon:
         self._watch()
         now = time.monotonic()
         self.due = {n: now for n, c in self.config.collectors.items() if c.enabled}
-        log.info("agent %s started, reporting to %s", self.enrolment.agent_id, self.enrolment.server,
-                 extra={"agent_id": self.enrolment.agent_id})
+        log.info(
+            "agent %s started, reporting to %s",
+            self.enrolment.agent_id,
+            self.enrolment.server,
+            extra={"agent_id": self.enrolment.agent_id},
+        )
         while not self.stopping:
             now = time.monotonic()
             if self.reload_requested:
                 self.reload_requested = False
                 self._reload()
             self._finish_round()
+            self._probe(now)
             if self.round is None:
                 self._start_round(now)
             if now - self._bounds_checked >= 60 or self.next_delivery == 0.0:

@@ -47,6 +47,13 @@ def enroll(state: Path, server: str, token: str, ca_file: Optional[str], root: P
         raise IdentityError(f"enrolment failed: {err}") from err
     finally:
         client.close()
-    enrolment = Enrolment(str(answer["agent_id"]), client.server, ca_file, public)
+    interval = answer.get("heartbeat_interval_s")
+    enrolment = Enrolment(
+        str(answer["agent_id"]),
+        client.server,
+        ca_file,
+        public,
+        interval if isinstance(interval, int) and interval > 0 else None,
+    )
     save_enrolment(state, enrolment)
     return enrolment

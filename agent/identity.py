@@ -53,6 +53,8 @@ class Enrolment:
     server: str
     ca_file: Optional[str]
     public_key: str
+    heartbeat_interval: Optional[int] = None
+    """What the centre asked for at enrolment: it marks a node silent after 3 of them."""
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -60,6 +62,7 @@ class Enrolment:
             "server": self.server,
             "ca_file": self.ca_file,
             "public_key": self.public_key,
+            "heartbeat_interval": self.heartbeat_interval,
         }
 
 
@@ -68,7 +71,14 @@ def load_enrolment(state: Path) -> Enrolment:
     if data is None:
         raise IdentityError(f"{state / ENROLMENT_FILE}: not enrolled; run: tillsyn-agent enroll --server URL --token T")
     try:
-        return Enrolment(str(data["agent_id"]), str(data["server"]), data.get("ca_file"), str(data["public_key"]))
+        interval = data.get("heartbeat_interval")
+        return Enrolment(
+            str(data["agent_id"]),
+            str(data["server"]),
+            data.get("ca_file"),
+            str(data["public_key"]),
+            int(interval) if isinstance(interval, int) and interval > 0 else None,
+        )
     except KeyError as err:
         raise IdentityError(f"{state / ENROLMENT_FILE}: lacks {err.args[0]!r}; enrol again") from err
 

@@ -35,6 +35,8 @@ class DutyResult:
     silent: int = 0
     stale: int = 0
     policy_reloaded: bool = False
+    notified: int = 0
+    """Notifications queued for the outbox this round."""
 
 
 def mark_silent(conn: Connection, threshold_s: int, now: datetime) -> int:
@@ -82,11 +84,16 @@ def run_once(
         if retention is not None:
             prune(conn, retention, now)
     if incidents is not None and (incidents.opened or incidents.resolved):
-        log.info("incidents: %d opened, %d resolved, %d notification(s) queued, %d held",
-                 incidents.opened, incidents.resolved, incidents.notified, incidents.held)
+        log.info(
+            "incidents: %d opened, %d resolved, %d notification(s) queued, %d held",
+            incidents.opened,
+            incidents.resolved,
+            incidents.notified,
+            incidents.held,
+        )
     if silent or stale:
         log.info("duties: %d node(s) went silent, %d finding(s) went stale", silent, stale)
-    return DutyResult(True, silent, stale, reloaded)
+    return DutyResult(True, silent, stale, reloaded, incidents.notified if incidents is not None else 0)
 
 
 class DutyThread(threading.Thread):
@@ -97,10 +104,19 @@ class DutyThread(threading.Thread):
         self.interval = interval
         self.job = job
         self.stopping = threading.Event()
+        self.woken = threading.Event()
         self.last: Dict[str, object] = {}
 
+    def poke(self) -> None:
+        """Run a round now (a verdict changed: on-call should not wait for the interval)."""
+        self.woken.set()
+
     def run(self) -> None:
-        while not self.stopping.wait(self.interval):
+        while not self.stopping.is_set():
+            self.woken.wait(self.interval)
+            self.woken.clear()
+            if self.stopping.is_set():
+                break
             try:
                 result = self.job()
                 self.last = {"at": utcnow().isoformat(), "silent": result.silent, "stale": result.stale}
@@ -109,3 +125,4 @@ class DutyThread(threading.Thread):
 
     def stop(self) -> None:
         self.stopping.set()
+        self.woken.set()

@@ -108,14 +108,20 @@ def record(
     return changed
 
 
-def on_report(policy: Policy) -> Any:
-    """The ingest hook: evaluate the rules that read the collectors this report carries.
+class ReportHook:
+    """The ingest hook: evaluate the rules that read the collectors a report carries.
 
     One read of the node's findings, and writes only for findings that changed: most
-    reports change nothing, and then cost one SELECT here.
+    reports change nothing, and then cost one SELECT here.  ``changed`` tells the caller
+    whether any verdict changed (the incident duty is then woken at once).
     """
 
-    def hook(conn: Connection, agent: RowMapping, report: Report, now: datetime) -> None:
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.changed = False
+
+    def __call__(self, conn: Connection, agent: RowMapping, report: Report, now: datetime) -> None:
+        policy = self.policy
         records = {e.collector: e.to_dict() for e in report.evidence}
         rules = [r for r in _rules(policy, agent) if r.collector in records]
         if not rules:
@@ -126,9 +132,12 @@ def on_report(policy: Policy) -> Any:
         }
         for rule in rules:
             result = evaluate(rule, records[rule.collector], now)
-            record(conn, agent["id"], result, now, report.report_id, current.get(rule.id))
+            if record(conn, agent["id"], result, now, report.report_id, current.get(rule.id)):
+                self.changed = True
 
-    return hook
+
+def on_report(policy: Policy) -> ReportHook:
+    return ReportHook(policy)
 
 
 def ensure_all(conn: Connection, policy: Policy, agent: RowMapping, now: datetime) -> None:

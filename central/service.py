@@ -39,6 +39,12 @@ class Centre:
             return reads.state_counts(conn)
 
     def run_duties(self) -> DutyResult:
+        result = self._run_duties()
+        if result.notified and self.dispatcher is not None:
+            self.dispatcher.poke()
+        return result
+
+    def _run_duties(self) -> DutyResult:
         return run_once(
             self.engine,
             self.policy,
@@ -46,6 +52,11 @@ class Centre:
             alerting=self.config.alerting,
             retention=self.config.retention,
         )
+
+    def poke(self) -> None:
+        """A verdict changed: run the duties (incidents) now, and then the outbox."""
+        if self.duties is not None:
+            self.duties.poke()
 
     def build_senders(self) -> None:
         """One sender per configured channel; one that cannot be built is logged and its notifications wait."""

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Sequence, Tuple
+from typing import Any, Callable, Dict, Hashable, Mapping, Optional, Sequence, Tuple
 
 from collectors import runner
 from collectors.settings import Schema
@@ -75,6 +75,8 @@ class CollectorSpec:
     """One line of key facts for the ``collect`` table, from ``observed``."""
     watch_paths: Callable[[Mapping[str, Any]], Sequence[str]] = lambda settings: ()
     """Files whose change should trigger this collector at once (used by the daemon)."""
+    probe: Optional[Callable[[Context], Hashable]] = None
+    """A quick check the daemon runs every ``poll`` seconds; a changed answer runs the collector at once."""
 
 
 def describe_os_error(err: OSError, what: str) -> str:

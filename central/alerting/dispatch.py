@@ -227,9 +227,17 @@ class Dispatcher(threading.Thread):
         self.interval = interval
         self.job = job
         self.stopping = threading.Event()
+        self.woken = threading.Event()
+
+    def poke(self) -> None:
+        self.woken.set()
 
     def run(self) -> None:
-        while not self.stopping.wait(self.interval):
+        while not self.stopping.is_set():
+            self.woken.wait(self.interval)
+            self.woken.clear()
+            if self.stopping.is_set():
+                break
             try:
                 self.job()
             except Exception:
@@ -237,3 +245,4 @@ class Dispatcher(threading.Thread):
 
     def stop(self) -> None:
         self.stopping.set()
+        self.woken.set()

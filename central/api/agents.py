@@ -92,6 +92,8 @@ async def reports(request: Request) -> Dict[str, Any]:
     except RequestRefused as err:
         _count_refusal(centre, "reports", err)
         raise
+    if hook.changed:
+        centre.poke()
     centre.metrics.reports.inc(len(result["stored"]))
     centre.metrics.duplicates.inc(len(result["duplicates"]))
     centre.metrics.ingest_seconds.observe(time.perf_counter() - started)

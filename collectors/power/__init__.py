@@ -11,6 +11,7 @@ from typing import Any, List, Mapping, Sequence
 
 from collectors.base import CollectorSpec
 from collectors.power.gather import collect, summary
+from collectors.power.probe import status_key
 from collectors.settings import Field, Schema
 
 NUT_SERVER: Schema = {
@@ -62,4 +63,5 @@ SPEC = CollectorSpec(
     settings=SETTINGS,
     summary=summary,
     watch_paths=watch_paths,
+    probe=status_key,
 )
