@@ -200,3 +200,22 @@ def ctx_collect(ctx: Any) -> Outcome:
     from collectors.power import SPEC
 
     return SPEC.collect(ctx)
+
+
+def test_probe_sees_a_status_change_cheaply(nut: Nut, tmp_path: Path) -> None:
+    """The daemon's quick probe: its key changes exactly when a UPS's status words do."""
+    from collectors.power.probe import status_key
+
+    ctx = context(tmp_path, nut_servers=[{"host": "127.0.0.1", "port": nut.port}], apcupsd_servers=[])
+    nut.set_flip(ON_LINE)
+    _wait(lambda: ("nut", f"nut ups flip@127.0.0.1:{nut.port}", "OL CHRG") in status_key(ctx), 15, "probe sees OL CHRG")
+    on_line = status_key(ctx)
+    nut.set_flip(ON_LINE.replace("charge: 95", "charge: 94"))  # a charge wobble is no status change
+    time.sleep(2.5)
+    assert status_key(ctx) == on_line
+    nut.set_flip(ON_LINE.replace("OL CHRG", "OB DISCHRG"))
+    _wait(lambda: status_key(ctx) != on_line, 15, "probe sees OB DISCHRG")
+    assert ("nut", f"nut ups flip@127.0.0.1:{nut.port}", "OB DISCHRG") in status_key(ctx)
+    # no UPS software at all: an empty key, quickly
+    none = context(tmp_path, nut_servers=[{"host": "127.0.0.1", "port": free_port()}], apcupsd_servers=[])
+    assert status_key(none) == ()
