@@ -9,7 +9,7 @@ import requests
 from tests.central.conftest import evidence_record
 from tests.centre_process import CentreProcess
 from tests.e2e.alert_helpers import TELNET, remote_node, send_ports
-from tests.web.conftest import PASSWORD, login, make_user
+from tests.web.conftest import PASSWORD, SCREENSHOTS, login, make_user
 
 HOSTILE_NAME = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 HOSTILE_VALUE = '"><svg onload=alert(3)>{{7*7}}</textarea><script>alert(4)</script>'
@@ -80,6 +80,7 @@ def test_a_hostile_node_cannot_run_anything(centre: CentreProcess, browser: Any)
     shown = page.locator("#evidence pre.json").inner_text()
     assert HOSTILE_VALUE.replace('"', '\\"') in shown and HOSTILE_NAME in shown
     assert page.locator("img[src=x], svg[onload], script:not([src])").count() == 0
+    page.screenshot(path=str(SCREENSHOTS / "hostile-node.png"))
     for path in ("/", "/incidents", "/controls/M07", "/admin/audit"):
         page.goto(centre.url + path)
         assert page.locator("img[src=x], svg[onload], script:not([src])").count() == 0

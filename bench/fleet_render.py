@@ -1,0 +1,190 @@
+"""Server time to render the fleet page and the node list API with 10,000 nodes and their findings.
+
+Nodes and findings are inserted in bulk (as if enrolled and evaluated) into a fresh SQLite file and a
+fresh PostgreSQL database (dropped afterwards); each request runs in-process through the ASGI app,
+so the time is the server's (routing, auth, queries, rendering), without a network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from bench.load_server import pg_database
+from bench.machine import describe
+from central import apikeys
+from central.api.app import create_app
+from central.auth import sessions, users
+from central.config import from_mapping
+from central.db.engine import write_tx
+from central.db.schema import agents, findings
+from central.service import open_centre
+
+ROOT = Path(__file__).resolve().parents[1]
+RULES = [(f"rule-{i:02d}", [f"M{(i % 13) + 1:02d}"]) for i in range(22)]  # the shipped policy has 22 rules
+GOAL_MS = 300.0
+API_NOTE = (
+    "The API list (`central/reads.py` `list_nodes`) reads every visible node and the finding counts of all "
+    "nodes, then filters and slices in Python, so even `limit=100` pays for the whole fleet; the fleet page "
+    "computes state, counts and the page in SQL (`central/web/queries.py`), which the API could reuse."
+)
+
+
+def _populate(engine: Any, count: int) -> None:
+    rng = random.Random(7)
+    now = datetime.now(timezone.utc)
+    for start in range(0, count, 1000):
+        nodes: List[Dict[str, Any]] = []
+        rows: List[Dict[str, Any]] = []
+        for n in range(start, min(start + 1000, count)):
+            agent_id = f"bench{n:08d}"
+            nodes.append(
+                {
+                    "id": agent_id,
+                    "hostname": f"node{n:05d}.tenant{n % 40:02d}.example.net",
+                    "machine_id": f"{n:032x}",
+                    "public_key": f"key{n}",
+                    "key_fingerprint": f"fp{n}",
+                    "tenant": f"tenant{n % 40:02d}",
+                    "labels": {},
+                    "enrolled_at": now - timedelta(days=30),
+                    "last_report_at": now,
+                    "last_heartbeat_at": now,
+                    "silent": n % 97 == 0,
+                    "ledger_head": "0" * 64,
+                }
+            )
+            for rule, controls in RULES:
+                status = rng.choices(("passing", "failing", "stale", "unknown"), (92, 4, 3, 1))[0]
+                rows.append(
+                    {
+                        "agent_id": agent_id,
+                        "rule_id": rule,
+                        "rule_version": 1,
+                        "controls": controls,
+                        "severity": "high",
+                        "status": status,
+                        "observed": {"value": n},
+                        "message": f"{rule} is {status}",
+                        "since": now,
+                        "evaluated_at": now,
+                    }
+                )
+        with write_tx(engine) as conn:
+            conn.execute(agents.insert(), nodes)
+            conn.execute(findings.insert(), rows)
+
+
+def _timed(client: TestClient, path: str, headers: Dict[str, str], repeat: int) -> Dict[str, float]:
+    client.get(path, headers=headers)  # warm caches and templates
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        response = client.get(path, headers=headers)
+        times.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, response.text[:300]
+    return {"median": statistics.median(times), "max": max(times), "bytes": len(response.content)}
+
+
+def run(database: str, url: Optional[str], count: int, repeat: int) -> Dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        config = from_mapping(
+            {
+                "state_dir": tmp,
+                "database_url": url or f"sqlite:///{tmp}/central.db",
+                "sessions": {"secure_cookie": False},
+            },
+            "bench",
+            {},
+        )
+        centre = open_centre(config)
+        try:
+            started = time.monotonic()
+            _populate(centre.engine, count)
+            if url:  # PostgreSQL: the statistics autovacuum would gather (SQLite keeps none unless told)
+                with centre.engine.connect() as conn:
+                    conn.execute(text("ANALYZE"))
+                    conn.commit()
+            fill_s = time.monotonic() - started
+            now = datetime.now(timezone.utc)
+            with write_tx(centre.engine) as conn:
+                users.create(conn, now, "bench", "bench-admin", "a long bench password 1", "admin", ["*"])
+                session = sessions.start(conn, now, config.sessions, users.user_id_of(conn, "bench-admin"), None)
+                _, secret = apikeys.create(conn, "bench", now)
+            cookie = {"Cookie": f"{sessions.COOKIE}={session.cookie}"}
+            key = {"Authorization": f"Bearer {secret}"}
+            client = TestClient(create_app(centre, duties=False))
+            results = {
+                "GET / (fleet page 1, 50 nodes, all counts)": _timed(client, "/", cookie, repeat),
+                "GET /?state=failing (filtered)": _timed(client, "/?state=failing", cookie, repeat),
+                "GET /?q=node0999 (search)": _timed(client, "/?q=node0999", cookie, repeat),
+                "GET /api/v1/nodes?limit=100": _timed(client, "/api/v1/nodes?limit=100", key, repeat),
+                f"GET /api/v1/nodes?limit={count} (full list)": _timed(
+                    client, f"/api/v1/nodes?limit={count}", key, max(3, repeat // 4)
+                ),
+            }
+        finally:
+            centre.stop()
+    return {"database": database, "fill_s": fill_s, "results": results}
+
+
+def render(runs: List[Dict[str, Any]], count: int, command: str) -> str:
+    lines = [
+        f"{count} nodes, {len(RULES)} findings each ({count * len(RULES)} findings). Median and worst of the runs, ms.",
+        "",
+        "| database | request | median ms | worst ms | response bytes |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for r in runs:
+        for name, t in r["results"].items():
+            lines.append(f"| {r['database']} | `{name}` | {t['median']:.0f} | {t['max']:.0f} | {t['bytes']} |")
+    over = [f"{r['database']} `{n}`" for r in runs for n, t in r["results"].items() if t["median"] > GOAL_MS]
+    lines += ["", f"Over the goal: {', '.join(over)}." if over else "Every request met the goal."]
+    if any("api/v1/nodes" in o for o in over):
+        lines.append(API_NOTE)
+    lines += ["", f"Command: `{command}`  ", f"Machine: {describe()}"]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=10000)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    runs = []
+    if args.db in ("sqlite", "both"):
+        runs.append(run("SQLite", None, args.nodes, args.repeat))
+    if args.db in ("postgresql", "both"):
+        with pg_database() as url:
+            runs.append(run("PostgreSQL", url, args.nodes, args.repeat))
+    command = (
+        ".venv/bin/python -m bench.fleet_render"
+        + "".join(
+            f" --{k} {v}"
+            for k, v in (("nodes", args.nodes), ("repeat", args.repeat), ("db", args.db))
+            if v not in (10000, 15, "both")
+        )
+        + (" --write" if args.write else "")
+    )
+    text = render(runs, args.nodes, command)
+    print(text)
+    if args.write:
+        from bench.docs import replace_section
+
+        replace_section(ROOT / "docs" / "benchmarks.md", "fleet-render", text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
