@@ -13,7 +13,8 @@ from central.ledger import Break, Entry, verify_chain
 from central.retention import checkpoints
 
 
-def _entries(conn: Connection, agent_id: str) -> Iterator[Entry]:
+def ledger_entries(conn: Connection, agent_id: str) -> Iterator[Entry]:
+    """A node's stored chain entries in order (streamed)."""
     rows = conn.execute(
         select(
             reports.c.agent_id,
@@ -46,11 +47,11 @@ def verify_store(engine: Engine, agent_id: Optional[str] = None) -> Tuple[int, L
             start = pruned.get(node.id)
             if start is None:
                 problems += verify_chain(
-                    node.id, node.public_key, _entries(conn, node.id), node.ledger_length, node.ledger_head
+                    node.id, node.public_key, ledger_entries(conn, node.id), node.ledger_length, node.ledger_head
                 )
             else:  # retention removed the oldest reports: the chain goes on from the checkpoint it left
                 problems += verify_from(
-                    node.id, node.public_key, _entries(conn, node.id), start.chain_index, start.entry_hash,
+                    node.id, node.public_key, ledger_entries(conn, node.id), start.chain_index, start.entry_hash,
                     node.ledger_length, node.ledger_head,
                 )
     return checked, problems

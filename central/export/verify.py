@@ -20,12 +20,13 @@ from typing import Any, Dict, Iterator, List, Optional
 
 from sqlalchemy import Connection, select
 
-from central.db.schema import agents, reports
+from central.db.schema import agents
 from central.export.build import build, control_summary
 from central.export.chain import check_entries, verify_from
 from central.export.model import FORMAT, ExportError, Request
 from central.ledger import GENESIS, Entry
 from central.retention import Checkpoint, checkpoints
+from central.verify import ledger_entries
 from evidence.policy import Policy
 from evidence.signing import SignatureError, fingerprint
 
@@ -141,23 +142,8 @@ def _chain(conn: Connection, agent_id: str, mark: Optional[Checkpoint]) -> Itera
     node = conn.execute(
         select(agents.c.public_key, agents.c.ledger_length, agents.c.ledger_head).where(agents.c.id == agent_id)
     ).one()
-    rows = conn.execute(
-        select(
-            reports.c.agent_id,
-            reports.c.chain_index,
-            reports.c.prev_hash,
-            reports.c.entry_hash,
-            reports.c.body,
-            reports.c.body_sha256,
-            reports.c.signature,
-            reports.c.report_id,
-        )
-        .where(reports.c.agent_id == agent_id)
-        .order_by(reports.c.chain_index)
-        .execution_options(yield_per=500)
-    )
     start = (mark.chain_index, mark.entry_hash) if mark is not None else (0, GENESIS)
-    entries = (Entry(*row) for row in rows)
+    entries = ledger_entries(conn, agent_id)
     for b in verify_from(agent_id, node.public_key, entries, *start, node.ledger_length, node.ledger_head):
         where = f"ledger {agent_id}" + (f" entry {b.chain_index}" if b.chain_index is not None else "")
         yield Problem(where, b.problem)
