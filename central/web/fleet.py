@@ -69,12 +69,15 @@ def node_detail(conn: Connection, agent_id: str, who: Principal) -> Optional[Dic
         kept = history.setdefault(change["rule_id"], [])
         if len(kept) < HISTORY_PER_RULE:
             kept.append(dict(change))
+    controls_of = {f["rule_id"]: list(f["controls"] or []) for f in findings}
+    history = dict(sorted(history.items(), key=lambda item: (controls_of.get(item[0], ["~"]), item[0])))
     covers = force._covers  # the same matching the alert engine uses
     return {
         "node": node,
         "findings": findings,
         "evidence": reads.latest(conn, agent_id),
         "history": history,
+        "controls_of": controls_of,
         "incidents": manage.list_incidents(conn, agent_id=agent_id, limit=50),
         "waivers": [w for w in force.waivers if covers(w, node)],
         "windows": [w for w in force.windows if covers(w, node)],

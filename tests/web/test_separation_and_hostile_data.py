@@ -87,3 +87,42 @@ def test_a_hostile_node_cannot_run_anything(centre: CentreProcess, browser: Any)
     assert alice["dialogs"].seen == []
     assert alice["errors"] == []
     alice["context"].close()
+
+
+def test_operators_declare_and_end_windows_but_cannot_waive(centre: CentreProcess, browser: Any) -> None:
+    node = remote_node(centre, "web1.acme.example", centre.token("--tenant", "acme"))
+    send_ports(node, deviating=True)
+    make_user(centre, "otto", "operator", "acme")
+    otto = login(browser, centre, "otto")
+    page = otto["page"]
+    page.goto(centre.url + f"/windows?agent_id={node.agent_id}")
+    page.fill("input[name=starts_at]", "2026-01-01T00:00")
+    page.fill("input[name=ends_at]", "2099-01-01T00:00")
+    page.fill("textarea[name=reason]", "disk swap <i>tonight</i>")
+    with page.expect_navigation():
+        page.click("button:has-text('Declare window')")
+    row = page.locator("#windows tbody tr").first
+    assert "disk swap <i>tonight</i>" in row.inner_text() and node.agent_id in row.inner_text()
+    page.goto(centre.url + f"/nodes/{node.agent_id}")
+    assert "disk swap <i>tonight</i>" in page.locator("main").inner_text()  # in force on the node's page
+    page.goto(centre.url + "/windows")
+    with page.expect_navigation():
+        page.click("button:has-text('End now')")
+    assert "cancelled by user:otto" in page.locator("#windows").inner_text()
+    # no waiver form for an operator, and a hand-made post is refused with a page that says why
+    page.goto(centre.url + "/waivers")
+    assert page.locator("#new-waiver").count() == 0
+    csrf = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    refused = page.request.post(
+        centre.url + "/waivers",
+        form={
+            "csrf_token": csrf or "",
+            "agent_id": node.agent_id,
+            "rule_id": "x",
+            "justification": "j",
+            "approver": "a",
+        },
+    )
+    assert refused.status == 403 and "needs the admin role" in refused.text()
+    assert otto["dialogs"].seen == [] and otto["errors"] == []
+    otto["context"].close()
