@@ -5,39 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
-from sqlalchemy import Connection, and_, case, func, literal, select, true
+from sqlalchemy import Connection, and_, func, select, true
 
 from central.db.schema import agents, findings
+from central.reads import node_state_sql as _state
+from central.reads import worst_findings as _worst
 
 PAGE_SIZE = 50
 FLEET_STATES = ("failing", "unknown", "stale", "silent", "passing", "revoked")
-
-
-def _worst() -> Any:
-    """The worst non-passing status per node, read through the status index: at scale almost every
-    finding passes, so this touches a small share of the findings table (0 failing, 1 unknown, 2 stale)."""
-    rank = case((findings.c.status == "failing", 0), (findings.c.status == "unknown", 1), else_=2)
-    return (
-        select(findings.c.agent_id, func.min(rank).label("worst"))
-        .where(findings.c.status.in_(("failing", "unknown", "stale")))
-        .group_by(findings.c.agent_id)
-        .subquery("worst")
-    )
-
-
-def _state(worst: Any) -> Any:
-    """The same order as central.reads.node_state: revoked, silent, failing, unknown, stale, passing;
-    a node without any finding yet is stale (no evidence), never passing."""
-    any_finding = select(findings.c.agent_id).where(findings.c.agent_id == agents.c.id).exists()
-    return case(
-        (agents.c.revoked_at.is_not(None), literal("revoked")),
-        (agents.c.silent.is_(True), literal("silent")),
-        (worst.c.worst == 0, literal("failing")),
-        (worst.c.worst == 1, literal("unknown")),
-        (worst.c.worst == 2, literal("stale")),
-        (any_finding, literal("passing")),
-        else_=literal("stale"),
-    )
 
 
 @dataclass(frozen=True)
