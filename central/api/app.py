@@ -13,7 +13,7 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from central import web
-from central.api import agents, alerting, read, session
+from central.api import agents, alerting, export, read, session
 from central.db.engine import read_tx
 from central.errors import RequestRefused
 from central.service import Centre
@@ -72,5 +72,6 @@ def create_app(centre: Centre, *, duties: bool = True) -> FastAPI:
     app.include_router(read.router)
     app.include_router(alerting.router)
     app.include_router(session.router)
+    app.include_router(export.router)
     app.include_router(web.router)
     return app

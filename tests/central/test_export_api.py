@@ -1,0 +1,49 @@
+"""The auditor's export over HTTP: only granted tenants, every format, recorded in the audit trail."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from central import apikeys
+from central.auth import users
+from central.db.engine import read_tx, write_tx
+from central.db.schema import audit_log
+from central.service import Centre
+from tests.central.conftest import Node, api_key, new_token
+
+
+def test_export_within_granted_tenants(client: TestClient, centre: Centre) -> None:
+    acme, globex = Node(client, hostname="web.acme"), Node(client, hostname="db.globex")
+    acme.enrol(new_token(centre, tenant="acme"))
+    globex.enrol(new_token(centre, tenant="globex"))
+    for node in (acme, globex):
+        assert node.send(node.report()).status_code == 200
+    with write_tx(centre.engine) as conn:
+        now = datetime.now(timezone.utc)
+        users.create(conn, now, "test", "vera", "correct horse battery", "viewer", ["acme"])
+        _, secret = apikeys.create(conn, "vera-key", now, users.user_id_of(conn, "vera"))
+    vera = {"Authorization": f"Bearer {secret}"}
+
+    mine = client.get("/api/v1/export?tenant=acme&format=json", headers=vera)
+    assert mine.status_code == 200, mine.text
+    assert "web.acme" in mine.text and "db.globex" not in mine.text and globex.agent_id not in mine.text
+    assert mine.headers["content-disposition"].startswith('attachment; filename="tillsyn-export-acme-')
+    assert client.get("/api/v1/export?tenant=globex", headers=vera).status_code == 404
+    assert client.get("/api/v1/export", headers=vera).status_code == 403
+    csv = client.get("/api/v1/export?tenant=acme&format=csv", headers=vera)
+    assert csv.headers["content-type"].startswith("text/csv") and "web.acme" in csv.text
+    html = client.get("/api/v1/export?tenant=acme&format=html", headers=vera)
+    assert (
+        html.headers["content-type"].startswith("text/html")
+        and "default-src 'none'" in html.headers["content-security-policy"]
+    )
+    everything = client.get("/api/v1/export", headers=api_key(centre))
+    assert "web.acme" in everything.text and "db.globex" in everything.text
+    bad = client.get("/api/v1/export?tenant=acme&from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z", headers=vera)
+    assert bad.status_code == 422
+    with read_tx(centre.engine) as conn:
+        actors = [r.actor for r in conn.execute(select(audit_log.c.actor).where(audit_log.c.action == "export"))]
+    assert actors.count("user:vera (apikey:vera-key)") == 3
