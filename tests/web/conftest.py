@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
@@ -22,7 +24,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Screenshots go to a scratch directory; to refresh the ones in docs/, run the browser tests with
+# TILLSYN_SCREENSHOTS=docs/screenshots (a test run must not change tracked files).
+SCREENSHOTS = Path(os.environ.get("TILLSYN_SCREENSHOTS") or Path(tempfile.gettempdir()) / "tillsyn-screenshots")
+SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
 
 def _yaml() -> str:
