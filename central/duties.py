@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Dict, Optional
@@ -111,12 +112,18 @@ class DutyThread(threading.Thread):
         """Run a round now (a verdict changed: on-call should not wait for the interval)."""
         self.woken.set()
 
+    MIN_GAP_S = 1.0
+    """Pokes arriving in a burst (many nodes turning failing at once) cost one round a second."""
+
     def run(self) -> None:
+        last = 0.0
         while not self.stopping.is_set():
             self.woken.wait(self.interval)
+            self.stopping.wait(max(0.0, last + self.MIN_GAP_S - time.monotonic()))
             self.woken.clear()
             if self.stopping.is_set():
                 break
+            last = time.monotonic()
             try:
                 result = self.job()
                 self.last = {"at": utcnow().isoformat(), "silent": result.silent, "stale": result.stale}

@@ -113,7 +113,7 @@ class ReportHook:
 
     One read of the node's findings, and writes only for findings that changed: most
     reports change nothing, and then cost one SELECT here.  ``changed`` tells the caller
-    whether any verdict changed (the incident duty is then woken at once).
+    whether a verdict turned failing (the incident duty is then woken at once).
     """
 
     def __init__(self, policy: Policy) -> None:
@@ -132,7 +132,8 @@ class ReportHook:
         }
         for rule in rules:
             result = evaluate(rule, records[rule.collector], now)
-            if record(conn, agent["id"], result, now, report.report_id, current.get(rule.id)):
+            changed = record(conn, agent["id"], result, now, report.report_id, current.get(rule.id))
+            if changed and result.verdict is Verdict.FAILING:
                 self.changed = True
 
 

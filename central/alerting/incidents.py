@@ -165,9 +165,20 @@ def run_round(conn: Connection, settings: Alerting, now: datetime) -> Round:
     deviating = findings.c.status == "failing"
     if settings.stale_incidents:
         deviating = or_(deviating, and_(findings.c.status == "stale", findings.c.evidence_at.is_not(None)))
+    already_open = (
+        select(incidents.c.id)
+        .where(
+            incidents.c.agent_id == findings.c.agent_id,
+            incidents.c.rule_id == findings.c.rule_id,
+            incidents.c.status == "open",
+        )
+        .exists()
+    )
     candidates = (
         conn.execute(
-            select(findings).where(deviating, findings.c.since <= now - timedelta(seconds=settings.open_after_s))
+            select(findings).where(
+                deviating, findings.c.since <= now - timedelta(seconds=settings.open_after_s), ~already_open
+            )
         )
         .mappings()
         .all()
@@ -197,10 +208,18 @@ def run_round(conn: Connection, settings: Alerting, now: datetime) -> Round:
         )
 
     # Resolve what cleared (and stayed clear for resolve_after_s), remind what stays open.
+    # Only the findings behind open incidents are needed to decide what cleared.
     current = {
         (f["agent_id"], f["rule_id"]): f
         for f in conn.execute(
-            select(findings.c.agent_id, findings.c.rule_id, findings.c.status, findings.c.since)
+            select(findings.c.agent_id, findings.c.rule_id, findings.c.status, findings.c.since).join(
+                incidents,
+                and_(
+                    incidents.c.agent_id == findings.c.agent_id,
+                    incidents.c.rule_id == findings.c.rule_id,
+                    incidents.c.status == "open",
+                ),
+            )
         ).mappings()
     }
     settle = now - timedelta(seconds=settings.resolve_after_s)
