@@ -185,8 +185,7 @@ COMMANDS = {"collect": _collect, "enroll": _enroll, "status": _status, "run": _r
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from agent.identity import IdentityError
-    from agent.transport import TransportError
+    from agent.errors import IdentityError, TransportError
 
     args = _parser().parse_args(argv)
     try:

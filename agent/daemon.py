@@ -25,11 +25,12 @@ from agent.backoff import Backoff
 from agent.collect import run_collectors
 from agent.config import AgentConfig, ConfigError, load
 from agent.delivery import MAX_BATCH_REPORTS, deliver
+from agent.errors import TransportError
 from agent.identity import load_enrolment, load_key, pseudonym_key
 from agent.notify import Notifier
 from agent.pseudonymise import Pseudonymiser, pseudonymised
 from agent.spool import Spool
-from agent.transport import Client, TransportError
+from agent.transport import Client
 from agent.watch import CONFIG, Watcher
 from collectors import REGISTRY
 from collectors.base import Context

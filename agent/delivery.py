@@ -7,8 +7,9 @@ import logging
 from dataclasses import dataclass
 from typing import List, Optional
 
+from agent.errors import TransportError
 from agent.spool import Spool, Spooled
-from agent.transport import Client, TransportError
+from agent.transport import Client
 
 MAX_BATCH_BYTES = 2 * 1024 * 1024
 MAX_BATCH_REPORTS = 50

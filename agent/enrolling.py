@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Optional
 
 from agent import __version__
-from agent.identity import Enrolment, IdentityError, load_or_create_key, public_key_of, save_enrolment
-from agent.transport import Client, TransportError
+from agent.errors import IdentityError, TransportError
+from agent.identity import Enrolment, load_or_create_key, public_key_of, save_enrolment
+from agent.transport import Client
 
 MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id")
 

@@ -13,15 +13,12 @@ from typing import Any, Dict, Optional
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.errors import IdentityError
 from agent.state import read_json, write_atomic, write_json
 from evidence.signing import load_private_key_pem, new_private_key, private_key_pem, public_key_text
 
 KEY_FILE = "agent.key"
 ENROLMENT_FILE = "enrolment.json"
-
-
-class IdentityError(Exception):
-    """The identity cannot be used; the message says what to do."""
 
 
 def load_or_create_key(state: Path) -> Ed25519PrivateKey:

@@ -13,22 +13,11 @@ from urllib.parse import urlsplit
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.errors import TransportError
 from evidence.signing import sign
 
 USER_AGENT = "tillsyn-agent"
 TIMEOUT = (5.0, 30.0)
-
-
-class TransportError(Exception):
-    """The centre could not be reached or refused; ``retry`` says whether trying later may help."""
-
-    def __init__(
-        self, message: str, *, retry: bool, status: Optional[int] = None, body: Optional[Dict[str, Any]] = None
-    ) -> None:
-        super().__init__(message)
-        self.retry = retry
-        self.status = status
-        self.body = body or {}
 
 
 def _is_loopback(host: str) -> bool:
