@@ -16,6 +16,8 @@ export TILLSYN_CENTRAL_CONFIG="$RUN/central.yaml"
 cat >"$TILLSYN_CENTRAL_CONFIG" <<YAML
 state_dir: $RUN/central
 listen: {host: 127.0.0.1, port: $PORT}
+# plain http on loopback only: browsers send Secure cookies over https alone
+sessions: {secure_cookie: false}
 YAML
 AGENT=(.venv/bin/tillsyn-agent --config config/agent.yaml --state-dir run/agent)
 CENTRAL=.venv/bin/tillsyn-central
@@ -45,6 +47,10 @@ if [[ ! -f "$RUN/agent/enrolment.json" ]]; then
     token="$("$CENTRAL" token create --ttl 10m --uses 1 --note "scripts/run.sh" 2>/dev/null)"
     "${AGENT[@]}" enroll --server "$URL" --token "$token"
 fi
+if [[ ! -s "$RUN/admin-password" ]]; then
+    (umask 077 && "$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(18))' >"$RUN/admin-password")
+    "$CENTRAL" user create admin --role admin --tenant '*' --password-file "$RUN/admin-password" >/dev/null
+fi
 if [[ ! -s "$RUN/api-key" ]]; then
     (umask 077 && "$CENTRAL" apikey create "scripts/run.sh" 2>/dev/null >"$RUN/api-key")
 fi
@@ -61,6 +67,7 @@ done
 cat <<TEXT
 
 Tillsyn is running.
+  Dashboard:   $URL/   (user admin, password in run/admin-password)
   Centre:      $URL   (API documentation: $URL/docs, metrics: $URL/metrics)
   This node:   curl -s -H "Authorization: Bearer \$(cat run/api-key)" $URL/api/v1/nodes
   Findings:    curl -s -H "Authorization: Bearer \$(cat run/api-key)" "$URL/api/v1/findings?status=failing"
