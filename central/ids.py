@@ -8,8 +8,14 @@ from datetime import datetime, timezone
 
 
 def new_id() -> str:
-    """A 22-character URL-safe random id (128 bits)."""
-    return secrets.token_urlsafe(16)
+    """A 22-character URL-safe random id (128 bits) that never starts with ``-``.
+
+    An id starting with a dash reads as an option on a command line (``window cancel -PQ...``).
+    """
+    while True:
+        value = secrets.token_urlsafe(16)
+        if not value.startswith("-"):
+            return value
 
 
 def new_secret(prefix: str) -> str:
