@@ -1,4 +1,8 @@
-"""API keys for scripts and people reading the API (shown once, stored hashed)."""
+"""API keys for scripts and people reading the API (shown once, stored hashed).
+
+Creating and revoking a key is recorded in the audit trail when the caller names who did it
+(``actor``): the dashboard and the CLI always do.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +11,44 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from sqlalchemy import Connection, select, update
 
-from central.db.schema import api_keys
+from central import audit
+from central.db.schema import api_keys, users
 from central.ids import new_id, new_secret, secret_hash
 
 PREFIX = "tsk"
 
 
-def create(conn: Connection, name: str, now: datetime, user_id: Optional[str] = None) -> Tuple[str, str]:
+def _owner_name(conn: Connection, user_id: Optional[str]) -> Optional[str]:
+    if user_id is None:
+        return None
+    row = conn.execute(select(users.c.username).where(users.c.id == user_id)).first()
+    return None if row is None else str(row.username)
+
+
+def create(
+    conn: Connection,
+    name: str,
+    now: datetime,
+    user_id: Optional[str] = None,
+    *,
+    actor: Optional[str] = None,
+    source: Optional[str] = None,
+) -> Tuple[str, str]:
     """(key id, secret); the secret is not stored and cannot be shown again.
 
     A key with ``user_id`` acts as that person (their role and tenants); one without is an
     administrator's key for scripts that see every tenant.
     """
-    if not name.strip() or len(name) > 128:
+    name = name.strip()
+    if not name or len(name) > 128:
         raise ValueError("an API key needs a name of 1-128 characters (who or what uses it)")
     key_id, secret = new_id(), new_secret(PREFIX)
     conn.execute(
         api_keys.insert().values(id=key_id, name=name, key_hash=secret_hash(secret), created_at=now, user_id=user_id)
     )
+    if actor is not None:
+        detail = {"id": key_id, "user": _owner_name(conn, user_id)}
+        audit.record(conn, now, actor, "apikey.create", name, detail, source)
     return key_id, secret
 
 
@@ -39,13 +63,36 @@ def check(conn: Connection, secret: str) -> Optional[Dict[str, Any]]:
     return None if row is None else {"id": row["id"], "name": row["name"], "user_id": row["user_id"]}
 
 
-def list_keys(conn: Connection) -> List[Dict[str, Any]]:
-    rows = conn.execute(select(api_keys).order_by(api_keys.c.created_at)).mappings()
-    return [{k: v for k, v in r.items() if k != "key_hash"} for r in rows]
-
-
-def revoke(conn: Connection, key_id: str, now: datetime) -> bool:
-    done = conn.execute(
-        update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)).values(revoked_at=now)
+def list_keys(conn: Connection, user_id: Optional[str] = None) -> List[Dict[str, Any]]:
+    """Every key (never its hash) with its owner's ``username``; only ``user_id``'s keys when given."""
+    query = (
+        select(api_keys, users.c.username)
+        .outerjoin(users, users.c.id == api_keys.c.user_id)
+        .order_by(api_keys.c.created_at, api_keys.c.id)
     )
-    return bool(done.rowcount)
+    if user_id is not None:
+        query = query.where(api_keys.c.user_id == user_id)
+    return [{k: v for k, v in r.items() if k != "key_hash"} for r in conn.execute(query).mappings()]
+
+
+def revoke(
+    conn: Connection,
+    key_id: str,
+    now: datetime,
+    *,
+    owner: Optional[str] = None,
+    actor: Optional[str] = None,
+    source: Optional[str] = None,
+) -> bool:
+    """Revoke an active key (only one of user ``owner``'s when given); False when there is none."""
+    where = [api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)]
+    if owner is not None:
+        where.append(api_keys.c.user_id == owner)
+    row = conn.execute(select(api_keys.c.name, api_keys.c.user_id).where(*where)).first()
+    if row is None:
+        return False
+    conn.execute(update(api_keys).where(*where).values(revoked_at=now))
+    if actor is not None:
+        detail = {"id": key_id, "user": _owner_name(conn, row.user_id)}
+        audit.record(conn, now, actor, "apikey.revoke", row.name, detail, source)
+    return True

@@ -141,6 +141,13 @@ def _database(config: CentralConfig) -> str:
     return shown
 
 
+def _cli_actor() -> str:
+    """How the audit trail names a change made on the centre's machine (as ``user`` does)."""
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
 def _admin(config: CentralConfig, args: argparse.Namespace) -> int:
     from central import apikeys, reads
     from central import enrol as enrolment
@@ -199,14 +206,14 @@ def _admin(config: CentralConfig, args: argparse.Namespace) -> int:
                     from central.auth.users import user_id_of
 
                     user_id = user_id_of(conn, args.user)
-                key_id, secret = apikeys.create(conn, args.name, now, user_id)
+                key_id, secret = apikeys.create(conn, args.name, now, user_id, actor=_cli_actor(), source="cli")
             except ValueError as err:
                 raise ConfigError(str(err)) from err
             print(secret)
             print(f"API key {key_id} for {args.name}; shown once, keep it safe", file=sys.stderr)
         elif args.command == "apikey" and args.action == "list":
             _print(apikeys.list_keys(conn))
-        elif args.command == "apikey" and not apikeys.revoke(conn, args.id, now):
+        elif args.command == "apikey" and not apikeys.revoke(conn, args.id, now, actor=_cli_actor(), source="cli"):
             raise ConfigError(f"no active API key {args.id!r}")
     if args.command == "agent" and args.action in ("list", "conflicts"):
         with read_tx(centre.engine) as conn:

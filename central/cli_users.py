@@ -81,8 +81,6 @@ def run(config: CentralConfig, args: argparse.Namespace) -> int:
             password = _password(args)
         with write_tx(centre.engine) as conn:
             if args.action == "create":
-                if not args.tenant:
-                    raise ConfigError("grant at least one --tenant ('*' for every tenant)")
                 users.create(
                     conn, utcnow(), actor, args.username, password or "", args.role, args.tenant, args.name, "cli"
                 )

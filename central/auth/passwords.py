@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -21,6 +23,14 @@ def check_strength(password: str, username: str) -> None:
         raise WeakPassword(f"a password needs at least {MIN_LENGTH} characters")
     if username.lower() in password.lower():
         raise WeakPassword("a password must not contain the username")
+
+
+def generate(username: str) -> str:
+    """A random password (120 bits, 20 URL-safe characters) an admin hands over once."""
+    while True:
+        password = secrets.token_urlsafe(15)
+        if username.lower() not in password.lower():
+            return password
 
 
 def hash_password(password: str) -> str:

@@ -66,3 +66,11 @@ def resume(conn: Connection, now: datetime, settings: Sessions, token: str) -> O
 
 def end(conn: Connection, token: str) -> None:
     conn.execute(delete(sessions).where(sessions.c.id_hash == secret_hash(token)))
+
+
+def end_all(conn: Connection, user_id: str, keep: Optional[str] = None) -> None:
+    """End every session of a person (after a password change), except the cookie ``keep``."""
+    query = delete(sessions).where(sessions.c.user_id == user_id)
+    if keep is not None:
+        query = query.where(sessions.c.id_hash != secret_hash(keep))
+    conn.execute(query)

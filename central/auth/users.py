@@ -40,6 +40,8 @@ def _check(username: str, role: str, tenants: Sequence[str]) -> None:
         raise UserError("a username is 2-64 of a-z 0-9 . _ - starting with a letter (one person, one account)")
     if role not in ROLES:
         raise UserError(f"role must be one of {', '.join(ROLES)}")
+    if not tenants:
+        raise UserError("grant at least one tenant ('*' for every tenant)")
     for tenant in tenants:
         if tenant != ALL_TENANTS and not re.fullmatch(r"[A-Za-z0-9_.:-]{1,128}", tenant):
             raise UserError(f"tenant {tenant!r}: use 1-128 of A-Z a-z 0-9 _ . : -")
@@ -99,6 +101,7 @@ def change(
     detail: Dict[str, Any] = {}
     if role is not None or tenants is not None:
         _check(username, role or row["role"], tenants if tenants is not None else row["tenants"])
+    _keep_an_admin(conn, row, role, disabled)
     if role is not None:
         values["role"] = detail["role"] = role
     if tenants is not None:
@@ -116,6 +119,50 @@ def change(
     if values:
         conn.execute(update(users).where(users.c.id == row["id"]).values(**values))
         audit.record(conn, now, actor, "user.change", username, detail, source)
+
+
+def _keep_an_admin(conn: Connection, row: RowMapping, role: Optional[str], disabled: Optional[bool]) -> None:
+    """Refuse to demote or disable the last enabled admin: nobody could manage accounts any more.
+
+    The enabled admins are read FOR UPDATE, so two admins demoting each other at once on
+    PostgreSQL queue and the second sees the first's change (SQLite has one writer anyway).
+    """
+    was_admin = row["role"] == "admin" and row["disabled_at"] is None
+    stays_admin = (role or row["role"]) == "admin" and not (
+        row["disabled_at"] is not None if disabled is None else disabled
+    )
+    if not was_admin or stays_admin:
+        return
+    admins = conn.execute(
+        select(users.c.id).where(users.c.role == "admin", users.c.disabled_at.is_(None)).with_for_update()
+    ).all()
+    if not [a for a in admins if a.id != row["id"]]:
+        raise UserError(
+            f"{row['username']} is the last enabled admin: make another person admin first "
+            "(nobody could manage accounts otherwise)"
+        )
+
+
+def change_own_password(
+    conn: Connection, now: datetime, username: str, current: str, new: str, source: Optional[str] = None
+) -> None:
+    """A person changes their own password, proving it is them with the current one."""
+    row = conn.execute(select(users.c.password_hash).where(users.c.username == username)).first()
+    if row is None or not verify_password(row.password_hash, current):
+        raise UserError("the current password is wrong; nothing was changed")
+    if new == current:
+        raise UserError("the new password is the same as the current one")
+    change(conn, now, f"user:{username}", username, password=new, source=source)
+
+
+def parse_tenants(text: str) -> List[str]:
+    """Tenants typed into a form: separated by commas or spaces, in order, each once."""
+    return list(dict.fromkeys(t for t in re.split(r"[,\s]+", text.strip()) if t))
+
+
+def find(conn: Connection, username: str) -> Optional[Dict[str, Any]]:
+    row = conn.execute(select(users).where(users.c.username == username)).mappings().first()
+    return None if row is None else {k: v for k, v in row.items() if k != "password_hash"}
 
 
 def list_users(conn: Connection) -> List[Dict[str, Any]]:

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from central import audit
 from central.auth.principal import Principal
-from central.web.common import person, read
+from central.web.common import needs, person, read
 from central.web.render import page, secure
 
 router = APIRouter(include_in_schema=False)
@@ -20,14 +20,11 @@ Person = Annotated[Principal, Depends(person)]
 CSV_LIMIT = 100000
 
 
-def _forbidden(request: Request, who: Principal) -> Response:
-    return page(request, "error.html", who, 403, title="Admins only", message="The audit trail is for admins.")
-
-
 @router.get("/admin/audit")
 async def audit_page(request: Request, who: Person, limit: int = Query(500, ge=1, le=5000)) -> Response:
-    if not who.at_least("admin"):
-        return _forbidden(request, who)
+    refused = needs(request, who, "admin")
+    if refused:
+        return refused
     rows = await read(request, audit.entries, limit)
     return page(request, "audit.html", who, rows=rows, limit=limit)
 
@@ -40,8 +37,9 @@ def _cell(value: object) -> str:
 
 @router.get("/admin/audit.csv")
 async def audit_csv(request: Request, who: Person) -> Response:
-    if not who.at_least("admin"):
-        return _forbidden(request, who)
+    refused = needs(request, who, "admin")
+    if refused:
+        return refused
     rows = await read(request, audit.entries, CSV_LIMIT)
     out = io.StringIO()
     writer = csv.writer(out)

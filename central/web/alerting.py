@@ -17,7 +17,7 @@ from central.alerting import manage
 from central.api.alerting import _within_tenants
 from central.auth.principal import Principal
 from central.ids import utcnow
-from central.web.common import person, read, source, write
+from central.web.common import fields, needs, person, read, source, write
 from central.web.render import page, redirect
 
 router = APIRouter(include_in_schema=False)
@@ -32,12 +32,6 @@ def _refused(request: Request, who: Principal, message: str, status: int = 400) 
     return page(request, "error.html", who, status, title="Not done", message=message)
 
 
-def _needs(request: Request, who: Principal, role: str) -> Optional[Response]:
-    if who.at_least(role):
-        return None
-    return _refused(request, who, f"This needs the {role} role; {who.username} is {who.role}.", 403)
-
-
 async def _act(
     request: Request, who: Principal, work: Callable[[Connection, datetime], Any], back: str, **check: Any
 ) -> Response:
@@ -50,11 +44,6 @@ async def _act(
     except manage.ManageError as err:
         return _refused(request, who, str(err))
     return redirect(back)
-
-
-async def _form(request: Request) -> Dict[str, str]:
-    form = await request.form()
-    return {k: str(v)[:4000] for k, v in form.items() if isinstance(v, str)}
 
 
 # --- incidents -------------------------------------------------------------------------------------
@@ -89,10 +78,10 @@ async def incident(request: Request, incident_id: int, who: Person) -> Response:
 
 @router.post("/incidents/{incident_id}/ack")
 async def acknowledge(request: Request, incident_id: int, who: Person) -> Response:
-    refused = _needs(request, who, "operator")
+    refused = needs(request, who, "operator")
     if refused:
         return refused
-    note = (await _form(request)).get("note", "").strip()[:2000] or None
+    note = (await fields(request)).get("note", "").strip()[:2000] or None
 
     def work(conn: Connection, now: datetime) -> None:
         manage.ack(conn, now, who.actor, incident_id, note, source(request))
@@ -141,10 +130,10 @@ async def waivers(request: Request, who: Person) -> Response:
 
 @router.post("/waivers")
 async def create_waiver(request: Request, who: Person) -> Response:
-    refused = _needs(request, who, "admin")
+    refused = needs(request, who, "admin")
     if refused:
         return refused
-    form = await _form(request)
+    form = await fields(request)
     scope = _scope(form)
 
     def work(conn: Connection, now: datetime) -> str:
@@ -167,7 +156,7 @@ async def create_waiver(request: Request, who: Person) -> Response:
 
 @router.post("/waivers/{waiver_id}/revoke")
 async def revoke_waiver(request: Request, waiver_id: str, who: Person) -> Response:
-    refused = _needs(request, who, "admin")
+    refused = needs(request, who, "admin")
     if refused:
         return refused
     scope = await _existing_scope(request, "waiver", waiver_id)
@@ -187,10 +176,10 @@ async def windows(request: Request, who: Person) -> Response:
 
 @router.post("/windows")
 async def create_window(request: Request, who: Person) -> Response:
-    refused = _needs(request, who, "operator")
+    refused = needs(request, who, "operator")
     if refused:
         return refused
-    form = await _form(request)
+    form = await fields(request)
     scope = _scope(form)
     allows = [a.strip()[:64] for a in form.get("allows", "").split(",") if a.strip()]
 
@@ -205,7 +194,7 @@ async def create_window(request: Request, who: Person) -> Response:
 
 @router.post("/windows/{window_id}/cancel")
 async def cancel_window(request: Request, window_id: str, who: Person) -> Response:
-    refused = _needs(request, who, "operator")
+    refused = needs(request, who, "operator")
     if refused:
         return refused
     scope = await _existing_scope(request, "window", window_id)

@@ -3,16 +3,18 @@ the event loop, and the role check answered as a page."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional
 from urllib.parse import quote
 
 from fastapi import HTTPException, Request
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from central.auth.deps import current
 from central.auth.principal import Principal
 from central.db.engine import read_tx, write_tx
 from central.service import Centre
+from central.web.render import page
 
 
 def centre_of(request: Request) -> Centre:
@@ -58,3 +60,18 @@ def safe_next(target: Optional[str]) -> str:
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
     return "/"
+
+
+async def fields(request: Request) -> Dict[str, str]:
+    """A form's text fields, each cut to 4,000 characters."""
+    form = await request.form()
+    return {k: str(v)[:4000] for k, v in form.items() if isinstance(v, str)}
+
+
+def needs(request: Request, who: Principal, role: str) -> Optional[Response]:
+    """None when ``who`` has ``role``; otherwise the 403 page that says so."""
+    if who.at_least(role):
+        return None
+    title = "Admins only" if role == "admin" else "Not allowed"
+    message = f"This needs the {role} role; {who.username} is {who.role}."
+    return page(request, "error.html", who, 403, title=title, message=message)

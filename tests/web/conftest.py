@@ -6,11 +6,12 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 import yaml
 
+from tests.central.conftest import database_url, pg_server  # noqa: F401  (fixtures)
 from tests.centre_process import CENTRAL_PYTHON, ROOT, CentreProcess
 from tests.conftest import require_tool
 from tests.e2e.alert_helpers import centre_yaml
@@ -36,11 +37,22 @@ def _yaml() -> str:
     return text + yaml.safe_dump({"sessions": {"secure_cookie": False}})
 
 
-@pytest.fixture
-def centre(tmp_path: Path) -> Iterator[CentreProcess]:
-    process = CentreProcess(tmp_path / "centre", extra_yaml=_yaml()).start()
+def started(tmp_path: Path, url: Optional[str] = None) -> Iterator[CentreProcess]:
+    process = CentreProcess(tmp_path / "centre", extra_yaml=_yaml(), database_url=url).start()
     yield process
     process.stop()
+
+
+@pytest.fixture
+def centre(tmp_path: Path) -> Iterator[CentreProcess]:
+    """A centre process on SQLite; test_dashboard.py runs its tests on PostgreSQL too (``centre_on_both``)."""
+    yield from started(tmp_path)
+
+
+@pytest.fixture
+def centre_on_both(tmp_path: Path, database_url: str) -> Iterator[CentreProcess]:  # noqa: F811
+    """A centre process on SQLite, then on a fresh PostgreSQL database (``database_url``)."""
+    yield from started(tmp_path, database_url)
 
 
 def make_user(centre: CentreProcess, name: str, role: str, *tenants: str) -> None:
@@ -82,9 +94,9 @@ class Dialogs:
         dialog.dismiss()
 
 
-def login(browser: Any, centre: CentreProcess, name: str) -> Dict[str, Any]:
+def login(browser: Any, centre: CentreProcess, name: str, password: str = PASSWORD) -> Dict[str, Any]:
     """A fresh browser context logged in as ``name``; dialogs recorded, console errors kept."""
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True)
     page = context.new_page()
     dialogs = Dialogs()
     page.on("dialog", dialogs)
@@ -93,7 +105,7 @@ def login(browser: Any, centre: CentreProcess, name: str) -> Dict[str, Any]:
     page.goto(centre.url + "/")
     assert page.url.startswith(centre.url + "/login")
     page.fill("input[name=username]", name)
-    page.fill("input[name=password]", PASSWORD)
+    page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_url(centre.url + "/")
     return {"context": context, "page": page, "dialogs": dialogs, "errors": errors}

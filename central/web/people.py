@@ -1,0 +1,150 @@
+"""People for admins: accounts with role, tenants, last login and state; create, change, disable,
+reset a password, and every API key of everyone (M05, M09).
+
+Every change goes through central.auth.users and central.apikeys, which record it in the audit
+trail with the admin and their address; a refusal re-renders the page with the reason and
+changes nothing (the transaction is rolled back).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Dict, Optional
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from sqlalchemy import Connection
+
+from central import apikeys
+from central.auth import sessions, users
+from central.auth.passwords import generate
+from central.auth.principal import ROLES, Principal
+from central.ids import utcnow
+from central.web.common import fields, needs, person, read, source, write
+from central.web.render import page, redirect
+
+router = APIRouter(include_in_schema=False)
+Person = Annotated[Principal, Depends(person)]
+
+
+def session_only(request: Request, who: Principal) -> Optional[Response]:
+    """Accounts and keys are managed from a dashboard session, never with an API key."""
+    if who.csrf is not None:
+        return None
+    message = "Accounts and API keys are managed from a dashboard login, not with an API key."
+    return page(request, "error.html", who, 403, title="Log in first", message=message)
+
+
+def admin_only(request: Request, who: Principal) -> Optional[Response]:
+    return session_only(request, who) or needs(request, who, "admin")
+
+
+def _everyone(conn: Connection) -> Dict[str, Any]:
+    return {"accounts": users.list_users(conn), "keys": apikeys.list_keys(conn)}
+
+
+def _one(conn: Connection, username: str) -> Optional[Dict[str, Any]]:
+    account = users.find(conn, username)
+    if account is not None:
+        account["keys"] = apikeys.list_keys(conn, account["id"])
+    return account
+
+
+async def _people(request: Request, who: Principal, status: int = 200, **extra: Any) -> Response:
+    data = await read(request, _everyone)
+    return page(request, "people.html", who, status, roles=ROLES, now=utcnow(), no_refresh=True, **data, **extra)
+
+
+async def _person(request: Request, who: Principal, username: str, status: int = 200, **extra: Any) -> Response:
+    account = await read(request, _one, username)
+    if account is None:
+        return page(request, "error.html", who, 404, title="Not found", message=f"There is no account {username!r}.")
+    return page(
+        request, "person.html", who, status, account=account, roles=ROLES, now=utcnow(), no_refresh=True, **extra
+    )
+
+
+@router.get("/admin/people")
+async def people(request: Request, who: Person) -> Response:
+    return admin_only(request, who) or await _people(request, who)
+
+
+@router.post("/admin/people")
+async def create(request: Request, who: Person) -> Response:
+    refused = admin_only(request, who)
+    if refused:
+        return refused
+    form = await fields(request)
+    username = form.get("username", "").strip()[:64]
+    password = form.get("password", "") or generate(username)
+
+    def work(conn: Connection) -> None:
+        tenants = users.parse_tenants(form.get("tenants", ""))
+        name = form.get("display_name", "").strip()[:128] or None
+        role = form.get("role", "")
+        users.create(conn, utcnow(), who.actor, username, password, role, tenants, name, source(request))
+
+    try:
+        await write(request, work)
+    except users.UserError as err:
+        return await _people(request, who, 400, error=str(err), form=form)
+    shown = None if form.get("password") else password
+    return await _people(request, who, created={"username": username, "password": shown})
+
+
+@router.get("/admin/people/{username}")
+async def one(request: Request, username: str, who: Person) -> Response:
+    return admin_only(request, who) or await _person(request, who, username)
+
+
+async def _change(request: Request, who: Principal, username: str, **change: Any) -> Response:
+    refused = admin_only(request, who)
+    if refused:
+        return refused
+
+    def work(conn: Connection) -> None:
+        users.change(conn, utcnow(), who.actor, username, source=source(request), **change)
+
+    try:
+        await write(request, work)
+    except users.UserError as err:
+        return await _person(request, who, username, 400, error=str(err))
+    return redirect(f"/admin/people/{username}")
+
+
+@router.post("/admin/people/{username}")
+async def change_grant(request: Request, username: str, who: Person) -> Response:
+    form = await fields(request)
+    role = form.get("role") or None
+    return await _change(request, who, username, role=role, tenants=users.parse_tenants(form.get("tenants", "")))
+
+
+@router.post("/admin/people/{username}/disable")
+async def disable(request: Request, username: str, who: Person) -> Response:
+    return await _change(request, who, username, disabled=True)
+
+
+@router.post("/admin/people/{username}/enable")
+async def enable(request: Request, username: str, who: Person) -> Response:
+    return await _change(request, who, username, disabled=False)
+
+
+@router.post("/admin/people/{username}/password")
+async def reset_password(request: Request, username: str, who: Person) -> Response:
+    """A new password set by an admin (typed, or generated and shown once); the person's sessions end."""
+    refused = admin_only(request, who)
+    if refused:
+        return refused
+    typed = (await fields(request)).get("password", "")
+    password = typed or generate(username)
+
+    keep = request.cookies.get(sessions.COOKIE) if username == who.username else None
+
+    def work(conn: Connection) -> None:
+        users.change(conn, utcnow(), who.actor, username, password=password, source=source(request))
+        sessions.end_all(conn, users.user_id_of(conn, username), keep)
+
+    try:
+        await write(request, work)
+    except users.UserError as err:
+        return await _person(request, who, username, 400, error=str(err))
+    return await _person(request, who, username, reset={"password": None if typed else password})

@@ -1,0 +1,126 @@
+"""Everyone's own page: a new password proved with the current one, personal API keys shown once."""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+from fastapi.testclient import TestClient
+
+from central.service import Centre
+from tests.central.conftest import Node, new_token, snapshot
+from tests.central.test_web_people import PASSWORD, audit_rows, error_of, log_in, make_user, post, shown_secret
+
+
+def _bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def test_a_viewer_makes_a_key_that_reads_the_api_as_her_until_revoked(client: TestClient, centre: Centre) -> None:
+    acme, globex = Node(client, hostname="web.acme"), Node(client, hostname="db.globex")
+    acme.enrol(new_token(centre, tenant="acme"))
+    globex.enrol(new_token(centre, tenant="globex"))
+    make_user(centre, "vera", "viewer", "acme")
+    vera, csrf = log_in(client, "vera")
+    assert vera.get("/account").status_code == 200
+
+    made = post(vera, csrf, "/account/keys", name="  report script  ")
+    assert made.status_code == 200 and "API key report script" in made.text
+    secret = shown_secret(made.text)
+    assert secret.startswith("tsk_")
+    mine = vera.get("/account").text
+    assert secret not in mine and "report script" in mine  # listed, never shown again
+    nodes = client.get("/api/v1/nodes", headers=_bearer(secret))
+    assert nodes.status_code == 200 and [n["hostname"] for n in nodes.json()] == ["web.acme"]
+    assert client.get("/api/v1/session", headers=_bearer(secret)).json()["actor"] == "user:vera (apikey:report script)"
+
+    key_id = audit_rows(centre, "apikey.create")[-1]["detail"]["id"]
+    revoked = post(vera, csrf, f"/account/keys/{key_id}/revoke", back="/account")
+    assert revoked.status_code == 303 and revoked.headers["location"] == "/account"
+    refused = client.get("/api/v1/nodes", headers=_bearer(secret))
+    assert refused.status_code == 401 and refused.json()["message"] == "unknown or revoked API key"
+    assert "revoked" in vera.get("/account").text
+    entries = [(e["action"], e["actor"], e["object"], e["source"]) for e in audit_rows(centre, "apikey.")]
+    assert entries == [
+        ("apikey.create", "user:vera", "report script", "testclient"),
+        ("apikey.revoke", "user:vera", "report script", "testclient"),
+    ]
+    assert audit_rows(centre, "apikey.create")[0]["detail"]["user"] == "vera"
+
+
+def test_keys_are_revoked_by_their_owner_or_an_admin_only(client: TestClient, centre: Centre) -> None:
+    make_user(centre, "alice", "admin", "*")
+    make_user(centre, "vera", "viewer", "acme")
+    make_user(centre, "otto", "operator", "acme")
+    vera, vera_csrf = log_in(client, "vera")
+    otto, otto_csrf = log_in(client, "otto")
+    secret = shown_secret(post(vera, vera_csrf, "/account/keys", name="vera-cron").text)
+    key_id = audit_rows(centre, "apikey.create")[-1]["detail"]["id"]
+
+    before = snapshot(centre)
+    stolen = post(otto, otto_csrf, f"/account/keys/{key_id}/revoke")
+    assert stolen.status_code == 404 and "no active API key" in stolen.text
+    assert "vera-cron" not in otto.get("/account").text
+    assert post(vera, vera_csrf, "/account/keys", name="   ").status_code == 400  # a key needs a name
+    assert snapshot(centre) == before
+
+    alice, alice_csrf = log_in(client, "alice")
+    everyone = alice.get("/admin/people").text
+    assert "vera-cron" in everyone and key_id in everyone and secret not in everyone
+    done = post(alice, alice_csrf, f"/account/keys/{key_id}/revoke", back="/admin/people")
+    assert done.status_code == 303 and done.headers["location"] == "/admin/people"
+    assert client.get("/api/v1/nodes", headers=_bearer(secret)).status_code == 401
+    again = post(alice, alice_csrf, f"/account/keys/{key_id}/revoke")
+    assert again.status_code == 404  # already revoked: nothing to do, and said so
+    # the way back is a path on this site only
+    other = shown_secret(post(vera, vera_csrf, "/account/keys", name="second").text)
+    other_id = audit_rows(centre, "apikey.create")[-1]["detail"]["id"]
+    away = post(vera, vera_csrf, f"/account/keys/{other_id}/revoke", back="//evil.example/")
+    assert away.headers["location"] == "/"
+    assert client.get("/api/v1/nodes", headers=_bearer(other)).status_code == 401
+    actors = [(e["actor"], e["detail"]["user"]) for e in audit_rows(centre, "apikey.revoke")]
+    assert actors == [("user:alice", "vera"), ("user:vera", "vera")]
+
+
+def _change(browser: TestClient, csrf: str, current: str, new: str, again: str = "") -> Tuple[int, str]:
+    answer = post(browser, csrf, "/account/password", current=current, new=new, again=again or new)
+    return answer.status_code, answer.text
+
+
+def test_a_person_changes_their_own_password_with_the_current_one(client: TestClient, centre: Centre) -> None:
+    make_user(centre, "vera", "viewer", "acme")
+    here, csrf = log_in(client, "vera")
+    elsewhere, _ = log_in(client, "vera")
+    new = "my brand new passphrase"
+    before = snapshot(centre)
+    for current, typed, again, message in (
+        ("wrong password here", new, new, "the current password is wrong; nothing was changed"),
+        (PASSWORD, new, new + "x", "The two new passwords differ; nothing was changed."),
+        (PASSWORD, "short", "short", "a password needs at least 12 characters"),
+        (PASSWORD, PASSWORD, PASSWORD, "the new password is the same as the current one"),
+    ):
+        status, text = _change(here, csrf, current, typed, again)
+        assert status == 400 and message in error_of(text)
+    assert snapshot(centre) == before
+    forged = here.post("/account/password", data={"current": PASSWORD, "new": new, "again": new})
+    assert forged.status_code == 403 and forged.json()["error"] == "csrf"
+
+    status, text = _change(here, csrf, PASSWORD, new)
+    assert status == 200 and "Your password was changed" in text
+    assert here.get("/api/v1/session").status_code == 200  # this session stays
+    assert elsewhere.get("/api/v1/session").status_code == 401  # the others end
+    assert client.post("/api/v1/session", json={"username": "vera", "password": PASSWORD}).status_code == 401
+    log_in(client, "vera", new)
+    changed = audit_rows(centre, "user.change")
+    assert [(e["actor"], e["object"], e["detail"]) for e in changed] == [("user:vera", "vera", {"password": "changed"})]
+
+
+def test_own_pages_need_a_login_and_a_session(client: TestClient, centre: Centre) -> None:
+    make_user(centre, "vera", "viewer", "acme")
+    away = client.get("/account", follow_redirects=False)
+    assert away.status_code == 303 and away.headers["location"] == "/login?next=%2Faccount"
+    vera, csrf = log_in(client, "vera")
+    key = _bearer(shown_secret(post(vera, csrf, "/account/keys", name="k").text))
+    before = snapshot(centre)
+    assert client.post("/account/keys", data={"name": "more"}, headers=key).status_code == 403
+    assert client.get("/account", headers=key).status_code == 403
+    assert snapshot(centre) == before
