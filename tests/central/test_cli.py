@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from central.api.app import create_app
 from central.db import migrate
+from central.db.schema import audit_log
 from central.service import open_centre
 from tests.central.conftest import Node, cli_env, make_config, run_cli
 
@@ -160,3 +163,44 @@ def test_a_broken_central_yaml_exits_2_naming_file_and_key(tmp_path: Path) -> No
     (absent,) = run_cli(cli_env(tmp_path, f"sqlite:///{tmp_path / 'absent.db'}"), ["verify"])
     assert absent.returncode == 2 and f"no database at {tmp_path / 'absent.db'}" in absent.stderr
     assert not (tmp_path / "absent.db").exists()
+
+
+def test_user_and_key_commands_keep_an_admin_and_are_audited(tmp_path: Path) -> None:
+    """The CLI goes through the same rules as the dashboard: an admin stays, changes are in the trail."""
+    database_url = f"sqlite:///{tmp_path / 'central.db'}"
+    env = cli_env(tmp_path, database_url)
+    password = tmp_path / "pw"
+    password.write_text("a long enough password\n")
+    pw = ["--password-file", str(password)]
+    run_cli(env, ["db", "upgrade"])
+    (alice,) = run_cli(env, ["user", "create", "alice", "--role", "admin", "--tenant", "*", *pw])
+    assert alice.returncode == 0, alice.stderr
+    demote, disable, no_tenant, key = run_cli(
+        env,
+        ["user", "set", "alice", "--role", "viewer"],
+        ["user", "set", "alice", "--disable"],
+        ["user", "create", "vera", "--role", "viewer", *pw],
+        ["apikey", "create", "nightly", "--user", "alice"],
+    )
+    for refused in (demote, disable):
+        assert refused.returncode == 2
+        assert "alice is the last enabled admin: make another person admin first" in refused.stderr
+    assert no_tenant.returncode == 2 and "grant at least one tenant ('*' for every tenant)" in no_tenant.stderr
+    (listed,) = run_cli(env, ["apikey", "list"])
+    (entry,) = json.loads(listed.stdout)
+    assert (entry["name"], entry["username"]) == ("nightly", "alice")
+    (revoked,) = run_cli(env, ["apikey", "revoke", entry["id"]])
+    assert (key.returncode, revoked.returncode) == (0, 0)
+    (users,) = run_cli(env, ["user", "list"])
+    assert [(u["username"], u["role"], u["disabled_at"]) for u in json.loads(users.stdout)] == [
+        ("alice", "admin", None)
+    ]
+    centre = open_centre(make_config(tmp_path, database_url))
+    try:
+        with centre.engine.connect() as conn:
+            trail = conn.execute(select(audit_log.c.actor, audit_log.c.action, audit_log.c.object, audit_log.c.source))
+            rows = [tuple(r) for r in trail if r.action.startswith("apikey.")]
+    finally:
+        centre.stop()
+    actor = f"cli:{getpass.getuser()}"
+    assert rows == [(actor, "apikey.create", "nightly", "cli"), (actor, "apikey.revoke", "nightly", "cli")]
