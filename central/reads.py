@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional
 
-from sqlalchemy import Connection, RowMapping, case, func, literal, select
+from pydantic_core import from_json
+from sqlalchemy import Connection, Text, case, cast, select
 
+from central.db.json_lists import json_list_has
 from central.db.schema import agents, findings, latest_evidence
+from central.node_states import PROBLEMS, STATES, count_states, finding_counts, node_page, node_state
 
-STATES = ("silent", "failing", "unknown", "stale", "passing")
+__all__ = ["STATES", "get_node", "latest", "list_findings", "list_nodes", "node_state", "state_counts"]
+
 _NODE_FIELDS = (
     "id",
     "hostname",
@@ -28,62 +32,17 @@ _NODE_FIELDS = (
     "silent_since",
     "ledger_length",
 )
+_COUNTED = ("passing", *PROBLEMS)
+_JSON_FIELDS = ("labels", "health")
+_LISTED = [cast(agents.c[k], Text).label(k) if k in _JSON_FIELDS else agents.c[k] for k in _NODE_FIELDS]
+"""The list reads JSON columns as text and parses them itself: one step instead of the driver's and the type's."""
 
 
-def node_state(silent: bool, counts: Mapping[str, int]) -> str:
-    """The worst of: silent, failing, unknown, stale; passing only when every finding passes."""
-    if silent:
-        return "silent"
-    for state in ("failing", "unknown", "stale"):
-        if counts.get(state):
-            return state
-    return "passing" if counts.get("passing") else "stale"
-
-
-def _counts(conn: Connection, agent_ids: Optional[List[str]] = None) -> Dict[str, Dict[str, int]]:
-    query = select(findings.c.agent_id, findings.c.status, func.count()).group_by(
-        findings.c.agent_id, findings.c.status
-    )
-    if agent_ids is not None:
-        query = query.where(findings.c.agent_id.in_(agent_ids))
-    out: Dict[str, Dict[str, int]] = {}
-    for agent_id, status, count in conn.execute(query):
-        out.setdefault(agent_id, {})[status] = count
-    return out
-
-
-def _node(row: RowMapping, counts: Dict[str, int]) -> Dict[str, Any]:
-    node = {k: row[k] for k in _NODE_FIELDS}
-    node["state"] = "revoked" if row["revoked_at"] is not None else node_state(bool(row["silent"]), counts)
-    node["findings"] = {s: counts.get(s, 0) for s in ("passing", "failing", "unknown", "stale")}
+def _node(node: Dict[str, Any], counts: Mapping[str, int]) -> Dict[str, Any]:
+    """``node`` (its _NODE_FIELDS) with its state and finding counts added."""
+    node["state"] = "revoked" if node["revoked_at"] is not None else node_state(node["silent"], counts)
+    node["findings"] = {s: counts.get(s, 0) for s in _COUNTED}
     return node
-
-
-def worst_findings() -> Any:
-    """The worst non-passing status per node, read through the status index: at scale almost every
-    finding passes, so this touches a small share of the findings table (0 failing, 1 unknown, 2 stale)."""
-    rank = case((findings.c.status == "failing", 0), (findings.c.status == "unknown", 1), else_=2)
-    return (
-        select(findings.c.agent_id, func.min(rank).label("worst"))
-        .where(findings.c.status.in_(("failing", "unknown", "stale")))
-        .group_by(findings.c.agent_id)
-        .subquery("worst")
-    )
-
-
-def node_state_sql(worst: Any) -> Any:
-    """The same order as central.reads.node_state: revoked, silent, failing, unknown, stale, passing;
-    a node without any finding yet is stale (no evidence), never passing."""
-    any_finding = select(findings.c.agent_id).where(findings.c.agent_id == agents.c.id).exists()
-    return case(
-        (agents.c.revoked_at.is_not(None), literal("revoked")),
-        (agents.c.silent.is_(True), literal("silent")),
-        (worst.c.worst == 0, literal("failing")),
-        (worst.c.worst == 1, literal("unknown")),
-        (worst.c.worst == 2, literal("stale")),
-        (any_finding, literal("passing")),
-        else_=literal("stale"),
-    )
 
 
 def list_nodes(
@@ -96,34 +55,29 @@ def list_nodes(
 ) -> List[Dict[str, Any]]:
     """``visible``: a condition on ``agents`` (the caller's tenants); None shows every node.
 
-    State, filter and paging are worked out in SQL, so a page of a large fleet reads only its nodes.
+    Filter (the state's with the fleet page's central.node_states) and paging are worked out in SQL,
+    and only the page's nodes have their findings counted.
     """
-    worst = worst_findings()
-    query = (
-        select(agents)
-        .select_from(agents)
-        .outerjoin(worst, worst.c.agent_id == agents.c.id)
-        .order_by(agents.c.hostname, agents.c.id)
-    )
-    if visible is not None:
-        query = query.where(visible)
-    if search:
-        query = query.where(agents.c.hostname.icontains(search, autoescape=True))  # same on both databases
-    if state:
-        query = query.where(node_state_sql(worst) == state)
-    rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
-    counts = _counts(conn, [r["id"] for r in rows])
-    return [_node(r, counts.get(r["id"], {})) for r in rows]
+    rows = conn.execute(node_page(_LISTED, visible, search, state, limit, offset)).all()
+    counts = finding_counts(conn, [row[0] for row in rows])
+    nodes = []
+    for row in rows:
+        node = dict(zip(_NODE_FIELDS, row))
+        for name in _JSON_FIELDS:
+            if node[name] is not None:
+                node[name] = from_json(node[name])
+        nodes.append(_node(node, counts.get(node["id"], {})))
+    return nodes
 
 
 def get_node(conn: Connection, agent_id: str, visible: Any = None) -> Optional[Dict[str, Any]]:
-    query = select(agents).where(agents.c.id == agent_id)
+    query = select(*(agents.c[k] for k in _NODE_FIELDS)).where(agents.c.id == agent_id)
     if visible is not None:
         query = query.where(visible)
     row = conn.execute(query).mappings().first()
     if row is None:
         return None
-    return _node(row, _counts(conn, [agent_id]).get(agent_id, {}))
+    return _node(dict(row), finding_counts(conn, [agent_id]).get(agent_id, {}))
 
 
 def list_findings(
@@ -158,10 +112,9 @@ def list_findings(
         query = query.where(findings.c.status == status)
     if rule:
         query = query.where(findings.c.rule_id == rule)
-    rows = [dict(r) for r in conn.execute(query).mappings()]
-    if control:
-        rows = [r for r in rows if control in (r["controls"] or [])]
-    return rows[offset : offset + limit]
+    if control:  # before paging, so a page is full whenever more findings match
+        query = query.where(json_list_has(findings.c.controls, control, conn.dialect.name))
+    return [dict(r) for r in conn.execute(query.limit(limit).offset(offset)).mappings()]
 
 
 def latest(conn: Connection, agent_id: str) -> List[Dict[str, Any]]:
@@ -172,9 +125,6 @@ def latest(conn: Connection, agent_id: str) -> List[Dict[str, Any]]:
 
 
 def state_counts(conn: Connection) -> Dict[str, int]:
-    rows = conn.execute(select(agents.c.id, agents.c.silent, agents.c.revoked_at)).all()
-    counts = _counts(conn)
-    out = dict.fromkeys((*STATES, "revoked"), 0)
-    for agent_id, silent, revoked in rows:
-        out["revoked" if revoked is not None else node_state(bool(silent), counts.get(agent_id, {}))] += 1
-    return out
+    """How many nodes are in each state, revoked included (for the metrics)."""
+    counts = count_states(conn)
+    return {s: counts[s] for s in (*STATES, "revoked")}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Dict, List, Optional, Sequence
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
 from central import enrol as enrolment
@@ -54,6 +55,19 @@ def _text(name: str, value: Optional[str], longest: int) -> Optional[str]:
     return value
 
 
+async def _read_json(request: Request, fn: Any, *args: Any) -> Response:
+    """``fn``'s answer as a JSON response, read and serialised in a worker thread in one step: for a
+    list of thousands of nodes, validating it against the route's model first would double the time.
+    Serialised by pydantic as FastAPI would, so the bytes are the same."""
+    centre = _centre(request)
+
+    def work() -> bytes:
+        with read_tx(centre.engine) as conn:
+            return to_json(fn(conn, *args))
+
+    return Response(await run_in_threadpool(work), media_type="application/json")
+
+
 async def _read(request: Request, fn: Any, *args: Any, **kwargs: Any) -> Any:
     centre = _centre(request)
 
@@ -64,7 +78,11 @@ async def _read(request: Request, fn: Any, *args: Any, **kwargs: Any) -> Any:
     return await run_in_threadpool(work)
 
 
-@router.get("/nodes", summary="Every node with its state, last heartbeat and finding counts")
+@router.get(
+    "/nodes",
+    summary="Every node with its state, last heartbeat and finding counts",
+    response_model=List[Dict[str, Any]],
+)
 async def nodes(
     request: Request,
     person: Person,
@@ -72,12 +90,11 @@ async def nodes(
     search: Optional[str] = Query(None, description="part of the hostname (any case)"),
     limit: int = Query(1000, ge=1, le=10000),
     offset: int = Query(0, ge=0),
-) -> List[Dict[str, Any]]:
+) -> Response:
     state = _one_of("state", state, STATES)
     search = _text("search", search, 255)
     visible = person.tenant_filter(agents.c.tenant)
-    result: List[Dict[str, Any]] = await _read(request, reads.list_nodes, state, search, limit, offset, visible)
-    return result
+    return await _read_json(request, reads.list_nodes, state, search, limit, offset, visible)
 
 
 @router.get("/nodes/{agent_id}", summary="One node with its findings and latest evidence")

