@@ -15,23 +15,15 @@ from typing import Optional
 from agent.collect import run_collectors
 from agent.config import AgentConfig, ConfigError
 from collectors import REGISTRY
-from evidence.policy import PolicyError, parse_policy
+from evidence.policy import PolicyError, parse_policy, policy_path
 from evidence.rules import Verdict, evaluate
 
-SYSTEM_POLICY = Path("/etc/tillsyn/policy.yaml")
-SHIPPED_POLICY = Path(__file__).resolve().parents[1] / "config" / "policy.yaml"
 _ORDER = {Verdict.FAILING: 0, Verdict.UNKNOWN: 1, Verdict.STALE: 2, Verdict.PASSING: 3}
 _MARK = {Verdict.PASSING: "pass", Verdict.FAILING: "FAIL", Verdict.UNKNOWN: "UNKNOWN", Verdict.STALE: "STALE"}
 
 
-def _policy_path(flag: Optional[str]) -> Path:
-    if flag:
-        return Path(flag)
-    return SYSTEM_POLICY if SYSTEM_POLICY.exists() else SHIPPED_POLICY
-
-
 def run_check(config: AgentConfig, policy_flag: Optional[str], root: Path, *, as_json: bool = False) -> int:
-    path = _policy_path(policy_flag)
+    path = policy_path(Path(policy_flag) if policy_flag else None)
     try:
         policy = parse_policy(path.read_text(encoding="utf-8"), str(path), list(REGISTRY))
     except OSError as err:

@@ -192,7 +192,7 @@ def power_phase(scenario: Scenario, server: Nut, hook: Hook, centre: CentreProce
 
         wait_until(arrived, interval * 1.1 + 120, "every node's trigger", step=0.1)
         for agent in agents:
-            new = [d for d in hook.events(RULE, agent.agent_id)[before[agent.agent_id]:] if d.event == "trigger"]
+            new = [d for d in hook.events(RULE, agent.agent_id)[before[agent.agent_id] :] if d.event == "trigger"]
             scenario.deviation_s.append(wall(new[0].at) - changed)
         latest = [round(s, 1) for s in scenario.deviation_s[-len(agents) :]]
         print(f"{scenario.name}: flip {flip + 1}: {latest}", flush=True)

@@ -58,10 +58,10 @@ def series(argv: Sequence[str], runs: int) -> List[Run]:
 
 def row(label: str, results: List[Run]) -> str:
     def med(attr: str) -> float:
-        return statistics.median(getattr(r, attr) for r in results)
+        return float(statistics.median(getattr(r, attr) for r in results))
 
     def worst(attr: str) -> float:
-        return max(getattr(r, attr) for r in results)
+        return float(max(getattr(r, attr) for r in results))
 
     return (
         f"| {label} | {med('wall_s') * 1000:.0f} ({worst('wall_s') * 1000:.0f}) "

@@ -6,9 +6,13 @@ nodes through the API with a token from ``tillsyn-central token create``, and pe
 database measures, in this order:
 
 1. ``GET /livez`` (no database) in a closed loop: the framework's ceiling here;
-2. reports, then heartbeats, in a closed loop: the peak sustained rate;
+2. every node's first report (which turns every verdict from stale), then the
+   steady state: reports, then heartbeats, in a closed loop: the peak rate;
 3. reports, then heartbeats, in an open loop at half that peak: p50/p99 latency;
 4. a redelivery of some acknowledged reports (must come back as duplicates);
+
+after every report phase it waits until the centre has judged every acknowledged
+report (the evaluation after ingest) and charges the phase for that time and CPU;
 
 then counts the stored rows per node against what was sent and acknowledged and
 runs ``tillsyn-central verify``.  Every message is signed before its phase.
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from bench import load_nodes
+from bench.load_drain import Drain, drain
 from bench.load_http import Request
 from bench.load_phases import Phase, closed_loop, open_loop, sequential
 from bench.load_profile import Sampler, summary
@@ -53,6 +58,7 @@ class Settings:
 class DbRun:
     database: str
     phases: Dict[str, Phase] = field(default_factory=dict)
+    drains: Dict[str, Drain] = field(default_factory=dict)
     check: Optional[Check] = None
     redelivered: int = 0
     redelivery_wrong: List[str] = field(default_factory=list)
@@ -94,6 +100,8 @@ def _peak(
         )
 
     probe = timed(f"{kind} probe", load_nodes.round_robin(nodes, 3 * len(nodes), kind, template), s.probe_s)
+    if kind == "report":
+        drain(centre.port, centre.sample)  # the peak starts with nothing left to judge
     budget = math.ceil(max(probe.rate, 1.0) * s.duration_s * 1.6) + len(nodes)
     pool = load_nodes.round_robin(nodes, budget, kind, template)
     sampler = None
@@ -104,6 +112,21 @@ def _peak(
     if sampler is not None:
         sampler.stop()
     return probe, peak
+
+
+def _first_reports(centre: Centre, nodes: List[load_nodes.Node], template: Sequence[Evidence]) -> Phase:
+    """Each node's first report: every verdict of the node changes (stale to passing or failing)."""
+    return closed_loop(
+        "report first",
+        "127.0.0.1",
+        centre.port,
+        load_nodes.round_robin(nodes, len(nodes), "report", template),
+        nodes=len(nodes),
+        concurrency=8,
+        duration_s=600,
+        sample=centre.sample,
+        keep=True,
+    )
 
 
 def _half(
@@ -153,10 +176,18 @@ def run_database(database: str, template: Sequence[Evidence], s: Settings) -> Db
             duration_s=s.duration_s,
             sample=centre.sample,
         )
+        first = _first_reports(centre, nodes, template)
+        run.phases["report first"] = first
+        run.drains["report first"] = drain(centre.port, centre.sample)
+        ledger.add(first.answers)
         for kind in ("report", "heartbeat"):
             probe, peak = _peak(kind, centre, nodes, template, s)
             run.phases[f"{kind} peak"] = peak
+            if kind == "report":
+                run.drains["report peak"] = drain(centre.port, centre.sample)
             run.phases[f"{kind} half"] = _half(kind, centre, nodes, template, s, peak.rate)
+            if kind == "report":
+                run.drains["report half"] = drain(centre.port, centre.sample)
             for phase in (probe, peak, run.phases[f"{kind} half"]):
                 if kind == "report":
                     ledger.add(phase.answers)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Dict, List, Mapping, Optional
 
-from sqlalchemy import Connection, RowMapping, and_, func, or_, select, update
+from sqlalchemy import Connection, RowMapping, and_, func, or_, select, text, update
 
 from central.db.schema import agents, enrolment_conflicts, enrolment_tokens
 from central.errors import refuse
@@ -149,9 +149,20 @@ def _token_row(conn: Connection, secret: str, now: datetime) -> RowMapping:
     return row
 
 
+def _one_at_a_time(conn: Connection, req: EnrolRequest) -> None:
+    """Enrolments of one machine id or one key wait for each other, so two clones enrolling at the
+    same instant still see each other (on SQLite the write lock already orders every enrolment).
+    Locks are taken in a fixed order so two enrolments never wait for each other in a circle."""
+    if conn.dialect.name != "postgresql":
+        return
+    for value in sorted({f"machine:{req.machine_id}", f"key:{req.public_key}"}):
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:v, 7117))"), {"v": value})
+
+
 def enrol(conn: Connection, req: EnrolRequest, now: datetime) -> Dict[str, Any]:
     """Enrol (or re-enrol) a node; returns the agent id and whether it was new or a clone."""
     token = _token_row(conn, req.token, now)
+    _one_at_a_time(conn, req)
     # The same machine with the same key (an agent retrying after a lost answer) gets its
     # id back without spending a use, even when the token has none left.
     same = conn.execute(

@@ -16,18 +16,17 @@ from sqlalchemy import Connection, RowMapping, and_, select, update
 from central.db.schema import agents, finding_changes, findings, latest_evidence
 from evidence.policy import Policy
 from evidence.rules import Result, Rule, Verdict, evaluate, parse_duration
-from evidence.wire import Report
 
 RETIRED = "retired"
 """``finding_changes.to_status`` when a rule stops applying to a node (removed, disabled, overridden)."""
 
 
-def _rules(policy: Policy, agent: RowMapping) -> List[Rule]:
+def rules_for_agent(policy: Policy, agent: RowMapping) -> List[Rule]:
     return policy.rules_for(agent["tenant"], agent["group_name"], agent["labels"] or {})
 
 
 _MISSING: Any = object()
-_COMPARED = (
+COMPARED = (
     findings.c.status,
     findings.c.observed,
     findings.c.message,
@@ -59,7 +58,7 @@ def record(
         return and_(findings.c.agent_id == agent_id, findings.c.rule_id == rule.id)
 
     if old is _MISSING:
-        old = conn.execute(select(*_COMPARED).where(key())).first()
+        old = conn.execute(select(*COMPARED).where(key())).first()
     status = result.verdict.value
     message = result.message[:2000]
     if (
@@ -108,43 +107,10 @@ def record(
     return changed
 
 
-class ReportHook:
-    """The ingest hook: evaluate the rules that read the collectors a report carries.
-
-    One read of the node's findings, and writes only for findings that changed: most
-    reports change nothing, and then cost one SELECT here.  ``changed`` tells the caller
-    whether a verdict turned failing (the incident duty is then woken at once).
-    """
-
-    def __init__(self, policy: Policy) -> None:
-        self.policy = policy
-        self.changed = False
-
-    def __call__(self, conn: Connection, agent: RowMapping, report: Report, now: datetime) -> None:
-        policy = self.policy
-        records = {e.collector: e.to_dict() for e in report.evidence}
-        rules = [r for r in _rules(policy, agent) if r.collector in records]
-        if not rules:
-            return
-        current = {
-            row.rule_id: row
-            for row in conn.execute(select(findings.c.rule_id, *_COMPARED).where(findings.c.agent_id == agent["id"]))
-        }
-        for rule in rules:
-            result = evaluate(rule, records[rule.collector], now)
-            changed = record(conn, agent["id"], result, now, report.report_id, current.get(rule.id))
-            if changed and result.verdict is Verdict.FAILING:
-                self.changed = True
-
-
-def on_report(policy: Policy) -> ReportHook:
-    return ReportHook(policy)
-
-
 def ensure_all(conn: Connection, policy: Policy, agent: RowMapping, now: datetime) -> None:
     """A finding for every rule of a node: those without evidence start as stale, never passing."""
     have = {r.rule_id for r in conn.execute(select(findings.c.rule_id).where(findings.c.agent_id == agent["id"]))}
-    for rule in _rules(policy, agent):
+    for rule in rules_for_agent(policy, agent):
         if rule.id not in have:
             record(conn, agent["id"], evaluate(rule, None, now), now, None)
 
@@ -160,7 +126,7 @@ def reevaluate(conn: Connection, policy: Policy, agent: RowMapping, now: datetim
             )
         )
     }
-    rules = _rules(policy, agent)
+    rules = rules_for_agent(policy, agent)
     changes = 0
     for rule in rules:
         row = latest.get(rule.collector)
@@ -215,7 +181,7 @@ def mark_stale(conn: Connection, policy: Policy, now: datetime) -> int:
             select(
                 findings.c.agent_id,
                 findings.c.rule_id,
-                *_COMPARED,
+                *COMPARED,
                 latest_evidence.c.collected_at,
                 agents.c.tenant,
                 agents.c.group_name,

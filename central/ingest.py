@@ -10,44 +10,85 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
-from sqlalchemy import Connection, RowMapping, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, RowMapping, bindparam, select, update
 
 from central.config import Limits
-from central.db.schema import agents, latest_evidence, reports
+from central.db.schema import agents, pending_evaluation, reports
 from central.errors import refuse
 from central.ledger import body_hash, entry_hash
 from evidence.signing import SignatureError, verify
 from evidence.wire import Report, WireError, parse_heartbeat, parse_report
 
-OnReport = Callable[[Connection, RowMapping, Report, datetime], None]
 _COLLECTOR = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
+# Built once: ingest runs these for every request, and building a statement costs more than running it.
+_BEAT = (
+    update(agents)
+    .where(agents.c.id == bindparam("agent_key"))
+    .values(
+        last_heartbeat_seq=bindparam("seq"),
+        last_heartbeat_at=bindparam("at"),
+        health=bindparam("health", type_=agents.c.health.type),
+        silent=False,
+        silent_since=None,
+    )
+)
+_AGENT = select(agents).where(agents.c.id == bindparam("agent_key"))
+_AGENT_LOCKED = _AGENT.with_for_update()
+_KNOWN = select(reports.c.body_sha256).where(
+    reports.c.agent_id == bindparam("agent_key"), reports.c.report_id == bindparam("report_key")
+)
+_STORE = reports.insert()
+_QUEUE = pending_evaluation.insert()
+_ADVANCE = (
+    update(agents)
+    .where(agents.c.id == bindparam("agent_key"))
+    .values(
+        last_report_seq=bindparam("seq"),
+        last_report_at=bindparam("at"),
+        ledger_length=bindparam("length"),
+        ledger_head=bindparam("head"),
+    )
+)
 
-def authenticate(conn: Connection, agent_id: Optional[str], signature: Optional[str], body: bytes) -> RowMapping:
-    """The agent row, once the request signature over ``body`` is checked."""
+
+def require_signed(agent_id: Optional[str], signature: Optional[str]) -> Tuple[str, str]:
     if not agent_id or not signature:
         raise refuse(401, "unsigned", "missing X-Tillsyn-Agent or X-Tillsyn-Signature header")
-    query = select(agents).where(agents.c.id == agent_id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    agent = conn.execute(query).mappings().first()
+    return agent_id, signature
+
+
+def authenticate(
+    conn: Connection,
+    agent_id: Optional[str],
+    signature: Optional[str],
+    body: bytes,
+    verified_key: Optional[str] = None,
+) -> RowMapping:
+    """The agent row, once the request signature over ``body`` is checked (``verified_key``: the
+    public key the same signature was already checked with, in this request, before the write lock)."""
+    agent_id, signature = require_signed(agent_id, signature)
+    query = _AGENT_LOCKED if conn.dialect.name == "postgresql" else _AGENT
+    agent = conn.execute(query, {"agent_key": agent_id}).mappings().first()
     if agent is None:
         raise refuse(401, "unknown_agent", f"unknown agent {agent_id[:64]!r}", "enrol the node again")
     if agent["revoked_at"] is not None:
         raise refuse(403, "revoked", f"agent {agent_id} was revoked", "enrol the node again with a new token")
+    if verified_key is None or agent["public_key"] != verified_key:
+        check_signature(agent["public_key"], body, signature)
+    return agent
+
+
+def check_signature(public_key: str, body: bytes, signature: str) -> None:
     try:
-        verify(agent["public_key"], body, signature)
+        verify(public_key, body, signature)
     except SignatureError as err:
         raise refuse(401, "bad_signature", f"request signature: {err}") from err
-    return agent
 
 
 @dataclass
@@ -95,9 +136,9 @@ def ingest_reports(
     body: bytes,
     limits: Limits,
     now: datetime,
-    on_report: Optional[OnReport] = None,
 ) -> BatchResult:
-    """Store every new report of a verified batch, in order; the caller's transaction commits."""
+    """Store, chain and queue for evaluation every new report of a verified batch, in order;
+    the caller's transaction commits (central/evaluation.py judges them afterwards)."""
     result = BatchResult()
     last_seq = int(agent["last_report_seq"])
     length = int(agent["ledger_length"])
@@ -122,11 +163,7 @@ def ingest_reports(
             )
         _check_storable(report, where, index)
         digest = body_hash(raw)
-        known = conn.execute(
-            select(reports.c.body_sha256).where(
-                reports.c.agent_id == agent["id"], reports.c.report_id == report.report_id
-            )
-        ).first()
+        known = conn.execute(_KNOWN, {"agent_key": agent["id"], "report_key": report.report_id}).first()
         if known is not None:
             if known.body_sha256 != digest:
                 raise refuse(
@@ -152,51 +189,34 @@ def ingest_reports(
             )
         length += 1
         new_head = entry_hash(head, agent["id"], length, digest, signature)
-        conn.execute(
-            reports.insert().values(
-                agent_id=agent["id"],
-                report_id=report.report_id,
-                seq=report.seq,
-                collected_at=report.collected_at,
-                received_at=now,
-                body=raw,
-                signature=signature,
-                body_sha256=digest,
-                chain_index=length,
-                prev_hash=head,
-                entry_hash=new_head,
-            )
+        stored = conn.execute(
+            _STORE,
+            {
+                "agent_id": agent["id"],
+                "report_id": report.report_id,
+                "seq": report.seq,
+                "collected_at": report.collected_at,
+                "received_at": now,
+                "body": raw,
+                "signature": signature,
+                "body_sha256": digest,
+                "chain_index": length,
+                "prev_hash": head,
+                "entry_hash": new_head,
+            },
         )
         head, last_seq = new_head, report.seq
         newest = report.collected_at
-        _store_latest(conn, agent["id"], report)
-        if on_report is not None:
-            on_report(conn, agent, report, now)
+        key = stored.inserted_primary_key
+        assert key is not None
+        conn.execute(_QUEUE, {"report_pk": key[0], "agent_id": agent["id"]})
         result.stored.append(report.report_id)
     if result.stored:
         conn.execute(
-            update(agents)
-            .where(agents.c.id == agent["id"])
-            .values(last_report_seq=last_seq, last_report_at=newest, ledger_length=length, ledger_head=head)
+            _ADVANCE,
+            {"agent_key": agent["id"], "seq": last_seq, "at": newest, "length": length, "head": head},
         )
     return result
-
-
-def _non_finite(value: Any, path: str) -> Optional[str]:
-    """Where in ``value`` a NaN or infinite number sits (Python's JSON reads them; PostgreSQL does not)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return path
-    if isinstance(value, dict):
-        items: Any = value.items()
-    elif isinstance(value, list):
-        items = enumerate(value)
-    else:
-        return None
-    for key, item in items:
-        found = _non_finite(item, f"{path}[{key!r}]" if isinstance(key, str) else f"{path}[{key}]")
-        if found is not None:
-            return found
-    return None
 
 
 def _check_storable(report: Report, where: str, index: int) -> None:
@@ -205,42 +225,9 @@ def _check_storable(report: Report, where: str, index: int) -> None:
         at = f"{where}.evidence[{i}]"
         if not _COLLECTOR.fullmatch(record.collector):
             raise refuse(400, "malformed", f"{at}.collector: must be 1-64 of A-Z a-z 0-9 _ . -", index=index)
-        bad = _non_finite(record.duration_ms, f"{at}.duration_ms") or _non_finite(
-            dict(record.observed), f"{at}.observed"
-        )
-        if bad is not None:
-            raise refuse(400, "malformed", f"{bad}: NaN and Infinity are not JSON numbers", index=index)
 
 
-def _store_latest(conn: Connection, agent_id: str, report: Report) -> None:
-    """The newest record per collector, in one statement (an upsert on both databases)."""
-    rows = [
-        {
-            "agent_id": agent_id,
-            "collector": record.collector,
-            "report_id": report.report_id,
-            "collected_at": record.collected_at,
-            "status": record.status.value,
-            "record": record.to_dict(),
-        }
-        for record in report.evidence
-    ]
-    if not rows:
-        return
-    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-    statement = insert(latest_evidence)
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[latest_evidence.c.agent_id, latest_evidence.c.collector],
-            set_={k: statement.excluded[k] for k in ("report_id", "collected_at", "status", "record")},
-        ),
-        rows,
-    )
-
-
-def ingest_heartbeat(
-    conn: Connection, agent: RowMapping, body: bytes, limits: Limits, now: datetime
-) -> Dict[str, Any]:
+def ingest_heartbeat(conn: Connection, agent: RowMapping, body: bytes, limits: Limits, now: datetime) -> Dict[str, Any]:
     try:
         beat = parse_heartbeat(body)
     except WireError as err:
@@ -260,14 +247,12 @@ def ingest_heartbeat(
     if beat.sent_at > now + timedelta(seconds=limits.clock_skew_s):
         raise refuse(400, "clock", "heartbeat sent_at is in the future; check the node's clock (NTP)")
     conn.execute(
-        update(agents)
-        .where(agents.c.id == agent["id"])
-        .values(
-            last_heartbeat_seq=beat.seq,
-            last_heartbeat_at=now,
-            health={"spool_depth": beat.spool_depth, "last_errors": list(beat.last_errors)},
-            silent=False,
-            silent_since=None,
-        )
+        _BEAT,
+        {
+            "agent_key": agent["id"],
+            "seq": beat.seq,
+            "at": now,
+            "health": {"spool_depth": beat.spool_depth, "last_errors": list(beat.last_errors)},
+        },
     )
     return {"ok": True, "seq": beat.seq}

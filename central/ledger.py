@@ -46,41 +46,55 @@ class Break:
     problem: str
 
 
+def check_entry(agent_id: str, public_key: Optional[str], entry: Entry) -> List[Break]:
+    """One entry's own consistency: body hash, entry hash, and the signature when a key is given."""
+    where = (agent_id, entry.chain_index, entry.report_id)
+    problems: List[Break] = []
+    if body_hash(entry.body) != entry.body_sha256:
+        problems.append(Break(*where, "body does not match its recorded hash (changed)"))
+    recomputed = entry_hash(entry.prev_hash, agent_id, entry.chain_index, entry.body_sha256, entry.signature)
+    if recomputed != entry.entry_hash:
+        problems.append(Break(*where, "entry hash does not match its contents (changed)"))
+    if public_key is not None:
+        try:
+            verify(public_key, entry.body, entry.signature)
+        except SignatureError as err:
+            problems.append(Break(*where, f"signature: {err}"))
+    return problems
+
+
 def verify_chain(
     agent_id: str,
     public_key: str,
     entries: Iterable[Entry],
     expected_length: Optional[int] = None,
     expected_head: Optional[str] = None,
+    start_index: int = 0,
+    start_hash: str = GENESIS,
 ) -> List[Break]:
-    """Every problem in one node's chain; an empty list means it is intact."""
+    """Every problem in one node's chain after entry ``start_index`` (whose hash is ``start_hash``:
+    genesis, or the checkpoint retention left); an empty list means it is intact."""
     problems: List[Break] = []
-    prev = GENESIS
-    count = last_index = 0
+    prev, last_index, count = start_hash, start_index, 0
     for count, entry in enumerate(entries, start=1):
         where = (agent_id, entry.chain_index, entry.report_id)
-        if entry.chain_index != count:
-            problems.append(Break(*where, f"expected entry {count}, found {entry.chain_index} (removed or reordered)"))
+        if entry.chain_index != start_index + count:
+            problems.append(
+                Break(*where, f"expected entry {start_index + count}, found {entry.chain_index} (removed or reordered)")
+            )
         if entry.prev_hash != prev:
             problems.append(Break(*where, "previous-hash link does not match the entry before it"))
-        if body_hash(entry.body) != entry.body_sha256:
-            problems.append(Break(*where, "stored body does not match its recorded hash (changed)"))
-        recomputed = entry_hash(entry.prev_hash, agent_id, entry.chain_index, entry.body_sha256, entry.signature)
-        if recomputed != entry.entry_hash:
-            problems.append(Break(*where, "entry hash does not match its contents (changed)"))
-        try:
-            verify(public_key, entry.body, entry.signature)
-        except SignatureError as err:
-            problems.append(Break(*where, f"signature: {err}"))
+        problems += check_entry(agent_id, public_key, entry)
         prev, last_index = entry.entry_hash, entry.chain_index
     cut = expected_length is not None and last_index < expected_length
-    if expected_length is not None and count != expected_length:
-        problem = f"chain has {count} entries, the node record says {expected_length}"
+    if expected_length is not None and start_index + count != expected_length:
+        after = f" after checkpoint entry {start_index}" if start_index else ""
+        problem = f"chain has {count} entries{after}, the node record says {expected_length}"
         if cut:
             first = last_index + 1
             missing = f"entry {first}" if first == expected_length else f"entries {first}-{expected_length}"
             problem += f" ({missing} removed at the end)"
         problems.append(Break(agent_id, None, None, problem))
-    if expected_head is not None and count and not cut and prev != expected_head:
+    elif expected_head is not None and not cut and prev != expected_head:
         problems.append(Break(agent_id, None, None, "last entry is not the recorded head (entries removed at the end)"))
     return problems

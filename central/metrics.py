@@ -20,8 +20,20 @@ class _NodeStates(Collector):
         yield family
 
 
+class _Backlog(Collector):
+    def __init__(self, backlog: Callable[[], int]) -> None:
+        self.backlog = backlog
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "tillsyn_evaluation_backlog",
+            "Reports stored and acknowledged but not yet evaluated against the policy",
+            value=self.backlog(),
+        )
+
+
 class Metrics:
-    def __init__(self, node_counts: Callable[[], Dict[str, int]]) -> None:
+    def __init__(self, node_counts: Callable[[], Dict[str, int]], backlog: Callable[[], int]) -> None:
         self.registry = CollectorRegistry()
         self.reports = Counter("tillsyn_reports_ingested", "Reports stored", registry=self.registry)
         self.duplicates = Counter(
@@ -39,4 +51,8 @@ class Metrics:
             registry=self.registry,
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
         )
+        self.evaluated = Counter(
+            "tillsyn_reports_evaluated", "Reports judged against the policy", registry=self.registry
+        )
         self.registry.register(_NodeStates(node_counts))
+        self.registry.register(_Backlog(backlog))

@@ -8,18 +8,11 @@ import threading
 from pathlib import Path
 from typing import Optional, Tuple
 
-from evidence.policy import Policy, PolicyError, parse_policy
+from evidence.policy import SHIPPED_POLICY, Policy, PolicyError, parse_policy, policy_path
+
+__all__ = ["SHIPPED_POLICY", "PolicyHolder", "policy_path", "read_policy"]
 
 log = logging.getLogger("tillsyn.central.policy")
-SYSTEM_POLICY = Path("/etc/tillsyn/policy.yaml")
-SHIPPED_POLICY = Path(__file__).resolve().parents[1] / "config" / "policy.yaml"
-
-
-def policy_path(configured: Optional[Path]) -> Path:
-    """The configured file, else /etc/tillsyn/policy.yaml when present, else the shipped default."""
-    if configured is not None:
-        return configured
-    return SYSTEM_POLICY if SYSTEM_POLICY.exists() else SHIPPED_POLICY
 
 
 def read_policy(path: Path) -> Policy:

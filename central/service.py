@@ -15,6 +15,8 @@ from central.config import CentralConfig
 from central.db import migrate
 from central.db.engine import make_engine, read_tx
 from central.duties import DutyResult, DutyThread, run_once
+from central.evaluation import Evaluated, EvaluatorThread, evaluate_batch, evaluate_pending
+from central.evaluation import backlog as evaluation_backlog
 from central.metrics import Metrics
 from central.policy_store import PolicyHolder, policy_path
 
@@ -29,14 +31,22 @@ class Centre:
     metrics: Metrics = field(init=False)
     duties: Optional[DutyThread] = None
     dispatcher: Optional[Dispatcher] = None
+    evaluator: Optional[EvaluatorThread] = None
     senders: Dict[str, Sender] = field(default_factory=dict)
+    agent_keys: Dict[str, str] = field(default_factory=dict)
+    """Public key by agent id, for the pre-check of signed requests (an id's key never changes)."""
 
     def __post_init__(self) -> None:
-        self.metrics = Metrics(self.node_counts)
+        self.metrics = Metrics(self.node_counts, self.backlog)
 
     def node_counts(self) -> dict[str, int]:
         with read_tx(self.engine) as conn:
             return reads.state_counts(conn)
+
+    def backlog(self) -> int:
+        """Reports acknowledged but not yet evaluated."""
+        with read_tx(self.engine) as conn:
+            return evaluation_backlog(conn)
 
     def run_duties(self) -> DutyResult:
         result = self._run_duties()
@@ -52,6 +62,26 @@ class Centre:
             alerting=self.config.alerting,
             retention=self.config.retention,
         )
+
+    def evaluate(self) -> Evaluated:
+        """Judge every queued report now (the evaluator thread does this in a running centre)."""
+        done = evaluate_pending(self.engine, self.policy.policy)
+        self.metrics.evaluated.inc(done.reports)
+        if done.turned_failing:
+            self.poke()
+        return done
+
+    def _evaluate_batch(self) -> Evaluated:
+        done = evaluate_batch(self.engine, self.policy.policy)
+        self.metrics.evaluated.inc(done.reports)
+        return done
+
+    def evaluate_soon(self) -> None:
+        """Reports were stored: wake the evaluator (a centre without threads evaluates at once)."""
+        if self.evaluator is not None:
+            self.evaluator.poke()
+        else:
+            self.evaluate()
 
     def poke(self) -> None:
         """A verdict changed: run the duties (incidents) now, and then the outbox."""
@@ -71,6 +101,9 @@ class Centre:
         return dispatch_once(self.engine, self.config.alerting, self.senders, self.config.public_url)
 
     def start_duties(self) -> None:
+        if self.evaluator is None:
+            self.evaluator = EvaluatorThread(self.config.duty_interval_s, self._evaluate_batch, self.poke)
+            self.evaluator.start()
         if self.duties is None:
             self.duties = DutyThread(self.config.duty_interval_s, self.run_duties)
             self.duties.start()
@@ -80,10 +113,11 @@ class Centre:
             self.dispatcher.start()
 
     def stop(self) -> None:
-        for thread in (self.duties, self.dispatcher):
+        for thread in (self.evaluator, self.duties, self.dispatcher):
             if thread is not None:
                 thread.stop()
                 thread.join(timeout=15)
+        self.evaluator = None
         self.duties = None
         self.dispatcher = None
         self.engine.dispose()

@@ -8,7 +8,6 @@ from sqlalchemy import Connection, Engine, select
 
 from central.db.engine import read_tx
 from central.db.schema import agents, reports
-from central.export.chain import verify_from
 from central.ledger import Break, Entry, verify_chain
 from central.retention import checkpoints
 
@@ -44,14 +43,13 @@ def verify_store(engine: Engine, agent_id: Optional[str] = None) -> Tuple[int, L
         pruned = checkpoints(conn, [agent_id] if agent_id else None)
         for node in conn.execute(query).all():
             checked += 1
-            start = pruned.get(node.id)
-            if start is None:
-                problems += verify_chain(
-                    node.id, node.public_key, ledger_entries(conn, node.id), node.ledger_length, node.ledger_head
-                )
-            else:  # retention removed the oldest reports: the chain goes on from the checkpoint it left
-                problems += verify_from(
-                    node.id, node.public_key, ledger_entries(conn, node.id), start.chain_index, start.entry_hash,
-                    node.ledger_length, node.ledger_head,
-                )
+            start = pruned.get(node.id)  # retention removed the oldest reports: the chain goes on from there
+            problems += verify_chain(
+                node.id,
+                node.public_key,
+                ledger_entries(conn, node.id),
+                node.ledger_length,
+                node.ledger_head,
+                *(() if start is None else (start.chain_index, start.entry_hash)),
+            )
     return checked, problems

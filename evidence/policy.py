@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
@@ -15,7 +16,19 @@ import yaml
 from evidence.controls import CONTROLS
 from evidence.rules import OPERATORS, OPS_WITHOUT_VALUE, Check, Rule, Test, parse_duration
 
+SYSTEM_POLICY = Path("/etc/tillsyn/policy.yaml")
+SHIPPED_POLICY = Path(__file__).resolve().parents[1] / "config" / "policy.yaml"
 SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+
+def policy_path(configured: Optional[Path]) -> Path:
+    """The configured file, else /etc/tillsyn/policy.yaml when present, else the shipped default
+    (one lookup for the centre and for ``tillsyn-agent check``)."""
+    if configured is not None:
+        return configured
+    return SYSTEM_POLICY if SYSTEM_POLICY.exists() else SHIPPED_POLICY
+
+
 EXPECT = ("value", "all", "any", "none", "count")
 _RULE_KEYS = {
     "id",

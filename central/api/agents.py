@@ -15,7 +15,7 @@ from central.api.body import read_limited
 from central.db.engine import read_tx, write_tx
 from central.errors import RequestRefused, refuse
 from central.ids import utcnow
-from central.ingest import authenticate, ingest_heartbeat, ingest_reports
+from central.ingest import authenticate, check_signature, ingest_heartbeat, ingest_reports, require_signed
 from central.service import Centre
 from evidence.signing import SignatureError, verify
 
@@ -29,12 +29,24 @@ def _centre(request: Request) -> Centre:
     return centre
 
 
-def _precheck(centre: Centre, agent_id: Optional[str], signature: Optional[str], body: bytes) -> None:
+def _precheck(centre: Centre, agent_id: Optional[str], signature: Optional[str], body: bytes) -> Optional[str]:
     """On SQLite (one writer at a time), refuse unknown or forged requests before taking the write
-    lock, so a flood of them cannot hold up genuine reports.  PostgreSQL locks only the agent's row."""
-    if centre.engine.dialect.name == "sqlite":
+    lock, so a flood of them cannot hold up genuine reports.  PostgreSQL locks only the agent's row.
+    Returns the public key the signature was checked with (not checked again under the lock).
+
+    An agent's key never changes (a new key is a new enrolment), so known keys are kept in memory;
+    revocation is checked under the lock, on the row itself."""
+    if centre.engine.dialect.name != "sqlite":
+        return None
+    agent_id, signature = require_signed(agent_id, signature)
+    key = centre.agent_keys.get(agent_id)
+    if key is None:
         with read_tx(centre.engine) as conn:
-            authenticate(conn, agent_id, signature, body)
+            key = str(authenticate(conn, agent_id, signature, body)["public_key"])
+        centre.agent_keys[agent_id] = key
+        return key
+    check_signature(key, body, signature)
+    return key
 
 
 def _count_refusal(centre: Centre, endpoint: str, err: RequestRefused) -> None:
@@ -80,20 +92,19 @@ async def reports(request: Request) -> Dict[str, Any]:
         body = await read_limited(request, centre.config.limits.max_body_bytes)
         agent_id = request.headers.get(AGENT_HEADER)
         signature = request.headers.get(SIGNATURE_HEADER)
-        hook = findings.on_report(centre.policy.policy)
 
         def work() -> Dict[str, Any]:
-            _precheck(centre, agent_id, signature, body)
+            checked = _precheck(centre, agent_id, signature, body)
             with write_tx(centre.engine) as conn:
-                agent = authenticate(conn, agent_id, signature, body)
-                return ingest_reports(conn, agent, body, centre.config.limits, utcnow(), hook).body()
+                agent = authenticate(conn, agent_id, signature, body, checked)
+                return ingest_reports(conn, agent, body, centre.config.limits, utcnow()).body()
 
         result = await run_in_threadpool(work)
     except RequestRefused as err:
         _count_refusal(centre, "reports", err)
         raise
-    if hook.changed:
-        centre.poke()
+    if result["stored"]:
+        await run_in_threadpool(centre.evaluate_soon)
     centre.metrics.reports.inc(len(result["stored"]))
     centre.metrics.duplicates.inc(len(result["duplicates"]))
     centre.metrics.ingest_seconds.observe(time.perf_counter() - started)
@@ -109,9 +120,9 @@ async def heartbeat(request: Request) -> Dict[str, Any]:
         signature = request.headers.get(SIGNATURE_HEADER)
 
         def work() -> Dict[str, Any]:
-            _precheck(centre, agent_id, signature, body)
+            checked = _precheck(centre, agent_id, signature, body)
             with write_tx(centre.engine) as conn:
-                agent = authenticate(conn, agent_id, signature, body)
+                agent = authenticate(conn, agent_id, signature, body, checked)
                 return ingest_heartbeat(conn, agent, body, centre.config.limits, utcnow())
 
         result = await run_in_threadpool(work)

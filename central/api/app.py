@@ -16,6 +16,7 @@ from central import web
 from central.api import agents, alerting, export, read, session
 from central.db.engine import read_tx
 from central.errors import RequestRefused
+from central.evaluation import backlog as evaluation_backlog
 from central.service import Centre
 
 
@@ -55,7 +56,13 @@ def create_app(centre: Centre, *, duties: bool = True) -> FastAPI:
         def probe() -> Dict[str, Any]:
             with read_tx(centre.engine) as conn:
                 conn.execute(text("SELECT 1"))
-            return {"status": "ok", "database": centre.engine.dialect.name, "policy_error": centre.policy.last_error}
+                waiting = evaluation_backlog(conn)
+            return {
+                "status": "ok",
+                "database": centre.engine.dialect.name,
+                "policy_error": centre.policy.last_error,
+                "evaluation_backlog": waiting,
+            }
 
         try:
             body = await run_in_threadpool(probe)

@@ -116,6 +116,19 @@ reports = Table(
     UniqueConstraint("agent_id", "seq", name="uq_reports_agent_seq"),
 )
 
+pending_evaluation = Table(
+    "pending_evaluation",
+    metadata,
+    Column(
+        "report_pk",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("reports.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("agent_id", String(32), nullable=False),
+)
+"""Reports stored and chained but not yet evaluated (see central/evaluation.py)."""
+
 latest_evidence = Table(
     "latest_evidence",
     metadata,

@@ -22,9 +22,9 @@ from sqlalchemy import Connection, select
 
 from central.db.schema import agents
 from central.export.build import build, control_summary
-from central.export.chain import check_entries, verify_from
+from central.export.chain import check_entries
 from central.export.model import FORMAT, ExportError, Request
-from central.ledger import GENESIS, Entry
+from central.ledger import GENESIS, Entry, verify_chain
 from central.retention import Checkpoint, checkpoints
 from central.verify import ledger_entries
 from evidence.policy import Policy
@@ -144,7 +144,7 @@ def _chain(conn: Connection, agent_id: str, mark: Optional[Checkpoint]) -> Itera
     ).one()
     start = (mark.chain_index, mark.entry_hash) if mark is not None else (0, GENESIS)
     entries = ledger_entries(conn, agent_id)
-    for b in verify_from(agent_id, node.public_key, entries, *start, node.ledger_length, node.ledger_head):
+    for b in verify_chain(agent_id, node.public_key, entries, node.ledger_length, node.ledger_head, *start):
         where = f"ledger {agent_id}" + (f" entry {b.chain_index}" if b.chain_index is not None else "")
         yield Problem(where, b.problem)
 

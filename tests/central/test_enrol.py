@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from central.db.engine import write_tx
 from central.db.schema import agents, enrolment_tokens
-from central.enrol import create_token, revoke_agent, revoke_token
+from central.enrol import EnrolRequest, create_token, enrol, parse_request, revoke_agent, revoke_token
 from central.service import Centre
 from evidence.signing import new_private_key, sign
 from tests.central.conftest import Node, api_key, new_token, snapshot
@@ -246,3 +246,47 @@ def test_malformed_enrolment_fields_are_named(client: TestClient, centre: Centre
         assert response.json()["error"] == "malformed"
         assert field in response.json()["message"], (data, response.json())
         assert snapshot(centre) == before
+
+
+def test_clones_enrolling_at_the_same_instant_with_their_own_tokens_are_still_flagged(centre: Centre) -> None:
+    """Two copies of one disk image (or one state directory) enrolling at once, each with a token of
+    its own, so no shared token row orders them: each pair is still seen as clones, and the same
+    machine with the same key twice at once still becomes one node."""
+    import threading
+
+    def request(node: Node, machine_id: str) -> EnrolRequest:
+        return parse_request(
+            {
+                "token": new_token(centre),
+                "hostname": "racer",
+                "machine_id": machine_id,
+                "public_key": node.public_key,
+                "agent_version": "t",
+            }
+        )
+
+    def race(first: EnrolRequest, second: EnrolRequest) -> List[Dict[str, Any]]:
+        gate = threading.Barrier(2)
+        answers: List[Dict[str, Any]] = []
+
+        def one(req: EnrolRequest) -> None:
+            gate.wait()
+            with write_tx(centre.engine) as conn:
+                answers.append(enrol(conn, req, datetime.now(timezone.utc)))
+
+        threads = [threading.Thread(target=one, args=(r,)) for r in (first, second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        return answers
+
+    for _ in range(8):
+        machine = uuid.uuid4().hex
+        answers = race(request(Node(None), machine), request(Node(None), machine))  # type: ignore[arg-type]
+        assert sorted(a["status"] for a in answers) == ["clone_suspected", "new"], answers
+        same = Node(None)  # type: ignore[arg-type]
+        machine = uuid.uuid4().hex
+        answers = race(request(same, machine), request(same, machine))
+        assert sorted(a["status"] for a in answers) == ["existing", "new"], answers
+        assert answers[0]["agent_id"] == answers[1]["agent_id"]

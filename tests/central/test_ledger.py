@@ -87,7 +87,7 @@ def test_tampering_is_found_entry_by_entry(client: TestClient, centre: Centre, t
         found.setdefault(p.agent_id, set()).add((p.chain_index, p.problem.split(" (")[0].split(":")[0]))
     by_name = {name: found.get(agent_id, set()) for name, agent_id in ids.items()}
     assert by_name["intact"] == set()
-    assert by_name["body"] == {(2, "stored body does not match its recorded hash"), (2, "signature")}
+    assert by_name["body"] == {(2, "body does not match its recorded hash"), (2, "signature")}
     assert by_name["middle"] == {
         (3, "expected entry 2, found 3"),
         (3, "previous-hash link does not match the entry before it"),

@@ -119,6 +119,13 @@ def test_metrics_and_healthz(client: TestClient, centre: Centre, node: Node) -> 
     assert metrics['tillsyn_nodes{state="failing"}'] == 1
     assert metrics['tillsyn_nodes{state="passing"}'] == 0
     assert metrics["tillsyn_ingest_seconds_count"] == 1
+    assert metrics["tillsyn_reports_evaluated_total"] == 1
+    assert metrics["tillsyn_evaluation_backlog"] == 0
     health = client.get("/healthz")
     assert health.status_code == 200
-    assert health.json() == {"status": "ok", "database": centre.engine.dialect.name, "policy_error": None}
+    assert health.json() == {
+        "status": "ok",
+        "database": centre.engine.dialect.name,
+        "policy_error": None,
+        "evaluation_backlog": 0,
+    }

@@ -28,9 +28,8 @@ from central.db.schema import (
 )
 from central.duties import run_once
 from central.export.build import build
-from central.export.chain import verify_from
 from central.export.model import Request
-from central.ledger import Entry
+from central.ledger import Entry, verify_chain
 from central.retention import ACTOR, checkpoints, run
 from central.service import Centre
 from tests.central.conftest import Node, cli_env, evidence_record, run_cli, snapshot
@@ -83,13 +82,13 @@ def _chain(centre: Centre, node: Node) -> List[Any]:
         ).all()
         mark = checkpoints(conn, [node.agent_id]).get(node.agent_id)
     start = (mark.chain_index, mark.entry_hash) if mark else (0, "0" * 64)
-    return verify_from(
+    return verify_chain(
         node.agent_id,
         agent["public_key"],
         [Entry(*r) for r in rows],
-        *start,
         agent["ledger_length"],
         agent["ledger_head"],
+        *start,
     )
 
 

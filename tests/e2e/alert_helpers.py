@@ -180,6 +180,23 @@ def send_ports(node: Node, deviating: bool) -> None:
     sockets = [TELNET] if deviating else []
     response = node.send(node.report(evidence_record("ports", {"sockets": sockets})))
     assert response.status_code == 200, response.text
+    judged(node.client)
+
+
+def judged(client: Any, timeout: float = 30.0) -> None:
+    """Wait until the centre has evaluated every report it acknowledged (``/healthz``); ``client`` is
+    a :class:`Remote` or a TestClient."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if isinstance(client, Remote):
+            health = client.session.get(client.base_url + "/healthz", timeout=10)
+        else:
+            health = client.get("/healthz")
+        waiting = health.json()["evaluation_backlog"]
+        if not waiting:
+            return
+        assert time.monotonic() < deadline, f"{waiting} acknowledged reports still unevaluated after {timeout:g} s"
+        time.sleep(0.02)
 
 
 def db_url(centre: CentreProcess) -> str:

@@ -8,7 +8,7 @@ import requests
 
 from tests.central.conftest import evidence_record
 from tests.centre_process import CentreProcess
-from tests.e2e.alert_helpers import TELNET, remote_node, send_ports
+from tests.e2e.alert_helpers import TELNET, judged, remote_node, send_ports
 from tests.web.conftest import PASSWORD, SCREENSHOTS, login, make_user
 
 HOSTILE_NAME = "<script>alert(1)</script><img src=x onerror=alert(2)>"
@@ -68,6 +68,7 @@ def test_a_hostile_node_cannot_run_anything(centre: CentreProcess, browser: Any)
     socket = dict(TELNET, process={"name": HOSTILE_VALUE}, services=[HOSTILE_NAME])
     response = node.send(node.report(evidence_record("ports", {"sockets": [socket], "note": HOSTILE_VALUE})))
     assert response.status_code == 200, response.text
+    judged(node.client)
     make_user(centre, "alice", "admin", "*")
 
     alice = login(browser, centre, "alice")

@@ -1,0 +1,219 @@
+"""Evaluating stored reports against the policy, in batches, after ingest has acknowledged them.
+
+Ingest verifies, chains and stores a report and queues it in ``pending_evaluation`` in
+the same transaction, then answers the agent; nothing here can lose a report.  The
+evaluator takes the queue in order, a batch per transaction: it stores each node's
+latest evidence, judges the rules against it (as of the moment the report was
+received, so a backlog judges exactly as ingest would have) and deletes the queue
+entries.  A centre killed between the two picks the queue up again when it starts.
+
+One evaluator works at a time: on SQLite the write lock orders everything; on
+PostgreSQL the batch takes an advisory lock and another process's evaluator skips
+the round, so a node's reports are always judged in the order they were stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, NamedTuple, Tuple
+
+from sqlalchemy import Connection, Engine, delete, func, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from central.db.engine import write_tx
+from central.db.schema import agents, findings, latest_evidence, pending_evaluation, reports
+from central.findings import COMPARED, record, rules_for_agent
+from evidence.policy import Policy
+from evidence.rules import Verdict, evaluate
+from evidence.wire import Report, WireError, parse_report
+
+log = logging.getLogger("tillsyn.central.evaluation")
+_PG_EVALUATOR_LOCK = 0x7117_E7A1
+BATCH = 16
+"""Reports per transaction: enough to share the statements, short enough (about 20 ms) that
+ingest on SQLite never waits long for the write lock."""
+LINGER_S = 0.1
+"""After a poke, wait this long so a burst of reports is judged in a few batches, not one by one."""
+
+
+@dataclass
+class Evaluated:
+    reports: int = 0
+    turned_failing: bool = False
+    """Some verdict became failing: the incident duty should run now."""
+    unreadable: int = 0
+
+
+def backlog(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(pending_evaluation)).scalar_one())
+
+
+def _lock(conn: Connection) -> bool:
+    if conn.dialect.name != "postgresql":
+        return True
+    return bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _PG_EVALUATOR_LOCK}).scalar())
+
+
+def _store_latest(conn: Connection, rows: List[Dict[str, Any]]) -> None:
+    """The newest record per node and collector, one upsert for the whole batch."""
+    if not rows:
+        return
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    statement = insert(latest_evidence)
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[latest_evidence.c.agent_id, latest_evidence.c.collector],
+            set_={k: statement.excluded[k] for k in ("report_id", "collected_at", "status", "record")},
+        ),
+        rows,
+    )
+
+
+def _latest_rows(parsed: List[Tuple[Any, Report]]) -> List[Dict[str, Any]]:
+    newest: Dict[Tuple[str, str], Dict[str, Any]] = {}
+    for row, report in parsed:
+        for evidence in report.evidence:
+            newest[(row.agent_id, evidence.collector)] = {
+                "agent_id": row.agent_id,
+                "collector": evidence.collector,
+                "report_id": report.report_id,
+                "collected_at": evidence.collected_at,
+                "status": evidence.status.value,
+                "record": evidence.to_dict(),
+            }
+    return list(newest.values())
+
+
+class _Seen(NamedTuple):
+    """A finding as this batch last wrote it (the columns of ``COMPARED``)."""
+
+    status: str
+    observed: Any
+    message: str
+    severity: str
+    rule_version: int
+    controls: List[str]
+
+
+def _judge(conn: Connection, policy: Policy, parsed: List[Tuple[Any, Report]], done: Evaluated) -> None:
+    """Each report's verdicts, in order; one read of the batch's findings, writes only for changes."""
+    agent_ids = sorted({row.agent_id for row, _ in parsed})
+    nodes = {a["id"]: a for a in conn.execute(select(agents).where(agents.c.id.in_(agent_ids))).mappings()}
+    current: Dict[Tuple[str, str], Any] = {
+        (row.agent_id, row.rule_id): row
+        for row in conn.execute(
+            select(findings.c.agent_id, findings.c.rule_id, *COMPARED).where(findings.c.agent_id.in_(agent_ids))
+        )
+    }
+    for row, report in parsed:
+        agent = nodes.get(row.agent_id)
+        if agent is None or agent["revoked_at"] is not None:
+            continue
+        records = {e.collector: e.to_dict() for e in report.evidence}
+        for rule in rules_for_agent(policy, agent):
+            if rule.collector not in records:
+                continue
+            result = evaluate(rule, records[rule.collector], row.received_at)
+            key = (row.agent_id, rule.id)
+            old = current.get(key)
+            changed = record(conn, row.agent_id, result, row.received_at, report.report_id, old)
+            status = result.verdict.value
+            if changed and result.verdict is Verdict.FAILING:
+                done.turned_failing = True
+            if old is not None and old.status != status and not changed:
+                # another process changed the finding first (the write is guarded): read it again
+                current[key] = conn.execute(
+                    select(*COMPARED).where(findings.c.agent_id == row.agent_id, findings.c.rule_id == rule.id)
+                ).first()
+            else:
+                current[key] = _Seen(
+                    status, result.observed, result.message[:2000], rule.severity, rule.version, list(rule.controls)
+                )
+
+
+def evaluate_batch(engine: Engine, policy: Policy, limit: int = BATCH) -> Evaluated:
+    """Evaluate up to ``limit`` queued reports in one transaction, oldest first."""
+    done = Evaluated()
+    with write_tx(engine) as conn:
+        if not _lock(conn):
+            return done
+        rows = conn.execute(
+            select(
+                pending_evaluation.c.report_pk,
+                reports.c.agent_id,
+                reports.c.received_at,
+                reports.c.body,
+            )
+            .join(reports, reports.c.id == pending_evaluation.c.report_pk)
+            .order_by(pending_evaluation.c.report_pk)
+            .limit(limit)
+        ).all()
+        if not rows:
+            return done
+        parsed: List[Tuple[Any, Report]] = []
+        for row in rows:
+            try:
+                parsed.append((row, parse_report(row.body)))
+            except (WireError, OverflowError) as err:  # ingest parsed it; only a changed store gets here
+                log.error("stored report %s of agent %s cannot be read again: %s", row.report_pk, row.agent_id, err)
+                done.unreadable += 1
+        _store_latest(conn, _latest_rows(parsed))
+        _judge(conn, policy, parsed, done)
+        conn.execute(delete(pending_evaluation).where(pending_evaluation.c.report_pk.in_([r.report_pk for r in rows])))
+        done.reports = len(rows)
+    return done
+
+
+def evaluate_pending(engine: Engine, policy: Policy, limit: int = BATCH) -> Evaluated:
+    """Evaluate the whole queue, a batch per transaction (tests and start-up; the thread below in service)."""
+    total = Evaluated()
+    while True:
+        done = evaluate_batch(engine, policy, limit)
+        total.reports += done.reports
+        total.unreadable += done.unreadable
+        total.turned_failing = total.turned_failing or done.turned_failing
+        if done.reports < limit:
+            return total
+
+
+class EvaluatorThread(threading.Thread):
+    """Drains the queue whenever ingest pokes it, and on its own every ``interval`` seconds
+    (reports queued by another centre process, or left by a process that was killed)."""
+
+    def __init__(
+        self, interval: float, job: Callable[[], Evaluated], on_failing: Callable[[], None], linger: float = LINGER_S
+    ) -> None:
+        super().__init__(name="tillsyn-evaluator", daemon=True)
+        self.interval = interval
+        self.linger = linger
+        self.job = job
+        self.on_failing = on_failing
+        self.stopping = threading.Event()
+        self.woken = threading.Event()
+        self.evaluated = 0
+
+    def poke(self) -> None:
+        self.woken.set()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            self.woken.clear()
+            try:
+                done = self.job()
+                self.evaluated += done.reports
+                if done.turned_failing:
+                    self.on_failing()
+                if done.reports:
+                    continue  # more may be queued
+            except Exception:
+                log.exception("evaluating queued reports failed; retrying")
+                self.stopping.wait(1.0)
+            if self.woken.wait(self.interval):
+                self.stopping.wait(self.linger)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.woken.set()
