@@ -53,7 +53,9 @@ def _count_refusal(centre: Centre, endpoint: str, err: RequestRefused) -> None:
     centre.metrics.rejected.labels(endpoint, err.reason).inc()
 
 
-@router.post("/enrol", summary="Enrol a node with a token; the request is signed with the node's new key")
+@router.post(
+    "/enrol", summary="Enrol a node with a token; the request is signed with the node's new key", response_model=None
+)
 async def enrol(request: Request) -> Dict[str, Any]:
     centre = _centre(request)
     try:
@@ -84,7 +86,11 @@ async def enrol(request: Request) -> Dict[str, Any]:
     return result
 
 
-@router.post("/reports", summary="Deliver a batch of signed reports (at-least-once; stored exactly once)")
+@router.post(
+    "/reports",
+    summary="Deliver a batch of signed reports (at-least-once; stored exactly once)",
+    response_model=None,
+)
 async def reports(request: Request) -> Dict[str, Any]:
     centre = _centre(request)
     started = time.perf_counter()
@@ -99,19 +105,19 @@ async def reports(request: Request) -> Dict[str, Any]:
                 agent = authenticate(conn, agent_id, signature, body, checked)
                 return ingest_reports(conn, agent, body, centre.config.limits, utcnow()).body()
 
-        result = await run_in_threadpool(work)
+        result = await centre.offload(work)
     except RequestRefused as err:
         _count_refusal(centre, "reports", err)
         raise
     if result["stored"]:
-        await run_in_threadpool(centre.evaluate_soon)
+        await centre.offload(centre.evaluate_soon)
     centre.metrics.reports.inc(len(result["stored"]))
     centre.metrics.duplicates.inc(len(result["duplicates"]))
     centre.metrics.ingest_seconds.observe(time.perf_counter() - started)
     return result
 
 
-@router.post("/heartbeat", summary="A signed heartbeat with the agent's health")
+@router.post("/heartbeat", summary="A signed heartbeat with the agent's health", response_model=None)
 async def heartbeat(request: Request) -> Dict[str, Any]:
     centre = _centre(request)
     try:
@@ -125,7 +131,7 @@ async def heartbeat(request: Request) -> Dict[str, Any]:
                 agent = authenticate(conn, agent_id, signature, body, checked)
                 return ingest_heartbeat(conn, agent, body, centre.config.limits, utcnow())
 
-        result = await run_in_threadpool(work)
+        result = await centre.offload(work)
     except RequestRefused as err:
         _count_refusal(centre, "heartbeat", err)
         raise
