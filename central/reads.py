@@ -9,7 +9,7 @@ from sqlalchemy import Connection, Text, case, cast, select
 
 from central.db.json_lists import json_list_has
 from central.db.schema import agents, findings, latest_evidence
-from central.node_states import PROBLEMS, STATES, count_states, finding_counts, node_page, node_state
+from central.node_states import STATES, count_states, finding_counts, node_page, node_state
 
 __all__ = ["STATES", "get_node", "latest", "list_findings", "list_nodes", "node_state", "state_counts"]
 
@@ -32,16 +32,19 @@ _NODE_FIELDS = (
     "silent_since",
     "ledger_length",
 )
-_COUNTED = ("passing", *PROBLEMS)
-_JSON_FIELDS = ("labels", "health")
-_LISTED = [cast(agents.c[k], Text).label(k) if k in _JSON_FIELDS else agents.c[k] for k in _NODE_FIELDS]
+_LISTED = [cast(agents.c[k], Text).label(k) if k in ("labels", "health") else agents.c[k] for k in _NODE_FIELDS]
 """The list reads JSON columns as text and parses them itself: one step instead of the driver's and the type's."""
 
 
 def _node(node: Dict[str, Any], counts: Mapping[str, int]) -> Dict[str, Any]:
     """``node`` (its _NODE_FIELDS) with its state and finding counts added."""
     node["state"] = "revoked" if node["revoked_at"] is not None else node_state(node["silent"], counts)
-    node["findings"] = {s: counts.get(s, 0) for s in _COUNTED}
+    node["findings"] = {
+        "passing": counts.get("passing", 0),
+        "failing": counts.get("failing", 0),
+        "unknown": counts.get("unknown", 0),
+        "stale": counts.get("stale", 0),
+    }
     return node
 
 
@@ -61,12 +64,13 @@ def list_nodes(
     rows = conn.execute(node_page(_LISTED, visible, search, state, limit, offset)).all()
     counts = finding_counts(conn, [row[0] for row in rows])
     nodes = []
+    none: Dict[str, int] = {}
     for row in rows:
         node = dict(zip(_NODE_FIELDS, row))
-        for name in _JSON_FIELDS:
-            if node[name] is not None:
-                node[name] = from_json(node[name])
-        nodes.append(_node(node, counts.get(node["id"], {})))
+        labels, health = node["labels"], node["health"]
+        node["labels"] = None if labels is None else from_json(labels)
+        node["health"] = None if health is None else from_json(health)
+        nodes.append(_node(node, counts.get(row[0], none)))
     return nodes
 
 

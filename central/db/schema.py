@@ -155,7 +155,7 @@ findings = Table(
     _ts("evaluated_at", False),
     _ts("evidence_at"),
     Column("report_id", String(64), nullable=True),
-    Index("ix_findings_status", "status"),
+    Index("ix_findings_status", "status", "agent_id"),  # covers the problem counts (central/node_states.py)
 )
 
 finding_changes = Table(

@@ -49,6 +49,8 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if isinstance(value, str):
             value = datetime.fromisoformat(value)
+        if value.tzinfo is timezone.utc:  # PostgreSQL's, from a session in UTC (central/db/engine.py)
+            return value
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)

@@ -109,3 +109,12 @@ def test_findings_are_filtered_by_control_before_paging(store: Centre) -> None:
     with TestClient(create_app(store, duties=False)) as client:
         page = client.get("/api/v1/findings?control=M07&limit=20&offset=5", headers=headers).json()
     assert [(f["agent_id"], f["rule_id"]) for f in page] == [(f["agent_id"], f["rule_id"]) for f in m07[5:25]]
+
+
+def test_json_past_what_orjson_takes_goes_to_pydantic() -> None:
+    from central.api.read import _json
+
+    assert _json([{"n": 2**70, "at": datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc)}]) == (
+        b'[{"n":1180591620717411303424,"at":"2026-01-02T03:04:05.000006Z"}]'
+    )
+    assert _json({"at": datetime(2026, 1, 2, tzinfo=timezone.utc)}) == b'{"at":"2026-01-02T00:00:00Z"}'
