@@ -17,6 +17,7 @@ from central.auth.principal import Principal
 from central.db.engine import read_tx
 from central.db.schema import agents
 from central.errors import refuse
+from central.gc_pause import collector_paused
 from central.service import Centre
 from evidence.controls import CONTROLS
 
@@ -71,7 +72,7 @@ async def _read_json(request: Request, fn: Any, *args: Any) -> Response:
     centre = _centre(request)
 
     def work() -> bytes:
-        with read_tx(centre.engine) as conn:
+        with collector_paused(), read_tx(centre.engine) as conn:
             return _json(fn(conn, *args))
 
     return Response(await run_in_threadpool(work), media_type="application/json")
