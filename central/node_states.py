@@ -95,11 +95,12 @@ def finding_counts(conn: Connection, agent_ids: Sequence[str]) -> Dict[str, Dict
     totals = select(findings.c.agent_id, func.count()).group_by(findings.c.agent_id)
     out = {agent_id: {"passing": total} for agent_id, total in conn.execute(totals).all()}
     for agent_id, *numbers in conn.execute(select(problem_counts())).all():
-        counts = out[agent_id]
+        # two statements: on PostgreSQL a finding written between them may show in one only
+        counts = out.setdefault(agent_id, {"passing": 0})
         for status, number in zip(PROBLEMS, numbers):
             if number:
                 counts[status] = number
-                counts["passing"] -= number
+                counts["passing"] = max(0, counts["passing"] - number)
     return out
 
 
