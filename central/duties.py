@@ -10,16 +10,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable, Dict, Optional
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
-from sqlalchemy import Connection, Engine, and_, func, select, text, update
+from sqlalchemy import Connection, Engine, and_, event, func, select, text, update
 
-from central.alerting.incidents import run_round
+from central.alerting.incidents import Round, run_round
 from central.alerting.settings import Alerting
 from central.config import Retention
-from central.db.engine import write_tx
+from central.db.engine import read_tx, write_tx
 from central.db.schema import agents
 from central.findings import mark_stale, reevaluate
 from central.ids import utcnow
@@ -45,15 +46,33 @@ def mark_silent(conn: Connection, threshold_s: int, now: datetime) -> int:
 
     The heartbeat alone is the liveness signal: reports carry the node's collection time,
     which a wrong clock or a spool replaying old reports would make meaningless here.
+    Read first, written only when some node went silent (a round that finds nothing writes nothing).
     """
     cutoff = now - timedelta(seconds=threshold_s)
     last_seen = func.coalesce(agents.c.last_heartbeat_at, agents.c.enrolled_at)
-    result = conn.execute(
-        update(agents)
-        .where(and_(agents.c.revoked_at.is_(None), agents.c.silent.is_(False), last_seen < cutoff))
-        .values(silent=True, silent_since=now)
-    )
+    going = and_(agents.c.revoked_at.is_(None), agents.c.silent.is_(False), last_seen < cutoff)
+    ids = [r.id for r in conn.execute(select(agents.c.id).where(going))]
+    if not ids:
+        return 0
+    result = conn.execute(update(agents).where(agents.c.id.in_(ids), going).values(silent=True, silent_since=now))
     return int(result.rowcount or 0)
+
+
+class _WouldWrite(Exception):
+    """Raised in a dry run at the round's first write: the round must run under the write lock."""
+
+
+@contextmanager
+def _read_only(conn: Connection) -> Iterator[None]:
+    def refuse_writes(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+            raise _WouldWrite(statement[:60])
+
+    event.listen(conn, "before_cursor_execute", refuse_writes)
+    try:
+        yield
+    finally:
+        event.remove(conn, "before_cursor_execute", refuse_writes)
 
 
 def _lock(conn: Connection) -> bool:
@@ -73,17 +92,35 @@ def run_once(
     """One round: silent nodes, stale findings, a changed policy, then incidents and retention (when given)."""
     now = now or utcnow()
     reloaded = holder.reload_if_changed()
-    with write_tx(engine) as conn:
-        if not _lock(conn):
-            return DutyResult(False, policy_reloaded=reloaded)
+
+    def work(conn: Connection) -> Tuple[int, int, Optional[Round]]:
         silent = mark_silent(conn, silent_after_s, now)
         stale = mark_stale(conn, holder.policy, now)
         if reloaded:
             for agent in conn.execute(select(agents).where(agents.c.revoked_at.is_(None))).mappings().all():
                 reevaluate(conn, holder.policy, agent, now)
         incidents = run_round(conn, alerting, now) if alerting is not None else None
-        if retention is not None:
-            prune(conn, retention, now)
+        return silent, stale, incidents
+
+    # Most rounds find nothing to change: they read without the write lock (on SQLite the lock
+    # would hold every report and heartbeat up for the round's hundred milliseconds), and only a
+    # round that has something to write runs again under it.
+    result: Optional[Tuple[int, int, Optional[Round]]] = None
+    if not reloaded:
+        with read_tx(engine) as conn, _read_only(conn):
+            try:
+                result = work(conn)
+            except _WouldWrite:
+                result = None
+    if result is None or retention is not None:
+        with write_tx(engine) as conn:
+            if not _lock(conn):
+                return DutyResult(False, policy_reloaded=reloaded)
+            if result is None:
+                result = work(conn)
+            if retention is not None:
+                prune(conn, retention, now)
+    silent, stale, incidents = result
     if incidents is not None and (incidents.opened or incidents.resolved):
         log.info(
             "incidents: %d opened, %d resolved, %d notification(s) queued, %d held",

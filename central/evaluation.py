@@ -32,9 +32,12 @@ from evidence.wire import Report, WireError, parse_report
 
 log = logging.getLogger("tillsyn.central.evaluation")
 _PG_EVALUATOR_LOCK = 0x7117_E7A1
-BATCH = 16
-"""Reports per transaction: enough to share the statements, short enough (about 20 ms) that
+BATCH = 8
+"""Reports per transaction: enough to share the statements, short enough (about 10 ms) that
 ingest on SQLite never waits long for the write lock."""
+YIELD_S = 0.002
+"""Between two batches the evaluator steps aside, so requests waiting for the write lock get it
+(a thread releasing a lock and taking it again at once would otherwise keep it)."""
 LINGER_S = 0.1
 """After a poke, wait this long so a burst of reports is judged in a few batches, not one by one."""
 
@@ -207,6 +210,7 @@ class EvaluatorThread(threading.Thread):
                 if done.turned_failing:
                     self.on_failing()
                 if done.reports:
+                    self.stopping.wait(YIELD_S)
                     continue  # more may be queued
             except Exception:
                 log.exception("evaluating queued reports failed; retrying")

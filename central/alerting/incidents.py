@@ -292,10 +292,15 @@ def _remind(
     mail.  Acknowledging stops reminders, but not Alertmanager's re-sends, which only keep the
     alert firing while the incident is open.
     """
+    if not settings.routes:
+        return 0  # nowhere to send: nothing is held back, nothing is due
     if force.window(agent) is not None:
         return 0
     if incident["last_notified_at"] is None:
         return enqueue(conn, settings, incident, agent, "trigger", now)
+    oldest = min([incident["last_notified_at"], *sent.values()])
+    if oldest > now - timedelta(seconds=soonest_due_s(settings)):
+        return 0  # no channel can be due yet: skip routing this incident (most rounds, most incidents)
     due = []
     for target in route(settings, view(incident, agent)):
         last = sent.get(target.channel, incident["last_notified_at"])
@@ -306,6 +311,14 @@ def _remind(
         ):
             due.append(target.channel)
     return enqueue(conn, settings, incident, agent, "repeat", now, due) if due else 0
+
+
+def soonest_due_s(settings: Alerting) -> int:
+    """The shortest time after which any channel can be due again for an open incident."""
+    intervals = [settings.repeat_interval_s]
+    intervals += [r.repeat_interval_s for r in settings.routes if r.repeat_interval_s is not None]
+    intervals += [spec.resend_s or 60 for spec in settings.channels.values() if spec.type == "alertmanager"]
+    return min(intervals)
 
 
 def _is_alertmanager(settings: Alerting, channel: str) -> bool:

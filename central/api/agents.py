@@ -109,8 +109,8 @@ async def reports(request: Request) -> Dict[str, Any]:
     except RequestRefused as err:
         _count_refusal(centre, "reports", err)
         raise
-    if result["stored"]:
-        await centre.offload(centre.evaluate_soon)
+    if result["stored"] and not centre.evaluate_soon():
+        await centre.offload(centre.evaluate)
     centre.metrics.reports.inc(len(result["stored"]))
     centre.metrics.duplicates.inc(len(result["duplicates"]))
     centre.metrics.ingest_seconds.observe(time.perf_counter() - started)

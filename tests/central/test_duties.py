@@ -14,11 +14,12 @@ from sqlalchemy import func, select
 
 from central.api.app import create_app
 from central.db.engine import make_engine
-from central.db.schema import agents, finding_changes, findings
+from central.db.schema import agents, finding_changes, findings, incidents
 from central.duties import DutyResult, run_once
 from central.policy_store import SHIPPED_POLICY, PolicyHolder
 from central.service import Centre, open_centre
 from tests.central.conftest import Node, api_key, evidence_record, make_config, new_token
+from tests.central.test_findings import TELNET
 
 PORT_RULES = {"ports-no-plaintext-remote", "ports-no-exposed-database", "ports-no-remote-service"}
 
@@ -203,3 +204,40 @@ def test_an_override_that_shortens_max_age_is_honoured(own_centre: Centre, polic
     result = run_once(centre.engine, centre.policy, 10**6, now() + timedelta(minutes=10))
     assert result.stale == 1  # the shipped 20 min for the other two port rules has not passed
     assert list(stale_changes(centre)) == [(node.agent_id, "ports-no-plaintext-remote")]
+
+
+def test_a_round_with_nothing_to_change_does_not_take_the_sqlite_write_lock(tmp_path: Path) -> None:
+    """With alerting on and open incidents, a settled fleet's round only reads: another writer holding
+    SQLite's write lock (a long ingest, a CLI) does not hold the round up, nor the round it."""
+    import sqlite3
+
+    centre = open_centre(make_config(tmp_path, f"sqlite:///{tmp_path}/c.db"))
+    try:
+        with TestClient(create_app(centre, duties=False)) as client:
+            node = Node(client)
+            node.enrol(new_token(centre))
+            assert node.send(node.report(evidence_record("ports", {"sockets": [TELNET]}))).status_code == 200
+        alerting = centre.config.alerting
+        first = run_once(centre.engine, centre.policy, 10**6, now(), alerting=alerting)
+        assert first.ran
+        with centre.engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(incidents)).scalar_one() >= 1
+        other = sqlite3.connect(tmp_path / "c.db", timeout=0.1, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # the write lock, held by someone else
+        try:
+            done: List[DutyResult] = []
+            worker = threading.Thread(
+                target=lambda: done.append(run_once(centre.engine, centre.policy, 10**6, now(), alerting=alerting))
+            )
+            worker.start()
+            worker.join(5)
+            assert not worker.is_alive(), "a round with nothing to change waited for the write lock"
+            assert done and done[0].ran and (done[0].silent, done[0].stale) == (0, 0)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        # and a round that has something to change still changes it, under the lock
+        later = now() + timedelta(days=30)
+        assert run_once(centre.engine, centre.policy, 180, later, alerting=alerting).silent == 1
+    finally:
+        centre.stop()
