@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Tuple
 from sqlalchemy import Connection, Engine, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
 
 from central.db.engine import write_tx
 from central.db.schema import agents, findings, latest_evidence, pending_evaluation, reports
@@ -38,6 +39,7 @@ ingest on SQLite never waits long for the write lock."""
 YIELD_S = 0.002
 """Between two batches the evaluator steps aside, so requests waiting for the write lock get it
 (a thread releasing a lock and taking it again at once would otherwise keep it)."""
+BUSY_RETRY_S = 0.05
 LINGER_S = 0.1
 """After a poke, wait this long so a burst of reports is judged in a few batches, not one by one."""
 
@@ -48,6 +50,10 @@ class Evaluated:
     turned_failing: bool = False
     """Some verdict became failing: the incident duty should run now."""
     unreadable: int = 0
+    failed: int = 0
+    """Reports the database refused to judge (logged, and left unjudged)."""
+    busy: bool = False
+    """Another process holds the evaluation (PostgreSQL): try again shortly, the queue may not be empty."""
 
 
 def backlog(conn: Connection) -> int:
@@ -62,17 +68,20 @@ def _lock(conn: Connection) -> bool:
 
 def _store_latest(conn: Connection, rows: List[Dict[str, Any]]) -> None:
     """The newest record per node and collector, one upsert for the whole batch."""
-    if not rows:
-        return
-    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    if rows:
+        conn.execute(_UPSERT_LATEST[conn.dialect.name], rows)
+
+
+def _upsert_latest(insert: Any) -> Any:
     statement = insert(latest_evidence)
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[latest_evidence.c.agent_id, latest_evidence.c.collector],
-            set_={k: statement.excluded[k] for k in ("report_id", "collected_at", "status", "record")},
-        ),
-        rows,
+    return statement.on_conflict_do_update(
+        index_elements=[latest_evidence.c.agent_id, latest_evidence.c.collector],
+        set_={k: statement.excluded[k] for k in ("report_id", "collected_at", "status", "record")},
     )
+
+
+_UPSERT_LATEST = {"sqlite": _upsert_latest(sqlite_insert), "postgresql": _upsert_latest(pg_insert)}
+"""Built once per database: building the upsert costs more than a batch's worth of running it."""
 
 
 def _latest_rows(parsed: List[Tuple[Any, Report]]) -> List[Dict[str, Any]]:
@@ -138,10 +147,16 @@ def _judge(conn: Connection, policy: Policy, parsed: List[Tuple[Any, Report]], d
 
 
 def evaluate_batch(engine: Engine, policy: Policy, limit: int = BATCH) -> Evaluated:
-    """Evaluate up to ``limit`` queued reports in one transaction, oldest first."""
+    """Evaluate up to ``limit`` queued reports in one transaction, oldest first.
+
+    A report the database refuses to judge (it should not happen: ingest refuses what one of the
+    databases cannot store) is judged alone, and if it fails alone it is logged, counted and taken
+    off the queue, so one report can never stop the evaluation of every other node's reports.
+    """
     done = Evaluated()
     with write_tx(engine) as conn:
         if not _lock(conn):
+            done.busy = True
             return done
         rows = conn.execute(
             select(
@@ -163,11 +178,31 @@ def evaluate_batch(engine: Engine, policy: Policy, limit: int = BATCH) -> Evalua
             except (WireError, OverflowError) as err:  # ingest parsed it; only a changed store gets here
                 log.error("stored report %s of agent %s cannot be read again: %s", row.report_pk, row.agent_id, err)
                 done.unreadable += 1
-        _store_latest(conn, _latest_rows(parsed))
-        _judge(conn, policy, parsed, done)
+        try:
+            with conn.begin_nested():
+                _apply(conn, policy, parsed, done)
+        except SQLAlchemyError:
+            for one in parsed:  # one at a time: all but the culprit are judged
+                try:
+                    with conn.begin_nested():
+                        _apply(conn, policy, [one], done)
+                except SQLAlchemyError as err:
+                    row = one[0]
+                    log.error(
+                        "report %s of agent %s could not be judged and is left unjudged: %s",
+                        one[1].report_id,
+                        row.agent_id,
+                        err,
+                    )
+                    done.failed += 1
         conn.execute(delete(pending_evaluation).where(pending_evaluation.c.report_pk.in_([r.report_pk for r in rows])))
         done.reports = len(rows)
     return done
+
+
+def _apply(conn: Connection, policy: Policy, parsed: List[Tuple[Any, Report]], done: Evaluated) -> None:
+    _store_latest(conn, _latest_rows(parsed))
+    _judge(conn, policy, parsed, done)
 
 
 def evaluate_pending(engine: Engine, policy: Policy, limit: int = BATCH) -> Evaluated:
@@ -177,6 +212,7 @@ def evaluate_pending(engine: Engine, policy: Policy, limit: int = BATCH) -> Eval
         done = evaluate_batch(engine, policy, limit)
         total.reports += done.reports
         total.unreadable += done.unreadable
+        total.failed += done.failed
         total.turned_failing = total.turned_failing or done.turned_failing
         if done.reports < limit:
             return total
@@ -212,6 +248,9 @@ class EvaluatorThread(threading.Thread):
                 if done.reports:
                     self.stopping.wait(YIELD_S)
                     continue  # more may be queued
+                if done.busy:  # another centre process is judging: look again soon, not in `interval`
+                    self.stopping.wait(BUSY_RETRY_S)
+                    continue
             except Exception:
                 log.exception("evaluating queued reports failed; retrying")
                 self.stopping.wait(1.0)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Dict, List, Optional
 
-from sqlalchemy import Connection, RowMapping, and_, select, update
+from sqlalchemy import Connection, RowMapping, and_, exists, select, update
 
-from central.db.schema import agents, finding_changes, findings, latest_evidence
+from central.db.schema import agents, finding_changes, findings, latest_evidence, pending_evaluation
 from evidence.policy import Policy
 from evidence.rules import Result, Rule, Verdict, evaluate, parse_duration
 
@@ -197,6 +197,8 @@ def mark_stale(conn: Connection, policy: Policy, now: datetime) -> int:
                 findings.c.status != Verdict.STALE.value,
                 latest_evidence.c.collected_at < now - timedelta(seconds=shortest),
                 agents.c.revoked_at.is_(None),
+                # a node whose newer reports wait to be judged is not stale, only not judged yet
+                ~exists().where(pending_evaluation.c.agent_id == findings.c.agent_id),
             )
         ).all()
         for row in rows:

@@ -25,6 +25,14 @@ from evidence.signing import SignatureError, verify
 from evidence.wire import Report, WireError, parse_heartbeat, parse_report
 
 _COLLECTOR = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+"""A NUL character escaped in a JSON string (not an escaped backslash followed by ``u0000``)."""
+
+
+def refuse_nul(raw: bytes, where: str, index: Optional[int] = None) -> None:
+    """PostgreSQL cannot store NUL in text; refuse it on both databases alike, before storing."""
+    if _NUL.search(raw):
+        raise refuse(400, "malformed", f"{where}: a string contains a NUL character (\\u0000)", index=index)
 
 # Built once: ingest runs these for every request, and building a statement costs more than running it.
 _BEAT = (
@@ -151,6 +159,7 @@ def ingest_reports(
             verify(agent["public_key"], raw, signature)
         except SignatureError as err:
             raise refuse(401, "bad_signature", f"{where}: {err}", index=index) from err
+        refuse_nul(raw, where, index)
         try:
             report = parse_report(raw, where)
         except WireError as err:
@@ -228,6 +237,7 @@ def _check_storable(report: Report, where: str, index: int) -> None:
 
 
 def ingest_heartbeat(conn: Connection, agent: RowMapping, body: bytes, limits: Limits, now: datetime) -> Dict[str, Any]:
+    refuse_nul(body, "heartbeat")
     try:
         beat = parse_heartbeat(body)
     except WireError as err:

@@ -54,5 +54,10 @@ class Metrics:
         self.evaluated = Counter(
             "tillsyn_reports_evaluated", "Reports judged against the policy", registry=self.registry
         )
+        self.evaluation_failed = Counter(
+            "tillsyn_reports_evaluation_failed",
+            "Stored reports the database refused to judge (see the log); they stay in the ledger",
+            registry=self.registry,
+        )
         self.registry.register(_NodeStates(node_counts))
         self.registry.register(_Backlog(backlog))

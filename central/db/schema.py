@@ -126,6 +126,7 @@ pending_evaluation = Table(
         primary_key=True,
     ),
     Column("agent_id", String(32), nullable=False),
+    Index("ix_pending_evaluation_agent_id", "agent_id"),
 )
 """Reports stored and chained but not yet evaluated (see central/evaluation.py)."""
 

@@ -89,7 +89,8 @@ async def revoke_key(request: Request, key_id: str, who: Person) -> Response:
     back = safe_next((await fields(request)).get("back") or "/account")
 
     def work(conn: Connection) -> bool:
-        owner = None if who.at_least("admin") else users.user_id_of(conn, who.username)
+        everyone = who.at_least("admin") and who.tenants is None  # as on the people pages
+        owner = None if everyone else users.user_id_of(conn, who.username)
         return apikeys.revoke(conn, key_id, utcnow(), owner=owner, actor=who.actor, source=source(request))
 
     if not await write(request, work):

@@ -35,7 +35,13 @@ def session_only(request: Request, who: Principal) -> Optional[Response]:
 
 
 def admin_only(request: Request, who: Principal) -> Optional[Response]:
-    return session_only(request, who) or needs(request, who, "admin")
+    """People are managed by admins of every tenant: an admin limited to some tenants could
+    otherwise grant themselves the rest, or take over an account that sees them (M10)."""
+    refused = session_only(request, who) or needs(request, who, "admin")
+    if refused is None and who.tenants is not None:
+        message = f"Managing people needs an admin of every tenant; {who.username} is admin of some tenants only."
+        return page(request, "error.html", who, 403, title="Admins of every tenant only", message=message)
+    return refused
 
 
 def _everyone(conn: Connection) -> Dict[str, Any]:

@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
+import pytest
 import requests
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -19,11 +21,13 @@ from central.api.app import create_app
 from central.config import Limits
 from central.db.engine import make_engine, write_tx
 from central.db.schema import findings, latest_evidence, pending_evaluation
+from central.duties import run_once
 from central.evaluation import evaluate_batch, evaluate_pending
 from central.ingest import authenticate, ingest_reports
 from central.service import Centre
+from evidence.model import Status
 from evidence.signing import sign
-from tests.central.conftest import Node, evidence_record, new_token
+from tests.central.conftest import Node, api_key, evidence_record, new_token, snapshot
 from tests.central.test_findings import RULE, SSH, TELNET, changes
 from tests.centre_process import CentreProcess
 
@@ -205,3 +209,66 @@ def _enrol_over_http(process: CentreProcess, token: str) -> Tuple[Node, Dict[str
     answer: Dict[str, Any] = response.json()
     node.agent_id = answer["agent_id"]
     return node, answer
+
+
+def test_numbers_past_64_bits_in_evidence_are_kept_exactly(client: TestClient, centre: Centre, node: Node) -> None:
+    """JSON columns are read and written by orjson where it can; a number it would turn into a float
+    (or refuse) goes the standard library's way, so evidence is stored as the agent sent it."""
+    huge = 2**70 + 1
+    record = evidence_record("ports", {"sockets": [], "bytes_seen": huge, "name": "x" * 3})
+    assert node.send(node.report(record)).status_code == 200
+    with centre.engine.connect() as conn:
+        stored = conn.execute(
+            select(latest_evidence.c.record).where(latest_evidence.c.agent_id == node.agent_id)
+        ).scalar_one()
+    assert stored["observed"]["bytes_seen"] == huge and isinstance(stored["observed"]["bytes_seen"], int)
+    shown = client.get(f"/api/v1/nodes/{node.agent_id}", headers=api_key(centre)).json()
+    assert shown["hostname"] == node.hostname
+
+
+def _poisoned(node: Node) -> Dict[str, Any]:
+    """A report with a NUL in its collector error, which becomes a finding's message."""
+    record = replace(evidence_record("ports", {}, status=Status.ERROR), error="boom\x00")
+    return node.report(record)
+
+
+def test_a_report_with_a_nul_character_is_refused_and_nothing_is_stored(centre: Centre, node: Node) -> None:
+    before = snapshot(centre)
+    response = node.send(_poisoned(node))
+    assert response.status_code == 400, response.text
+    assert "NUL" in response.json()["message"]
+    assert snapshot(centre) == before
+
+
+def test_one_report_the_database_refuses_does_not_stop_the_others(
+    centre: Centre, node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stored before ingest refused NUL (or by a future gap like it): PostgreSQL refuses the finding's
+    message; that report is logged and left unjudged, the rest of the queue is judged."""
+    other = Node(node.client, hostname="web2.example.net")
+    other.enrol(new_token(centre))
+    monkeypatch.setattr("central.ingest.refuse_nul", lambda *_args, **_kw: None)
+    _store_only(centre, node, _poisoned(node))
+    _store_only(centre, other, other.report(_ports(SSH, TELNET)))
+    done = evaluate_pending(centre.engine, centre.policy.policy)
+    assert done.reports == 2 and _count(centre, pending_evaluation) == 0
+    assert _status(centre, other.agent_id) == "failing"
+    if centre.engine.dialect.name == "postgresql":  # text cannot hold NUL there
+        assert done.failed == 1
+        assert _status(centre, node.agent_id) == "stale"
+    else:
+        assert done.failed == 0
+        assert _status(centre, node.agent_id) == "unknown"  # SQLite stores the NUL in the message
+
+
+def test_a_node_with_reports_waiting_to_be_judged_is_not_marked_stale(centre: Centre, node: Node) -> None:
+    _store_only(centre, node, node.report(_ports(SSH)))
+    evaluate_pending(centre.engine, centre.policy.policy)
+    assert _status(centre, node.agent_id) == "passing"
+    _store_only(centre, node, node.report(_ports(SSH)))  # newer evidence, not judged yet
+    much_later = datetime.now(timezone.utc) + timedelta(days=30)
+    assert run_once(centre.engine, centre.policy, 10**9, much_later).stale == 0
+    assert _status(centre, node.agent_id) == "passing"
+    evaluate_pending(centre.engine, centre.policy.policy)
+    assert run_once(centre.engine, centre.policy, 10**9, much_later).stale >= 1  # judged, and now old
+    assert _status(centre, node.agent_id) == "stale"

@@ -191,7 +191,14 @@ def test_report_refusals_store_nothing(client: TestClient, centre: Centre, node:
             lambda: node.send(changed(node, evidence=[{**evidence, "collector": "po\x00rts"}])),
             400,
             "malformed",
-            "reports[0].evidence[0].collector",
+            "reports[0]: a string contains a NUL character",
+        ),
+        (
+            "a NUL in a collector's error, which would become a finding's message",
+            lambda: node.send(changed(node, evidence=[{**evidence, "status": "error", "error": "boom\x00"}])),
+            400,
+            "malformed",
+            "reports[0]: a string contains a NUL character",
         ),
         (
             "a time with no UTC form",

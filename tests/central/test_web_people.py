@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from central import apikeys
 from central.auth import users
 from central.db.engine import read_tx, write_tx
 from central.db.schema import audit_log
@@ -212,3 +213,33 @@ def test_the_navigation_links_people_for_admins_only(
     assert 'href="/admin/people"' in browser.get("/incidents").text
     page = vera.get("/incidents").text
     assert 'href="/admin/people"' not in page and 'href="/account"' in page
+
+
+def test_an_admin_of_some_tenants_cannot_manage_people_nor_others_keys(
+    client: TestClient, centre: Centre, admin: Tuple[TestClient, str]
+) -> None:
+    """Else they could grant themselves every tenant, or take over an admin who sees them all (M10)."""
+    make_user(centre, "acmeadmin", "admin", "acme")
+    limited, csrf = log_in(client, "acmeadmin")
+    root, root_csrf = admin
+    key = post(root, root_csrf, "/account/keys", name="roots-script")
+    assert key.status_code == 200
+    before = snapshot(centre)
+    assert limited.get("/admin/people").status_code == 403
+    assert post(limited, csrf, "/admin/people/acmeadmin", role="admin", tenants="*").status_code == 403
+    assert post(limited, csrf, "/admin/people/alice/password").status_code == 403
+    assert post(limited, csrf, "/admin/people", username="mallory", role="admin", tenants="*").status_code == 403
+    with read_tx(centre.engine) as conn:
+        key_id = next(k["id"] for k in apikeys.list_keys(conn) if k["name"] == "roots-script")
+    assert post(limited, csrf, f"/account/keys/{key_id}/revoke").status_code == 404
+    assert snapshot(centre) == before
+
+
+def test_an_empty_username_is_refused_without_hanging(
+    client: TestClient, centre: Centre, admin: Tuple[TestClient, str]
+) -> None:
+    browser, csrf = admin
+    before = snapshot(centre)
+    refused = post(browser, csrf, "/admin/people", username="   ", role="viewer", tenants="acme")
+    assert refused.status_code == 400
+    assert snapshot(centre) == before

@@ -32,7 +32,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("report_pk", name=op.f("pk_pending_evaluation")),
     )
+    op.create_index("ix_pending_evaluation_agent_id", "pending_evaluation", ["agent_id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_pending_evaluation_agent_id", table_name="pending_evaluation")
     op.drop_table("pending_evaluation")
