@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
+
+import pytest
 
 from central.gc_pause import collector_paused
 
@@ -34,3 +37,19 @@ def test_paused_until_the_last_thread_leaves_then_as_it_was() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_overlapping_pauses_still_collect_now_and_then(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answers that overlap without end must not keep the collector off for good."""
+    import central.gc_pause as pause
+
+    collected = []
+    monkeypatch.setattr(pause, "MAX_PAUSE_S", 0.0)
+    monkeypatch.setattr(pause.gc, "collect", lambda *a: collected.append(a) or 0)
+    with collector_paused():
+        assert collected == []  # the first pause does not collect
+        time.sleep(0.01)
+        with collector_paused():  # a second answer, overlapping, after the bound
+            assert not gc.isenabled()
+    assert len(collected) == 1
+    assert gc.isenabled()
