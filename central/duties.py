@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
-from sqlalchemy import Connection, Engine, and_, event, func, select, text, update
+from sqlalchemy import Connection, Engine, and_, event, func, select, update
 
 from central.alerting.incidents import Round, run_round
 from central.alerting.settings import Alerting
 from central.config import Retention
-from central.db.engine import read_tx, write_tx
+from central.db.engine import read_tx, try_advisory_lock, write_tx
 from central.db.schema import agents
 from central.findings import mark_stale, reevaluate
 from central.ids import utcnow
@@ -75,12 +75,6 @@ def _read_only(conn: Connection) -> Iterator[None]:
         event.remove(conn, "before_cursor_execute", refuse_writes)
 
 
-def _lock(conn: Connection) -> bool:
-    if conn.dialect.name != "postgresql":
-        return True
-    return bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _PG_DUTY_LOCK}).scalar())
-
-
 def run_once(
     engine: Engine,
     holder: PolicyHolder,
@@ -114,7 +108,7 @@ def run_once(
                 result = None
     if result is None or retention is not None:
         with write_tx(engine) as conn:
-            if not _lock(conn):
+            if not try_advisory_lock(conn, _PG_DUTY_LOCK):
                 return DutyResult(False, policy_reloaded=reloaded)
             if result is None:
                 result = work(conn)

@@ -19,12 +19,12 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, NamedTuple, Tuple
 
-from sqlalchemy import Connection, Engine, delete, func, select, text
+from sqlalchemy import Connection, Engine, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
-from central.db.engine import write_tx
+from central.db.engine import try_advisory_lock, write_tx
 from central.db.schema import agents, findings, latest_evidence, pending_evaluation, reports
 from central.findings import COMPARED, record, rules_for_agent
 from evidence.policy import Policy
@@ -58,12 +58,6 @@ class Evaluated:
 
 def backlog(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(pending_evaluation)).scalar_one())
-
-
-def _lock(conn: Connection) -> bool:
-    if conn.dialect.name != "postgresql":
-        return True
-    return bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _PG_EVALUATOR_LOCK}).scalar())
 
 
 def _store_latest(conn: Connection, rows: List[Dict[str, Any]]) -> None:
@@ -155,7 +149,7 @@ def evaluate_batch(engine: Engine, policy: Policy, limit: int = BATCH) -> Evalua
     """
     done = Evaluated()
     with write_tx(engine) as conn:
-        if not _lock(conn):
+        if not try_advisory_lock(conn, _PG_EVALUATOR_LOCK):
             done.busy = True
             return done
         rows = conn.execute(
@@ -232,7 +226,6 @@ class EvaluatorThread(threading.Thread):
         self.on_failing = on_failing
         self.stopping = threading.Event()
         self.woken = threading.Event()
-        self.evaluated = 0
 
     def poke(self) -> None:
         self.woken.set()
@@ -242,7 +235,6 @@ class EvaluatorThread(threading.Thread):
             self.woken.clear()
             try:
                 done = self.job()
-                self.evaluated += done.reports
                 if done.turned_failing:
                     self.on_failing()
                 if done.reports:

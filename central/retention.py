@@ -29,13 +29,13 @@ from sqlalchemy import (
     func,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.orm import aliased
 
 from central import audit
 from central.config import Retention
+from central.db.engine import try_advisory_lock
 from central.db.schema import (
     audit_log,
     finding_changes,
@@ -108,13 +108,6 @@ def checkpoints(conn: Connection, agent_ids: Optional[list[str]] = None) -> Dict
         row.agent_id: Checkpoint(row.agent_id, row.chain_index, row.entry_hash, row.seq, row.received_at)
         for row in conn.execute(query)
     }
-
-
-def _lock(conn: Connection) -> bool:
-    """On PostgreSQL one process prunes at a time; the others skip the round."""
-    if conn.dialect.name != "postgresql":
-        return True  # SQLite: the caller's write transaction already excludes other writers
-    return bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _PG_RETENTION_LOCK}).scalar())
 
 
 def _prune_reports(conn: Connection, cutoff: datetime, now: datetime, done: Pruned, batch: int) -> None:
@@ -195,7 +188,7 @@ def run(conn: Connection, settings: Retention, now: datetime, batch: int = 5000,
 
     Reports go at most ``batch`` per node per round (``more`` says when some are left).
     """
-    if not _lock(conn):
+    if not try_advisory_lock(conn, _PG_RETENTION_LOCK):
         return Pruned(ran=False)
     done = Pruned()
     _prune_reports(conn, now - timedelta(days=settings.reports_days), now, done, batch)

@@ -7,7 +7,7 @@ import weakref
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from central.db import jsoncodec
@@ -78,6 +78,14 @@ def _pg_session_in_utc(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.autocommit = True
     dbapi_connection.execute("SET TIME ZONE 'UTC'")
     dbapi_connection.autocommit = autocommit
+
+
+def try_advisory_lock(conn: Connection, key: int) -> bool:
+    """On PostgreSQL, take the transaction-scoped advisory lock ``key`` if free (False when another
+    process holds it); on SQLite always True: the write transaction already excludes other writers."""
+    if conn.dialect.name != "postgresql":
+        return True
+    return bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}).scalar())
 
 
 @contextmanager
