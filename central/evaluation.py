@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from central.db.engine import try_advisory_lock, write_tx
 from central.db.schema import agents, findings, latest_evidence, pending_evaluation, reports
-from central.findings import COMPARED, record, rules_for_agent
+from central.findings import COMPARED, MESSAGE_MAX, record, rules_for_agent
 from evidence.policy import Policy
 from evidence.rules import Verdict, evaluate
 from evidence.wire import Report, WireError, parse_report
@@ -136,7 +136,12 @@ def _judge(conn: Connection, policy: Policy, parsed: List[Tuple[Any, Report]], d
                 ).first()
             else:
                 current[key] = _Seen(
-                    status, result.observed, result.message[:2000], rule.severity, rule.version, list(rule.controls)
+                    status,
+                    result.observed,
+                    result.message[:MESSAGE_MAX],
+                    rule.severity,
+                    rule.version,
+                    list(rule.controls),
                 )
 
 

@@ -25,6 +25,8 @@ def rules_for_agent(policy: Policy, agent: RowMapping) -> List[Rule]:
     return policy.rules_for(agent["tenant"], agent["group_name"], agent["labels"] or {})
 
 
+MESSAGE_MAX = 2000
+"""A finding's message is kept to this many characters (the rest of the evidence is in the report)."""
 _MISSING: Any = object()
 COMPARED = (
     findings.c.status,
@@ -60,7 +62,7 @@ def record(
     if old is _MISSING:
         old = conn.execute(select(*COMPARED).where(key())).first()
     status = result.verdict.value
-    message = result.message[:2000]
+    message = result.message[:MESSAGE_MAX]
     if (
         old is not None
         and old.status == status
