@@ -188,6 +188,8 @@ def test_refused_report_moves_to_rejected_and_does_not_block(
     assert (rejected / f"{2:020d}.json").exists()
     reason = json.loads((rejected / f"{2:020d}.reason.json").read_text())["reason"]
     assert "refused (400)" in reason and "splendid" in reason
+    # the centre commits before it answers: the agent empties its spool when the answer arrives
+    wait_for("the spool emptied once the acknowledgements arrived", lambda: not daemon.spool_files(), 10, daemon)
     assert not daemon.spool_files()
     assert "centre refused report 2 for good, kept in spool/rejected" in daemon.text()
     wait_for(

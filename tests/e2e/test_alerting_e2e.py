@@ -243,8 +243,8 @@ def test_a_flapping_check_pages_nobody_and_a_sustained_one_pages_once(
             time.sleep(1.0)
 
     flap(6)  # failing 1 s at a time, never the 4 s open_after_s asks for
+    sustained = time.monotonic()  # before sending: send_ports also waits until the report is judged
     send_ports(node, deviating=True)
-    sustained = time.monotonic()
     time.sleep(1)
     assert hook.kinds() == [] and _incidents(centre) == []
     wait_until(lambda: hook.kinds() == ["trigger"], 12, lambda: f"one trigger, have {hook.kinds()}")
