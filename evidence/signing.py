@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -55,7 +56,9 @@ def public_key_text(key: Ed25519PrivateKey) -> str:
     return b64(raw)
 
 
+@lru_cache(maxsize=4096)
 def load_public_key(text: str) -> Ed25519PublicKey:
+    """The key of ``text``; kept for the next request of the same node (a key object is immutable)."""
     raw = unb64(text, "public key")
     if len(raw) != 32:
         raise SignatureError(f"public key must be 32 bytes, got {len(raw)}")

@@ -14,13 +14,14 @@ from starlette.concurrency import run_in_threadpool
 
 from central import web
 from central.api import agents, alerting, export, read, session
+from central.api.ingest_path import CentreApp
 from central.db.engine import read_tx
 from central.errors import RequestRefused
 from central.evaluation import backlog as evaluation_backlog
 from central.service import Centre
 
 
-def create_app(centre: Centre, *, duties: bool = True) -> FastAPI:
+def create_app(centre: Centre, *, duties: bool = True) -> CentreApp:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if duties:
@@ -28,13 +29,14 @@ def create_app(centre: Centre, *, duties: bool = True) -> FastAPI:
         yield
         centre.stop()
 
-    app = FastAPI(
+    app = CentreApp(
         title="Tillsyn centre",
         version="0.1.0",
         lifespan=lifespan,
         description="Receives signed evidence from Tillsyn agents and evaluates the policy.",
     )
     app.state.centre = centre
+    app.serve_agents(centre)
 
     @app.exception_handler(RequestRefused)
     async def refused(_request: Request, err: RequestRefused) -> JSONResponse:

@@ -1,0 +1,148 @@
+"""Group commit: the agents' writes of one centre process, several requests to a transaction.
+
+A heartbeat or a report batch is a small write.  As a transaction of its own each one
+paid for a begin, a commit and, on SQLite, the hand-over of the write lock from thread
+to thread, where the thread holding the lock then waited for Python's interpreter lock
+behind the others: under load that cost more than the writes.  Here one thread takes
+whatever work is queued (up to ``MAX_UNITS``), runs it in one transaction, commits, and
+only then answers each request, so an answer still means stored.
+
+A unit that refuses (:class:`RequestRefused`) is answered with its refusal and changes
+nothing: a unit that may write before it refuses runs in a savepoint, one that refuses
+only before its first write may run without.  Units of one kind can also be run
+together (:meth:`GroupWriter.submit_together`): one call for all of them in the batch,
+which answers each (heartbeats: one read and one write for the lot).  When the database fails a batch, each
+unit is run again in a transaction of its own, so one cannot fail the others.  A
+process killed before the commit answered none of them: the agents send them again.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
+
+from sqlalchemy import Connection, Engine
+
+from central.db.engine import write_tx
+from central.errors import RequestRefused
+
+log = logging.getLogger("tillsyn.central.writer")
+MAX_UNITS = 64
+"""Units per transaction: a full batch holds SQLite's write lock for a few milliseconds."""
+
+Work = Callable[[Connection], Any]
+T = TypeVar("T")
+
+
+Together = Callable[[Connection, List[Any]], List[Any]]
+"""Runs the items of a batch's units of one kind at once; per item its result or its RequestRefused."""
+
+
+@dataclass
+class _Unit:
+    work: Optional[Work]
+    savepoint: bool
+    future: Future[Any]
+    together: Optional[Together] = None
+    item: Any = None
+
+
+class GroupWriter:
+    """One thread that runs submitted units of work in shared write transactions."""
+
+    def __init__(self, engine: Engine, max_units: int = MAX_UNITS) -> None:
+        self.engine = engine
+        self.max_units = max_units
+        self._queue: queue.SimpleQueue[Optional[_Unit]] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="tillsyn-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, work: Callable[[Connection], T], *, savepoint: bool = False) -> Future[T]:
+        """Queue ``work(conn)``; the future holds its result once the transaction committed, or
+        its refusal, or the database's error."""
+        future: Future[T] = Future()
+        self._queue.put(_Unit(work, savepoint, future))
+        return future
+
+    def submit_together(self, together: Together, item: Any) -> Future[Any]:
+        """Queue ``item`` for ``together(conn, items)`` with the other items of its kind in the batch
+        (after the batch's single units): ``together`` must refuse an item only before writing for it."""
+        future: Future[Any] = Future()
+        self._queue.put(_Unit(None, False, future, together, item))
+        return future
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Finish what is queued, then end the thread."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            unit = self._queue.get()
+            if unit is None:
+                return
+            batch = [unit]
+            while len(batch) < self.max_units:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True
+                    break
+                batch.append(more)
+            # a unit whose request was abandoned before it ran is not run (its client never had an answer)
+            batch = [u for u in batch if u.future.set_running_or_notify_cancel()]
+            try:
+                if batch:
+                    self._commit(batch)
+            except Exception as err:  # the thread must outlive any one batch
+                log.exception("the group writer failed a batch of %d requests", len(batch))
+                for u in batch:
+                    if not u.future.done():
+                        u.future.set_exception(err)
+
+    def _commit(self, batch: List[_Unit]) -> None:
+        try:
+            outcomes = self._transaction(batch)
+        except Exception as err:  # noqa: BLE001  the database failed the batch: each unit alone
+            if len(batch) > 1:
+                log.warning("a transaction of %d requests failed (%s); running each alone", len(batch), err)
+                for unit in batch:
+                    self._commit([unit])
+            else:
+                batch[0].future.set_exception(err)
+            return
+        for unit, (ok, value) in zip(batch, outcomes):
+            if ok:
+                unit.future.set_result(value)
+            else:
+                unit.future.set_exception(value)
+
+    def _transaction(self, batch: List[_Unit]) -> List[Tuple[bool, Any]]:
+        outcomes: Dict[int, Tuple[bool, Any]] = {}
+        kinds: Dict[Together, List[int]] = {}
+        with write_tx(self.engine) as conn:
+            for index, unit in enumerate(batch):
+                if unit.together is not None:
+                    kinds.setdefault(unit.together, []).append(index)
+                    continue
+                assert unit.work is not None
+                try:
+                    if unit.savepoint:
+                        with conn.begin_nested():
+                            outcomes[index] = (True, unit.work(conn))
+                    else:
+                        outcomes[index] = (True, unit.work(conn))
+                except RequestRefused as err:
+                    outcomes[index] = (False, err)
+            for together, indexes in kinds.items():
+                answers = together(conn, [batch[i].item for i in indexes])
+                for index, answer in zip(indexes, answers):
+                    outcomes[index] = (not isinstance(answer, RequestRefused), answer)
+        return [outcomes[index] for index in range(len(batch))]

@@ -1,0 +1,194 @@
+"""Group commit (central/writer.py) and the heartbeats stored together, on SQLite and PostgreSQL.
+
+The writer is held inside a first unit while the others are queued, so they are
+known to share one transaction: a refusal there must change nothing of its own and
+nothing of the others', and a unit the database fails must not fail the rest.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Dict, List, Tuple
+
+import pytest
+from sqlalchemy import Connection, Engine, select, text
+
+from central.config import Limits
+from central.db.schema import agents
+from central.errors import RequestRefused, refuse
+from central.ingest import CheckedBeat, prepare_heartbeat, store_heartbeats
+from central.service import Centre
+from central.writer import GroupWriter
+from evidence.wire import Heartbeat, canonical
+from tests.central.conftest import Node
+
+
+@pytest.fixture
+def probe(centre: Centre) -> Engine:
+    """A scratch table beside the centre's own, in the same database."""
+    with centre.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE writer_probe (k VARCHAR(20) PRIMARY KEY, v INTEGER NOT NULL)"))
+    return centre.engine
+
+
+def _insert(key: str, value: int = 1) -> Callable[[Connection], str]:
+    def work(conn: Connection) -> str:
+        conn.execute(text("INSERT INTO writer_probe (k, v) VALUES (:k, :v)"), {"k": key, "v": value})
+        return key
+
+    return work
+
+
+def _rows(engine: Engine) -> Dict[str, int]:
+    with engine.connect() as conn:
+        return {row.k: row.v for row in conn.execute(text("SELECT k, v FROM writer_probe"))}
+
+
+def _held(writer: GroupWriter) -> Tuple[threading.Event, Future[Any]]:
+    """Occupy the writer in a transaction until the event is set: what is queued meanwhile is one batch."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(conn: Connection) -> str:
+        entered.set()
+        assert release.wait(10)
+        return "held"
+
+    future = writer.submit(hold)
+    assert entered.wait(10)
+    return release, future
+
+
+def _transactions(engine: Engine) -> List[int]:
+    """Counts the real transactions the writer begins (a begin event per root transaction)."""
+    from sqlalchemy import event
+
+    begun: List[int] = []
+    event.listen(engine, "begin", lambda _conn: begun.append(1))
+    return begun
+
+
+def test_queued_units_commit_in_one_transaction_and_answer_after_it(probe: Engine) -> None:
+    writer = GroupWriter(probe)
+    try:
+        release, held = _held(writer)
+        begun = _transactions(probe)
+        futures = [writer.submit(_insert(f"k{i}")) for i in range(5)]
+        assert not any(f.done() for f in futures)  # nothing answered before the commit
+        release.set()
+        assert [f.result(10) for f in futures] == [f"k{i}" for i in range(5)]
+        assert held.result(10) == "held"
+        assert len(begun) == 1, "the five units shared one transaction"
+        assert _rows(probe) == {f"k{i}": 1 for i in range(5)}
+    finally:
+        writer.stop()
+
+
+def test_a_refused_unit_changes_nothing_and_the_others_commit(probe: Engine) -> None:
+    def writes_then_refuses(conn: Connection) -> None:
+        _insert("refused")(conn)
+        raise refuse(409, "replay", "refused after writing")
+
+    writer = GroupWriter(probe)
+    try:
+        release, _ = _held(writer)
+        before = writer.submit(_insert("before"))
+        refused = writer.submit(writes_then_refuses, savepoint=True)
+        after = writer.submit(_insert("after"))
+        release.set()
+        assert before.result(10) == "before" and after.result(10) == "after"
+        with pytest.raises(RequestRefused) as caught:
+            refused.result(10)
+        assert caught.value.reason == "replay"
+        assert _rows(probe) == {"before": 1, "after": 1}
+    finally:
+        writer.stop()
+
+
+def test_a_unit_the_database_fails_does_not_fail_the_others(probe: Engine) -> None:
+    with probe.begin() as conn:
+        conn.execute(text("INSERT INTO writer_probe (k, v) VALUES ('taken', 0)"))
+    writer = GroupWriter(probe)
+    try:
+        release, _ = _held(writer)
+        first = writer.submit(_insert("a"))
+        clash = writer.submit(_insert("taken"))  # primary key taken: the database refuses the batch
+        last = writer.submit(_insert("b"))
+        release.set()
+        assert first.result(10) == "a" and last.result(10) == "b"
+        with pytest.raises(Exception) as caught:
+            clash.result(10)
+        assert "IntegrityError" in type(caught.value).__name__
+        assert _rows(probe) == {"taken": 0, "a": 1, "b": 1}
+    finally:
+        writer.stop()
+
+
+def test_stop_finishes_what_is_queued(probe: Engine) -> None:
+    writer = GroupWriter(probe)
+    release, _ = _held(writer)
+    futures = [writer.submit(_insert(f"q{i}")) for i in range(3)]
+    stopper = threading.Thread(target=writer.stop)
+    stopper.start()
+    release.set()
+    stopper.join(15)
+    assert [f.result(0) for f in futures] == ["q0", "q1", "q2"]
+    assert set(_rows(probe)) == {"q0", "q1", "q2"}
+
+
+def test_a_unit_abandoned_before_it_ran_is_not_run_and_the_writer_goes_on(probe: Engine) -> None:
+    writer = GroupWriter(probe)
+    try:
+        release, _ = _held(writer)
+        abandoned = writer.submit(_insert("abandoned"))
+        kept = writer.submit(_insert("kept"))
+        assert abandoned.cancel()
+        release.set()
+        assert kept.result(10) == "kept"
+        assert writer.submit(_insert("later")).result(10) == "later"
+        assert _rows(probe) == {"kept": 1, "later": 1}
+    finally:
+        writer.stop()
+
+
+def _beat(node: Node, seq: int) -> CheckedBeat:
+    beat = Heartbeat(node.agent_id, seq, datetime.now(timezone.utc), spool_depth=seq)
+    prepared = prepare_heartbeat(canonical(beat.to_dict()), node.agent_id, Limits(), datetime.now(timezone.utc))
+    return CheckedBeat(prepared, node.public_key)
+
+
+def test_heartbeats_stored_together_are_judged_one_by_one(centre: Centre, node: Node) -> None:
+    """A batch with a replay, an unknown agent and a key that is not the node's: each refused alone,
+    in order, and the heartbeats around them recorded."""
+    stranger = CheckedBeat(Heartbeat("a" * 32, 1, datetime.now(timezone.utc), 0), node.public_key)
+    forged = CheckedBeat(_beat(node, 9).beat, "ed25519-not-the-key")
+    beats = [_beat(node, 5), _beat(node, 4), stranger, forged, _beat(node, 6)]
+    now = datetime.now(timezone.utc)
+    with centre.engine.begin() as conn:
+        answers = store_heartbeats(conn, beats, now)
+    reasons = [a.reason if isinstance(a, RequestRefused) else a["seq"] for a in answers]
+    assert reasons == [5, "replay", "unknown_agent", "bad_signature", 6]
+    with centre.engine.connect() as conn:
+        row = conn.execute(select(agents).where(agents.c.id == node.agent_id)).mappings().one()
+    assert row["last_heartbeat_seq"] == 6
+    assert row["health"]["spool_depth"] == 6
+    assert abs(row["last_heartbeat_at"] - now) < timedelta(seconds=1)
+
+
+def test_a_heartbeat_is_answered_only_once_committed(centre: Centre, node: Node) -> None:
+    """Through the API: a heartbeat waits for the writer's transaction, then is answered and recorded."""
+    writer = centre.group_writer()  # the one the API uses
+    release, _ = _held(writer)
+    answer: List[Any] = []
+    sender = threading.Thread(target=lambda: answer.append(node.heartbeat(seq=7)))
+    sender.start()
+    sender.join(0.5)
+    assert sender.is_alive() and not answer, "answered before the transaction committed"
+    release.set()
+    sender.join(15)
+    assert answer[0].status_code == 200, answer[0].text
+    assert answer[0].json() == {"ok": True, "seq": 7}
+    with centre.engine.connect() as conn:
+        seq = conn.execute(select(agents.c.last_heartbeat_seq).where(agents.c.id == node.agent_id)).scalar_one()
+    assert seq == 7
