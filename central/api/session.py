@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from central import audit
 from central.auth import sessions, users
 from central.auth.deps import current
-from central.db.engine import write_tx
+from central.db.engine import read_tx, write_tx
 from central.errors import refuse
 from central.ids import utcnow
 
@@ -40,10 +40,13 @@ def log_in(request: Request, username: str, password: str) -> sessions.Started:
     """Check the password (throttled, audited) and start a session; raises RequestRefused."""
     centre = request.app.state.centre
     source = request.client.host if request.client else None
+    with read_tx(centre.engine) as conn:
+        stored = users.stored_hash(conn, username)
+    proof = users.check(stored, password)  # Argon2 with no lock held (on SQLite the write lock holds up ingest)
     with write_tx(centre.engine) as conn:
         now = utcnow()
         try:
-            logged_in = users.login(conn, now, centre.config.sessions, username, password, source)
+            logged_in = users.login(conn, now, centre.config.sessions, username, password, source, proof)
         except users.LoginRefused as err:
             refused = err
         else:

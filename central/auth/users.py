@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 from sqlalchemy import Connection, RowMapping, select, update
 
@@ -31,6 +31,53 @@ class LoginRefused(Exception):
         self.retry_after_s = retry_after_s
 
 
+@dataclass(frozen=True)
+class NewPassword:
+    """A password checked for strength and hashed: Argon2 takes tens of milliseconds of CPU, so
+    the web pages build this before their write transaction (which on SQLite holds up every
+    other writer, the agents' reports included) and hand it in."""
+
+    hash: str
+
+    @classmethod
+    def of(cls, password: str, username: str) -> NewPassword:
+        try:
+            check_strength(password, username)
+        except ValueError as err:
+            raise UserError(str(err)) from err
+        return cls(hash_password(password))
+
+
+@dataclass(frozen=True)
+class PasswordProof:
+    """A password checked against the hash stored when it was read, outside any transaction
+    (:func:`stored_hash`, then :func:`check`); it counts only while that hash is still the stored one."""
+
+    stored: Optional[str]
+    ok: bool
+    rehash: Optional[str] = None
+
+
+def stored_hash(conn: Connection, username: str) -> Optional[str]:
+    """The password hash of ``username`` (None: no such user), to :func:`check` after the transaction."""
+    stored = conn.execute(select(users.c.password_hash).where(users.c.username == username)).scalar()
+    return None if stored is None else str(stored)
+
+
+def check(stored: Optional[str], password: str) -> PasswordProof:
+    """The Argon2 verification (and a new hash if the parameters changed), with no lock held; for no
+    such user the same time is spent (no username enumeration by timing)."""
+    if stored is None:
+        burn_time(password)
+        return PasswordProof(None, False)
+    ok = verify_password(stored, password)
+    return PasswordProof(stored, ok, hash_password(password) if ok and needs_rehash(stored) else None)
+
+
+def _hashed(password: Union[str, NewPassword], username: str) -> str:
+    return password.hash if isinstance(password, NewPassword) else NewPassword.of(password, username).hash
+
+
 def principal_of(row: RowMapping, csrf: Optional[str] = None) -> Principal:
     return Principal(row["username"], row["role"], tenants_of(row["tenants"] or []), f"user:{row['username']}", csrf)
 
@@ -52,17 +99,14 @@ def create(
     now: datetime,
     actor: str,
     username: str,
-    password: str,
+    password: Union[str, NewPassword],
     role: str,
     tenants: Sequence[str],
     display_name: Optional[str] = None,
     source: Optional[str] = None,
 ) -> str:
     _check(username, role, tenants)
-    try:
-        check_strength(password, username)
-    except ValueError as err:
-        raise UserError(str(err)) from err
+    password_hash = _hashed(password, username)
     if conn.execute(select(users.c.id).where(users.c.username == username)).first() is not None:
         raise UserError(f"user {username!r} exists already")
     user_id = new_id()
@@ -71,7 +115,7 @@ def create(
             id=user_id,
             username=username,
             display_name=display_name,
-            password_hash=hash_password(password),
+            password_hash=password_hash,
             role=role,
             tenants=list(tenants),
             created_at=now,
@@ -90,7 +134,7 @@ def change(
     *,
     role: Optional[str] = None,
     tenants: Optional[Sequence[str]] = None,
-    password: Optional[str] = None,
+    password: Union[str, NewPassword, None] = None,
     disabled: Optional[bool] = None,
     source: Optional[str] = None,
 ) -> None:
@@ -107,11 +151,7 @@ def change(
     if tenants is not None:
         values["tenants"] = detail["tenants"] = list(tenants)
     if password is not None:
-        try:
-            check_strength(password, username)
-        except ValueError as err:
-            raise UserError(str(err)) from err
-        values.update(password_hash=hash_password(password), failed_logins=0, locked_until=None)
+        values.update(password_hash=_hashed(password, username), failed_logins=0, locked_until=None)
         detail["password"] = "changed"  # noqa: S105  a note that it changed, not a password
     if disabled is not None:
         values["disabled_at"] = now if disabled else None
@@ -144,14 +184,13 @@ def _keep_an_admin(conn: Connection, row: RowMapping, role: Optional[str], disab
 
 
 def change_own_password(
-    conn: Connection, now: datetime, username: str, current: str, new: str, source: Optional[str] = None
+    conn: Connection, now: datetime, username: str, proof: PasswordProof, new: NewPassword, source: Optional[str] = None
 ) -> None:
-    """A person changes their own password, proving it is them with the current one."""
-    row = conn.execute(select(users.c.password_hash).where(users.c.username == username)).first()
-    if row is None or not verify_password(row.password_hash, current):
+    """A person changes their own password, proving it is them with the current one (checked by
+    :func:`check` before this transaction; refused if the password changed since it was read)."""
+    stored = conn.execute(select(users.c.password_hash).where(users.c.username == username)).scalar()
+    if stored is None or not proof.ok or proof.stored != stored:
         raise UserError("the current password is wrong; nothing was changed")
-    if new == current:
-        raise UserError("the new password is the same as the current one")
     change(conn, now, f"user:{username}", username, password=new, source=source)
 
 
@@ -181,23 +220,34 @@ class LoggedIn:
 
 
 def login(
-    conn: Connection, now: datetime, settings: Sessions, username: str, password: str, source: Optional[str]
+    conn: Connection,
+    now: datetime,
+    settings: Sessions,
+    username: str,
+    password: str,
+    source: Optional[str],
+    proof: Optional[PasswordProof] = None,
 ) -> LoggedIn:
     """Check a password with throttling: after ``max_failed_logins`` the account waits ``lockout_minutes``.
 
     Every attempt is recorded in the audit trail (who, when, from where, and whether it worked).
+    ``proof``: the password already checked outside the transaction (:func:`check`);
+    it counts only if the stored hash is still the one it was checked against.
     """
     row = conn.execute(select(users).where(users.c.username == username)).mappings().first()
     refused = "wrong username or password"
     if row is None:
-        burn_time(password)
+        if proof is None:
+            burn_time(password)
         audit.record(conn, now, f"unknown:{username[:64]}", "login.failed", username[:160], None, source)
         raise LoginRefused(refused)
     if row["locked_until"] is not None and row["locked_until"] > now:
         wait = int((row["locked_until"] - now).total_seconds()) + 1
         audit.record(conn, now, f"user:{username}", "login.locked", username, {"retry_after_s": wait}, source)
         raise LoginRefused(f"too many failed logins; try again in {wait // 60 + 1} minutes", wait)
-    if not verify_password(row["password_hash"], password) or row["disabled_at"] is not None:
+    if proof is None or proof.stored != row["password_hash"]:
+        proof = check(row["password_hash"], password)
+    if not proof.ok or row["disabled_at"] is not None:
         failures = int(row["failed_logins"]) + 1
         values: Dict[str, Any] = {"failed_logins": failures}
         if failures >= settings.max_failed_logins:
@@ -206,8 +256,8 @@ def login(
         audit.record(conn, now, f"user:{username}", "login.failed", username, {"failures": failures}, source)
         raise LoginRefused(refused)
     values = {"failed_logins": 0, "locked_until": None, "last_login_at": now}
-    if needs_rehash(row["password_hash"]):
-        values["password_hash"] = hash_password(password)
+    if proof.rehash is not None:
+        values["password_hash"] = proof.rehash
     conn.execute(update(users).where(users.c.id == row["id"]).values(**values))
     audit.record(conn, now, f"user:{username}", "login", username, None, source)
     return LoggedIn(row["id"], principal_of(row))

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Dict
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
 
 from central import apikeys
 from central.auth import sessions, users
@@ -49,13 +50,20 @@ async def change_password(request: Request, who: Person) -> Response:
     if form.get("new", "") != form.get("again", ""):
         return await _account(request, who, 400, error="The two new passwords differ; nothing was changed.")
     keep = request.cookies.get(sessions.COOKIE)
+    current, new = form.get("current", ""), form.get("new", "")
 
-    def work(conn: Connection) -> None:
-        users.change_own_password(conn, utcnow(), who.username, form.get("current", ""), form["new"], source(request))
+    def work(conn: Connection, proof: users.PasswordProof, fresh: users.NewPassword) -> None:
+        users.change_own_password(conn, utcnow(), who.username, proof, fresh, source(request))
         sessions.end_all(conn, users.user_id_of(conn, who.username), keep)
 
     try:
-        await write(request, work)
+        # Argon2 (checking the current password, hashing the new one) before the write transaction
+        proof = await run_in_threadpool(users.check, await read(request, users.stored_hash, who.username), current)
+        if not proof.ok:
+            raise users.UserError("the current password is wrong; nothing was changed")
+        if new == current:
+            raise users.UserError("the new password is the same as the current one")
+        await write(request, work, proof, await run_in_threadpool(users.NewPassword.of, new, who.username))
     except users.UserError as err:
         return await _account(request, who, 400, error=str(err))
     return await _account(request, who, notice="Your password was changed; your other sessions have ended.")

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Dict, Optional
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
 
 from central import apikeys
 from central.auth import sessions, users
@@ -83,14 +84,14 @@ async def create(request: Request, who: Person) -> Response:
     username = form.get("username", "").strip()[:64]
     password = form.get("password", "") or generate(username)
 
-    def work(conn: Connection) -> None:
+    def work(conn: Connection, hashed: users.NewPassword) -> None:
         tenants = users.parse_tenants(form.get("tenants", ""))
         name = form.get("display_name", "").strip()[:128] or None
         role = form.get("role", "")
-        users.create(conn, utcnow(), who.actor, username, password, role, tenants, name, source(request))
+        users.create(conn, utcnow(), who.actor, username, hashed, role, tenants, name, source(request))
 
-    try:
-        await write(request, work)
+    try:  # Argon2 before the write transaction, which on SQLite holds up every other writer
+        await write(request, work, await run_in_threadpool(users.NewPassword.of, password, username))
     except users.UserError as err:
         return await _people(request, who, 400, error=str(err), form=form)
     shown = None if form.get("password") else password
@@ -145,12 +146,12 @@ async def reset_password(request: Request, username: str, who: Person) -> Respon
 
     keep = request.cookies.get(sessions.COOKIE) if username == who.username else None
 
-    def work(conn: Connection) -> None:
-        users.change(conn, utcnow(), who.actor, username, password=password, source=source(request))
+    def work(conn: Connection, hashed: users.NewPassword) -> None:
+        users.change(conn, utcnow(), who.actor, username, password=hashed, source=source(request))
         sessions.end_all(conn, users.user_id_of(conn, username), keep)
 
-    try:
-        await write(request, work)
+    try:  # Argon2 before the write transaction
+        await write(request, work, await run_in_threadpool(users.NewPassword.of, password, username))
     except users.UserError as err:
         return await _person(request, who, username, 400, error=str(err))
     return await _person(request, who, username, reset={"password": None if typed else password})
