@@ -8,7 +8,6 @@ others skip the round.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from sqlalchemy import Connection, Engine, and_, event, func, select, update
 
 from central.alerting.incidents import Round, run_round
 from central.alerting.settings import Alerting
+from central.background import Background
 from central.config import Retention
 from central.db.engine import read_tx, try_advisory_lock, write_tx
 from central.db.schema import agents
@@ -128,20 +128,14 @@ def run_once(
     return DutyResult(True, silent, stale, reloaded, incidents.notified if incidents is not None else 0)
 
 
-class DutyThread(threading.Thread):
-    """Runs :func:`run_once` every ``interval`` seconds until stopped."""
+class DutyThread(Background):
+    """Runs :func:`run_once` every ``interval`` seconds until stopped; poked when a verdict changed
+    (on-call should not wait for the interval)."""
 
     def __init__(self, interval: float, job: Callable[[], DutyResult]) -> None:
-        super().__init__(name="tillsyn-duties", daemon=True)
-        self.interval = interval
+        super().__init__("tillsyn-duties", interval)
         self.job = job
-        self.stopping = threading.Event()
-        self.woken = threading.Event()
         self.last: Dict[str, object] = {}
-
-    def poke(self) -> None:
-        """Run a round now (a verdict changed: on-call should not wait for the interval)."""
-        self.woken.set()
 
     MIN_GAP_S = 1.0
     """Pokes arriving in a burst (many nodes turning failing at once) cost one round a second."""
@@ -160,7 +154,3 @@ class DutyThread(threading.Thread):
                 self.last = {"at": utcnow().isoformat(), "silent": result.silent, "stale": result.stale}
             except Exception:
                 log.exception("background duty failed; retrying next round")
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.woken.set()

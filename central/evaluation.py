@@ -15,7 +15,6 @@ the round, so a node's reports are always judged in the order they were stored.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, NamedTuple, Tuple
 
@@ -24,6 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
+from central.background import Background
 from central.db.engine import try_advisory_lock, write_tx
 from central.db.schema import agents, findings, latest_evidence, pending_evaluation, reports
 from central.findings import COMPARED, MESSAGE_MAX, record, rules_for_agent
@@ -217,23 +217,17 @@ def evaluate_pending(engine: Engine, policy: Policy, limit: int = BATCH) -> Eval
             return total
 
 
-class EvaluatorThread(threading.Thread):
+class EvaluatorThread(Background):
     """Drains the queue whenever ingest pokes it, and on its own every ``interval`` seconds
     (reports queued by another centre process, or left by a process that was killed)."""
 
     def __init__(
         self, interval: float, job: Callable[[], Evaluated], on_failing: Callable[[], None], linger: float = LINGER_S
     ) -> None:
-        super().__init__(name="tillsyn-evaluator", daemon=True)
-        self.interval = interval
+        super().__init__("tillsyn-evaluator", interval)
         self.linger = linger
         self.job = job
         self.on_failing = on_failing
-        self.stopping = threading.Event()
-        self.woken = threading.Event()
-
-    def poke(self) -> None:
-        self.woken.set()
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -253,7 +247,3 @@ class EvaluatorThread(threading.Thread):
                 self.stopping.wait(1.0)
             if self.woken.wait(self.interval):
                 self.stopping.wait(self.linger)
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.woken.set()

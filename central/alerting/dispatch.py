@@ -24,6 +24,7 @@ from sqlalchemy import Engine, and_, exists, or_, select, update
 from central.alerting.channels import ChannelError, Sender
 from central.alerting.incidents import event, view
 from central.alerting.settings import Alerting
+from central.background import Background
 from central.db.engine import write_tx
 from central.db.schema import agents, incidents, outbox
 from central.ids import utcnow
@@ -219,18 +220,12 @@ def dispatch_once(
     return total
 
 
-class Dispatcher(threading.Thread):
-    """Works the outbox every ``interval`` seconds until stopped."""
+class Dispatcher(Background):
+    """Works the outbox every ``interval`` seconds, or when poked, until stopped."""
 
     def __init__(self, interval: float, job: Callable[[], Sent]) -> None:
-        super().__init__(name="tillsyn-dispatch", daemon=True)
-        self.interval = interval
+        super().__init__("tillsyn-dispatch", interval)
         self.job = job
-        self.stopping = threading.Event()
-        self.woken = threading.Event()
-
-    def poke(self) -> None:
-        self.woken.set()
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -242,7 +237,3 @@ class Dispatcher(threading.Thread):
                 self.job()
             except Exception:
                 log.exception("outbox dispatch failed; retrying next round")
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.woken.set()
