@@ -16,6 +16,7 @@ from central.alerting.channels import ChannelError, Sender, build_sender
 from central.alerting.dispatch import Dispatcher, Sent, dispatch_once
 from central.config import CentralConfig
 from central.db import migrate
+from central.db.checkpoint import WalCheckpointer
 from central.db.engine import make_engine, read_tx
 from central.duties import DutyResult, DutyThread, run_once
 from central.evaluation import Evaluated, EvaluatorThread, evaluate_batch, evaluate_pending
@@ -37,6 +38,8 @@ class Centre:
     duties: Optional[DutyThread] = None
     dispatcher: Optional[Dispatcher] = None
     evaluator: Optional[EvaluatorThread] = None
+    checkpointer: Optional[WalCheckpointer] = None
+    """SQLite only: WAL checkpoints off the requests' path (central/db/checkpoint.py)."""
     senders: Dict[str, Sender] = field(default_factory=dict)
     workers: Optional[ThreadPoolExecutor] = None
     """Threads for the agents' endpoints: a plain executor costs a third of the framework's
@@ -145,6 +148,9 @@ class Centre:
         return dispatch_once(self.engine, self.config.alerting, self.senders, self.config.public_url)
 
     def start_duties(self) -> None:
+        if self.checkpointer is None and self.engine.dialect.name == "sqlite" and self.engine.url.database:
+            self.checkpointer = WalCheckpointer(self.engine)
+            self.checkpointer.start()
         if self.evaluator is None:
             self.evaluator = EvaluatorThread(self.config.duty_interval_s, self._evaluate_batch, self.poke)
             self.evaluator.start()
@@ -165,6 +171,10 @@ class Centre:
             self.workers.shutdown(wait=True)
         if self.writer is not None:
             self.writer.stop()
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+            self.checkpointer.join(timeout=15)
+        self.checkpointer = None
         self.workers = None
         self.writer = None
         self.evaluator = None
