@@ -241,26 +241,61 @@ def login(
             burn_time(password)
         audit.record(conn, now, f"unknown:{username[:64]}", "login.failed", username[:160], None, source)
         raise LoginRefused(refused)
-    if row["locked_until"] is not None and row["locked_until"] > now:
-        wait = int((row["locked_until"] - now).total_seconds()) + 1
+    wait = locked_for(row, now)
+    if wait:
         audit.record(conn, now, f"user:{username}", "login.locked", username, {"retry_after_s": wait}, source)
-        raise LoginRefused(f"too many failed logins; try again in {wait // 60 + 1} minutes", wait)
+        raise LoginRefused(locked_message(wait), wait)
     if proof is None or proof.stored != row["password_hash"]:
         proof = check(row["password_hash"], password)
     if not proof.ok or row["disabled_at"] is not None:
-        failures = int(row["failed_logins"]) + 1
-        values: Dict[str, Any] = {"failed_logins": failures}
-        if failures >= settings.max_failed_logins:
-            values.update(locked_until=now + timedelta(minutes=settings.lockout_minutes), failed_logins=0)
-        conn.execute(update(users).where(users.c.id == row["id"]).values(**values))
-        audit.record(conn, now, f"user:{username}", "login.failed", username, {"failures": failures}, source)
+        _count_failure(conn, now, settings, row, "login.failed", source)
         raise LoginRefused(refused)
-    values = {"failed_logins": 0, "locked_until": None, "last_login_at": now}
+    values: Dict[str, Any] = {"failed_logins": 0, "locked_until": None, "last_login_at": now}
     if proof.rehash is not None:
         values["password_hash"] = proof.rehash
     conn.execute(update(users).where(users.c.id == row["id"]).values(**values))
     audit.record(conn, now, f"user:{username}", "login", username, None, source)
     return LoggedIn(row["id"], principal_of(row))
+
+
+def locked_for(row: RowMapping, now: datetime) -> int:
+    """Seconds the account still waits after too many failed passwords (0: not locked)."""
+    if row["locked_until"] is None or row["locked_until"] <= now:
+        return 0
+    return int((row["locked_until"] - now).total_seconds()) + 1
+
+
+def locked_message(wait: int) -> str:
+    return f"too many failed logins; try again in {wait // 60 + 1} minutes"
+
+
+def _count_failure(
+    conn: Connection, now: datetime, settings: Sessions, row: RowMapping, action: str, source: Optional[str]
+) -> int:
+    """One more wrong password: after ``max_failed_logins`` the account is locked for ``lockout_minutes``."""
+    failures = int(row["failed_logins"]) + 1
+    values: Dict[str, Any] = {"failed_logins": failures}
+    if failures >= settings.max_failed_logins:
+        values.update(locked_until=now + timedelta(minutes=settings.lockout_minutes), failed_logins=0)
+    conn.execute(update(users).where(users.c.id == row["id"]).values(**values))
+    username = row["username"]
+    audit.record(conn, now, f"user:{username}", action, username, {"failures": failures}, source)
+    return failures
+
+
+def wrong_current_password(
+    conn: Connection, now: datetime, settings: Sessions, username: str, source: Optional[str]
+) -> None:
+    """A wrong current password on one's own password page counts like a failed login: whoever holds
+    the session must not get unlimited guesses at the password."""
+    row = conn.execute(select(users).where(users.c.username == username).with_for_update()).mappings().first()
+    if row is not None:
+        _count_failure(conn, now, settings, row, "password.change_failed", source)
+
+
+def lock_wait(conn: Connection, username: str, now: datetime) -> int:
+    row = conn.execute(select(users).where(users.c.username == username)).mappings().first()
+    return 0 if row is None else locked_for(row, now)
 
 
 def user_id_of(conn: Connection, username: str) -> str:

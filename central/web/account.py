@@ -17,7 +17,7 @@ from central import apikeys
 from central.auth import sessions, users
 from central.auth.principal import Principal
 from central.ids import utcnow
-from central.web.common import fields, person, read, safe_next, source, write
+from central.web.common import centre_of, fields, person, read, safe_next, source, write
 from central.web.people import session_only
 from central.web.render import page, redirect
 
@@ -57,9 +57,14 @@ async def change_password(request: Request, who: Person) -> Response:
         sessions.end_all(conn, users.user_id_of(conn, who.username), keep)
 
     try:
+        wait = await read(request, users.lock_wait, who.username, utcnow())
+        if wait:
+            raise users.UserError(users.locked_message(wait))
         # Argon2 (checking the current password, hashing the new one) before the write transaction
         proof = await run_in_threadpool(users.check, await read(request, users.stored_hash, who.username), current)
         if not proof.ok:
+            settings = centre_of(request).config.sessions
+            await write(request, users.wrong_current_password, utcnow(), settings, who.username, source(request))
             raise users.UserError("the current password is wrong; nothing was changed")
         if new == current:
             raise users.UserError("the new password is the same as the current one")

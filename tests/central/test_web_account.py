@@ -93,7 +93,6 @@ def test_a_person_changes_their_own_password_with_the_current_one(client: TestCl
     new = "my brand new passphrase"
     before = snapshot(centre)
     for current, typed, again, message in (
-        ("wrong password here", new, new, "the current password is wrong; nothing was changed"),
         (PASSWORD, new, new + "x", "The two new passwords differ; nothing was changed."),
         (PASSWORD, "short", "short", "a password needs at least 12 characters"),
         (PASSWORD, PASSWORD, PASSWORD, "the new password is the same as the current one"),
@@ -101,6 +100,9 @@ def test_a_person_changes_their_own_password_with_the_current_one(client: TestCl
         status, text = _change(here, csrf, current, typed, again)
         assert status == 400 and message in error_of(text)
     assert snapshot(centre) == before
+    status, text = _change(here, csrf, "wrong password here", new)  # counted like a failed login
+    assert status == 400 and "the current password is wrong; nothing was changed" in error_of(text)
+    assert [e["detail"] for e in audit_rows(centre, "password.change_failed")] == [{"failures": 1}]
     forged = here.post("/account/password", data={"current": PASSWORD, "new": new, "again": new})
     assert forged.status_code == 403 and forged.json()["error"] == "csrf"
 
@@ -112,6 +114,25 @@ def test_a_person_changes_their_own_password_with_the_current_one(client: TestCl
     log_in(client, "vera", new)
     changed = audit_rows(centre, "user.change")
     assert [(e["actor"], e["object"], e["detail"]) for e in changed] == [("user:vera", "vera", {"password": "changed"})]
+
+
+def test_guessing_the_current_password_locks_the_account_like_failed_logins(
+    client: TestClient, centre: Centre
+) -> None:
+    """Whoever holds a session (left open, or stolen) gets no more guesses at the password than the
+    login form gives: five wrong current passwords lock the account for lockout_minutes."""
+    make_user(centre, "vera", "viewer", "acme")
+    here, csrf = log_in(client, "vera")
+    new = "my brand new passphrase"
+    for _ in range(centre.config.sessions.max_failed_logins):
+        status, text = _change(here, csrf, "a wrong guess at it", new)
+        assert status == 400 and "the current password is wrong" in error_of(text)
+    status, text = _change(here, csrf, PASSWORD, new)  # the right one, too late
+    assert status == 400 and "too many failed logins" in error_of(text)
+    refused = client.post("/api/v1/session", json={"username": "vera", "password": PASSWORD})
+    assert refused.status_code == 429
+    failures = [e["detail"]["failures"] for e in audit_rows(centre, "password.change_failed")]
+    assert failures == list(range(1, centre.config.sessions.max_failed_logins + 1))
 
 
 def test_own_pages_need_a_login_and_a_session(client: TestClient, centre: Centre) -> None:
