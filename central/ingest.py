@@ -90,8 +90,10 @@ def authenticate(
         raise refuse(401, "unknown_agent", f"unknown agent {agent_id[:64]!r}", "enrol the node again")
     if agent["revoked_at"] is not None:
         raise refuse(403, "revoked", f"agent {agent_id} was revoked", "enrol the node again with a new token")
-    if verified_key is None or agent["public_key"] != verified_key:
+    if verified_key is None:
         check_signature(agent["public_key"], body, signature)
+    elif agent["public_key"] != verified_key:  # the request and its reports were checked with another key
+        raise refuse(401, "bad_signature", "request signature: not made with the node's key")
     return agent
 
 

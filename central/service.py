@@ -148,7 +148,8 @@ class Centre:
         return dispatch_once(self.engine, self.config.alerting, self.senders, self.config.public_url)
 
     def start_duties(self) -> None:
-        if self.checkpointer is None and self.engine.dialect.name == "sqlite" and self.engine.url.database:
+        on_disk = self.engine.dialect.name == "sqlite" and self.engine.url.database not in (None, "", ":memory:")
+        if self.checkpointer is None and on_disk:
             self.checkpointer = WalCheckpointer(self.engine)
             self.checkpointer.start()
         if self.evaluator is None:

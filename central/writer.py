@@ -58,6 +58,8 @@ class GroupWriter:
         self.engine = engine
         self.max_units = max_units
         self._queue: queue.SimpleQueue[Optional[_Unit]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._stopped = False
         self._thread = threading.Thread(target=self._run, name="tillsyn-writer", daemon=True)
         self._thread.start()
 
@@ -65,19 +67,27 @@ class GroupWriter:
         """Queue ``work(conn)``; the future holds its result once the transaction committed, or
         its refusal, or the database's error."""
         future: Future[T] = Future()
-        self._queue.put(_Unit(work, savepoint, future))
+        self._put(_Unit(work, savepoint, future))
         return future
 
     def submit_together(self, together: Together, item: Any) -> Future[Any]:
         """Queue ``item`` for ``together(conn, items)`` with the other items of its kind in the batch
         (after the batch's single units): ``together`` must refuse an item only before writing for it."""
         future: Future[Any] = Future()
-        self._queue.put(_Unit(None, False, future, together, item))
+        self._put(_Unit(None, False, future, together, item))
         return future
 
+    def _put(self, unit: _Unit) -> None:
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("the group writer is stopped")
+            self._queue.put(unit)
+
     def stop(self, timeout: float = 15.0) -> None:
-        """Finish what is queued, then end the thread."""
-        self._queue.put(None)
+        """Finish what is queued, then end the thread; nothing can be queued after."""
+        with self._lock:
+            self._stopped = True
+            self._queue.put(None)
         self._thread.join(timeout)
 
     def _run(self) -> None:
@@ -143,6 +153,9 @@ class GroupWriter:
                     outcomes[index] = (False, err)
             for together, indexes in kinds.items():
                 answers = together(conn, [batch[i].item for i in indexes])
+                if len(answers) != len(indexes):  # before the commit: a wrong count must write nothing
+                    raise RuntimeError(f"{len(answers)} answers for {len(indexes)} items")
                 for index, answer in zip(indexes, answers):
                     outcomes[index] = (not isinstance(answer, RequestRefused), answer)
-        return [outcomes[index] for index in range(len(batch))]
+            done = [outcomes[index] for index in range(len(batch))]
+        return done

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Mapping, MutableMapping, Optional, Tuple
 
 import orjson
@@ -38,6 +39,10 @@ log = logging.getLogger("tillsyn.central.api")
 AGENT_HEADER = "x-tillsyn-agent"
 SIGNATURE_HEADER = "x-tillsyn-signature"
 HEARTBEAT_LIMIT = 64 * 1024
+INLINE_BYTES = 64 * 1024
+"""Bodies up to this size (a heartbeat, a report or a few) are checked and parsed on the event loop,
+which costs less than a hand-off to a thread; larger batches go to a thread so that one agent
+emptying its spool does not hold every other request up."""
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -58,7 +63,10 @@ async def verified(centre: Centre, headers: Headers, body: bytes) -> Tuple[str, 
     agent_id, signature = require_signed(headers.get(AGENT_HEADER), headers.get(SIGNATURE_HEADER))
     key = centre.agent_keys.get(agent_id)
     if key is not None:
-        check_signature(key, body, signature)
+        if len(body) <= INLINE_BYTES:
+            check_signature(key, body, signature)
+        else:
+            await centre.offload(partial(check_signature, key, body, signature))
         return agent_id, signature, key
 
     def lookup() -> str:
@@ -75,7 +83,10 @@ async def receive_reports(centre: Centre, headers: Headers, body: bytes) -> Dict
     transaction (in a savepoint when a later report of the batch may be refused after an earlier one was written)."""
     agent_id, signature, key = await verified(centre, headers, body)
     limits = centre.config.limits
-    prepared = prepare_reports(body, agent_id, key, limits)
+    if len(body) <= INLINE_BYTES:
+        prepared = prepare_reports(body, agent_id, key, limits)
+    else:  # a spool emptied in one batch: megabytes to parse and a signature per report, off the event loop
+        prepared = await centre.offload(partial(prepare_reports, body, agent_id, key, limits))
 
     def work(conn: Connection) -> Dict[str, Any]:
         agent = authenticate(conn, agent_id, signature, body, key)

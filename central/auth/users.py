@@ -188,9 +188,12 @@ def change_own_password(
 ) -> None:
     """A person changes their own password, proving it is them with the current one (checked by
     :func:`check` before this transaction; refused if the password changed since it was read)."""
-    stored = conn.execute(select(users.c.password_hash).where(users.c.username == username)).scalar()
-    if stored is None or not proof.ok or proof.stored != stored:
+    row = conn.execute(select(users).where(users.c.username == username).with_for_update()).mappings().first()
+    if row is None or not proof.ok or proof.stored != row["password_hash"]:
         raise UserError("the current password is wrong; nothing was changed")
+    wait = locked_for(row, now)  # again here: guesses sent at once all passed the check before Argon2
+    if wait:
+        raise UserError(locked_message(wait))
     change(conn, now, f"user:{username}", username, password=new, source=source)
 
 

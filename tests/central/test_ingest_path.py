@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from central.api.app import create_app
 from central.service import Centre
-from tests.central.conftest import Node
+from tests.central.conftest import Node, evidence_record, snapshot
 
 
 def test_an_internal_failure_is_a_500_with_a_json_body_and_the_next_request_works(
@@ -57,3 +57,47 @@ def test_content_length_that_is_not_a_number_is_refused(client: TestClient, node
     )
     assert answer.status_code == 400
     assert answer.json()["error"] == "malformed"
+
+
+def test_a_large_batch_is_checked_off_the_event_loop_and_stored(
+    client: TestClient, centre: Centre, node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A spool emptied in one batch (over INLINE_BYTES) is verified and parsed in a worker thread."""
+    import threading
+
+    from central.api import ingest_path
+
+    threads: List[str] = []
+    real = ingest_path.prepare_reports
+
+    def watched(*args: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return real(*args)
+
+    monkeypatch.setattr(ingest_path, "prepare_reports", watched)
+    filler = {"sockets": [{"port": p, "note": "x" * 200} for p in range(40)]}
+    small = node.send(node.report(evidence_record(observed={"sockets": []})))
+    batch = [node.report(evidence_record(observed=filler)) for _ in range(12)]
+    large = node.send(*batch)
+    assert small.status_code == 200 and large.status_code == 200, large.text
+    assert len(large.json()["stored"]) == 12
+    assert len(large.request.content) > ingest_path.INLINE_BYTES
+    assert threads[0] != threads[1] and threads[1].startswith("tillsyn-ingest")
+
+
+def test_a_key_that_is_not_the_nodes_is_refused_even_when_this_process_believed_it(
+    client: TestClient, centre: Centre, node: Node
+) -> None:
+    """Defence in depth: the reports were checked with the key kept in memory; if the node's row says
+    otherwise, nothing is stored (an id's key never changes, so this means something is wrong)."""
+    from evidence.signing import new_private_key, public_key_text
+
+    impostor = new_private_key()
+    centre.agent_keys[node.agent_id] = public_key_text(impostor)
+    real, node.key = node.key, impostor  # request and report signed alike with the believed key
+    envelope = node.report()
+    node.key = real
+    before = snapshot(centre)
+    answer = node.send(envelope, key=impostor)
+    assert answer.status_code == 401 and answer.json()["error"] == "bad_signature"
+    assert snapshot(centre) == before

@@ -16,9 +16,14 @@ TABLES = {"agents", "pending_evaluation", "reports", "findings", "latest_evidenc
 
 
 def _without_truncate(engine: Engine) -> set[str]:
+    """Tables whose own pages and whose TOAST table's pages (if it has one) autovacuum keeps."""
     with engine.connect() as conn:
         rows = conn.execute(
-            text("SELECT relname FROM pg_class WHERE 'vacuum_truncate=false' = ANY(reloptions)")
+            text(
+                "SELECT t.relname FROM pg_class t LEFT JOIN pg_class toast ON toast.oid = t.reltoastrelid "
+                "WHERE t.relkind = 'r' AND 'vacuum_truncate=false' = ANY(t.reloptions) "
+                "AND (t.reltoastrelid = 0 OR 'vacuum_truncate=false' = ANY(toast.reloptions))"
+            )
         ).scalars()
         return set(rows)
 

@@ -145,3 +145,34 @@ def test_own_pages_need_a_login_and_a_session(client: TestClient, centre: Centre
     assert client.post("/account/keys", data={"name": "more"}, headers=key).status_code == 403
     assert client.get("/account", headers=key).status_code == 403
     assert snapshot(centre) == before
+
+
+def test_a_right_current_password_checked_before_the_lock_came_is_refused(centre: Centre) -> None:
+    """Guesses sent at once all pass the lock check made before Argon2; the change itself checks the
+    lock again under the write lock, so a right guess among them cannot change the password."""
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import update
+
+    from central.auth import users
+    from central.db.engine import read_tx, write_tx
+    from central.db.schema import users as users_table
+
+    make_user(centre, "vera", "viewer", "acme")
+    with read_tx(centre.engine) as conn:
+        proof = users.check(users.stored_hash(conn, "vera"), PASSWORD)  # before the lock
+    assert proof.ok
+    later = datetime.now(timezone.utc)
+    with write_tx(centre.engine) as conn:  # meanwhile, the other guesses locked the account
+        until = later + timedelta(minutes=15)
+        conn.execute(update(users_table).where(users_table.c.username == "vera").values(locked_until=until))
+    fresh = users.NewPassword.of("a brand new passphrase", "vera")
+    before = snapshot(centre)
+    try:
+        with write_tx(centre.engine) as conn:
+            users.change_own_password(conn, later, "vera", proof, fresh)
+    except users.UserError as err:
+        assert "too many failed logins" in str(err)
+    else:
+        raise AssertionError("the password was changed on a locked account")
+    assert snapshot(centre) == before

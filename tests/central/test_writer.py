@@ -152,6 +152,37 @@ def test_a_unit_abandoned_before_it_ran_is_not_run_and_the_writer_goes_on(probe:
         writer.stop()
 
 
+def test_nothing_can_be_queued_once_stopped(probe: Engine) -> None:
+    writer = GroupWriter(probe)
+    writer.stop()
+    with pytest.raises(RuntimeError, match="stopped"):
+        writer.submit(_insert("late"))
+    assert _rows(probe) == {}
+
+
+def test_a_together_call_that_answers_wrongly_writes_nothing(probe: Engine) -> None:
+    """The answers are matched to the units before the commit: a wrong count rolls the batch back."""
+
+    def short(conn: Connection, items: List[Any]) -> List[Any]:
+        for item in items:
+            _insert(item)(conn)
+        return items[1:]
+
+    writer = GroupWriter(probe)
+    try:
+        release, _ = _held(writer)
+        plain = writer.submit(_insert("plain"))
+        grouped = [writer.submit_together(short, f"g{i}") for i in range(2)]
+        release.set()
+        assert plain.result(10) == "plain"  # run again alone, it commits
+        for future in grouped:
+            with pytest.raises(RuntimeError, match="answers for"):
+                future.result(10)
+        assert _rows(probe) == {"plain": 1}
+    finally:
+        writer.stop()
+
+
 def _beat(node: Node, seq: int) -> CheckedBeat:
     beat = Heartbeat(node.agent_id, seq, datetime.now(timezone.utc), spool_depth=seq)
     prepared = prepare_heartbeat(canonical(beat.to_dict()), node.agent_id, Limits(), datetime.now(timezone.utc))

@@ -10,7 +10,8 @@ them back to the operating system under an ACCESS EXCLUSIVE lock, which waits fo
 every read and write of the table.  Under load (bench/ingest_load.py) that held the agents'
 requests up 200-800 ms several times a minute; without truncation the stalls were gone, heartbeats
 went from about 860/s to 1,170/s and reports from about 190/s to 250/s.  The pages stay with the
-table and are reused by the next rows.  SQLite has no such setting and needs none.
+table and are reused by the next rows; the same for each table's TOAST table, where report bodies
+live.  The setting needs PostgreSQL 12 or newer.  SQLite has no such setting and needs none.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     for table in TABLES:
-        op.execute(f"ALTER TABLE {table} SET (vacuum_truncate = false)")
+        op.execute(f"ALTER TABLE {table} SET (vacuum_truncate = false, toast.vacuum_truncate = false)")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     for table in TABLES:
-        op.execute(f"ALTER TABLE {table} RESET (vacuum_truncate)")
+        op.execute(f"ALTER TABLE {table} RESET (vacuum_truncate, toast.vacuum_truncate)")
