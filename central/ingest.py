@@ -2,7 +2,7 @@
 
 Order of checks, cheapest and most trust-establishing first: size, known agent,
 request signature over the exact body, then parsing and each report's own signature
-(all before the write lock, see central/api/agents.py), then under the lock the
+(all before the write lock, see central/api/ingest_path.py), then under the lock the
 agent's row: revoked, and each report's sequence and time.  An agent whose row says
 revoked is refused there at the latest (before parsing when its key was not yet
 known to the process).  Any refusal stores nothing.
@@ -85,14 +85,20 @@ def authenticate(
     public key the same signature was already checked with, in this request, before the write lock)."""
     agent_id, signature = require_signed(agent_id, signature)
     query = _AGENT_LOCKED if conn.dialect.name == "postgresql" else _AGENT
-    agent = conn.execute(query, {"agent_key": agent_id}).mappings().first()
+    agent = admitted(agent_id, conn.execute(query, {"agent_key": agent_id}).mappings().first(), verified_key)
+    if verified_key is None:
+        check_signature(agent["public_key"], body, signature)
+    return agent
+
+
+def admitted(agent_id: str, agent: Optional[RowMapping], verified_key: Optional[str]) -> RowMapping:
+    """The agent's row, unless there is none, it is revoked, or it holds another key than the one the
+    request (and its reports) were checked with."""
     if agent is None:
         raise refuse(401, "unknown_agent", f"unknown agent {agent_id[:64]!r}", "enrol the node again")
     if agent["revoked_at"] is not None:
         raise refuse(403, "revoked", f"agent {agent_id} was revoked", "enrol the node again with a new token")
-    if verified_key is None:
-        check_signature(agent["public_key"], body, signature)
-    elif agent["public_key"] != verified_key:  # the request and its reports were checked with another key
+    if verified_key is not None and agent["public_key"] != verified_key:
         raise refuse(401, "bad_signature", "request signature: not made with the node's key")
     return agent
 
@@ -316,16 +322,8 @@ def store_heartbeats(conn: Connection, beats: List[CheckedBeat], now: datetime) 
     writes: List[Dict[str, Any]] = []
     for checked in beats:
         beat = checked.beat
-        agent = rows.get(beat.agent_id)
         try:
-            if agent is None:
-                raise refuse(401, "unknown_agent", f"unknown agent {beat.agent_id[:64]!r}", "enrol the node again")
-            if agent["revoked_at"] is not None:
-                raise refuse(
-                    403, "revoked", f"agent {beat.agent_id} was revoked", "enrol the node again with a new token"
-                )
-            if agent["public_key"] != checked.public_key:
-                raise refuse(401, "bad_signature", "request signature: not made with the node's key")
+            admitted(beat.agent_id, rows.get(beat.agent_id), checked.public_key)
             if beat.seq <= last_seq[beat.agent_id]:
                 raise refuse(
                     409,

@@ -164,7 +164,7 @@ class Centre:
             self.dispatcher.start()
 
     def stop(self) -> None:
-        for thread in (self.evaluator, self.duties, self.dispatcher):
+        for thread in (self.evaluator, self.duties, self.dispatcher, self.checkpointer):
             if thread is not None:
                 thread.stop()
                 thread.join(timeout=15)
@@ -172,9 +172,6 @@ class Centre:
             self.workers.shutdown(wait=True)
         if self.writer is not None:
             self.writer.stop()
-        if self.checkpointer is not None:
-            self.checkpointer.stop()
-            self.checkpointer.join(timeout=15)
         self.checkpointer = None
         self.workers = None
         self.writer = None

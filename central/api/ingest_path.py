@@ -13,7 +13,19 @@ from __future__ import annotations
 import logging
 import time
 from functools import partial
-from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Mapping, MutableMapping, Optional, Tuple
+from typing import (
+    Any,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    MutableMapping,
+    Optional,
+    Tuple,
+    TypeVar,
+)
 
 import orjson
 from fastapi import FastAPI
@@ -47,6 +59,7 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 Headers = Mapping[str, str]
+T = TypeVar("T")
 
 
 class ClientGone(Exception):
@@ -63,10 +76,7 @@ async def verified(centre: Centre, headers: Headers, body: bytes) -> Tuple[str, 
     agent_id, signature = require_signed(headers.get(AGENT_HEADER), headers.get(SIGNATURE_HEADER))
     key = centre.agent_keys.get(agent_id)
     if key is not None:
-        if len(body) <= INLINE_BYTES:
-            check_signature(key, body, signature)
-        else:
-            await centre.offload(partial(check_signature, key, body, signature))
+        await _sized(centre, body, partial(check_signature, key, body, signature))
         return agent_id, signature, key
 
     def lookup() -> str:
@@ -78,15 +88,19 @@ async def verified(centre: Centre, headers: Headers, body: bytes) -> Tuple[str, 
     return agent_id, signature, key
 
 
+async def _sized(centre: Centre, body: bytes, work: Callable[[], T]) -> T:
+    """``work()`` on the event loop for a body up to INLINE_BYTES, else in a worker thread."""
+    if len(body) <= INLINE_BYTES:
+        return work()
+    return await centre.offload(work)
+
+
 async def receive_reports(centre: Centre, headers: Headers, body: bytes) -> Dict[str, Any]:
     """Verify and parse before the write lock; store, chain and queue in the group writer's next
     transaction (in a savepoint when a later report of the batch may be refused after an earlier one was written)."""
     agent_id, signature, key = await verified(centre, headers, body)
     limits = centre.config.limits
-    if len(body) <= INLINE_BYTES:
-        prepared = prepare_reports(body, agent_id, key, limits)
-    else:  # a spool emptied in one batch: megabytes to parse and a signature per report, off the event loop
-        prepared = await centre.offload(partial(prepare_reports, body, agent_id, key, limits))
+    prepared = await _sized(centre, body, partial(prepare_reports, body, agent_id, key, limits))
 
     def work(conn: Connection) -> Dict[str, Any]:
         agent = authenticate(conn, agent_id, signature, body, key)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from sqlalchemy import Connection, RowMapping, select, update
 
@@ -296,9 +296,10 @@ def wrong_current_password(
         _count_failure(conn, now, settings, row, "password.change_failed", source)
 
 
-def lock_wait(conn: Connection, username: str, now: datetime) -> int:
+def password_state(conn: Connection, username: str, now: datetime) -> Tuple[int, Optional[str]]:
+    """(seconds the account is still locked, its password hash) in one read, before :func:`check`."""
     row = conn.execute(select(users).where(users.c.username == username)).mappings().first()
-    return 0 if row is None else locked_for(row, now)
+    return (0, None) if row is None else (locked_for(row, now), str(row["password_hash"]))
 
 
 def user_id_of(conn: Connection, username: str) -> str:

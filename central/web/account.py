@@ -57,11 +57,11 @@ async def change_password(request: Request, who: Person) -> Response:
         sessions.end_all(conn, users.user_id_of(conn, who.username), keep)
 
     try:
-        wait = await read(request, users.lock_wait, who.username, utcnow())
+        wait, stored = await read(request, users.password_state, who.username, utcnow())
         if wait:
             raise users.UserError(users.locked_message(wait))
         # Argon2 (checking the current password, hashing the new one) before the write transaction
-        proof = await run_in_threadpool(users.check, await read(request, users.stored_hash, who.username), current)
+        proof = await run_in_threadpool(users.check, stored, current)
         if not proof.ok:
             settings = centre_of(request).config.sessions
             await write(request, users.wrong_current_password, utcnow(), settings, who.username, source(request))
