@@ -106,6 +106,7 @@ def _serve(config: CentralConfig, args: argparse.Namespace) -> int:
     import uvicorn
 
     from central.api.app import create_app
+    from central.api.server import server_stack
     from central.service import open_centre
 
     centre = open_centre(config)
@@ -118,12 +119,19 @@ def _serve(config: CentralConfig, args: argparse.Namespace) -> int:
     # which otherwise walk it every few seconds and hold every request up for tens of milliseconds.
     gc.collect()
     gc.freeze()
+    stack = server_stack()
+    print(
+        f"tillsyn-central: serving with the {stack.loop} event loop and the {stack.http} HTTP parser",
+        file=sys.stderr,
+    )
     uvicorn.run(
         app,
         host=args.host or listen.host,
         port=listen.port if args.port is None else args.port,
         log_level="info",
         access_log=False,
+        loop=stack.loop,
+        http=stack.http,
         **ssl,
     )
     return 0
