@@ -22,6 +22,7 @@ from central.duties import DutyResult, DutyThread, run_once
 from central.evaluation import Evaluated, EvaluatorThread, evaluate_batch, evaluate_pending
 from central.evaluation import backlog as evaluation_backlog
 from central.metrics import Metrics
+from central.parsed import ParsedReports
 from central.policy_store import PolicyHolder, policy_path
 from central.writer import GroupWriter, Together
 
@@ -48,6 +49,8 @@ class Centre:
     """Group commit of the agents' heartbeats and reports (central/writer.py), started on first use."""
     agent_keys: Dict[str, str] = field(default_factory=dict)
     """Public key by agent id, to check a signed request before the write lock (an id's key never changes)."""
+    parsed: ParsedReports = field(default_factory=ParsedReports)
+    """Reports ingest parsed and committed, for the evaluator to take instead of parsing them again."""
     pruned_at: float = -1e9
     """When this process last ran retention (monotonic)."""
 
@@ -60,13 +63,13 @@ class Centre:
             self.workers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tillsyn-ingest")
         return asyncio.get_running_loop().run_in_executor(self.workers, work)
 
-    def write(self, work: Callable[[Connection], T], *, savepoint: bool = False) -> asyncio.Future[T]:
-        """Run ``work(conn)`` in the group writer's next transaction (await the result: it is committed)."""
-        return asyncio.wrap_future(self.group_writer().submit(work, savepoint=savepoint))
+    async def write(self, work: Callable[[Connection], T], *, savepoint: bool = False) -> T:
+        """Run ``work(conn)`` in the group writer's next transaction (the result is committed)."""
+        return await self.group_writer().run(work, savepoint=savepoint)
 
-    def write_together(self, together: Together, item: object) -> asyncio.Future[Any]:
+    async def write_together(self, together: Together, item: object) -> Any:
         """Run ``together(conn, items)`` once for this item and the others of its kind in the next transaction."""
-        return asyncio.wrap_future(self.group_writer().submit_together(together, item))
+        return await self.group_writer().run_together(together, item)
 
     def group_writer(self) -> GroupWriter:
         if self.writer is None:
@@ -107,14 +110,14 @@ class Centre:
 
     def evaluate(self) -> Evaluated:
         """Judge every queued report now (the evaluator thread does this in a running centre)."""
-        done = evaluate_pending(self.engine, self.policy.policy)
+        done = evaluate_pending(self.engine, self.policy.policy, parsed=self.parsed)
         self._count(done)
         if done.turned_failing:
             self.poke()
         return done
 
     def _evaluate_batch(self) -> Evaluated:
-        done = evaluate_batch(self.engine, self.policy.policy)
+        done = evaluate_batch(self.engine, self.policy.policy, parsed=self.parsed)
         self._count(done)
         return done
 

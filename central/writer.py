@@ -14,16 +14,20 @@ together (:meth:`GroupWriter.submit_together`): one call for all of them in the 
 which answers each (heartbeats: one read and one write for the lot).  When the database fails a batch, each
 unit is run again in a transaction of its own, so one cannot fail the others.  A
 process killed before the commit answered none of them: the agents send them again.
+
+Requests on the event loop await :meth:`GroupWriter.run` (or :meth:`~GroupWriter.run_together`):
+their answers go back to the loop in one call per batch, not one wake-up per request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, TypeVar, Union
 
 from sqlalchemy import Connection, Engine
 
@@ -42,13 +46,65 @@ Together = Callable[[Connection, List[Any]], List[Any]]
 """Runs the items of a batch's units of one kind at once; per item its result or its RequestRefused."""
 
 
+Waiter = Union["Future[Any]", "asyncio.Future[Any]"]
+"""Where a unit's answer goes: a thread's future, or a future of the event loop that queued it."""
+
+
 @dataclass
 class _Unit:
     work: Optional[Work]
     savepoint: bool
-    future: Future[Any]
+    future: Waiter
     together: Optional[Together] = None
     item: Any = None
+    loop: Optional[asyncio.AbstractEventLoop] = None
+    """Set for a future of that loop, which only the loop's own thread may settle."""
+
+    def claim(self) -> bool:
+        """False when the request was abandoned before its unit ran: it is not run."""
+        if self.loop is None:
+            assert isinstance(self.future, Future)
+            return self.future.set_running_or_notify_cancel()
+        return not self.future.cancelled()
+
+
+@dataclass
+class _Answers:
+    """The answers of one batch: thread futures at once, each loop's futures in one call."""
+
+    on_loops: Dict[asyncio.AbstractEventLoop, List[Tuple[Waiter, bool, Any]]] = field(default_factory=dict)
+    given: Set[int] = field(default_factory=set)
+
+    def give(self, unit: _Unit, ok: bool, value: Any) -> None:
+        """The unit's answer, unless it already has one."""
+        if id(unit) in self.given:
+            return
+        self.given.add(id(unit))
+        if unit.loop is not None:
+            self.on_loops.setdefault(unit.loop, []).append((unit.future, ok, value))
+        elif not unit.future.done():
+            _settle(unit.future, ok, value)
+
+    def send(self) -> None:
+        for loop, answers in self.on_loops.items():
+            try:
+                loop.call_soon_threadsafe(_settle_all, answers)
+            except RuntimeError:  # the loop closed: nobody waits for these answers any more
+                log.debug("%d answers for a closed event loop dropped", len(answers))
+        self.on_loops = {}
+
+
+def _settle(future: Waiter, ok: bool, value: Any) -> None:
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+def _settle_all(answers: List[Tuple[Waiter, bool, Any]]) -> None:
+    for future, ok, value in answers:
+        if not future.done():  # a request abandoned while its unit ran gets no answer
+            _settle(future, ok, value)
 
 
 class GroupWriter:
@@ -76,6 +132,20 @@ class GroupWriter:
         future: Future[Any] = Future()
         self._put(_Unit(None, False, future, together, item))
         return future
+
+    async def run(self, work: Callable[[Connection], T], *, savepoint: bool = False) -> T:
+        """:meth:`submit` for a request on the event loop: await the committed result."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._put(_Unit(work, savepoint, future, loop=loop))
+        return await future
+
+    async def run_together(self, together: Together, item: Any) -> Any:
+        """:meth:`submit_together` for a request on the event loop."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._put(_Unit(None, False, future, together, item, loop))
+        return await future
 
     def _put(self, unit: _Unit) -> None:
         with self._lock:
@@ -107,32 +177,31 @@ class GroupWriter:
                     break
                 batch.append(more)
             # a unit whose request was abandoned before it ran is not run (its client never had an answer)
-            batch = [u for u in batch if u.future.set_running_or_notify_cancel()]
+            batch = [u for u in batch if u.claim()]
+            answers = _Answers()
             try:
                 if batch:
-                    self._commit(batch)
+                    self._commit(batch, answers)
             except Exception as err:  # the thread must outlive any one batch
                 log.exception("the group writer failed a batch of %d requests", len(batch))
                 for u in batch:
-                    if not u.future.done():
-                        u.future.set_exception(err)
+                    answers.give(u, False, err)
+            finally:
+                answers.send()
 
-    def _commit(self, batch: List[_Unit]) -> None:
+    def _commit(self, batch: List[_Unit], answers: _Answers) -> None:
         try:
             outcomes = self._transaction(batch)
         except Exception as err:  # noqa: BLE001  the database failed the batch: each unit alone
             if len(batch) > 1:
                 log.warning("a transaction of %d requests failed (%s); running each alone", len(batch), err)
                 for unit in batch:
-                    self._commit([unit])
+                    self._commit([unit], answers)
             else:
-                batch[0].future.set_exception(err)
+                answers.give(batch[0], False, err)
             return
         for unit, (ok, value) in zip(batch, outcomes):
-            if ok:
-                unit.future.set_result(value)
-            else:
-                unit.future.set_exception(value)
+            answers.give(unit, ok, value)
 
     def _transaction(self, batch: List[_Unit]) -> List[Tuple[bool, Any]]:
         outcomes: Dict[int, Tuple[bool, Any]] = {}

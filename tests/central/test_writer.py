@@ -7,13 +7,15 @@ nothing of the others', and a unit the database fails must not fail the rest.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from concurrent.futures import Future
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import pytest
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, event, select, text
 
 from central.config import Limits
 from central.db.schema import agents
@@ -60,25 +62,31 @@ def _held(writer: GroupWriter) -> Tuple[threading.Event, Future[Any]]:
     return release, future
 
 
-def _transactions(engine: Engine) -> List[int]:
-    """Counts the real transactions the writer begins (a begin event per root transaction)."""
-    from sqlalchemy import event
-
+@contextmanager
+def _transactions(engine: Engine) -> Iterator[List[int]]:
+    """Counts the real transactions begun meanwhile (a begin event per root transaction)."""
     begun: List[int] = []
-    event.listen(engine, "begin", lambda _conn: begun.append(1))
-    return begun
+
+    def count(_conn: Any) -> None:
+        begun.append(1)
+
+    event.listen(engine, "begin", count)
+    try:
+        yield begun
+    finally:
+        event.remove(engine, "begin", count)
 
 
 def test_queued_units_commit_in_one_transaction_and_answer_after_it(probe: Engine) -> None:
     writer = GroupWriter(probe)
     try:
         release, held = _held(writer)
-        begun = _transactions(probe)
-        futures = [writer.submit(_insert(f"k{i}")) for i in range(5)]
-        assert not any(f.done() for f in futures)  # nothing answered before the commit
-        release.set()
-        assert [f.result(10) for f in futures] == [f"k{i}" for i in range(5)]
-        assert held.result(10) == "held"
+        with _transactions(probe) as begun:
+            futures = [writer.submit(_insert(f"k{i}")) for i in range(5)]
+            assert not any(f.done() for f in futures)  # nothing answered before the commit
+            release.set()
+            assert [f.result(10) for f in futures] == [f"k{i}" for i in range(5)]
+            assert held.result(10) == "held"
         assert len(begun) == 1, "the five units shared one transaction"
         assert _rows(probe) == {f"k{i}": 1 for i in range(5)}
     finally:
@@ -223,3 +231,70 @@ def test_a_heartbeat_is_answered_only_once_committed(centre: Centre, node: Node)
     with centre.engine.connect() as conn:
         seq = conn.execute(select(agents.c.last_heartbeat_seq).where(agents.c.id == node.agent_id)).scalar_one()
     assert seq == 7
+
+
+def test_requests_on_the_event_loop_are_answered_after_the_commit_in_one_call(probe: Engine) -> None:
+    """Awaited units: the results of a batch reach the loop together, once committed."""
+    writer = GroupWriter(probe)
+
+    async def scenario() -> Tuple[List[str], int]:
+        loop = asyncio.get_running_loop()
+        calls: List[int] = []
+        real = loop.call_soon_threadsafe
+
+        def counted(callback: Any, *args: Any) -> Any:
+            calls.append(1)
+            return real(callback, *args)
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        release, held = _held(writer)
+        tasks = [asyncio.ensure_future(writer.run(_insert(f"a{i}"))) for i in range(4)]
+        tasks.append(asyncio.ensure_future(writer.run_together(_together_insert, "t0")))
+        await asyncio.sleep(0.2)
+        assert not any(t.done() for t in tasks), "answered before the commit"
+        assert _rows(probe) == {}
+        release.set()
+        results = await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        assert held.result(10) == "held"
+        return results, len(calls)
+
+    try:
+        results, calls = asyncio.run(scenario())
+        assert results == ["a0", "a1", "a2", "a3", "t0"]
+        assert calls == 1, "one hand-over to the loop for the whole batch"
+        assert set(_rows(probe)) == {"a0", "a1", "a2", "a3", "t0"}
+    finally:
+        writer.stop()
+
+
+def _together_insert(conn: Connection, items: List[Any]) -> List[Any]:
+    for item in items:
+        _insert(item)(conn)
+    return items
+
+
+def test_an_awaited_unit_abandoned_before_it_ran_is_not_run_and_refusals_reach_the_loop(probe: Engine) -> None:
+    writer = GroupWriter(probe)
+
+    def refuses(conn: Connection) -> None:
+        raise refuse(409, "replay", "refused")
+
+    async def scenario() -> None:
+        release, _ = _held(writer)
+        abandoned = asyncio.ensure_future(writer.run(_insert("abandoned")))
+        refused = asyncio.ensure_future(writer.run(refuses))
+        kept = asyncio.ensure_future(writer.run(_insert("kept")))
+        await asyncio.sleep(0.05)
+        abandoned.cancel()
+        await asyncio.sleep(0.05)
+        release.set()
+        assert await asyncio.wait_for(kept, 10) == "kept"
+        with pytest.raises(RequestRefused):
+            await asyncio.wait_for(refused, 10)
+        assert abandoned.cancelled()
+
+    try:
+        asyncio.run(scenario())
+        assert _rows(probe) == {"kept": 1}
+    finally:
+        writer.stop()
