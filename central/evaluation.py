@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, NamedTuple, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from sqlalchemy import Connection, Engine, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -26,7 +26,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from central.background import Background
 from central.db.engine import try_advisory_lock, write_tx
 from central.db.schema import agents, findings, latest_evidence, pending_evaluation, reports
-from central.findings import COMPARED, MESSAGE_MAX, record, rules_for_agent
+from central.findings import COMPARED, record, rules_for_agent, shown
+from central.parsed import ParsedReports
 from evidence.policy import Policy
 from evidence.rules import Verdict, evaluate
 from evidence.wire import Report, WireError, parse_report
@@ -78,9 +79,22 @@ _UPSERT_LATEST = {"sqlite": _upsert_latest(sqlite_insert), "postgresql": _upsert
 """Built once per database: building the upsert costs more than a batch's worth of running it."""
 
 
-def _latest_rows(parsed: List[Tuple[Any, Report]]) -> List[Dict[str, Any]]:
+class _Judged(NamedTuple):
+    """A queued report to judge: its row, the report, and each record as a dict by collector
+    (built once: the latest evidence stores it and the rules read it)."""
+
+    row: Any
+    report: Report
+    records: Dict[str, Dict[str, Any]]
+
+
+def _judged(row: Any, report: Report) -> _Judged:
+    return _Judged(row, report, {e.collector: e.to_dict() for e in report.evidence})
+
+
+def _latest_rows(parsed: List[_Judged]) -> List[Dict[str, Any]]:
     newest: Dict[Tuple[str, str], Dict[str, Any]] = {}
-    for row, report in parsed:
+    for row, report, records in parsed:
         for evidence in report.evidence:
             newest[(row.agent_id, evidence.collector)] = {
                 "agent_id": row.agent_id,
@@ -88,25 +102,14 @@ def _latest_rows(parsed: List[Tuple[Any, Report]]) -> List[Dict[str, Any]]:
                 "report_id": report.report_id,
                 "collected_at": evidence.collected_at,
                 "status": evidence.status.value,
-                "record": evidence.to_dict(),
+                "record": records[evidence.collector],
             }
     return list(newest.values())
 
 
-class _Seen(NamedTuple):
-    """A finding as this batch last wrote it (the columns of ``COMPARED``)."""
-
-    status: str
-    observed: Any
-    message: str
-    severity: str
-    rule_version: int
-    controls: List[str]
-
-
-def _judge(conn: Connection, policy: Policy, parsed: List[Tuple[Any, Report]], done: Evaluated) -> None:
+def _judge(conn: Connection, policy: Policy, parsed: List[_Judged], done: Evaluated) -> None:
     """Each report's verdicts, in order; one read of the batch's findings, writes only for changes."""
-    agent_ids = sorted({row.agent_id for row, _ in parsed})
+    agent_ids = sorted({one.row.agent_id for one in parsed})
     nodes = {a["id"]: a for a in conn.execute(select(agents).where(agents.c.id.in_(agent_ids))).mappings()}
     current: Dict[Tuple[str, str], Any] = {
         (row.agent_id, row.rule_id): row
@@ -114,11 +117,10 @@ def _judge(conn: Connection, policy: Policy, parsed: List[Tuple[Any, Report]], d
             select(findings.c.agent_id, findings.c.rule_id, *COMPARED).where(findings.c.agent_id.in_(agent_ids))
         )
     }
-    for row, report in parsed:
+    for row, report, records in parsed:
         agent = nodes.get(row.agent_id)
         if agent is None or agent["revoked_at"] is not None:
             continue
-        records = {e.collector: e.to_dict() for e in report.evidence}
         for rule in rules_for_agent(policy, agent):
             if rule.collector not in records:
                 continue
@@ -135,18 +137,14 @@ def _judge(conn: Connection, policy: Policy, parsed: List[Tuple[Any, Report]], d
                     select(*COMPARED).where(findings.c.agent_id == row.agent_id, findings.c.rule_id == rule.id)
                 ).first()
             else:
-                current[key] = _Seen(
-                    status,
-                    result.observed,
-                    result.message[:MESSAGE_MAX],
-                    rule.severity,
-                    rule.version,
-                    list(rule.controls),
-                )
+                current[key] = shown(result)  # as this batch left it
 
 
-def evaluate_batch(engine: Engine, policy: Policy, limit: int = BATCH) -> Evaluated:
-    """Evaluate up to ``limit`` queued reports in one transaction, oldest first.
+def evaluate_batch(
+    engine: Engine, policy: Policy, limit: int = BATCH, parsed: Optional[ParsedReports] = None
+) -> Evaluated:
+    """Evaluate up to ``limit`` queued reports in one transaction, oldest first (a report ingest
+    parsed in this process is taken from ``parsed``; the others are parsed from their stored body).
 
     A report the database refuses to judge (it should not happen: ingest refuses what one of the
     databases cannot store) is judged alone, and if it fails alone it is logged, counted and taken
@@ -162,6 +160,7 @@ def evaluate_batch(engine: Engine, policy: Policy, limit: int = BATCH) -> Evalua
                 pending_evaluation.c.report_pk,
                 reports.c.agent_id,
                 reports.c.received_at,
+                reports.c.body_sha256,
                 reports.c.body,
             )
             .join(reports, reports.c.id == pending_evaluation.c.report_pk)
@@ -170,26 +169,30 @@ def evaluate_batch(engine: Engine, policy: Policy, limit: int = BATCH) -> Evalua
         ).all()
         if not rows:
             return done
-        parsed: List[Tuple[Any, Report]] = []
+        judged: List[_Judged] = []
         for row in rows:
+            kept = parsed.take(row.report_pk, row.body_sha256) if parsed is not None else None
+            if kept is not None:
+                judged.append(_judged(row, kept))
+                continue
             try:
-                parsed.append((row, parse_report(row.body)))
+                judged.append(_judged(row, parse_report(row.body)))
             except (WireError, OverflowError) as err:  # ingest parsed it; only a changed store gets here
                 log.error("stored report %s of agent %s cannot be read again: %s", row.report_pk, row.agent_id, err)
                 done.unreadable += 1
         try:
             with conn.begin_nested():
-                _apply(conn, policy, parsed, done)
+                _apply(conn, policy, judged, done)
         except SQLAlchemyError:
-            for one in parsed:  # one at a time: all but the culprit are judged
+            for one in judged:  # one at a time: all but the culprit are judged
                 try:
                     with conn.begin_nested():
                         _apply(conn, policy, [one], done)
                 except SQLAlchemyError as err:
-                    row = one[0]
+                    row = one.row
                     log.error(
                         "report %s of agent %s could not be judged and is left unjudged: %s",
-                        one[1].report_id,
+                        one.report.report_id,
                         row.agent_id,
                         err,
                     )
@@ -199,16 +202,18 @@ def evaluate_batch(engine: Engine, policy: Policy, limit: int = BATCH) -> Evalua
     return done
 
 
-def _apply(conn: Connection, policy: Policy, parsed: List[Tuple[Any, Report]], done: Evaluated) -> None:
+def _apply(conn: Connection, policy: Policy, parsed: List[_Judged], done: Evaluated) -> None:
     _store_latest(conn, _latest_rows(parsed))
     _judge(conn, policy, parsed, done)
 
 
-def evaluate_pending(engine: Engine, policy: Policy, limit: int = BATCH) -> Evaluated:
+def evaluate_pending(
+    engine: Engine, policy: Policy, limit: int = BATCH, parsed: Optional[ParsedReports] = None
+) -> Evaluated:
     """Evaluate the whole queue, a batch per transaction (tests and start-up; the thread below in service)."""
     total = Evaluated()
     while True:
-        done = evaluate_batch(engine, policy, limit)
+        done = evaluate_batch(engine, policy, limit, parsed)
         total.reports += done.reports
         total.unreadable += done.unreadable
         total.failed += done.failed

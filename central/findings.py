@@ -9,7 +9,7 @@ same change twice.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, NamedTuple, Optional
 
 from sqlalchemy import Connection, RowMapping, and_, exists, select, update
 
@@ -28,15 +28,28 @@ def rules_for_agent(policy: Policy, agent: RowMapping) -> List[Rule]:
 MESSAGE_MAX = 2000
 """A finding's message is kept to this many characters (the rest of the evidence is in the report)."""
 _MISSING: Any = object()
-COMPARED = (
-    findings.c.status,
-    findings.c.observed,
-    findings.c.message,
-    findings.c.severity,
-    findings.c.rule_version,
-    findings.c.controls,
-)
-"""What a finding shows; a verdict that changes none of these is not written."""
+
+
+class Shown(NamedTuple):
+    """What a finding shows; a verdict that changes none of these is not written."""
+
+    status: str
+    observed: Any
+    message: str
+    severity: str
+    rule_version: int
+    controls: List[str]
+
+
+COMPARED = tuple(findings.c[name] for name in Shown._fields)
+"""The columns of :class:`Shown`, in its order: ``select(*COMPARED)`` reads what a verdict is compared with."""
+
+
+def shown(result: Result) -> Shown:
+    """What the finding shows once ``result`` is recorded."""
+    rule = result.rule
+    message = result.message[:MESSAGE_MAX]
+    return Shown(result.verdict.value, result.observed, message, rule.severity, rule.version, list(rule.controls))
 
 
 def record(
@@ -61,24 +74,16 @@ def record(
 
     if old is _MISSING:
         old = conn.execute(select(*COMPARED).where(key())).first()
-    status = result.verdict.value
-    message = result.message[:MESSAGE_MAX]
-    if (
-        old is not None
-        and old.status == status
-        and old.message == message
-        and old.observed == result.observed
-        and old.severity == rule.severity
-        and old.rule_version == rule.version
-        and old.controls == list(rule.controls)
-    ):
+    new = shown(result)
+    if old is not None and tuple(getattr(old, name) for name in Shown._fields) == new:
         return False
+    status = new.status
     values: Dict[str, Any] = {
-        "rule_version": rule.version,
-        "controls": list(rule.controls),
-        "severity": rule.severity,
-        "observed": result.observed,
-        "message": message,
+        "rule_version": new.rule_version,
+        "controls": new.controls,
+        "severity": new.severity,
+        "observed": new.observed,
+        "message": new.message,
         "evaluated_at": now,
         "evidence_at": result.evidence_at,
         "report_id": report_id,

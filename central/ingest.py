@@ -114,6 +114,8 @@ def check_signature(public_key: str, body: bytes, signature: str) -> None:
 class BatchResult:
     stored: List[str] = field(default_factory=list)
     duplicates: List[str] = field(default_factory=list)
+    parsed: List[Tuple[int, str, Report]] = field(default_factory=list)
+    """(row id, body SHA-256, report) of each stored report, for the evaluator (central/parsed.py)."""
 
     def body(self) -> Dict[str, Any]:
         return {"stored": self.stored, "duplicates": self.duplicates, "acknowledged": self.stored + self.duplicates}
@@ -264,6 +266,7 @@ def store_reports(
         assert key is not None
         conn.execute(_QUEUE, {"report_pk": key[0], "agent_id": agent["id"]})
         result.stored.append(report.report_id)
+        result.parsed.append((int(key[0]), digest, report))
     if result.stored:
         conn.execute(
             _ADVANCE,

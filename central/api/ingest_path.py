@@ -36,6 +36,7 @@ from central.db.engine import read_tx
 from central.errors import RequestRefused, refuse
 from central.ids import utcnow
 from central.ingest import (
+    BatchResult,
     CheckedBeat,
     authenticate,
     check_signature,
@@ -102,12 +103,14 @@ async def receive_reports(centre: Centre, headers: Headers, body: bytes) -> Dict
     limits = centre.config.limits
     prepared = await _sized(centre, body, partial(prepare_reports, body, agent_id, key, limits))
 
-    def work(conn: Connection) -> Dict[str, Any]:
+    def work(conn: Connection) -> BatchResult:
         agent = authenticate(conn, agent_id, signature, body, key)
-        return store_reports(conn, agent, prepared, limits, utcnow()).body()
+        return store_reports(conn, agent, prepared, limits, utcnow())
 
     # store_reports refuses a report before writing it: with one report nothing precedes a refusal
-    result = await centre.write(work, savepoint=len(prepared) > 1)
+    batch = await centre.write(work, savepoint=len(prepared) > 1)
+    centre.parsed.put(batch.parsed)  # committed: the evaluator may take them instead of parsing again
+    result = batch.body()
     if result["stored"] and not centre.evaluate_soon():
         await centre.offload(centre.evaluate)
     centre.metrics.reports.inc(len(result["stored"]))
