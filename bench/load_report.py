@@ -76,7 +76,9 @@ def _evaluation(run: DbRun) -> List[str]:
 
 def _db_section(run: DbRun) -> List[str]:
     p = run.phases
-    livez, rep, beat = p["livez"], p["report peak"], p["heartbeat peak"]
+    # the ceiling is the faster of the two /livez runs: a slow moment of the machine cannot lower it
+    livez = max(p["livez"], p["livez after"], key=lambda phase: phase.rate)
+    rep, beat = p["report peak"], p["heartbeat peak"]
     rep_half, beat_half = p["report half"], p["heartbeat half"]
     lines = [
         f"**{run.database}**",
@@ -84,7 +86,8 @@ def _db_section(run: DbRun) -> List[str]:
         "| phase | answered/s | p50 ms | p99 ms | answered | centre CPU ms/req | DB CPU ms/req "
         "| client CPU ms/req | machine busy % |",
         "|---|---|---|---|---|---|---|---|---|",
-        _row("`GET /livez` closed loop (ceiling)", livez),
+        _row("`GET /livez` closed loop, first", p["livez"]),
+        _row("`GET /livez` closed loop, again after the ingest phases", p["livez after"]),
         _row("reports closed loop (peak)", rep),
         _row("heartbeats closed loop (peak)", beat),
         _row(f"reports open loop at {rep_half.sent / rep_half.wall_s:,.0f}/s (half)", rep_half),
@@ -106,7 +109,8 @@ def _db_section(run: DbRun) -> List[str]:
     sustained = run.drains["report peak"].end_to_end(rep)
     capacity = _nodes(sustained, beat.rate)
     lines += [
-        f"- Reports acknowledged at {rep_share:.0%} of the ceiling ({sustained / livez.rate:.0%} counting until "
+        f"- Reports acknowledged at {rep_share:.0%} of the ceiling ({livez.rate:,.0f}/s, the faster `/livez` run; "
+        f"{sustained / livez.rate:.0%} counting until "
         f"every one was judged), heartbeats at {beat_share:.0%} (goal ≥ {GOAL_SHARE:.0%}): "
         f"{_verdict(rep_share >= GOAL_SHARE)} / {_verdict(beat_share >= GOAL_SHARE)}.",
         f"- p99 at half the peak rate: reports {rep_half.pct(0.99):.1f} ms, heartbeats {beat_half.pct(0.99):.1f} ms "
