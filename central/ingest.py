@@ -107,7 +107,11 @@ def check_signature(public_key: str, body: bytes, signature: str) -> None:
     try:
         verify(public_key, body, signature)
     except SignatureError as err:
-        raise refuse(401, "bad_signature", f"request signature: {err}") from err
+        raise request_signature_refused(err) from err
+
+
+def request_signature_refused(err: SignatureError) -> RequestRefused:
+    return refuse(401, "bad_signature", f"request signature: {err}")
 
 
 @dataclass
@@ -162,17 +166,42 @@ class Prepared:
     digest: str
 
 
+@dataclass(frozen=True)
+class SignedReport:
+    """One report of a batch as sent: its exact bytes and their signature, not yet checked."""
+
+    index: int
+    raw: bytes
+    signature: str
+
+
+def unpack_reports(body: bytes, limits: Limits) -> List[SignedReport]:
+    """The reports of a batch whose request signature is checked, decoded but not yet checked."""
+    return [SignedReport(index, *_decode(item, index)) for index, item in enumerate(_items(body, limits))]
+
+
+def report_signature_refused(index: int, err: SignatureError) -> RequestRefused:
+    return refuse(401, "bad_signature", f"reports[{index}]: {err}", index=index)
+
+
 def prepare_reports(body: bytes, agent_id: str, public_key: str, limits: Limits) -> List[Prepared]:
     """Parse a batch whose request signature is checked, and check each report's own signature,
     content and sender: everything that needs no database, so it runs before the write lock."""
-    prepared = []
-    for index, item in enumerate(_items(body, limits)):
-        raw, signature = _decode(item, index)
-        where = f"reports[{index}]"
+    signed = unpack_reports(body, limits)
+    for item in signed:
         try:
-            verify(public_key, raw, signature)
+            verify(public_key, item.raw, item.signature)
         except SignatureError as err:
-            raise refuse(401, "bad_signature", f"{where}: {err}", index=index) from err
+            raise report_signature_refused(item.index, err) from err
+    return parse_signed(signed, agent_id)
+
+
+def parse_signed(signed: List[SignedReport], agent_id: str) -> List[Prepared]:
+    """Parse and check reports whose signatures are checked (:func:`prepare_reports` without them)."""
+    prepared = []
+    for item in signed:
+        index, raw = item.index, item.raw
+        where = f"reports[{index}]"
         refuse_nul(raw, where, index)
         try:
             report = parse_report(raw, where)
@@ -185,7 +214,7 @@ def prepare_reports(body: bytes, agent_id: str, public_key: str, limits: Limits)
                 400, "malformed", f"{where}: report of agent {report.agent_id}, sent by {agent_id}", index=index
             )
         _check_storable(report, where, index)
-        prepared.append(Prepared(index, raw, signature, report, body_hash(raw)))
+        prepared.append(Prepared(index, raw, item.signature, report, body_hash(raw)))
     return prepared
 
 

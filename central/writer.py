@@ -26,13 +26,14 @@ import logging
 import queue
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, TypeVar, Union
 
 from sqlalchemy import Connection, Engine
 
 from central.db.engine import write_tx
 from central.errors import RequestRefused
+from central.handback import LoopAnswers, settle
 
 log = logging.getLogger("tillsyn.central.writer")
 MAX_UNITS = 64
@@ -68,12 +69,12 @@ class _Unit:
         return not self.future.cancelled()
 
 
-@dataclass
 class _Answers:
     """The answers of one batch: thread futures at once, each loop's futures in one call."""
 
-    on_loops: Dict[asyncio.AbstractEventLoop, List[Tuple[Waiter, bool, Any]]] = field(default_factory=dict)
-    given: Set[int] = field(default_factory=set)
+    def __init__(self) -> None:
+        self.on_loops = LoopAnswers()
+        self.given: Set[int] = set()
 
     def give(self, unit: _Unit, ok: bool, value: Any) -> None:
         """The unit's answer, unless it already has one."""
@@ -81,30 +82,13 @@ class _Answers:
             return
         self.given.add(id(unit))
         if unit.loop is not None:
-            self.on_loops.setdefault(unit.loop, []).append((unit.future, ok, value))
+            assert isinstance(unit.future, asyncio.Future)
+            self.on_loops.add(unit.loop, unit.future, ok, value)
         elif not unit.future.done():
-            _settle(unit.future, ok, value)
+            settle(unit.future, ok, value)
 
     def send(self) -> None:
-        for loop, answers in self.on_loops.items():
-            try:
-                loop.call_soon_threadsafe(_settle_all, answers)
-            except RuntimeError:  # the loop closed: nobody waits for these answers any more
-                log.debug("%d answers for a closed event loop dropped", len(answers))
-        self.on_loops = {}
-
-
-def _settle(future: Waiter, ok: bool, value: Any) -> None:
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
-
-
-def _settle_all(answers: List[Tuple[Waiter, bool, Any]]) -> None:
-    for future, ok, value in answers:
-        if not future.done():  # a request abandoned while its unit ran gets no answer
-            _settle(future, ok, value)
+        self.on_loops.send()
 
 
 class GroupWriter:

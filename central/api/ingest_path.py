@@ -39,12 +39,14 @@ from central.ingest import (
     BatchResult,
     CheckedBeat,
     authenticate,
-    check_signature,
+    parse_signed,
     prepare_heartbeat,
-    prepare_reports,
+    report_signature_refused,
+    request_signature_refused,
     require_signed,
     store_heartbeats,
     store_reports,
+    unpack_reports,
 )
 from central.service import Centre
 
@@ -53,7 +55,7 @@ AGENT_HEADER = "x-tillsyn-agent"
 SIGNATURE_HEADER = "x-tillsyn-signature"
 HEARTBEAT_LIMIT = 64 * 1024
 INLINE_BYTES = 64 * 1024
-"""Bodies up to this size (a heartbeat, a report or a few) are checked and parsed on the event loop,
+"""Bodies up to this size (a heartbeat, a report or a few) are decoded and parsed on the event loop,
 which costs less than a hand-off to a thread; larger batches go to a thread so that one agent
 emptying its spool does not hold every other request up."""
 Scope = MutableMapping[str, Any]
@@ -73,11 +75,14 @@ async def verified(centre: Centre, headers: Headers, body: bytes) -> Tuple[str, 
     hold up genuine ones.
 
     An agent's key never changes (a new key is a new enrolment), so known keys are kept in memory
-    and checked here, on the event loop; revocation is checked under the write lock, on the row."""
+    and the signature checked with them in the signature thread (central/verifier.py); revocation
+    is checked under the write lock, on the row."""
     agent_id, signature = require_signed(headers.get(AGENT_HEADER), headers.get(SIGNATURE_HEADER))
     key = centre.agent_keys.get(agent_id)
     if key is not None:
-        await _sized(centre, body, partial(check_signature, key, body, signature))
+        failed = await centre.signatures().first_failure(key, [(body, signature)])
+        if failed is not None:
+            raise request_signature_refused(failed[1])
         return agent_id, signature, key
 
     def lookup() -> str:
@@ -97,11 +102,17 @@ async def _sized(centre: Centre, body: bytes, work: Callable[[], T]) -> T:
 
 
 async def receive_reports(centre: Centre, headers: Headers, body: bytes) -> Dict[str, Any]:
-    """Verify and parse before the write lock; store, chain and queue in the group writer's next
-    transaction (in a savepoint when a later report of the batch may be refused after an earlier one was written)."""
+    """Verify (the request, then each report's own signature) and parse before the write lock;
+    store, chain and queue in the group writer's next transaction (in a savepoint when a later
+    report of the batch may be refused after an earlier one was written)."""
     agent_id, signature, key = await verified(centre, headers, body)
     limits = centre.config.limits
-    prepared = await _sized(centre, body, partial(prepare_reports, body, agent_id, key, limits))
+    signed = await _sized(centre, body, partial(unpack_reports, body, limits))
+    failed = await centre.signatures().first_failure(key, [(item.raw, item.signature) for item in signed])
+    if failed is not None:
+        position, err = failed
+        raise report_signature_refused(signed[position].index, err)
+    prepared = await _sized(centre, body, partial(parse_signed, signed, agent_id))
 
     def work(conn: Connection) -> BatchResult:
         agent = authenticate(conn, agent_id, signature, body, key)

@@ -62,19 +62,27 @@ def test_content_length_that_is_not_a_number_is_refused(client: TestClient, node
 def test_a_large_batch_is_checked_off_the_event_loop_and_stored(
     client: TestClient, centre: Centre, node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A spool emptied in one batch (over INLINE_BYTES) is verified and parsed in a worker thread."""
+    """A spool emptied in one batch (over INLINE_BYTES) is parsed in a worker thread, and every
+    signature, of small requests and large, is checked in the signature thread."""
     import threading
 
+    from central import verifier
     from central.api import ingest_path
 
-    threads: List[str] = []
-    real = ingest_path.prepare_reports
+    parsed_in: List[str] = []
+    checked_in: List[str] = []
+    parse, check = ingest_path.parse_signed, verifier._first_failure
 
-    def watched(*args: Any) -> Any:
-        threads.append(threading.current_thread().name)
-        return real(*args)
+    def watched_parse(*args: Any) -> Any:
+        parsed_in.append(threading.current_thread().name)
+        return parse(*args)
 
-    monkeypatch.setattr(ingest_path, "prepare_reports", watched)
+    def watched_check(*args: Any) -> Any:
+        checked_in.append(threading.current_thread().name)
+        return check(*args)
+
+    monkeypatch.setattr(ingest_path, "parse_signed", watched_parse)
+    monkeypatch.setattr(verifier, "_first_failure", watched_check)
     filler = {"sockets": [{"port": p, "note": "x" * 200} for p in range(40)]}
     small = node.send(node.report(evidence_record(observed={"sockets": []})))
     batch = [node.report(evidence_record(observed=filler)) for _ in range(12)]
@@ -82,7 +90,10 @@ def test_a_large_batch_is_checked_off_the_event_loop_and_stored(
     assert small.status_code == 200 and large.status_code == 200, large.text
     assert len(large.json()["stored"]) == 12
     assert len(large.request.content) > ingest_path.INLINE_BYTES
-    assert threads[0] != threads[1] and threads[1].startswith("tillsyn-ingest")
+    assert parsed_in[0] != parsed_in[1] and parsed_in[1].startswith("tillsyn-ingest")
+    # the reports' signatures of both requests and the second request's own, all in the one thread
+    # (the node's first request is checked where its key is looked up in the database)
+    assert checked_in == ["tillsyn-verifier"] * 3
 
 
 def test_a_key_that_is_not_the_nodes_is_refused_even_when_this_process_believed_it(
