@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
-import threading
 from typing import List, Optional, Sequence, Tuple
 
-from central.handback import LoopAnswers
+from central.handback import BatchThread, LoopAnswers
 from evidence.signing import SignatureError, verify
 
 log = logging.getLogger("tillsyn.central.verifier")
@@ -25,58 +23,35 @@ Signed = Tuple[bytes, str]
 """(the exact bytes, their signature as sent)"""
 Failure = Tuple[int, SignatureError]
 """(the position of the first (body, signature) that does not check out, why)"""
+MOST = 256
+"""Requests per batch at most, so the first of a long queue is not kept waiting for the last."""
 _Job = Tuple[asyncio.AbstractEventLoop, "asyncio.Future[Optional[Failure]]", str, Sequence[Signed]]
 
 
-class Verifier:
+class Verifier(BatchThread[_Job]):
     """One thread that checks queued signatures, a batch of requests per wake-up."""
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[Optional[_Job]] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="tillsyn-verifier", daemon=True)
-        self._thread.start()
+        super().__init__("tillsyn-verifier", "signature checker", MOST)
 
     async def first_failure(self, public_key: str, signed: Sequence[Signed]) -> Optional[Failure]:
         """None when every body is signed by ``public_key``; else the first that is not, and why."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Optional[Failure]] = loop.create_future()
-        with self._lock:
-            if self._stopped:
-                raise RuntimeError("the signature checker is stopped")
-            self._queue.put((loop, future, public_key, signed))
+        self.put((loop, future, public_key, signed))
         return await future
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """Check what is queued, then end the thread."""
-        with self._lock:
-            self._stopped = True
-            self._queue.put(None)
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while True:
-            job = self._queue.get()
-            jobs: List[_Job] = []
-            while job is not None:
-                jobs.append(job)
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            answers = LoopAnswers()
-            for loop, future, public_key, signed in jobs:
-                if future.cancelled():  # the client went away
-                    continue
-                try:
-                    answers.add(loop, future, True, _first_failure(public_key, signed))
-                except Exception as err:  # the request fails, the thread goes on
-                    log.exception("checking a signature failed")
-                    answers.add(loop, future, False, err)
-            answers.send()
-            if job is None:
-                return
+    def run_batch(self, batch: List[_Job]) -> None:
+        answers = LoopAnswers()
+        for loop, future, public_key, signed in batch:
+            if future.cancelled():  # the client went away
+                continue
+            try:
+                answers.add(loop, future, True, _first_failure(public_key, signed))
+            except Exception as err:  # the request fails, the thread goes on
+                log.exception("checking a signature failed")
+                answers.add(loop, future, False, err)
+        answers.send()
 
 
 def _first_failure(public_key: str, signed: Sequence[Signed]) -> Optional[Failure]:

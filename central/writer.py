@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
-import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, TypeVar, Union
@@ -33,7 +31,7 @@ from sqlalchemy import Connection, Engine
 
 from central.db.engine import write_tx
 from central.errors import RequestRefused
-from central.handback import LoopAnswers, settle
+from central.handback import BatchThread, LoopAnswers, settle
 
 log = logging.getLogger("tillsyn.central.writer")
 MAX_UNITS = 64
@@ -91,87 +89,54 @@ class _Answers:
         self.on_loops.send()
 
 
-class GroupWriter:
+class GroupWriter(BatchThread[_Unit]):
     """One thread that runs submitted units of work in shared write transactions."""
 
     def __init__(self, engine: Engine, max_units: int = MAX_UNITS) -> None:
+        super().__init__("tillsyn-writer", "group writer", max_units)
         self.engine = engine
-        self.max_units = max_units
-        self._queue: queue.SimpleQueue[Optional[_Unit]] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="tillsyn-writer", daemon=True)
-        self._thread.start()
 
     def submit(self, work: Callable[[Connection], T], *, savepoint: bool = False) -> Future[T]:
         """Queue ``work(conn)``; the future holds its result once the transaction committed, or
         its refusal, or the database's error."""
         future: Future[T] = Future()
-        self._put(_Unit(work, savepoint, future))
+        self.put(_Unit(work, savepoint, future))
         return future
 
     def submit_together(self, together: Together, item: Any) -> Future[Any]:
         """Queue ``item`` for ``together(conn, items)`` with the other items of its kind in the batch
         (after the batch's single units): ``together`` must refuse an item only before writing for it."""
         future: Future[Any] = Future()
-        self._put(_Unit(None, False, future, together, item))
+        self.put(_Unit(None, False, future, together, item))
         return future
 
     async def run(self, work: Callable[[Connection], T], *, savepoint: bool = False) -> T:
         """:meth:`submit` for a request on the event loop: await the committed result."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._put(_Unit(work, savepoint, future, loop=loop))
+        self.put(_Unit(work, savepoint, future, loop=loop))
         return await future
 
     async def run_together(self, together: Together, item: Any) -> Any:
         """:meth:`submit_together` for a request on the event loop."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._put(_Unit(None, False, future, together, item, loop))
+        self.put(_Unit(None, False, future, together, item, loop))
         return await future
 
-    def _put(self, unit: _Unit) -> None:
-        with self._lock:
-            if self._stopped:
-                raise RuntimeError("the group writer is stopped")
-            self._queue.put(unit)
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """Finish what is queued, then end the thread; nothing can be queued after."""
-        with self._lock:
-            self._stopped = True
-            self._queue.put(None)
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            unit = self._queue.get()
-            if unit is None:
-                return
-            batch = [unit]
-            while len(batch) < self.max_units:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stopping = True
-                    break
-                batch.append(more)
-            # a unit whose request was abandoned before it ran is not run (its client never had an answer)
-            batch = [u for u in batch if u.claim()]
-            answers = _Answers()
-            try:
-                if batch:
-                    self._commit(batch, answers)
-            except Exception as err:  # the thread must outlive any one batch
-                log.exception("the group writer failed a batch of %d requests", len(batch))
-                for u in batch:
-                    answers.give(u, False, err)
-            finally:
-                answers.send()
+    def run_batch(self, batch: List[_Unit]) -> None:
+        # a unit whose request was abandoned before it ran is not run (its client never had an answer)
+        batch = [u for u in batch if u.claim()]
+        answers = _Answers()
+        try:
+            if batch:
+                self._commit(batch, answers)
+        except Exception as err:  # every unit gets an answer, whatever failed
+            log.exception("the group writer failed a batch of %d requests", len(batch))
+            for u in batch:
+                answers.give(u, False, err)
+        finally:
+            answers.send()
 
     def _commit(self, batch: List[_Unit], answers: _Answers) -> None:
         try:

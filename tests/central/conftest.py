@@ -8,6 +8,7 @@ Nodes are real: their own Ed25519 keys, real signed reports over HTTP.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -15,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -280,3 +281,16 @@ def run_cli(env: Dict[str, str], *argv: Any) -> Any:
         out, err = proc.communicate(timeout=60)
         done.append(subprocess.CompletedProcess(args, proc.returncode, out, err))
     return done
+
+
+def count_hand_overs(loop: asyncio.AbstractEventLoop) -> List[int]:
+    """From now on, one entry per call a thread makes to wake ``loop`` (``call_soon_threadsafe``)."""
+    calls: List[int] = []
+    real = loop.call_soon_threadsafe
+
+    def counted(callback: Any, *args: Any) -> Any:
+        calls.append(1)
+        return real(callback, *args)
+
+    loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+    return calls

@@ -12,6 +12,7 @@ import pytest
 from central import verifier
 from central.verifier import Failure, Verifier
 from evidence.signing import new_private_key, public_key_text, sign
+from tests.central.conftest import count_hand_overs
 
 
 def test_each_check_gets_its_own_answer() -> None:
@@ -60,14 +61,7 @@ def test_a_batch_of_requests_is_handed_back_in_one_call(monkeypatch: pytest.Monk
         loop = asyncio.get_running_loop()
         first = asyncio.ensure_future(checks.first_failure(public, [(b"hold", sign(key, b"hold"))]))
         await loop.run_in_executor(None, entered.wait, 10)
-        calls: List[int] = []
-        real_call = loop.call_soon_threadsafe
-
-        def counted(callback: Any, *args: Any) -> Any:
-            calls.append(1)
-            return real_call(callback, *args)
-
-        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        calls = count_hand_overs(loop)
         bodies = [b"%d" % i for i in range(6)]
         queued = [asyncio.ensure_future(checks.first_failure(public, [(b, sign(key, b))])) for b in bodies]
         await asyncio.sleep(0.05)  # all six queued behind the held one

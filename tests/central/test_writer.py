@@ -24,7 +24,7 @@ from central.ingest import CheckedBeat, prepare_heartbeat, store_heartbeats
 from central.service import Centre
 from central.writer import GroupWriter
 from evidence.wire import Heartbeat, canonical
-from tests.central.conftest import Node
+from tests.central.conftest import Node, count_hand_overs
 
 
 @pytest.fixture
@@ -238,15 +238,7 @@ def test_requests_on_the_event_loop_are_answered_after_the_commit_in_one_call(pr
     writer = GroupWriter(probe)
 
     async def scenario() -> Tuple[List[str], int]:
-        loop = asyncio.get_running_loop()
-        calls: List[int] = []
-        real = loop.call_soon_threadsafe
-
-        def counted(callback: Any, *args: Any) -> Any:
-            calls.append(1)
-            return real(callback, *args)
-
-        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        calls = count_hand_overs(asyncio.get_running_loop())
         release, held = _held(writer)
         tasks = [asyncio.ensure_future(writer.run(_insert(f"a{i}"))) for i in range(4)]
         tasks.append(asyncio.ensure_future(writer.run_together(_together_insert, "t0")))
