@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Dict, List, Optional
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, Table, and_, select, update
 
 from central import audit
 from central.alerting.incidents import acknowledge
@@ -31,6 +31,19 @@ class Scope:
             raise ManageError(f"no node {self.agent_id!r}")
 
 
+NOWHERE = Scope(tenant="\x00none")
+"""The scope of a window or waiver that does not exist: inside no one's tenants, so refused as outside."""
+
+
+def scope_of(conn: Connection, kind: str, item_id: str) -> Scope:
+    """The scope of window or waiver ``item_id`` (``kind``: ``window`` or ``waiver``), for the tenant check
+    before it is ended; :data:`NOWHERE` when there is none."""
+    table = maintenance_windows if kind == "window" else waivers
+    columns = (table.c.agent_id, table.c.group_name, table.c.tenant)
+    row = conn.execute(select(*columns).where(table.c.id == item_id)).first()
+    return NOWHERE if row is None else Scope(row.agent_id, row.group_name, row.tenant)
+
+
 def create_window(
     conn: Connection,
     now: datetime,
@@ -49,50 +62,71 @@ def create_window(
         raise ManageError("that window is already over")
     if not reason.strip():
         raise ManageError("say why (reason): it is shown on the findings and kept in the audit trail")
-    window_id = new_id()
-    conn.execute(
-        maintenance_windows.insert().values(
-            id=window_id,
-            agent_id=scope.agent_id,
-            group_name=scope.group,
-            tenant=scope.tenant,
-            starts_at=starts_at,
-            ends_at=ends_at,
-            allows=list(allows),
-            reason=reason,
-            created_by=actor,
-            created_at=now,
-        )
-    )
-    audit.record(
+    return _create(
         conn,
+        maintenance_windows,
+        "window.create",
         now,
         actor,
-        "window.create",
-        window_id,
-        {
-            "agent_id": scope.agent_id,
-            "group": scope.group,
-            "tenant": scope.tenant,
-            "starts_at": starts_at.isoformat(),
-            "ends_at": ends_at.isoformat(),
-            "allows": list(allows),
-            "reason": reason,
-        },
+        scope,
+        {"starts_at": starts_at, "ends_at": ends_at, "allows": list(allows), "reason": reason},
         source,
     )
-    return window_id
 
 
 def cancel_window(conn: Connection, now: datetime, actor: str, window_id: str, source: Optional[str] = None) -> None:
+    _end(conn, maintenance_windows, "cancelled", "window.cancel", now, actor, window_id, "maintenance window", source)
+
+
+def _create(
+    conn: Connection,
+    table: Table,
+    action: str,
+    now: datetime,
+    actor: str,
+    scope: Scope,
+    values: Dict[str, Any],
+    source: Optional[str],
+) -> str:
+    """A new window or waiver for ``scope``, with who made it, and its audit entry (times as ISO text)."""
+    new = new_id()
+    conn.execute(
+        table.insert().values(
+            id=new,
+            agent_id=scope.agent_id,
+            group_name=scope.group,
+            tenant=scope.tenant,
+            created_by=actor,
+            created_at=now,
+            **values,
+        )
+    )
+    shown = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
+    detail = {"agent_id": scope.agent_id, "group": scope.group, "tenant": scope.tenant, **shown}
+    audit.record(conn, now, actor, action, new, detail, source)
+    return new
+
+
+def _end(
+    conn: Connection,
+    table: Table,
+    ended: str,
+    action: str,
+    now: datetime,
+    actor: str,
+    row_id: str,
+    what: str,
+    source: Optional[str],
+) -> None:
+    """Cancel or revoke a window or waiver still in force (``ended``: the columns' prefix)."""
     done = conn.execute(
-        update(maintenance_windows)
-        .where(and_(maintenance_windows.c.id == window_id, maintenance_windows.c.cancelled_at.is_(None)))
-        .values(cancelled_at=now, cancelled_by=actor)
+        update(table)
+        .where(and_(table.c.id == row_id, table.c[f"{ended}_at"].is_(None)))
+        .values({f"{ended}_at": now, f"{ended}_by": actor})
     )
     if not done.rowcount:
-        raise ManageError(f"no active maintenance window {window_id!r}")
-    audit.record(conn, now, actor, "window.cancel", window_id, None, source)
+        raise ManageError(f"no active {what} {row_id!r}")
+    audit.record(conn, now, actor, action, row_id, None, source)
 
 
 def create_waiver(
@@ -111,50 +145,20 @@ def create_waiver(
         raise ManageError("a waiver must expire in the future")
     if not justification.strip() or not approver.strip():
         raise ManageError("a waiver needs a justification and an approver")
-    waiver_id = new_id()
-    conn.execute(
-        waivers.insert().values(
-            id=waiver_id,
-            agent_id=scope.agent_id,
-            group_name=scope.group,
-            tenant=scope.tenant,
-            rule_id=rule_id,
-            justification=justification,
-            approver=approver,
-            created_by=actor,
-            created_at=now,
-            expires_at=expires_at,
-        )
-    )
-    audit.record(
+    return _create(
         conn,
+        waivers,
+        "waiver.create",
         now,
         actor,
-        "waiver.create",
-        waiver_id,
-        {
-            "agent_id": scope.agent_id,
-            "group": scope.group,
-            "tenant": scope.tenant,
-            "rule_id": rule_id,
-            "justification": justification,
-            "approver": approver,
-            "expires_at": expires_at.isoformat(),
-        },
+        scope,
+        {"rule_id": rule_id, "justification": justification, "approver": approver, "expires_at": expires_at},
         source,
     )
-    return waiver_id
 
 
 def revoke_waiver(conn: Connection, now: datetime, actor: str, waiver_id: str, source: Optional[str] = None) -> None:
-    done = conn.execute(
-        update(waivers)
-        .where(and_(waivers.c.id == waiver_id, waivers.c.revoked_at.is_(None)))
-        .values(revoked_at=now, revoked_by=actor)
-    )
-    if not done.rowcount:
-        raise ManageError(f"no active waiver {waiver_id!r}")
-    audit.record(conn, now, actor, "waiver.revoke", waiver_id, None, source)
+    _end(conn, waivers, "revoked", "waiver.revoke", now, actor, waiver_id, "waiver", source)
 
 
 def ack(

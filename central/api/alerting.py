@@ -114,11 +114,8 @@ async def _read(request: Request, fn: Callable[..., Any], *args: Any, **kwargs: 
 
 
 async def _scope_of(request: Request, kind: str, item_id: str) -> manage.Scope:
-    rows = await _read(request, manage.list_windows if kind == "window" else manage.list_waivers)
-    row = next((r for r in rows if r["id"] == item_id), None)
-    if row is None:
-        return manage.Scope(tenant="\x00none")  # refused below as outside the caller's tenants
-    return manage.Scope(row["agent_id"], row["group_name"], row["tenant"])
+    scope: manage.Scope = await _read(request, manage.scope_of, kind, item_id)
+    return scope
 
 
 def _sees_node(person: Principal, row: Dict[str, Any]) -> bool:

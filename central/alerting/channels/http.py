@@ -9,13 +9,15 @@ scheme, host and port, and any text that came back is scrubbed of known secrets.
 from __future__ import annotations
 
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Union
 from urllib.parse import urlsplit
 
 import requests
 
-from central.alerting.channels.base import ChannelError
+from central.alerting.channels.base import ChannelError, check_event, to_json
+from central.alerting.settings import Channel
 
 USER_AGENT = "tillsyn-central"
 REPLY_MAX = 300
@@ -104,3 +106,29 @@ def post_json(
     if 300 <= response.status_code < 400:
         raise ChannelError(f"{status}: a redirect; configure the final URL", retry=False)
     raise ChannelError(f"{status}: {reply}" if reply else status, retry=False)
+
+
+Payload = Callable[[str, Mapping[str, Any]], Dict[str, Any]]
+
+
+@dataclass
+class ChatWebhookSender:
+    """A chat service's incoming webhook (Slack, Teams): the service's own JSON for the event,
+    POSTed to the URL, which is itself the secret."""
+
+    kind: str
+    name: str
+    url: str
+    timeout_s: float
+    ca_file: Optional[Path]
+    payload: Payload
+
+    def send(self, event: str, incident: Mapping[str, Any]) -> None:
+        check_event(self.name, event)
+        data = to_json(self.payload(event, incident)).encode("utf-8")
+        post_json(f"{self.kind} {self.name!r}", self.url, data, timeout_s=self.timeout_s, ca_file=self.ca_file)
+
+
+def chat_webhook(kind: str, name: str, channel: Channel, payload: Payload) -> ChatWebhookSender:
+    assert channel.url is not None  # Channel's validator requires it
+    return ChatWebhookSender(kind, name, channel.url, channel.timeout_s, channel.ca_file, payload)

@@ -6,13 +6,10 @@ characters, at most 10 section fields of 2000 characters each.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping
 
 from central.alerting.channels import text
-from central.alerting.channels.base import check_event, to_json
-from central.alerting.channels.http import post_json
+from central.alerting.channels.http import ChatWebhookSender, chat_webhook
 from central.alerting.settings import Channel
 
 ICONS = {"trigger": ":red_circle:", "repeat": ":bell:", "resolve": ":large_green_circle:"}
@@ -46,19 +43,5 @@ def payload(event: str, incident: Mapping[str, Any]) -> Dict[str, Any]:
     return {"text": f"{ICONS[event]} {escape(headline)}", "blocks": blocks}
 
 
-@dataclass
-class SlackSender:
-    name: str
-    url: str
-    timeout_s: float
-    ca_file: Optional[Path]
-
-    def send(self, event: str, incident: Mapping[str, Any]) -> None:
-        check_event(self.name, event)
-        data = to_json(payload(event, incident)).encode("utf-8")
-        post_json(f"slack {self.name!r}", self.url, data, timeout_s=self.timeout_s, ca_file=self.ca_file)
-
-
-def build(name: str, channel: Channel) -> SlackSender:
-    assert channel.url is not None  # Channel's validator requires it
-    return SlackSender(name, channel.url, channel.timeout_s, channel.ca_file)
+def build(name: str, channel: Channel) -> ChatWebhookSender:
+    return chat_webhook("slack", name, channel, payload)

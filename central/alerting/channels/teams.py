@@ -7,13 +7,10 @@ request is received") that replace Office 365 connectors, and the older connecto
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping
 
 from central.alerting.channels import text
-from central.alerting.channels.base import check_event, to_json
-from central.alerting.channels.http import post_json
+from central.alerting.channels.http import ChatWebhookSender, chat_webhook
 from central.alerting.settings import Channel
 
 COLOURS = {"trigger": "Attention", "repeat": "Warning", "resolve": "Good"}
@@ -59,19 +56,5 @@ def payload(event: str, incident: Mapping[str, Any]) -> Dict[str, Any]:
     }
 
 
-@dataclass
-class TeamsSender:
-    name: str
-    url: str
-    timeout_s: float
-    ca_file: Optional[Path]
-
-    def send(self, event: str, incident: Mapping[str, Any]) -> None:
-        check_event(self.name, event)
-        data = to_json(payload(event, incident)).encode("utf-8")
-        post_json(f"teams {self.name!r}", self.url, data, timeout_s=self.timeout_s, ca_file=self.ca_file)
-
-
-def build(name: str, channel: Channel) -> TeamsSender:
-    assert channel.url is not None  # Channel's validator requires it
-    return TeamsSender(name, channel.url, channel.timeout_s, channel.ca_file)
+def build(name: str, channel: Channel) -> ChatWebhookSender:
+    return chat_webhook("teams", name, channel, payload)

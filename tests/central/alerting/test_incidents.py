@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
@@ -213,3 +214,35 @@ def test_waiver_accepts_until_it_expires(client: TestClient, centre: Centre, nod
     assert len(_mine(centre)) == 1  # still waived: no new incident
     _round(centre, now + timedelta(days=8))  # expired by itself: the deviation is an incident again
     assert [i["status"] for i in _mine(centre)] == ["resolved", "open"]
+
+
+def test_a_window_or_waiver_is_ended_within_its_scope_once(centre: Centre, node: Node) -> None:
+    """Ending one reads its scope (for the tenant check) by id; one that is not there is nowhere,
+    which no tenant-bound person can reach; ending twice is refused; each end is audited."""
+    from central.alerting import manage
+    from central.db.schema import audit_log
+
+    now = datetime.now(timezone.utc)
+    with write_tx(centre.engine) as conn:
+        window = create_window(
+            conn, now, "alice", Scope(tenant="acme"), now, now + timedelta(hours=1), "swap", []
+        )
+        waiver = create_waiver(
+            conn, now, "alice", Scope(agent_id=node.agent_id), RULE, "legacy", "bob", now + timedelta(days=1)
+        )
+    with read_tx(centre.engine) as conn:
+        assert manage.scope_of(conn, "window", window) == Scope(tenant="acme")
+        assert manage.scope_of(conn, "waiver", waiver) == Scope(agent_id=node.agent_id)
+        assert manage.scope_of(conn, "window", waiver) == manage.NOWHERE  # ids are not shared between kinds
+        assert manage.scope_of(conn, "waiver", "no-such-id") == manage.NOWHERE
+    with write_tx(centre.engine) as conn:
+        manage.cancel_window(conn, now, "carol", window)
+        manage.revoke_waiver(conn, now, "carol", waiver)
+    for end, item in ((manage.cancel_window, window), (manage.revoke_waiver, waiver)):
+        with write_tx(centre.engine) as conn, pytest.raises(manage.ManageError, match="no active"):
+            end(conn, now, "carol", item)
+    with read_tx(centre.engine) as conn:
+        trail = [(r.action, r.object) for r in conn.execute(select(audit_log.c.action, audit_log.c.object))]
+        created = conn.execute(select(audit_log.c.detail).where(audit_log.c.action == "waiver.create")).scalar_one()
+    assert ("window.cancel", window) in trail and ("waiver.revoke", waiver) in trail
+    assert created["rule_id"] == RULE and created["expires_at"].startswith(str((now + timedelta(days=1)).year))
