@@ -7,8 +7,7 @@ from typing import Callable
 
 
 class Backoff:
-    def __init__(self, minimum: float = 1.0, maximum: float = 300.0,
-                 rand: Callable[[], float] = random.random) -> None:
+    def __init__(self, minimum: float = 1.0, maximum: float = 300.0, rand: Callable[[], float] = random.random) -> None:
         self.minimum = minimum
         self.maximum = maximum
         self.failures = 0

@@ -42,9 +42,7 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("TILLSYN_ROOT", "/"),
         help="filesystem root the collectors read below (default: $TILLSYN_ROOT or /); for tests and captured trees",
     )
-    parser.add_argument(
-        "--state-dir", help="state directory (default: $TILLSYN_STATE_DIR or /var/lib/tillsyn)"
-    )
+    parser.add_argument("--state-dir", help="state directory (default: $TILLSYN_STATE_DIR or /var/lib/tillsyn)")
     enroll = sub.add_parser("enroll", help="create this node's key and register it with the centre")
     enroll.add_argument("--server", required=True, help="the centre, e.g. https://tillsyn.example.net:8443")
     enroll.add_argument("--token", required=True, help="an enrolment token from: tillsyn-central token create")
@@ -121,10 +119,17 @@ def _run_once(args: argparse.Namespace) -> int:
     spooled = spool.add(key, enrolment.agent_id, __version__, collected_at, records)
     client = Client(enrolment.server, key, enrolment.agent_id, enrolment.ca_file)
     info = status.load(state)
-    info.setdefault("collectors", {}).update({
-        r.collector: {"last_run": collected_at.isoformat().replace("+00:00", "Z"), "status": r.status.value,
-                      "duration_ms": round(r.duration_ms, 1), "error": r.error} for r in records
-    })
+    info.setdefault("collectors", {}).update(
+        {
+            r.collector: {
+                "last_run": collected_at.isoformat().replace("+00:00", "Z"),
+                "status": r.status.value,
+                "duration_ms": round(r.duration_ms, 1),
+                "error": r.error,
+            }
+            for r in records
+        }
+    )
     try:
         result = deliver(spool, client)
         info["last_delivery_at"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")

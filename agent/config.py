@@ -25,8 +25,9 @@ COMMON: Dict[str, Field] = {
     "enabled": Field(bool, True, "run this collector"),
     "interval": Field(int, 300, "seconds between runs in the daemon", minimum=10),
     "timeout": Field(float, 30.0, "seconds before a run is abandoned and reported as errored", minimum=0.1),
-    "poll": Field(float, 0.0, "seconds between quick checks that run the collector at once on a change (0: off)",
-                  minimum=0),
+    "poll": Field(
+        float, 0.0, "seconds between quick checks that run the collector at once on a change (0: off)", minimum=0
+    ),
 }
 COMMON_DEFAULTS: Dict[str, Dict[str, Any]] = {
     "power": {"poll": 5.0},
@@ -44,8 +45,9 @@ TOP: Dict[str, Field] = {
     "privacy": Field(dict, {}, "pseudonymisation of personal data"),
 }
 SPOOL: Dict[str, Field] = {
-    "max_bytes": Field(int, 100 * 1024 * 1024, "oldest reports are dropped (and counted) beyond this size",
-                       minimum=64 * 1024),
+    "max_bytes": Field(
+        int, 100 * 1024 * 1024, "oldest reports are dropped (and counted) beyond this size", minimum=64 * 1024
+    ),
     "max_age": Field(int, 30 * 86400, "reports older than this many seconds are dropped (and counted)", minimum=60),
 }
 DELIVERY: Dict[str, Field] = {
@@ -102,9 +104,7 @@ def load(path: Path, *, required: bool) -> AgentConfig:
             raw = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         if required:
-            raise ConfigError(
-                f"{path}: no such file; create it (see config/agent.yaml) or drop the option"
-            ) from None
+            raise ConfigError(f"{path}: no such file; create it (see config/agent.yaml) or drop the option") from None
         return from_mapping({}, None)
     except OSError as err:
         raise ConfigError(f"{path}: cannot read: {err.strerror or err}") from err
@@ -137,12 +137,17 @@ def from_mapping(data: Any, source: Optional[Path]) -> AgentConfig:
         delivery = validate(top["delivery"], DELIVERY, "agent.delivery")
         privacy = validate(top["privacy"], PRIVACY, "agent.privacy")
     except SettingsError as err:
-        raise ConfigError(f"{label}: {err.key[len('agent.'):]}: {err.message}") from err
+        raise ConfigError(f"{label}: {err.key[len('agent.') :]}: {err.message}") from err
     return AgentConfig(
-        source, float(top["command_timeout"]), collectors,
-        heartbeat_interval=int(top["heartbeat_interval"]), jitter=float(top["jitter"]),
-        spool_max_bytes=int(spool["max_bytes"]), spool_max_age=int(spool["max_age"]),
-        backoff_min=float(delivery["backoff_min"]), backoff_max=float(delivery["backoff_max"]),
+        source,
+        float(top["command_timeout"]),
+        collectors,
+        heartbeat_interval=int(top["heartbeat_interval"]),
+        jitter=float(top["jitter"]),
+        spool_max_bytes=int(spool["max_bytes"]),
+        spool_max_age=int(spool["max_age"]),
+        backoff_min=float(delivery["backoff_min"]),
+        backoff_max=float(delivery["backoff_max"]),
         pseudonymise=bool(privacy["pseudonymise"]),
     )
 
@@ -171,5 +176,3 @@ def _collector(name: str, section: Any) -> CollectorConfig:
     return CollectorConfig(
         name, common["enabled"], int(common["interval"]), float(common["timeout"]), settings, float(common["poll"])
     )
-
-

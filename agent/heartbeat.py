@@ -19,7 +19,6 @@ def next_seq(state: Path) -> int:
     return seq
 
 
-def send(client: Client, state: Path, agent_id: str, now: datetime, spool_depth: int,
-         errors: Sequence[str]) -> None:
+def send(client: Client, state: Path, agent_id: str, now: datetime, spool_depth: int, errors: Sequence[str]) -> None:
     beat = Heartbeat(agent_id, next_seq(state), now, spool_depth, tuple(errors))
     client.post("/api/v1/heartbeat", canonical(beat.to_dict()))

@@ -54,7 +54,7 @@ class Pseudonymiser:
         match = _HOME.match(text)
         if not match:
             return text
-        return match.group(1) + self.name(match.group(2)) + text[match.end():]
+        return match.group(1) + self.name(match.group(2)) + text[match.end() :]
 
     def apply(self, value: Any, field: Optional[str] = None) -> Any:
         """A copy of ``value`` with usernames and home paths pseudonymised."""

@@ -8,8 +8,10 @@ _PATTERNS = [
     # scheme://user:password@host -> scheme://user:***@host
     (re.compile(r"(?P<pre>[a-zA-Z][\w+.-]*://[^/\s:@]+:)[^@\s/]+@"), r"\g<pre>***@"),
     # password=..., passphrase: ..., token=..., secret=...
-    (re.compile(r"(?i)(?P<key>pass(word|phrase)?|token|secret|api[_-]?key)(?P<sep>\s*[=:]\s*)\S+"),
-     r"\g<key>\g<sep>***"),
+    (
+        re.compile(r"(?i)(?P<key>pass(word|phrase)?|token|secret|api[_-]?key)(?P<sep>\s*[=:]\s*)\S+"),
+        r"\g<key>\g<sep>***",
+    ),
 ]
 
 

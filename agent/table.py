@@ -22,7 +22,10 @@ _INDENT = " " * 40
 def _wrap(first: str, text: str, width: int) -> List[str]:
     """``text`` after ``first``, wrapped under the key-facts column: nothing is cut off."""
     return textwrap.wrap(
-        " ".join(text.split()), width=max(width, 60), initial_indent=first, subsequent_indent=_INDENT + "  ",
+        " ".join(text.split()),
+        width=max(width, 60),
+        initial_indent=first,
+        subsequent_indent=_INDENT + "  ",
         break_on_hyphens=False,
     ) or [first.rstrip()]
 

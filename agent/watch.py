@@ -50,8 +50,16 @@ def _schedule(observer: Any, handler: FileSystemEventHandler, directory: str) ->
 
         wanted = [
             getattr(events, name)
-            for name in ("FileCreatedEvent", "FileModifiedEvent", "FileDeletedEvent", "FileMovedEvent",
-                         "FileClosedEvent", "DirCreatedEvent", "DirDeletedEvent", "DirMovedEvent")
+            for name in (
+                "FileCreatedEvent",
+                "FileModifiedEvent",
+                "FileDeletedEvent",
+                "FileMovedEvent",
+                "FileClosedEvent",
+                "DirCreatedEvent",
+                "DirDeletedEvent",
+                "DirMovedEvent",
+            )
             if hasattr(events, name)
         ]
         observer.schedule(handler, directory, recursive=False, event_filter=wanted)

@@ -37,6 +37,7 @@ def refuse_nul(raw: bytes, where: str, index: Optional[int] = None) -> None:
     if b"\\u0000" in raw and _NUL.search(raw):  # the plain search first: the pattern is slow on 9 KB
         raise refuse(400, "malformed", f"{where}: a string contains a NUL character (\\u0000)", index=index)
 
+
 # Built once: ingest runs these for every request, and building a statement costs more than running it.
 _BEAT = (
     update(agents)

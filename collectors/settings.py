@@ -39,8 +39,14 @@ class Field:
 REQUIRED = object()
 Schema = Mapping[str, Field]
 
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-               list: "a list", dict: "a mapping"}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    list: "a list",
+    dict: "a mapping",
+}
 
 
 def _type_name(spec: TypeSpec) -> str:

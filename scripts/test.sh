@@ -9,6 +9,7 @@ AGENT_CODE=(agent collectors evidence)
 
 say "ruff"
 "$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check .
 say "mypy (strict on agent, collectors, evidence)"
 "$VENV/bin/mypy" "${AGENT_CODE[@]}" central
 say "vermin: agent code must run on Python 3.9"

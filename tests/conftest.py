@@ -23,8 +23,11 @@ def in_ci() -> bool:
 def require_tool(name: str) -> str:
     """Path of ``name``; skips (or fails under CI) when the tool is not installed."""
     found = shutil.which(name) or next(
-        (p for p in (f"/usr/sbin/{name}", f"/sbin/{name}", f"/usr/lib/nut/{name}", f"/lib/nut/{name}")
-         if os.access(p, os.X_OK)),
+        (
+            p
+            for p in (f"/usr/sbin/{name}", f"/sbin/{name}", f"/usr/lib/nut/{name}", f"/lib/nut/{name}")
+            if os.access(p, os.X_OK)
+        ),
         None,
     )
     if found:

@@ -69,8 +69,7 @@ def _address(settings: Mapping[str, Any], conf: Optional[ClamdConfig]) -> Option
     return None
 
 
-def _ask_clamd(ctx: Context, address: clamd_client.ClamdAddress, timeout: float,
-               facts: ClamavFacts) -> Dict[str, Any]:
+def _ask_clamd(ctx: Context, address: clamd_client.ClamdAddress, timeout: float, facts: ClamavFacts) -> Dict[str, Any]:
     """PING, then VERSION.  Refused/missing socket: responding false with the reason."""
     result: Dict[str, Any] = {"address": address.describe(), "responding": None}
     socket_path = str(ctx.path(address.path)) if address.path is not None else None
@@ -120,9 +119,15 @@ def _databases(ctx: Context, directory: str, facts: ClamavFacts) -> List[Dict[st
             except ValueError as err:
                 facts.gaps.append(Gap(f"clamav.databases.{name}", f"{path}: {err}"))
                 continue
-            entry = {"name": name, "file": path, "version": header.version,
-                     "build_time": utc_iso(header.build_time), "signatures": header.signatures,
-                     "functionality_level": header.functionality_level, "builder": header.builder}
+            entry = {
+                "name": name,
+                "file": path,
+                "version": header.version,
+                "build_time": utc_iso(header.build_time),
+                "signatures": header.signatures,
+                "functionality_level": header.functionality_level,
+                "builder": header.builder,
+            }
             if best is None or header.version > best["version"]:
                 best = entry
         if best is not None:
@@ -140,9 +145,13 @@ def _freshclam(ctx: Context, path: str, processes: Sequence[ProcessInfo], facts:
         except ValueError as err:
             facts.gaps.append(Gap("clamav.freshclam", f"{path}: {err}"))
     if conf is not None:
-        result.update(example=conf.example, checks=conf.checks,
-                      database_mirrors=list(conf.database_mirrors), private_mirrors=list(conf.private_mirrors),
-                      configured=not conf.example and conf.checks > 0)
+        result.update(
+            example=conf.example,
+            checks=conf.checks,
+            database_mirrors=list(conf.database_mirrors),
+            private_mirrors=list(conf.private_mirrors),
+            configured=not conf.example and conf.checks > 0,
+        )
     elif result["conf_present"]:
         result["configured"] = None
     else:
@@ -150,12 +159,12 @@ def _freshclam(ctx: Context, path: str, processes: Sequence[ProcessInfo], facts:
     daemons = [p for p in processes if p.name == "freshclam"]
     if any(not p.cmdline for p in daemons):
         result["daemon_running"] = None
-        facts.gaps.append(Gap("clamav.freshclam.daemon_running",
-                              "a freshclam process exists but its command line is unreadable"))
+        facts.gaps.append(
+            Gap("clamav.freshclam.daemon_running", "a freshclam process exists but its command line is unreadable")
+        )
     else:
         # freshclam(1): -d/--daemon runs it as an update daemon; without it, one update and exit.
-        result["daemon_running"] = any(
-            a in ("-d", "--daemon") for p in daemons for a in p.cmdline[1:])
+        result["daemon_running"] = any(a in ("-d", "--daemon") for p in daemons for a in p.cmdline[1:])
     result["service_enabled"] = ctx.path(FRESHCLAM_SERVICE_LINK).exists()
     result["timer_enabled"] = ctx.path(FRESHCLAM_TIMER_LINK).exists()
     return result
@@ -176,8 +185,10 @@ def collect_clamav(ctx: Context, settings: Mapping[str, Any], processes: Sequenc
     clamd: Dict[str, Any] = {"process_running": "clamd" in names}
     try:
         address = _address(settings, conf)
-        no_address = (f"no clamd socket known: {conf_path} absent, unreadable or without "
-                      "LocalSocket/TCPSocket, and none in settings")
+        no_address = (
+            f"no clamd socket known: {conf_path} absent, unreadable or without "
+            "LocalSocket/TCPSocket, and none in settings"
+        )
     except ValueError as err:
         address, no_address = None, str(err)
     if address is None:
@@ -192,8 +203,11 @@ def collect_clamav(ctx: Context, settings: Mapping[str, Any], processes: Sequenc
     on_access: Dict[str, Any] = {"clamonacc_running": "clamonacc" in names}
     if conf is not None:
         configured = bool(conf.on_access_include_paths or conf.on_access_mount_paths)
-        on_access.update(configured=configured, include_paths=list(conf.on_access_include_paths),
-                         mount_paths=list(conf.on_access_mount_paths))
+        on_access.update(
+            configured=configured,
+            include_paths=list(conf.on_access_include_paths),
+            mount_paths=list(conf.on_access_mount_paths),
+        )
         facts.real_time_protection = configured and on_access["clamonacc_running"]
     elif not ctx.path(conf_path).exists():
         on_access.update(configured=False, include_paths=[], mount_paths=[])

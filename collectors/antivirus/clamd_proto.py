@@ -35,7 +35,7 @@ def parse_version(text: str) -> ClamdVersion:
     line = text.strip("\0\n ")
     if not line.startswith("ClamAV "):
         raise ValueError(f"not a clamd VERSION answer: {line[:60]!r}")
-    parts = line[len("ClamAV "):].split("/", 2)
+    parts = line[len("ClamAV ") :].split("/", 2)
     engine = parts[0].strip()
     if not engine:
         raise ValueError("clamd VERSION answer without an engine version")

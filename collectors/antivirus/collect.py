@@ -63,24 +63,42 @@ def collect_with(ctx: Context, list_processes: ProcessLister) -> Outcome:
         observed["clamav"] = facts.observed
         gaps.extend(facts.gaps)
         if clamav_entry is None:
-            clamav_entry = {"product": "clamav", "name": "ClamAV", "installed": True,
-                            "running": False if running_known else None,
-                            "units": [], "paths": [], "processes": []}
+            clamav_entry = {
+                "product": "clamav",
+                "name": "ClamAV",
+                "installed": True,
+                "running": False if running_known else None,
+                "units": [],
+                "paths": [],
+                "processes": [],
+            }
             products.insert(0, clamav_entry)
-        clamav_entry.update(version=facts.engine_version, signature_time=facts.newest_signature_time,
-                            real_time_protection=facts.real_time_protection)
+        clamav_entry.update(
+            version=facts.engine_version,
+            signature_time=facts.newest_signature_time,
+            real_time_protection=facts.real_time_protection,
+        )
     defender = collect_defender(ctx, settings)
     if defender is not None:
         observed["mdatp"] = defender.observed
         gaps.extend(defender.gaps)
         mdatp_entry = _entry(products, "mdatp")
         if mdatp_entry is None:
-            mdatp_entry = {"product": "mdatp", "name": "Microsoft Defender for Endpoint", "installed": True,
-                     "running": False if running_known else None,
-                     "units": [], "paths": [str(settings["mdatp_command"])], "processes": []}
+            mdatp_entry = {
+                "product": "mdatp",
+                "name": "Microsoft Defender for Endpoint",
+                "installed": True,
+                "running": False if running_known else None,
+                "units": [],
+                "paths": [str(settings["mdatp_command"])],
+                "processes": [],
+            }
             products.append(mdatp_entry)
-        mdatp_entry.update(version=defender.version, signature_time=defender.signature_time,
-                     real_time_protection=defender.real_time_protection)
+        mdatp_entry.update(
+            version=defender.version,
+            signature_time=defender.signature_time,
+            real_time_protection=defender.real_time_protection,
+        )
 
     if not products:
         reason = "no antivirus found: looked for " + looked_for()

@@ -25,26 +25,67 @@ class Product:
 
 
 PRODUCTS: Tuple[Product, ...] = (
-    Product("clamav", "ClamAV",
-            ("clamav-daemon.service", "clamav-freshclam.service", "clamav-clamonacc.service",
-             "clamd@.service", "clamonacc.service"),
-            ("clamd", "freshclam", "clamonacc"),
-            ("/usr/sbin/clamd",)),
-    Product("mdatp", "Microsoft Defender for Endpoint", ("mdatp.service",), ("wdavdaemon",),
-            ("/opt/microsoft/mdatp",), ("/opt/microsoft/mdatp/",)),
-    Product("crowdstrike", "CrowdStrike Falcon", ("falcon-sensor.service",), ("falcond", "falcon-sensor"),
-            ("/opt/CrowdStrike",), ("/opt/CrowdStrike/",)),
-    Product("sentinelone", "SentinelOne", ("sentinelone.service",),
-            ("s1-agent", "s1-orchestrator", "s1-scanner", "s1-network", "sentinelone-agent"),
-            ("/opt/sentinelone",), ("/opt/sentinelone/",)),
-    Product("sophos", "Sophos", ("sophos-spl.service", "sav-protect.service"),
-            ("sophos_watchdog", "sophos_threat_detector", "sophosav", "savd"),
-            ("/opt/sophos-spl", "/opt/sophos-av"), ("/opt/sophos-spl/", "/opt/sophos-av/")),
-    Product("eset", "ESET", ("esets.service", "efs.service", "eea.service"),
-            ("esets_daemon", "eset_rtp", "efs"),
-            ("/opt/eset",), ("/opt/eset/",)),
-    Product("trendmicro", "Trend Micro Deep Security", ("ds_agent.service",), ("ds_agent", "ds_am"),
-            ("/opt/ds_agent",), ("/opt/ds_agent/",)),
+    Product(
+        "clamav",
+        "ClamAV",
+        (
+            "clamav-daemon.service",
+            "clamav-freshclam.service",
+            "clamav-clamonacc.service",
+            "clamd@.service",
+            "clamonacc.service",
+        ),
+        ("clamd", "freshclam", "clamonacc"),
+        ("/usr/sbin/clamd",),
+    ),
+    Product(
+        "mdatp",
+        "Microsoft Defender for Endpoint",
+        ("mdatp.service",),
+        ("wdavdaemon",),
+        ("/opt/microsoft/mdatp",),
+        ("/opt/microsoft/mdatp/",),
+    ),
+    Product(
+        "crowdstrike",
+        "CrowdStrike Falcon",
+        ("falcon-sensor.service",),
+        ("falcond", "falcon-sensor"),
+        ("/opt/CrowdStrike",),
+        ("/opt/CrowdStrike/",),
+    ),
+    Product(
+        "sentinelone",
+        "SentinelOne",
+        ("sentinelone.service",),
+        ("s1-agent", "s1-orchestrator", "s1-scanner", "s1-network", "sentinelone-agent"),
+        ("/opt/sentinelone",),
+        ("/opt/sentinelone/",),
+    ),
+    Product(
+        "sophos",
+        "Sophos",
+        ("sophos-spl.service", "sav-protect.service"),
+        ("sophos_watchdog", "sophos_threat_detector", "sophosav", "savd"),
+        ("/opt/sophos-spl", "/opt/sophos-av"),
+        ("/opt/sophos-spl/", "/opt/sophos-av/"),
+    ),
+    Product(
+        "eset",
+        "ESET",
+        ("esets.service", "efs.service", "eea.service"),
+        ("esets_daemon", "eset_rtp", "efs"),
+        ("/opt/eset",),
+        ("/opt/eset/",),
+    ),
+    Product(
+        "trendmicro",
+        "Trend Micro Deep Security",
+        ("ds_agent.service",),
+        ("ds_agent", "ds_am"),
+        ("/opt/ds_agent",),
+        ("/opt/ds_agent/",),
+    ),
 )
 
 
@@ -71,9 +112,7 @@ def processes_of(product: Product, processes: Sequence[ProcessInfo]) -> List[Pro
 
 def looked_for() -> str:
     """For the not-present reason: every unit and process name searched."""
-    return "; ".join(
-        f"{p.name} (units {', '.join(p.units)}; processes {', '.join(p.processes)})" for p in PRODUCTS
-    )
+    return "; ".join(f"{p.name} (units {', '.join(p.units)}; processes {', '.join(p.processes)})" for p in PRODUCTS)
 
 
 def by_key(key: str) -> Optional[Product]:

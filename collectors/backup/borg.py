@@ -83,18 +83,19 @@ def _mapping(value: Any) -> Dict[str, Any]:
 
 # (all of these substrings in stderr, reason template) in order; first match wins.
 _FAILURES = (
-    (("passcommand supplied in borg_passcommand failed",),
-     "password file {password_file} could not be read: {last}"),
-    (("passphrase", "is incorrect"),
-     "wrong password: borg could not open {repository} with the password in {password_file}"),
-    (("can not acquire a passphrase",),
-     "repository {repository} is encrypted but no password_file is configured"),
+    (("passcommand supplied in borg_passcommand failed",), "password file {password_file} could not be read: {last}"),
+    (
+        ("passphrase", "is incorrect"),
+        "wrong password: borg could not open {repository} with the password in {password_file}",
+    ),
+    (("can not acquire a passphrase",), "repository {repository} is encrypted but no password_file is configured"),
     (("repository", "does not exist"), "repository does not exist: no borg repository at {repository}"),
     (("is not a valid repository",), "repository does not exist: {repository} is not a borg repository"),
-    (("was previously located at",),
-     "repository {repository} was relocated since this node last saw it; confirm with borg as the agent's user"),
-    (("failed to create/acquire the lock",),
-     "repository {repository} is locked (a backup may be running): {last}"),
+    (
+        ("was previously located at",),
+        "repository {repository} was relocated since this node last saw it; confirm with borg as the agent's user",
+    ),
+    (("failed to create/acquire the lock",), "repository {repository} is locked (a backup may be running): {last}"),
     (("connection closed by remote host",), "cannot reach repository {repository}: {remote}"),
 )
 
@@ -102,8 +103,12 @@ _FAILURES = (
 def explain_failure(stderr: str, returncode: Optional[int], repository: str, password_file: str) -> str:
     """A reason a person can act on, from borg's stderr (borg 1.2 exits 2 for every error)."""
     lowered = stderr.lower()
-    values = {"repository": repository, "password_file": password_file, "last": _last_line(stderr),
-              "remote": _last_line(stderr, prefer="Remote:")}
+    values = {
+        "repository": repository,
+        "password_file": password_file,
+        "last": _last_line(stderr),
+        "remote": _last_line(stderr, prefer="Remote:"),
+    }
     for needles, template in _FAILURES:
         if all(needle in lowered for needle in needles):
             return template.format(**values)

@@ -20,14 +20,14 @@ _SECRET_WORDS = ("PASSWORD", "PASSPHRASE", "SECRET", "TOKEN")
 BACKUP_ITEM: Schema = {
     "name": Field(str, REQUIRED, "a short name for this backup, unique on the node (e.g. 'db')"),
     "type": Field(str, REQUIRED, "restic, borg, veeam or marker", choices=TYPES),
-    "repository": Field((str, type(None)), None,
-                        "restic/borg repository (path or URL); for veeam/marker where the backup goes"),
+    "repository": Field(
+        (str, type(None)), None, "restic/borg repository (path or URL); for veeam/marker where the backup goes"
+    ),
     "password_file": Field((str, type(None)), None, "file holding the repository password (restic, borg)"),
     "host": Field((str, type(None)), None, "restic: only snapshots of this hostname"),
     "job": Field((str, type(None)), None, "veeam: only sessions of this job name"),
     "marker": Field((str, type(None)), None, "marker: the file the backup job writes when it ends"),
-    "restore_test": Field((str, type(None)), None,
-                          "restore-test record; default <restore_test_dir>/<name>.json"),
+    "restore_test": Field((str, type(None)), None, "restore-test record; default <restore_test_dir>/<name>.json"),
     "timeout": Field(float, 20.0, "seconds before the tool is stopped", minimum=1),
     "env": Field(dict, {}, "extra non-secret environment for the tool (e.g. BORG_RSH, AWS_PROFILE)"),
 }
@@ -37,8 +37,9 @@ SCHEMA: Schema = {
     "restic_binary": Field(str, "restic", "restic executable"),
     "borg_binary": Field(str, "borg", "borg executable"),
     "veeamconfig_binary": Field(str, "veeamconfig", "Veeam Agent for Linux CLI"),
-    "borg_base_dir": Field((str, type(None)), None,
-                           "BORG_BASE_DIR for borg's cache and security files (default: agent user's home)"),
+    "borg_base_dir": Field(
+        (str, type(None)), None, "BORG_BASE_DIR for borg's cache and security files (default: agent user's home)"
+    ),
     "restore_test_dir": Field(str, DEFAULT_RESTORE_TEST_DIR, "where restore-test jobs write <name>.json"),
 }
 
@@ -66,12 +67,20 @@ def backups(settings: Mapping[str, Any]) -> List[Backup]:
         restore = item.get("restore_test") or posixpath.join(
             settings.get("restore_test_dir") or DEFAULT_RESTORE_TEST_DIR, f"{item['name']}.json"
         )
-        result.append(Backup(
-            name=item["name"], type=item["type"], repository=item.get("repository"),
-            password_file=item.get("password_file"), host=item.get("host"), job=item.get("job"),
-            marker=item.get("marker"), restore_test=restore, timeout=float(item.get("timeout") or 20.0),
-            env={str(k): str(v) for k, v in (item.get("env") or {}).items()},
-        ))
+        result.append(
+            Backup(
+                name=item["name"],
+                type=item["type"],
+                repository=item.get("repository"),
+                password_file=item.get("password_file"),
+                host=item.get("host"),
+                job=item.get("job"),
+                marker=item.get("marker"),
+                restore_test=restore,
+                timeout=float(item.get("timeout") or 20.0),
+                env={str(k): str(v) for k, v in (item.get("env") or {}).items()},
+            )
+        )
     return result
 
 

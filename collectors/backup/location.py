@@ -19,10 +19,24 @@ from typing import List, Optional, Tuple
 from urllib.parse import urlsplit
 
 RESTIC_REMOTE = ("sftp", "rest", "s3", "b2", "azure", "gs", "swift", "rclone")
-NETWORK_FS = frozenset({
-    "nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "fuse.glusterfs",
-    "fuse.sshfs", "sshfs", "fuse.s3fs", "fuse.rclone", "davfs", "fuse.davfs2",
-})
+NETWORK_FS = frozenset(
+    {
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "ceph",
+        "glusterfs",
+        "fuse.glusterfs",
+        "fuse.sshfs",
+        "sshfs",
+        "fuse.s3fs",
+        "fuse.rclone",
+        "davfs",
+        "fuse.davfs2",
+    }
+)
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):(.*)$")
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://")
 _SCP = re.compile(r"^(?:[^@/:]+@)?(\[[^\]]+\]|[^@/:]+):(.*)$")
@@ -79,7 +93,7 @@ def classify(repository: str) -> Location:
     repo = repository.strip()
     for prefix, scheme in (("file://", "file"), ("local:", "local")):
         if repo.startswith(prefix):
-            return Location("local", scheme, None, posixpath.normpath(repo[len(prefix):] or "/"))
+            return Location("local", scheme, None, posixpath.normpath(repo[len(prefix) :] or "/"))
     if repo.startswith("/"):
         return Location("local", None, None, posixpath.normpath(repo))
     if _URL.match(repo):

@@ -37,11 +37,19 @@ _BORG_ENV = {
 def new_entry(backup: Backup) -> Entry:
     """The per-backup record with every field present; unknown ones stay None."""
     return {
-        "name": backup.name, "type": backup.type, "status": "ok", "reason": None,
+        "name": backup.name,
+        "type": backup.type,
+        "status": "ok",
+        "reason": None,
         "repository": scrub(backup.repository) if backup.repository else None,
-        "separate": None, "separate_reason": None, "encrypted": None, "encryption": None,
-        "last_success_at": None, "last_backup": None,
-        "restore_test": None, "restore_test_path": backup.restore_test,
+        "separate": None,
+        "separate_reason": None,
+        "encrypted": None,
+        "encryption": None,
+        "last_success_at": None,
+        "last_backup": None,
+        "restore_test": None,
+        "restore_test_path": backup.restore_test,
     }
 
 
@@ -105,8 +113,7 @@ def _restic(run: _Probe) -> None:
     repo = entry["repository"] or ""
     if not result.ok:
         stderr = scrub(result.stderr.decode("utf-8", errors="replace")).replace(backup.repository, repo)
-        _fail(run, "error", restic.explain_failure(stderr, result.returncode, repo,
-                                                                 backup.password_file))
+        _fail(run, "error", restic.explain_failure(stderr, result.returncode, repo, backup.password_file))
         return
     try:
         listing = restic.parse_snapshots(result.text)
@@ -116,12 +123,19 @@ def _restic(run: _Probe) -> None:
     entry["encrypted"], entry["encryption"] = True, "restic (always encrypted)"
     latest = listing.latest
     if latest is None:
-        gaps.append(Gap(f"{label}: last backup", f"no snapshots in {repo}" +
-                        (f" for host {backup.host}" if backup.host else "")))
+        gaps.append(
+            Gap(
+                f"{label}: last backup", f"no snapshots in {repo}" + (f" for host {backup.host}" if backup.host else "")
+            )
+        )
         return
     entry["last_success_at"] = utc_iso(latest.time)
-    entry["last_backup"] = {"id": latest.id, "short_id": latest.short_id,
-                            "hostname": latest.hostname, "paths": latest.paths}
+    entry["last_backup"] = {
+        "id": latest.id,
+        "short_id": latest.short_id,
+        "hostname": latest.hostname,
+        "paths": latest.paths,
+    }
 
 
 def _borg(run: _Probe) -> None:
@@ -181,7 +195,9 @@ def _veeam(run: _Probe) -> None:
     if sessions:
         last = sessions[-1]
         entry["last_backup"] = {
-            "job": last.job, "session_id": last.id, "state": last.state,
+            "job": last.job,
+            "session_id": last.id,
+            "state": last.state,
             "started_at": utc_iso(last.started_at),
             "finished_at": utc_iso(last.finished_at) if last.finished_at else None,
         }
@@ -202,8 +218,7 @@ def _marker(run: _Probe) -> None:
         with open(path, "rb") as handle:
             data = handle.read(64 * 1024)
     except FileNotFoundError:
-        _fail(run, "error", f"marker file {backup.marker} does not exist "
-                                           "(the backup job has not written it)")
+        _fail(run, "error", f"marker file {backup.marker} does not exist (the backup job has not written it)")
         return
     except OSError as err:
         _fail(run, "error", describe_os_error(err, f"marker file {backup.marker}"))
@@ -213,13 +228,17 @@ def _marker(run: _Probe) -> None:
     except ValueError as err:
         _fail(run, "error", f"malformed marker file {backup.marker}: {err}")
         return
-    entry["last_backup"] = {"result": marker.result, "finished_at": utc_iso(marker.finished_at),
-                            "source": marker.source}
+    entry["last_backup"] = {
+        "result": marker.result,
+        "finished_at": utc_iso(marker.finished_at),
+        "source": marker.source,
+    }
     if marker.last_success_at is not None:
         entry["last_success_at"] = utc_iso(marker.last_success_at)
     else:
-        gaps.append(Gap(f"{label}: last backup",
-                        "the last run failed and the marker does not say when the last success was"))
+        gaps.append(
+            Gap(f"{label}: last backup", "the last run failed and the marker does not say when the last success was")
+        )
     if marker.repository and not entry["repository"]:
         entry["repository"] = scrub(marker.repository)
     entry["encrypted"] = marker.encrypted
@@ -246,8 +265,7 @@ def _restore_test(run: _Probe) -> None:
         with open(ctx.path(backup.restore_test), "rb") as handle:
             data = handle.read(64 * 1024)
     except FileNotFoundError:
-        gaps.append(Gap(f"{label}: restore test",
-                        f"no restore test recorded: {backup.restore_test} does not exist"))
+        gaps.append(Gap(f"{label}: restore test", f"no restore test recorded: {backup.restore_test} does not exist"))
         return
     except OSError as err:
         gaps.append(Gap(f"{label}: restore test", describe_os_error(err, backup.restore_test)))
@@ -258,6 +276,9 @@ def _restore_test(run: _Probe) -> None:
         gaps.append(Gap(f"{label}: restore test", f"{backup.restore_test}: {err}"))
         return
     entry["restore_test"] = {
-        "tested_at": utc_iso(record.tested_at), "result": record.result, "snapshot": record.snapshot,
-        "files_checked": record.files_checked, "detail": record.detail,
+        "tested_at": utc_iso(record.tested_at),
+        "result": record.result,
+        "snapshot": record.snapshot,
+        "files_checked": record.files_checked,
+        "detail": record.detail,
     }

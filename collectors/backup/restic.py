@@ -49,9 +49,7 @@ def parse_snapshots(text: str) -> ResticSnapshots:
         raise ValueError(f"restic snapshots output is a {type(data).__name__}, not a list")
     snapshots = []
     for index, item in enumerate(data):
-        if not isinstance(item, dict) or not isinstance(item.get("time"), str) or not isinstance(
-            item.get("id"), str
-        ):
+        if not isinstance(item, dict) or not isinstance(item.get("time"), str) or not isinstance(item.get("id"), str):
             raise ValueError(f"restic snapshot #{index} lacks a time or an id")
         paths = item.get("paths") or []
         snapshots.append(

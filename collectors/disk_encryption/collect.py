@@ -51,8 +51,10 @@ def _run_zfs(ctx: Context, scene: Scene, groups: List[List[MountEntry]], timeout
     datasets = sorted({g[0].source for g in groups if g[0].fstype == "zfs"})
     if not datasets:
         return
-    result = ctx.command(["zfs", "get", "-H", "-p", "-o", "name,property,value",
-                          "encryption,keystatus,encryptionroot", *datasets], timeout=timeout)
+    result = ctx.command(
+        ["zfs", "get", "-H", "-p", "-o", "name,property,value", "encryption,keystatus,encryptionroot", *datasets],
+        timeout=timeout,
+    )
     if result.ok:
         try:
             scene.zfs_props = parse_zfs_get(result.text)
@@ -149,8 +151,11 @@ def collect(ctx: Context) -> Outcome:
     for group, kname, decision, zfs_facts in judged_mounts:
         entry = group[0]
         record: Dict[str, Any] = {
-            "mountpoint": entry.mountpoint, "fstype": entry.fstype, "source": entry.source,
-            "device": kname, "majmin": None if entry.fstype == "zfs" else entry.majmin,
+            "mountpoint": entry.mountpoint,
+            "fstype": entry.fstype,
+            "source": entry.source,
+            "device": kname,
+            "majmin": None if entry.fstype == "zfs" else entry.majmin,
         }
         record.update(_record(decision, ciphers))
         if zfs_facts is not None:
@@ -178,7 +183,9 @@ def collect(ctx: Context) -> Outcome:
     if not everything and mounts is not None:
         return Outcome.not_present(
             "no data filesystem and no swap is mounted in this mount namespace "
-            "(only pseudo, memory, overlay or image filesystems)", **observed)
+            "(only pseudo, memory, overlay or image filesystems)",
+            **observed,
+        )
     return Outcome.from_parts(observed, gaps)
 
 
@@ -199,8 +206,14 @@ def _load_dm_table(ctx: Context, scene: Scene, settings: Dict[str, Any]) -> None
         scene.dm_table_error = "dmsetup table lists no crypt target"
 
 
-def _ciphers(ctx: Context, scene: Scene, crypt_devices: List[str], headers: Dict[str, Any],
-             settings: Dict[str, Any], gaps: List[Gap]) -> Dict[str, Optional[str]]:
+def _ciphers(
+    ctx: Context,
+    scene: Scene,
+    crypt_devices: List[str],
+    headers: Dict[str, Any],
+    settings: Dict[str, Any],
+    gaps: List[Gap],
+) -> Dict[str, Optional[str]]:
     """Cipher per dm-crypt device: from its LUKS header, else (root) from the dm table."""
     ciphers: Dict[str, Optional[str]] = {}
     missing: List[str] = []
@@ -213,8 +226,12 @@ def _ciphers(ctx: Context, scene: Scene, crypt_devices: List[str], headers: Dict
     if not missing:
         return ciphers
     if not ctx.is_root:
-        gaps.append(Gap(f"cipher of {', '.join(missing)}",
-                        "not root: the dm-crypt table (dmsetup table) and LUKS headers are readable only by root"))
+        gaps.append(
+            Gap(
+                f"cipher of {', '.join(missing)}",
+                "not root: the dm-crypt table (dmsetup table) and LUKS headers are readable only by root",
+            )
+        )
         return ciphers
     if not settings["use_dmsetup"]:
         gaps.append(Gap(f"cipher of {', '.join(missing)}", "no LUKS header read and use_dmsetup is off"))
@@ -225,6 +242,7 @@ def _ciphers(ctx: Context, scene: Scene, crypt_devices: List[str], headers: Dict
         dm_name = dev.dm_name if dev is not None and dev.dm_name else name
         ciphers[name] = scene.crypt_targets.get(dm_name)
         if ciphers[name] is None:
-            gaps.append(Gap(f"cipher of {name}",
-                            scene.dm_table_error or f"dmsetup table lists no crypt target named {dm_name}"))
+            gaps.append(
+                Gap(f"cipher of {name}", scene.dm_table_error or f"dmsetup table lists no crypt target named {dm_name}")
+            )
     return ciphers

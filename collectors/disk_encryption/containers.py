@@ -50,14 +50,19 @@ def _openers(devices: Devices) -> Dict[str, BlockDevice]:
 
 
 def _candidates(devices: Devices, skip: List[str]) -> List[BlockDevice]:
-    return [dev for dev in devices.values()
-            if dev.kind not in _NEVER_SCANNED and not dev.volatile
-            and not dev.name.startswith(tuple(skip))
-            and dev.size_sectors != 0]
+    return [
+        dev
+        for dev in devices.values()
+        if dev.kind not in _NEVER_SCANNED
+        and not dev.volatile
+        and not dev.name.startswith(tuple(skip))
+        and dev.size_sectors != 0
+    ]
 
 
-def _record(kname: str, header: Optional[LuksHeader], opener: Optional[BlockDevice],
-            udev: Dict[str, str]) -> Dict[str, Any]:
+def _record(
+    kname: str, header: Optional[LuksHeader], opener: Optional[BlockDevice], udev: Dict[str, str]
+) -> Dict[str, Any]:
     version: Optional[int] = header.version if header else None
     uuid = header.uuid if header else None
     if header is None and udev.get("ID_FS_VERSION", "").isdigit():
@@ -91,8 +96,11 @@ def find_containers(
     unread: List[str] = []
     udev: Dict[str, Dict[str, str]] = {}
     if ctx.is_root:
-        targets = _candidates(devices, settings["skip_devices"]) if settings["scan_luks_headers"] else [
-            devices[k] for k in luks_openers if k in devices]
+        targets = (
+            _candidates(devices, settings["skip_devices"])
+            if settings["scan_luks_headers"]
+            else [devices[k] for k in luks_openers if k in devices]
+        )
         for dev in targets:
             try:
                 data = read_header_area(ctx, dev.name)
@@ -114,24 +122,37 @@ def find_containers(
             gaps.append(Gap("LUKS headers", "cannot read " + "; ".join(unread)))
     else:
         if luks_openers:
-            gaps.append(Gap("LUKS header details (cipher, key size, key slots)",
-                            "not root: LUKS headers on block devices are readable only by root"))
+            gaps.append(
+                Gap(
+                    "LUKS header details (cipher, key size, key slots)",
+                    "not root: LUKS headers on block devices are readable only by root",
+                )
+            )
         if settings["scan_luks_headers"]:
             _from_udev(ctx, devices, settings, udev, gaps)
             found.update({k: None for k in udev if k not in found})
             if udev:
-                gaps.append(Gap(f"cipher of LUKS containers {', '.join(sorted(udev))}",
-                                "not root: LUKS headers on block devices are readable only by root"))
+                gaps.append(
+                    Gap(
+                        f"cipher of LUKS containers {', '.join(sorted(udev))}",
+                        "not root: LUKS headers on block devices are readable only by root",
+                    )
+                )
     records = [_record(k, headers.get(k), openers.get(k), udev.get(k, {})) for k in sorted(found)]
     return records, headers, gaps
 
 
-def _from_udev(ctx: Context, devices: Devices, settings: Dict[str, Any],
-               found: Dict[str, Dict[str, str]], gaps: List[Gap]) -> None:
+def _from_udev(
+    ctx: Context, devices: Devices, settings: Dict[str, Any], found: Dict[str, Dict[str, str]], gaps: List[Gap]
+) -> None:
     """Without root: LUKS containers from udev's database (/run/udev/data/b<maj>:<min>)."""
     if not ctx.path("/run/udev/data").is_dir():
-        gaps.append(Gap("LUKS containers that are not opened",
-                        "not root and no udev database (/run/udev/data): block-device headers unreadable"))
+        gaps.append(
+            Gap(
+                "LUKS containers that are not opened",
+                "not root and no udev database (/run/udev/data): block-device headers unreadable",
+            )
+        )
         return
     missing: List[str] = []
     for dev in _candidates(devices, settings["skip_devices"]):
@@ -145,5 +166,6 @@ def _from_udev(ctx: Context, devices: Devices, settings: Dict[str, Any],
         if props.get("ID_FS_TYPE") == "crypto_LUKS":
             found[dev.name] = props
     if missing:
-        gaps.append(Gap("LUKS containers that are not opened",
-                        f"not root and udev has no record of {', '.join(missing)}"))
+        gaps.append(
+            Gap("LUKS containers that are not opened", f"not root and udev has no record of {', '.join(missing)}")
+        )

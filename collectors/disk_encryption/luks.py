@@ -51,7 +51,7 @@ def _cstr(raw: bytes) -> str:
 
 def has_magic(data: bytes) -> bool:
     """True when ``data`` (read from offset 0 of a device) starts a LUKS device."""
-    return data[:6] == MAGIC_PRIMARY or data[SECONDARY_OFFSET:SECONDARY_OFFSET + 6] == MAGIC_SECONDARY
+    return data[:6] == MAGIC_PRIMARY or data[SECONDARY_OFFSET : SECONDARY_OFFSET + 6] == MAGIC_SECONDARY
 
 
 def parse_luks_header(data: bytes) -> Optional[LuksHeader]:
@@ -62,7 +62,7 @@ def parse_luks_header(data: bytes) -> Optional[LuksHeader]:
     """
     if data[:6] == MAGIC_PRIMARY:
         return _parse_at(data, 0)
-    if data[SECONDARY_OFFSET:SECONDARY_OFFSET + 6] == MAGIC_SECONDARY:
+    if data[SECONDARY_OFFSET : SECONDARY_OFFSET + 6] == MAGIC_SECONDARY:
         return _parse_at(data, SECONDARY_OFFSET)
     return None
 
@@ -72,8 +72,8 @@ def required_size(data: bytes) -> int:
     if data[:6] == MAGIC_PRIMARY and len(data) >= 16 and struct.unpack(">H", data[6:8])[0] == 2:
         hdr_size = struct.unpack(">Q", data[8:16])[0]
         return int(min(max(hdr_size, READ_SIZE), MAX_HEADER))
-    if data[SECONDARY_OFFSET:SECONDARY_OFFSET + 6] == MAGIC_SECONDARY and len(data) >= SECONDARY_OFFSET + 16:
-        hdr_size = struct.unpack(">Q", data[SECONDARY_OFFSET + 8:SECONDARY_OFFSET + 16])[0]
+    if data[SECONDARY_OFFSET : SECONDARY_OFFSET + 6] == MAGIC_SECONDARY and len(data) >= SECONDARY_OFFSET + 16:
+        hdr_size = struct.unpack(">Q", data[SECONDARY_OFFSET + 8 : SECONDARY_OFFSET + 16])[0]
         return int(SECONDARY_OFFSET + min(max(hdr_size, 4096), MAX_HEADER))
     return READ_SIZE
 
@@ -105,11 +105,10 @@ def _parse_luks1(head: bytes) -> LuksHeader:
     for slot in range(8):
         start = 208 + slot * 48
         # Key slot state 0x00AC71F3 = active (spec, section 2.4).
-        if struct.unpack(">I", head[start:start + 4])[0] == 0x00AC71F3:
+        if struct.unpack(">I", head[start : start + 4])[0] == 0x00AC71F3:
             active += 1
     kdfs = (f"pbkdf2-{hash_spec}",) if active else ()
-    return LuksHeader(1, f"{name}-{mode}" if mode else name, uuid, None, key_bytes * 8, kdfs,
-                      header_size=592)
+    return LuksHeader(1, f"{name}-{mode}" if mode else name, uuid, None, key_bytes * 8, kdfs, header_size=592)
 
 
 def _parse_luks2(head: bytes, from_secondary: bool) -> LuksHeader:

@@ -17,11 +17,41 @@ from typing import List, Optional
 # overlay/aufs, whose upper and lower directories live on another mounted
 # filesystem that is checked itself.  See docs/collectors/disk_encryption.md.
 DEFAULT_SKIP_FSTYPES = (
-    "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts",
-    "devtmpfs", "efivarfs", "fusectl", "hugetlbfs", "mqueue", "nsfs", "proc", "pstore",
-    "ramfs", "rpc_pipefs", "securityfs", "selinuxfs", "sysfs", "tmpfs", "tracefs",
-    "squashfs", "iso9660", "udf", "erofs", "overlay", "aufs", "nfsd", "fuse.lxcfs",
-    "fuse.gvfsd-fuse", "fuse.portal", "fuse.snapfuse", "rootfs",
+    "autofs",
+    "binfmt_misc",
+    "bpf",
+    "cgroup",
+    "cgroup2",
+    "configfs",
+    "debugfs",
+    "devpts",
+    "devtmpfs",
+    "efivarfs",
+    "fusectl",
+    "hugetlbfs",
+    "mqueue",
+    "nsfs",
+    "proc",
+    "pstore",
+    "ramfs",
+    "rpc_pipefs",
+    "securityfs",
+    "selinuxfs",
+    "sysfs",
+    "tmpfs",
+    "tracefs",
+    "squashfs",
+    "iso9660",
+    "udf",
+    "erofs",
+    "overlay",
+    "aufs",
+    "nfsd",
+    "fuse.lxcfs",
+    "fuse.gvfsd-fuse",
+    "fuse.portal",
+    "fuse.snapfuse",
+    "rootfs",
 )
 
 _OCTAL = re.compile(r"\\([0-7]{3})")
@@ -77,14 +107,16 @@ def parse_mountinfo(text: str) -> List[MountEntry]:
             mount_id = int(fields[0])
         except ValueError:
             raise ProcFormatError(f"mountinfo line {number}: mount id {fields[0]!r} is not a number") from None
-        entries.append(MountEntry(
-            mount_id=mount_id,
-            majmin=fields[2],
-            root=unescape(fields[3]),
-            mountpoint=unescape(fields[4]),
-            fstype=fields[sep + 1],
-            source=unescape(fields[sep + 2]),
-        ))
+        entries.append(
+            MountEntry(
+                mount_id=mount_id,
+                majmin=fields[2],
+                root=unescape(fields[3]),
+                mountpoint=unescape(fields[4]),
+                fstype=fields[sep + 1],
+                source=unescape(fields[sep + 2]),
+            )
+        )
     return entries
 
 
@@ -109,13 +141,15 @@ def parse_swaps(text: str) -> List[SwapEntry]:
             continue
         if len(fields) < 2:
             raise ProcFormatError(f"/proc/swaps line {number}: too few fields")
-        swaps.append(SwapEntry(
-            path=unescape(fields[0]),
-            type=fields[1],
-            size_kib=_int_or_none(fields[2]) if len(fields) > 2 else None,
-            used_kib=_int_or_none(fields[3]) if len(fields) > 3 else None,
-            priority=_int_or_none(fields[4]) if len(fields) > 4 else None,
-        ))
+        swaps.append(
+            SwapEntry(
+                path=unescape(fields[0]),
+                type=fields[1],
+                size_kib=_int_or_none(fields[2]) if len(fields) > 2 else None,
+                used_kib=_int_or_none(fields[3]) if len(fields) > 3 else None,
+                priority=_int_or_none(fields[4]) if len(fields) > 4 else None,
+            )
+        )
     return swaps
 
 

@@ -18,8 +18,22 @@ from collectors.disk_encryption.sysfs import btrfs_members, by_dm_name, by_majmi
 from collectors.disk_encryption.zfs import ZfsEncryption
 
 # Filesystems whose storage is another host's: their encryption is not visible here.
-NETWORK_FSTYPES = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "9p", "afs",
-                   "fuse.sshfs", "fuse.glusterfs", "fuse.rclone", "fuse.s3fs", "virtiofs")
+NETWORK_FSTYPES = (
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "ceph",
+    "glusterfs",
+    "9p",
+    "afs",
+    "fuse.sshfs",
+    "fuse.glusterfs",
+    "fuse.rclone",
+    "fuse.s3fs",
+    "virtiofs",
+)
 
 
 @dataclass
@@ -80,16 +94,25 @@ def _zfs_decision(scene: Scene, dataset: str) -> Tuple[Decision, Optional[Dict[s
         for path in vdevs:
             kname = device_for_source(scene, path)
             if kname is None:
-                parts.append(Decision(None, chain=[path],
-                                      unknown_reasons=[f"vdev {path} of pool {pool} is not a block device in /sys"]))
+                parts.append(
+                    Decision(
+                        None,
+                        chain=[path],
+                        unknown_reasons=[f"vdev {path} of pool {pool} is not a block device in /sys"],
+                    )
+                )
             else:
                 parts.append(decide(scene.devices, kname, scene.crypt_targets))
     below = merge(parts) if parts else Decision(None, unknown_reasons=reasons)
     below.chain = [f"{line} -> zpool {pool}" for line in below.chain] or [f"zpool {pool}"]
     zfs_facts: Optional[Dict[str, Any]] = None
     if props is not None:
-        zfs_facts = {"dataset": dataset, "encryption": props.encryption, "keystatus": props.keystatus,
-                     "encryptionroot": props.encryptionroot}
+        zfs_facts = {
+            "dataset": dataset,
+            "encryption": props.encryption,
+            "keystatus": props.keystatus,
+            "encryptionroot": props.encryptionroot,
+        }
     else:
         reasons.append(scene.zfs_error or f"zfs get did not list dataset {dataset}")
     native = props.encrypted if props is not None else None
@@ -111,9 +134,17 @@ def judge_mount(scene: Scene, entry: MountEntry) -> Tuple[Optional[str], Decisio
         decision, facts = _zfs_decision(scene, entry.source)
         return None, decision, facts
     if entry.fstype in NETWORK_FSTYPES or entry.fstype.startswith("fuse."):
-        return None, Decision(None, unknown_reasons=[
-            f"{entry.fstype} filesystem from {entry.source}: its storage is on another host or in "
-            "a user-space process, whose encryption is not visible from this node"]), None
+        return (
+            None,
+            Decision(
+                None,
+                unknown_reasons=[
+                    f"{entry.fstype} filesystem from {entry.source}: its storage is on another host or in "
+                    "a user-space process, whose encryption is not visible from this node"
+                ],
+            ),
+            None,
+        )
     kname = scene.majmin.get(entry.majmin) or device_for_source(scene, entry.source)
     if kname is None:
         if scene.sysfs_error:

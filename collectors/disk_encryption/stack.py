@@ -67,8 +67,11 @@ def _judge_path(devices: Devices, path: Tuple[str, ...]) -> Tuple[Optional[bool]
         if dev.kind == "crypt":
             return True, (dev.crypt_type or "dm-crypt").lower(), ""
         if dev.kind == "dm":
-            return None, None, (f"{name} is a device-mapper device without a known uuid prefix; "
-                                "its target type was not identified")
+            return (
+                None,
+                None,
+                (f"{name} is a device-mapper device without a known uuid prefix; its target type was not identified"),
+            )
     bottom = devices[path[-1]]
     if bottom.kind == "loop":
         where = bottom.backing_file or "an unknown file"
@@ -82,8 +85,9 @@ def decide(devices: Devices, name: str, crypt_targets: Optional[Dict[str, str]] 
         devices = dict(devices)
         for dev in list(devices.values()):
             if dev.kind == "dm" and dev.dm_name in crypt_targets:
-                devices[dev.name] = BlockDevice(dev.name, "crypt", dev.lower, dev.majmin, dev.dm_name,
-                                                dev.dm_uuid, None, dev.size_sectors)
+                devices[dev.name] = BlockDevice(
+                    dev.name, "crypt", dev.lower, dev.majmin, dev.dm_name, dev.dm_uuid, None, dev.size_sectors
+                )
     paths = _paths(devices, name)
     verdicts: List[Optional[bool]] = []
     decision = Decision(encrypted=None)

@@ -56,8 +56,7 @@ def _device(path: Path, name: str) -> BlockDevice:
         kind = "ram"
     else:
         kind = "disk"
-    return BlockDevice(name, kind, lower, majmin, dm_name, dm_uuid or None, crypt_type,
-                       _size(path), backing)
+    return BlockDevice(name, kind, lower, majmin, dm_name, dm_uuid or None, crypt_type, _size(path), backing)
 
 
 def _partitions(path: Path, disk: str) -> List[BlockDevice]:
@@ -69,8 +68,7 @@ def _partitions(path: Path, disk: str) -> List[BlockDevice]:
     for entry in entries:
         # Partitions are named after their disk (sda1, nvme0n1p2, mmcblk0p1, loop0p1).
         if entry.name.startswith(disk) and entry.name != disk and (entry / "partition").exists():
-            found.append(BlockDevice(entry.name, "part", (disk,), _read(entry / "dev"),
-                                     size_sectors=_size(entry)))
+            found.append(BlockDevice(entry.name, "part", (disk,), _read(entry / "dev"), size_sectors=_size(entry)))
     return found
 
 

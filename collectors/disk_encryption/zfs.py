@@ -49,8 +49,9 @@ def parse_zfs_get(text: str) -> Dict[str, ZfsEncryption]:
             raise ZfsFormatError(f"zfs get line {number}: expected 3 tab-separated fields, got {len(fields)}")
         raw.setdefault(fields[0], {})[fields[1]] = fields[2]
     return {
-        name: ZfsEncryption(name, _value(props.get("encryption")), _value(props.get("keystatus")),
-                            _value(props.get("encryptionroot")))
+        name: ZfsEncryption(
+            name, _value(props.get("encryption")), _value(props.get("keystatus")), _value(props.get("encryptionroot"))
+        )
         for name, props in raw.items()
     }
 

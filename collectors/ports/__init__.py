@@ -23,9 +23,9 @@ _PROTOCOL = Field(str, "tcp", "tcp, udp or any", choices=("tcp", "udp", "any"))
 
 SETTINGS: Schema = {
     "extra_ports": Field(
-        list, [],
-        "extra known ports for this node, e.g. a vendor's service SSH port: "
-        "each {port, protocol, service, tag}",
+        list,
+        [],
+        "extra known ports for this node, e.g. a vendor's service SSH port: each {port, protocol, service, tag}",
         items={
             "port": _PORT,
             "protocol": _PROTOCOL,
@@ -34,9 +34,9 @@ SETTINGS: Schema = {
         },
     ),
     "allowed_ports": Field(
-        list, [],
-        "per-node allow-list hint: each {port, protocol}; when set, every socket "
-        "reports allow_listed true/false",
+        list,
+        [],
+        "per-node allow-list hint: each {port, protocol}; when set, every socket reports allow_listed true/false",
         items={"port": _PORT, "protocol": _PROTOCOL},
     ),
 }
@@ -44,9 +44,7 @@ SETTINGS: Schema = {
 Lookup = Callable[[int], Tuple[ProcessInfo, List[Gap]]]
 
 
-def assemble(
-    entries: Sequence[Any], lookup: Lookup, settings: Mapping[str, Any], is_root: bool
-) -> Outcome:
+def assemble(entries: Sequence[Any], lookup: Lookup, settings: Mapping[str, Any], is_root: bool) -> Outcome:
     """Observed facts and gaps from psutil-shaped ``entries``; ``lookup`` finds a pid's owner."""
     found, problems = listeners(entries)
     gaps: List[Gap] = []
@@ -58,9 +56,7 @@ def assemble(
         gaps.extend(more)
     extra = report.extra_ports(settings.get("extra_ports", []))
     allow = settings.get("allowed_ports") or None
-    records = [
-        report.socket_record(s, owners[s.pids[0]] if s.pids else None, extra, allow) for s in found
-    ]
+    records = [report.socket_record(s, owners[s.pids[0]] if s.pids else None, extra, allow) for s in found]
     unmapped = sum(1 for s in found if not s.pids)
     if unmapped:
         gaps.append(Gap(f"owner of {unmapped} sockets", report.unmapped_reason(unmapped, is_root)))

@@ -21,16 +21,13 @@ NO_OWNER_REASON = (
 def extra_ports(settings: Sequence[Mapping[str, Any]]) -> List[ServicePort]:
     """The ``extra_ports`` setting as service-table rows."""
     return [
-        ServicePort(str(row["service"]), str(row["protocol"]), int(row["port"]), int(row["port"]),
-                    (str(row["tag"]),))
+        ServicePort(str(row["service"]), str(row["protocol"]), int(row["port"]), int(row["port"]), (str(row["tag"]),))
         for row in settings
     ]
 
 
 def _allowed(listener: Listener, allow: Sequence[Mapping[str, Any]]) -> bool:
-    return any(
-        int(row["port"]) == listener.port and row["protocol"] in ("any", listener.protocol) for row in allow
-    )
+    return any(int(row["port"]) == listener.port and row["protocol"] in ("any", listener.protocol) for row in allow)
 
 
 def socket_record(
@@ -41,8 +38,9 @@ def socket_record(
 ) -> Dict[str, Any]:
     """One entry of ``observed["sockets"]``."""
     exposure = classify_address(listener.address)
-    found = classify(listener.protocol, listener.port, owner.name if owner else None,
-                     owner.exe if owner else None, extra)
+    found = classify(
+        listener.protocol, listener.port, owner.name if owner else None, owner.exe if owner else None, extra
+    )
     record: Dict[str, Any] = {
         "protocol": listener.protocol,
         "family": listener.family,

@@ -30,12 +30,16 @@ APCUPSD_SERVER: Schema = {
 
 SETTINGS: Schema = {
     "nut_servers": Field(
-        list, [{"host": "127.0.0.1", "port": 3493, "username": None, "password_file": None}],
-        "NUT upsd servers to ask for every UPS they serve", items=NUT_SERVER,
+        list,
+        [{"host": "127.0.0.1", "port": 3493, "username": None, "password_file": None}],
+        "NUT upsd servers to ask for every UPS they serve",
+        items=NUT_SERVER,
     ),
     "nut_follow_upsmon": Field(bool, True, "also ask the upsd servers named in upsmon.conf MONITOR lines"),
     "apcupsd_servers": Field(
-        list, [{"host": "127.0.0.1", "port": 3551}], "apcupsd NIS servers to ask for status",
+        list,
+        [{"host": "127.0.0.1", "port": 3551}],
+        "apcupsd NIS servers to ask for status",
         items=APCUPSD_SERVER,
     ),
     "server_timeout": Field(float, 2.0, "seconds for each server's whole exchange", minimum=0.1),

@@ -51,9 +51,7 @@ def _counting_parse(monkeypatch: pytest.MonkeyPatch) -> List[Any]:
 
 def _latest(centre: Centre, agent_id: str) -> Any:
     with centre.engine.connect() as conn:
-        return conn.execute(
-            select(latest_evidence.c.record).where(latest_evidence.c.agent_id == agent_id)
-        ).scalar_one()
+        return conn.execute(select(latest_evidence.c.record).where(latest_evidence.c.agent_id == agent_id)).scalar_one()
 
 
 def test_a_report_ingest_parsed_is_judged_without_parsing_it_again(

@@ -116,9 +116,7 @@ def test_a_person_changes_their_own_password_with_the_current_one(client: TestCl
     assert [(e["actor"], e["object"], e["detail"]) for e in changed] == [("user:vera", "vera", {"password": "changed"})]
 
 
-def test_guessing_the_current_password_locks_the_account_like_failed_logins(
-    client: TestClient, centre: Centre
-) -> None:
+def test_guessing_the_current_password_locks_the_account_like_failed_logins(client: TestClient, centre: Centre) -> None:
     """Whoever holds a session (left open, or stolen) gets no more guesses at the password than the
     login form gives: five wrong current passwords lock the account for lockout_minutes."""
     make_user(centre, "vera", "viewer", "acme")

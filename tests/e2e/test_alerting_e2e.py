@@ -521,7 +521,6 @@ def test_an_acknowledged_open_incident_stays_firing_in_alertmanager(tmp_path: Pa
     assert sent.count(("am", "repeat")) >= 8, sent  # still re-sent every 10 s after the ack
 
 
-
 def test_a_resolve_never_overtakes_its_trigger_after_an_outage(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
     from sqlalchemy import update

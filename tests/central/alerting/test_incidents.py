@@ -224,9 +224,7 @@ def test_a_window_or_waiver_is_ended_within_its_scope_once(centre: Centre, node:
 
     now = datetime.now(timezone.utc)
     with write_tx(centre.engine) as conn:
-        window = create_window(
-            conn, now, "alice", Scope(tenant="acme"), now, now + timedelta(hours=1), "swap", []
-        )
+        window = create_window(conn, now, "alice", Scope(tenant="acme"), now, now + timedelta(hours=1), "swap", [])
         waiver = create_waiver(
             conn, now, "alice", Scope(agent_id=node.agent_id), RULE, "legacy", "bob", now + timedelta(days=1)
         )

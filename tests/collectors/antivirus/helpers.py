@@ -88,6 +88,12 @@ def stop(proc: subprocess.Popen[bytes], hard: bool = False) -> None:
 
 def clamd_engine_version(clamd: str) -> str:
     """``clamd --version`` prints ``ClamAV 1.4.6`` (or ``ClamAV 1.4.6/<db>/<date>``)."""
-    out = subprocess.run([clamd, "--version"], check=True, capture_output=True, text=True, timeout=10,
-                         env={"PATH": os.environ.get("PATH", "")}).stdout
+    out = subprocess.run(
+        [clamd, "--version"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=10,
+        env={"PATH": os.environ.get("PATH", "")},
+    ).stdout
     return out.split()[1].split("/")[0]

@@ -23,11 +23,14 @@ def running_clamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[Pa
     """A node tree whose clamd.conf socket is served by a real clamd; yields (tree, engine version)."""
     clamd = require_tool("clamd")
     base = tmp_path_factory.mktemp("clamd")
-    tree = make_tree(base / "t", {
-        "/etc/clamav/clamd.conf": TREE_CONF,
-        "/var/lib/clamav/daily.cvd": FIX / "cvd-header_crafted_daily-27450.bin",
-        "/var/lib/clamav/main.cvd": FIX / "cvd-header_clamav-main-57_published-no-stime.bin",
-    })
+    tree = make_tree(
+        base / "t",
+        {
+            "/etc/clamav/clamd.conf": TREE_CONF,
+            "/var/lib/clamav/daily.cvd": FIX / "cvd-header_crafted_daily-27450.bin",
+            "/var/lib/clamav/main.cvd": FIX / "cvd-header_clamav-main-57_published-no-stime.bin",
+        },
+    )
     proc = start_clamd(clamd, base / "work", tree / "run/clamav/clamd.ctl")
     try:
         yield tree, clamd_engine_version(clamd)
@@ -55,15 +58,34 @@ def test_collect_with_running_clamd(running_clamd: Tuple[Path, str]) -> None:
     assert clamav["signature_time"] == "2026-11-25T09:24:01Z"
     assert clamav["real_time_protection"] is False
     details = outcome.observed["clamav"]
-    assert details["clamd"] == {"process_running": True, "address": "unix:/run/clamav/clamd.ctl",
-                                "responding": True, "engine_version": engine, "database_version": None,
-                                "database_date": None, "database_time": None}
+    assert details["clamd"] == {
+        "process_running": True,
+        "address": "unix:/run/clamav/clamd.ctl",
+        "responding": True,
+        "engine_version": engine,
+        "database_version": None,
+        "database_date": None,
+        "database_time": None,
+    }
     assert details["databases"] == [
-        {"name": "main", "file": "/var/lib/clamav/main.cvd", "version": 57, "build_time": "2016-03-16T23:17:00Z",
-         "signatures": 4218790, "functionality_level": 60, "builder": ""},
-        {"name": "daily", "file": "/var/lib/clamav/daily.cvd", "version": 27450,
-         "build_time": "2026-11-25T09:24:01Z", "signatures": 2077530, "functionality_level": 90,
-         "builder": "tillsyn-test"},
+        {
+            "name": "main",
+            "file": "/var/lib/clamav/main.cvd",
+            "version": 57,
+            "build_time": "2016-03-16T23:17:00Z",
+            "signatures": 4218790,
+            "functionality_level": 60,
+            "builder": "",
+        },
+        {
+            "name": "daily",
+            "file": "/var/lib/clamav/daily.cvd",
+            "version": 27450,
+            "build_time": "2026-11-25T09:24:01Z",
+            "signatures": 2077530,
+            "functionality_level": 90,
+            "builder": "tillsyn-test",
+        },
     ]
     assert details["newest_signature_time"] == "2026-11-25T09:24:01Z"
     assert details["freshclam"]["conf_present"] is False
@@ -80,8 +102,9 @@ def test_killed_clamd_leaves_stale_socket_reported_not_responding(tmp_path: Path
     outcome = collect_with(context(tree), lambda names: [])
     clamd_facts = outcome.observed["clamav"]["clamd"]
     assert clamd_facts["responding"] is False
-    assert clamd_facts["reason"] == ("connection refused at unix:/run/clamav/clamd.ctl "
-                                     "(clamd not running; stale socket file?)")
+    assert clamd_facts["reason"] == (
+        "connection refused at unix:/run/clamav/clamd.ctl (clamd not running; stale socket file?)"
+    )
     assert outcome.observed["products"][0]["running"] is False
     # A refused socket is an observation, not a blind spot: complete, with responding false.
     assert outcome.status is Status.COMPLETE

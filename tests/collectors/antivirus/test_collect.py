@@ -31,43 +31,65 @@ def test_no_antivirus_is_not_present_with_what_was_looked_for(tmp_path: Path) ->
     assert outcome.observed == {"products": []}
     reason = outcome.gaps[0].reason
     assert reason.startswith("no antivirus found: looked for ClamAV (units clamav-daemon.service")
-    for name in ("falcon-sensor.service", "sentinelone.service", "sophos-spl.service", "esets.service",
-                 "ds_agent.service", "wdavdaemon"):
+    for name in (
+        "falcon-sensor.service",
+        "sentinelone.service",
+        "sophos-spl.service",
+        "esets.service",
+        "ds_agent.service",
+        "wdavdaemon",
+    ):
         assert name in reason
     assert SPEC.summary(outcome.observed) == "no antivirus"
 
 
 def test_other_products_by_unit_file_and_process(tmp_path: Path) -> None:
-    tree = make_tree(tmp_path, {
-        "/etc/systemd/system/falcon-sensor.service": "[Service]\n",
-        "/lib/systemd/system/sentinelone.service": "[Service]\n",
-        "/opt/eset": None,
-    })
-    outcome = collect_with(context(tree), procs(
-        ("falcond", "/opt/CrowdStrike/falcond"),
-        ("startd", "/opt/eset/efs/sbin/startd"),
-        ("ds_agent", "/opt/ds_agent/ds_agent"),
-    ))
+    tree = make_tree(
+        tmp_path,
+        {
+            "/etc/systemd/system/falcon-sensor.service": "[Service]\n",
+            "/lib/systemd/system/sentinelone.service": "[Service]\n",
+            "/opt/eset": None,
+        },
+    )
+    outcome = collect_with(
+        context(tree),
+        procs(
+            ("falcond", "/opt/CrowdStrike/falcond"),
+            ("startd", "/opt/eset/efs/sbin/startd"),
+            ("ds_agent", "/opt/ds_agent/ds_agent"),
+        ),
+    )
     assert outcome.status is Status.COMPLETE
     by_key = {p["product"]: p for p in outcome.observed["products"]}
     assert sorted(by_key) == ["crowdstrike", "eset", "sentinelone", "trendmicro"]
     assert by_key["crowdstrike"] == {
-        "product": "crowdstrike", "name": "CrowdStrike Falcon", "installed": True, "running": True,
-        "units": ["/etc/systemd/system/falcon-sensor.service"], "paths": [], "processes": ["falcond"]}
+        "product": "crowdstrike",
+        "name": "CrowdStrike Falcon",
+        "installed": True,
+        "running": True,
+        "units": ["/etc/systemd/system/falcon-sensor.service"],
+        "paths": [],
+        "processes": ["falcond"],
+    }
     assert (by_key["sentinelone"]["installed"], by_key["sentinelone"]["running"]) == (True, False)
     assert by_key["eset"]["running"] is True and by_key["eset"]["processes"] == ["startd"]
     assert by_key["eset"]["paths"] == ["/opt/eset"]
     # Running without any unit file or install path seen: reported, but not as installed.
     assert (by_key["trendmicro"]["installed"], by_key["trendmicro"]["running"]) == (False, True)
     assert SPEC.summary(outcome.observed) == (
-        "CrowdStrike Falcon running; SentinelOne not running; ESET running; Trend Micro Deep Security running")
+        "CrowdStrike Falcon running; SentinelOne not running; ESET running; Trend Micro Deep Security running"
+    )
 
 
 def test_hidden_processes_make_running_unknown_not_false(tmp_path: Path) -> None:
-    tree = make_tree(tmp_path, {
-        "/proc/mounts": "proc /proc proc rw,nosuid,nodev,noexec,relatime,hidepid=invisible 0 0\n",
-        "/usr/lib/systemd/system/sophos-spl.service": "[Service]\n",
-    })
+    tree = make_tree(
+        tmp_path,
+        {
+            "/proc/mounts": "proc /proc proc rw,nosuid,nodev,noexec,relatime,hidepid=invisible 0 0\n",
+            "/usr/lib/systemd/system/sophos-spl.service": "[Service]\n",
+        },
+    )
     ctx = Context(root=tree, settings=defaults(SPEC.settings), euid=1000)
     outcome = collect_with(ctx, procs())
     assert outcome.status is Status.PARTIAL
@@ -82,26 +104,44 @@ def test_hidden_processes_make_running_unknown_not_false(tmp_path: Path) -> None
 
 
 def test_clamav_freshclam_daemon_and_on_access(tmp_path: Path) -> None:
-    tree = make_tree(tmp_path, {
-        "/etc/clamav/clamd.conf": FIX / "clamd-conf_reconstructed_tcp-onaccess.conf",
-        "/etc/clamav/freshclam.conf": FIX / "freshclam-conf_debian-12_clamav-freshclam-1.4.6.conf",
-        "/etc/systemd/system/multi-user.target.wants/clamav-freshclam.service": "",
-        "/srv/clamav/db/daily.cld": FIX / "cvd-header_crafted_daily-27450.bin",
-        "/srv/clamav/db/daily.cvd": FIX / "cvd-header_clamav-daily-25784_published-thka2315-cav.bin",
-        "/srv/clamav/db/bytecode.cvd": FIX / "cvd-header_malformed_truncated.bin",
-    })
-    outcome = collect_with(context(tree, clamd_tcp="127.0.0.1:1", socket_timeout=0.5), procs(
-        ("freshclam", "/usr/bin/freshclam", "-d", "--foreground=true"),
-        ("clamonacc", "/usr/sbin/clamonacc", "-F"),
-    ))
+    tree = make_tree(
+        tmp_path,
+        {
+            "/etc/clamav/clamd.conf": FIX / "clamd-conf_reconstructed_tcp-onaccess.conf",
+            "/etc/clamav/freshclam.conf": FIX / "freshclam-conf_debian-12_clamav-freshclam-1.4.6.conf",
+            "/etc/systemd/system/multi-user.target.wants/clamav-freshclam.service": "",
+            "/srv/clamav/db/daily.cld": FIX / "cvd-header_crafted_daily-27450.bin",
+            "/srv/clamav/db/daily.cvd": FIX / "cvd-header_clamav-daily-25784_published-thka2315-cav.bin",
+            "/srv/clamav/db/bytecode.cvd": FIX / "cvd-header_malformed_truncated.bin",
+        },
+    )
+    outcome = collect_with(
+        context(tree, clamd_tcp="127.0.0.1:1", socket_timeout=0.5),
+        procs(
+            ("freshclam", "/usr/bin/freshclam", "-d", "--foreground=true"),
+            ("clamonacc", "/usr/sbin/clamonacc", "-F"),
+        ),
+    )
     json.dumps(outcome.observed)
     clamav = outcome.observed["clamav"]
     assert clamav["freshclam"] == {
-        "conf": "/etc/clamav/freshclam.conf", "conf_present": True, "example": False, "checks": 24,
-        "database_mirrors": ["db.local.clamav.net", "database.clamav.net"], "private_mirrors": [],
-        "configured": True, "daemon_running": True, "service_enabled": True, "timer_enabled": False}
-    assert clamav["on_access"] == {"clamonacc_running": True, "configured": True,
-                                   "include_paths": ["/home", "/srv"], "mount_paths": ["/var/www"]}
+        "conf": "/etc/clamav/freshclam.conf",
+        "conf_present": True,
+        "example": False,
+        "checks": 24,
+        "database_mirrors": ["db.local.clamav.net", "database.clamav.net"],
+        "private_mirrors": [],
+        "configured": True,
+        "daemon_running": True,
+        "service_enabled": True,
+        "timer_enabled": False,
+    }
+    assert clamav["on_access"] == {
+        "clamonacc_running": True,
+        "configured": True,
+        "include_paths": ["/home", "/srv"],
+        "mount_paths": ["/var/www"],
+    }
     # Of daily.cld (27450) and daily.cvd (25784) the newer counts; the broken bytecode.cvd is a gap.
     assert [(d["name"], d["version"]) for d in clamav["databases"]] == [("daily", 27450)]
     assert [g.what for g in outcome.gaps] == ["clamav.databases.bytecode"]
@@ -109,18 +149,23 @@ def test_clamav_freshclam_daemon_and_on_access(tmp_path: Path) -> None:
     assert outcome.status is Status.PARTIAL
     product = outcome.observed["products"][0]
     assert (product["running"], product["real_time_protection"], product["signature_time"]) == (
-        True, True, "2026-11-25T09:24:01Z")
+        True,
+        True,
+        "2026-11-25T09:24:01Z",
+    )
 
 
 def test_one_shot_freshclam_is_not_a_daemon(tmp_path: Path) -> None:
-    tree = make_tree(tmp_path, {
-        "/etc/clamav/clamd.conf": FIX / "clamd-conf_debian-12_clamav-daemon-1.4.6.conf",
-        "/etc/clamav/freshclam.conf": FIX / "freshclam-conf_reconstructed_example-private-mirror.conf",
-    })
+    tree = make_tree(
+        tmp_path,
+        {
+            "/etc/clamav/clamd.conf": FIX / "clamd-conf_debian-12_clamav-daemon-1.4.6.conf",
+            "/etc/clamav/freshclam.conf": FIX / "freshclam-conf_reconstructed_example-private-mirror.conf",
+        },
+    )
     outcome = collect_with(context(tree), procs(("freshclam", "/usr/bin/freshclam", "--quiet")))
     fresh = outcome.observed["clamav"]["freshclam"]
-    assert (fresh["daemon_running"], fresh["example"], fresh["configured"], fresh["checks"]) == (
-        False, True, False, 12)
+    assert (fresh["daemon_running"], fresh["example"], fresh["configured"], fresh["checks"]) == (False, True, False, 12)
     assert fresh["private_mirrors"] == ["mirror1.example.com", "mirror2.example.com"]
 
 
@@ -157,20 +202,30 @@ def test_defender_healthy(tmp_path: Path) -> None:
     assert run.calls == [["/usr/bin/mdatp", "health", "--output", "json"]]
     assert outcome.status is Status.COMPLETE, outcome.gaps
     product = outcome.observed["products"][0]
-    assert {k: product[k] for k in ("product", "installed", "running", "version", "signature_time",
-                                    "real_time_protection")} == {
-        "product": "mdatp", "installed": True, "running": True, "version": "101.25042.0000",
-        "signature_time": "2025-11-25T09:24:01Z", "real_time_protection": True}
+    assert {
+        k: product[k] for k in ("product", "installed", "running", "version", "signature_time", "real_time_protection")
+    } == {
+        "product": "mdatp",
+        "installed": True,
+        "running": True,
+        "version": "101.25042.0000",
+        "signature_time": "2025-11-25T09:24:01Z",
+        "real_time_protection": True,
+    }
     mdatp = outcome.observed["mdatp"]
     assert (mdatp["healthy"], mdatp["licensed"], mdatp["definitions_version"], mdatp["definitions_status"]) == (
-        True, True, "1.441.206.0", "upToDate")
+        True,
+        True,
+        "1.441.206.0",
+        "upToDate",
+    )
     assert SPEC.summary(outcome.observed) == (
-        "Microsoft Defender for Endpoint running, signatures 2025-11-25T09:24:01Z, real-time on")
+        "Microsoft Defender for Endpoint running, signatures 2025-11-25T09:24:01Z, real-time on"
+    )
 
 
 def test_defender_unhealthy(tmp_path: Path) -> None:
-    run = FakeMdatp(
-        (FIX / "mdatp-health-json_reconstructed_mdatp-101.25042_unhealthy-rtp-off.json").read_bytes())
+    run = FakeMdatp((FIX / "mdatp-health-json_reconstructed_mdatp-101.25042_unhealthy-rtp-off.json").read_bytes())
     outcome = collect_with(mdatp_ctx(tmp_path, run), procs())
     mdatp = outcome.observed["mdatp"]
     assert (mdatp["healthy"], mdatp["real_time_protection_enabled"]) == (False, False)
@@ -182,10 +237,14 @@ def test_defender_unhealthy(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("run", "reason"),
     [
-        (FakeMdatp(b"", 1, b"ERROR: The daemon is not running\n"),
-         "mdatp exited with status 1: ERROR: The daemon is not running"),
-        (FakeMdatp((FIX / "mdatp-health-text_ubuntu-20.04_mdatp-101.02.55_unlicensed.txt").read_bytes()),
-         "mdatp health output is not JSON: Expecting value at line 1"),
+        (
+            FakeMdatp(b"", 1, b"ERROR: The daemon is not running\n"),
+            "mdatp exited with status 1: ERROR: The daemon is not running",
+        ),
+        (
+            FakeMdatp((FIX / "mdatp-health-text_ubuntu-20.04_mdatp-101.02.55_unlicensed.txt").read_bytes()),
+            "mdatp health output is not JSON: Expecting value at line 1",
+        ),
     ],
 )
 def test_defender_unreadable_is_a_gap(tmp_path: Path, run: FakeMdatp, reason: str) -> None:
@@ -228,11 +287,15 @@ def test_bad_clamd_tcp_setting_is_a_gap(tmp_path: Path) -> None:
     tree = make_tree(tmp_path, {"/etc/clamav/clamd.conf": ""})
     outcome = collect_with(context(tree, clamd_tcp="localhost"), procs())
     assert ("clamav.clamd", "setting clamd_tcp is not host:port: 'localhost'") in [
-        (g.what, g.reason) for g in outcome.gaps]
+        (g.what, g.reason) for g in outcome.gaps
+    ]
 
 
 def test_spec_and_watch_paths() -> None:
     assert SPEC.name == "antivirus" and SPEC.controls == ("M03",)
     assert list(SPEC.watch_paths(defaults(SPEC.settings))) == [
-        "/etc/clamav/clamd.conf", "/etc/clamav/freshclam.conf",
-        "/var/lib/clamav/daily.cld", "/var/lib/clamav/daily.cvd"]
+        "/etc/clamav/clamd.conf",
+        "/etc/clamav/freshclam.conf",
+        "/var/lib/clamav/daily.cld",
+        "/var/lib/clamav/daily.cvd",
+    ]

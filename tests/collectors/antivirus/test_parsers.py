@@ -23,17 +23,43 @@ FIX = FIXTURES / "antivirus"
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("clamd-conf_debian-12_clamav-daemon-1.4.6.conf",
-         {"example": False, "local_socket": "/var/run/clamav/clamd.ctl", "tcp_socket": None, "tcp_addrs": (),
-          "database_directory": "/var/lib/clamav", "on_access_include_paths": (), "on_access_mount_paths": ()}),
-        ("clamd-conf_reconstructed_tcp-onaccess.conf",
-         {"example": False, "local_socket": None, "tcp_socket": 3310, "tcp_addrs": ("127.0.0.1",),
-          "database_directory": "/srv/clamav/db", "on_access_include_paths": ("/home", "/srv"),
-          "on_access_mount_paths": ("/var/www",)}),
+        (
+            "clamd-conf_debian-12_clamav-daemon-1.4.6.conf",
+            {
+                "example": False,
+                "local_socket": "/var/run/clamav/clamd.ctl",
+                "tcp_socket": None,
+                "tcp_addrs": (),
+                "database_directory": "/var/lib/clamav",
+                "on_access_include_paths": (),
+                "on_access_mount_paths": (),
+            },
+        ),
+        (
+            "clamd-conf_reconstructed_tcp-onaccess.conf",
+            {
+                "example": False,
+                "local_socket": None,
+                "tcp_socket": 3310,
+                "tcp_addrs": ("127.0.0.1",),
+                "database_directory": "/srv/clamav/db",
+                "on_access_include_paths": ("/home", "/srv"),
+                "on_access_mount_paths": ("/var/www",),
+            },
+        ),
         # Absent: an empty file gives clamd's documented defaults (no socket, /var/lib/clamav).
-        (None, {"example": False, "local_socket": None, "tcp_socket": None, "tcp_addrs": (),
-                "database_directory": "/var/lib/clamav", "on_access_include_paths": (),
-                "on_access_mount_paths": ()}),
+        (
+            None,
+            {
+                "example": False,
+                "local_socket": None,
+                "tcp_socket": None,
+                "tcp_addrs": (),
+                "database_directory": "/var/lib/clamav",
+                "on_access_include_paths": (),
+                "on_access_mount_paths": (),
+            },
+        ),
     ],
 )
 def test_parse_clamd_conf(name: Optional[str], expected: Dict[str, Any]) -> None:
@@ -50,12 +76,26 @@ def test_parse_clamd_conf_malformed_port_names_the_option() -> None:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("freshclam-conf_debian-12_clamav-freshclam-1.4.6.conf",
-         {"example": False, "checks": 24, "database_mirrors": ("db.local.clamav.net", "database.clamav.net"),
-          "private_mirrors": (), "notify_clamd": "/etc/clamav/clamd.conf"}),
-        ("freshclam-conf_reconstructed_example-private-mirror.conf",
-         {"example": True, "checks": 12, "database_mirrors": (),
-          "private_mirrors": ("mirror1.example.com", "mirror2.example.com"), "notify_clamd": None}),
+        (
+            "freshclam-conf_debian-12_clamav-freshclam-1.4.6.conf",
+            {
+                "example": False,
+                "checks": 24,
+                "database_mirrors": ("db.local.clamav.net", "database.clamav.net"),
+                "private_mirrors": (),
+                "notify_clamd": "/etc/clamav/clamd.conf",
+            },
+        ),
+        (
+            "freshclam-conf_reconstructed_example-private-mirror.conf",
+            {
+                "example": True,
+                "checks": 12,
+                "database_mirrors": (),
+                "private_mirrors": ("mirror1.example.com", "mirror2.example.com"),
+                "notify_clamd": None,
+            },
+        ),
         (None, {"example": False, "checks": 12, "database_mirrors": (), "private_mirrors": ()}),
     ],
 )
@@ -72,20 +112,44 @@ def test_parse_freshclam_conf_malformed_checks() -> None:
 @pytest.mark.parametrize(
     ("name", "build_time", "version", "signatures", "level", "builder"),
     [
-        ("cvd-header_clamav-daily-25784_published-thka2315-cav.bin",
-         datetime(2020, 4, 16, 11, 58, 59, tzinfo=timezone.utc), 25784, 2267600, 63, "raynman"),
-        ("cvd-header_crafted_daily-27450.bin",
-         datetime(2026, 11, 25, 9, 24, 1, tzinfo=timezone.utc), 27450, 2077530, 90, "tillsyn-test"),
+        (
+            "cvd-header_clamav-daily-25784_published-thka2315-cav.bin",
+            datetime(2020, 4, 16, 11, 58, 59, tzinfo=timezone.utc),
+            25784,
+            2267600,
+            63,
+            "raynman",
+        ),
+        (
+            "cvd-header_crafted_daily-27450.bin",
+            datetime(2026, 11, 25, 9, 24, 1, tzinfo=timezone.utc),
+            27450,
+            2077530,
+            90,
+            "tillsyn-test",
+        ),
         # No Unix-seconds field: the text time "16 Mar 2016 23-17 +0000" is used.
-        ("cvd-header_clamav-main-57_published-no-stime.bin",
-         datetime(2016, 3, 16, 23, 17, tzinfo=timezone.utc), 57, 4218790, 60, ""),
+        (
+            "cvd-header_clamav-main-57_published-no-stime.bin",
+            datetime(2016, 3, 16, 23, 17, tzinfo=timezone.utc),
+            57,
+            4218790,
+            60,
+            "",
+        ),
     ],
 )
-def test_parse_cvd_header(name: str, build_time: datetime, version: int, signatures: int, level: int,
-                          builder: str) -> None:
+def test_parse_cvd_header(
+    name: str, build_time: datetime, version: int, signatures: int, level: int, builder: str
+) -> None:
     header = parse_cvd_header((FIX / name).read_bytes())
-    assert (header.build_time, header.version, header.signatures, header.functionality_level,
-            header.builder) == (build_time, version, signatures, level, builder)
+    assert (header.build_time, header.version, header.signatures, header.functionality_level, header.builder) == (
+        build_time,
+        version,
+        signatures,
+        level,
+        builder,
+    )
 
 
 @pytest.mark.parametrize(
@@ -109,8 +173,9 @@ def test_crafted_header_agrees_with_sigtool(tmp_path: Path) -> None:
     target = tmp_path / "daily.cvd"
     target.write_bytes((FIX / "cvd-header_crafted_daily-27450.bin").read_bytes())
     # check=False: sigtool prints the header, then fails verifying the (absent) signed body.
-    out = subprocess.run([sigtool, "--info", str(target)], check=False, capture_output=True, text=True,
-                         timeout=10).stdout
+    out = subprocess.run(
+        [sigtool, "--info", str(target)], check=False, capture_output=True, text=True, timeout=10
+    ).stdout
     assert "Version: 27450" in out
     assert "Build time: 25 Nov 2026 09:24 +0000" in out
     assert "Signatures: 2077530" in out
@@ -141,20 +206,36 @@ def utc_zone() -> Any:
     ("name", "engine", "db_version", "db_date", "db_time"),
     [
         ("clamd-version_debian-12_clamav-1.4.6_custom-db-only.bin", "1.4.6", None, None, None),
-        ("clamd-version_reconstructed_clamav-1.4.6_daily-27450.bin", "1.4.6", 27450,
-         "Wed Nov 25 09:24:01 2026", datetime(2026, 11, 25, 9, 24, 1, tzinfo=timezone.utc)),
+        (
+            "clamd-version_reconstructed_clamav-1.4.6_daily-27450.bin",
+            "1.4.6",
+            27450,
+            "Wed Nov 25 09:24:01 2026",
+            datetime(2026, 11, 25, 9, 24, 1, tzinfo=timezone.utc),
+        ),
     ],
 )
-def test_parse_version(name: str, engine: str, db_version: Optional[int], db_date: Optional[str],
-                       db_time: Optional[datetime]) -> None:
+def test_parse_version(
+    name: str, engine: str, db_version: Optional[int], db_date: Optional[str], db_time: Optional[datetime]
+) -> None:
     version = parse_version((FIX / name).read_text())
     assert (version.engine, version.database_version, version.database_date, version.database_time) == (
-        engine, db_version, db_date, db_time)
+        engine,
+        db_version,
+        db_date,
+        db_time,
+    )
 
 
 @pytest.mark.parametrize(
-    "text", [(FIX / "clamd-version_malformed_unknown-command.bin").read_text(), "", "ClamAV ",
-             "ClamAV 1.4.6/x/Wed Nov 25 09:24:01 2026"])
+    "text",
+    [
+        (FIX / "clamd-version_malformed_unknown-command.bin").read_text(),
+        "",
+        "ClamAV ",
+        "ClamAV 1.4.6/x/Wed Nov 25 09:24:01 2026",
+    ],
+)
 def test_parse_version_malformed(text: str) -> None:
     with pytest.raises(ValueError):
         parse_version(text)
@@ -177,7 +258,8 @@ def test_parse_mdatp_health_healthy() -> None:
 
 def test_parse_mdatp_health_unhealthy() -> None:
     health = parse_mdatp_health(
-        (FIX / "mdatp-health-json_reconstructed_mdatp-101.25042_unhealthy-rtp-off.json").read_text())
+        (FIX / "mdatp-health-json_reconstructed_mdatp-101.25042_unhealthy-rtp-off.json").read_text()
+    )
     assert (health.healthy, health.licensed, health.real_time_protection_enabled) == (False, False, False)
     assert health.health_issues == ["no active event provider", "definitions out of date"]
     assert health.definitions_status == "outOfDate"

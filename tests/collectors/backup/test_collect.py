@@ -20,8 +20,13 @@ PASSWORD = "correct horse battery staple\n"
 
 
 def _env(base: Path, **extra: str) -> Dict[str, str]:
-    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": str(base), "TZ": "UTC",
-           "BORG_BASE_DIR": str(base / "borg-base")}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "LC_ALL": "C",
+        "HOME": str(base),
+        "TZ": "UTC",
+        "BORG_BASE_DIR": str(base / "borg-base"),
+    }
     env.update(extra)
     return env
 
@@ -46,13 +51,17 @@ def repos(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _run([restic, "backup", "--no-cache", "--time", when, "--host", host, str(base / "data")], renv)
     benv = _env(base, BORG_PASSCOMMAND=f"cat {base / 'password'}")
     _run([borg, "init", "--encryption=repokey", str(base / "borg-enc")], benv)
-    _run([borg, "create", "--timestamp", "2026-11-20T10:00:00", f"{base / 'borg-enc'}::first",
-          str(base / "data")], benv)
-    _run([borg, "create", "--timestamp", "2026-11-21T11:30:00", f"{base / 'borg-enc'}::second",
-          str(base / "data")], benv)
+    _run(
+        [borg, "create", "--timestamp", "2026-11-20T10:00:00", f"{base / 'borg-enc'}::first", str(base / "data")], benv
+    )
+    _run(
+        [borg, "create", "--timestamp", "2026-11-21T11:30:00", f"{base / 'borg-enc'}::second", str(base / "data")], benv
+    )
     _run([borg, "init", "--encryption=none", str(base / "borg-plain")], _env(base))
-    _run([borg, "create", "--timestamp", "2026-11-18T08:00:00", f"{base / 'borg-plain'}::only",
-          str(base / "data")], _env(base))
+    _run(
+        [borg, "create", "--timestamp", "2026-11-18T08:00:00", f"{base / 'borg-plain'}::only", str(base / "data")],
+        _env(base),
+    )
     return base
 
 
@@ -66,14 +75,19 @@ def root(tmp_path: Path) -> Path:
 
 
 def collect(root: Path, repos: Path, backups: List[Dict[str, Any]], **top: Any) -> Any:
-    settings = validate({"backups": backups, "borg_base_dir": str(repos / "agent-borg"), **top},
-                        SPEC.settings, "collectors.backup")
+    settings = validate(
+        {"backups": backups, "borg_base_dir": str(repos / "agent-borg"), **top}, SPEC.settings, "collectors.backup"
+    )
     return SPEC.collect(Context(root=root, settings=settings))
 
 
 def restic_item(repos: Path, **over: Any) -> Dict[str, Any]:
-    item = {"name": "files", "type": "restic", "repository": str(repos / "restic"),
-            "password_file": str(repos / "password")}
+    item = {
+        "name": "files",
+        "type": "restic",
+        "repository": str(repos / "restic"),
+        "password_file": str(repos / "password"),
+    }
     item.update(over)
     return item
 
@@ -85,8 +99,9 @@ def test_nothing_configured_is_not_present(root: Path, repos: Path) -> None:
 
 
 def test_restic_last_snapshot_time_and_restore_test(root: Path, repos: Path) -> None:
-    shutil.copy(FIXTURES / "backup/restore-test_tillsyn-format_passed.json",
-                root / "var/lib/tillsyn/restore-tests/files.json")
+    shutil.copy(
+        FIXTURES / "backup/restore-test_tillsyn-format_passed.json", root / "var/lib/tillsyn/restore-tests/files.json"
+    )
     outcome = collect(root, repos, [restic_item(repos)])
     entry = outcome.observed["backups"][0]
     assert outcome.status is Status.COMPLETE, outcome.gaps
@@ -97,9 +112,13 @@ def test_restic_last_snapshot_time_and_restore_test(root: Path, repos: Path) -> 
     assert entry["encrypted"] is True
     # The captured mount table has / on ext4: a repository there is on this node.
     assert entry["separate"] is False
-    assert entry["restore_test"] == {"tested_at": "2026-11-21T04:00:00Z", "result": "passed",
-                                     "snapshot": "376dbe49", "files_checked": 1532,
-                                     "detail": "restored /etc into /tmp/rt and compared sha256 sums"}
+    assert entry["restore_test"] == {
+        "tested_at": "2026-11-21T04:00:00Z",
+        "result": "passed",
+        "snapshot": "376dbe49",
+        "files_checked": 1532,
+        "detail": "restored /etc into /tmp/rt and compared sha256 sums",
+    }
     assert SPEC.summary(outcome.observed) == "files restic 2026-11-20T10:00:00Z enc ON HOST"
 
 
@@ -114,8 +133,9 @@ def test_restic_wrong_password(root: Path, repos: Path) -> None:
     entry = outcome.observed["backups"][0]
     assert outcome.status is Status.PARTIAL
     assert entry["status"] == "error"
-    assert entry["reason"] == (f"wrong password: restic could not open {repos / 'restic'} "
-                               f"with the password in {repos / 'wrong'}")
+    assert entry["reason"] == (
+        f"wrong password: restic could not open {repos / 'restic'} with the password in {repos / 'wrong'}"
+    )
     assert entry["last_success_at"] is None and entry["encrypted"] is None
     assert any(g.what == "backup files: last backup and encryption" for g in outcome.gaps)
 
@@ -126,9 +146,12 @@ def test_restic_missing_repository(root: Path, repos: Path) -> None:
 
 
 def test_missing_binary_is_not_present_for_that_backup_only(root: Path, repos: Path) -> None:
-    outcome = collect(root, repos, [restic_item(repos), {"name": "b", "type": "borg",
-                                                          "repository": str(repos / "borg-plain")}],
-                      restic_binary=str(repos / "no-such-restic"))
+    outcome = collect(
+        root,
+        repos,
+        [restic_item(repos), {"name": "b", "type": "borg", "repository": str(repos / "borg-plain")}],
+        restic_binary=str(repos / "no-such-restic"),
+    )
     first, second = outcome.observed["backups"]
     assert outcome.status is Status.PARTIAL
     assert first["status"] == "not_present"
@@ -138,43 +161,61 @@ def test_missing_binary_is_not_present_for_that_backup_only(root: Path, repos: P
 
 
 def test_borg_encrypted_repo_and_missing_restore_test(root: Path, repos: Path) -> None:
-    outcome = collect(root, repos, [{"name": "db", "type": "borg", "repository": str(repos / "borg-enc"),
-                                     "password_file": str(repos / "password")}])
+    outcome = collect(
+        root,
+        repos,
+        [
+            {
+                "name": "db",
+                "type": "borg",
+                "repository": str(repos / "borg-enc"),
+                "password_file": str(repos / "password"),
+            }
+        ],
+    )
     entry = outcome.observed["backups"][0]
     assert entry["last_success_at"] == "2026-11-21T11:30:00Z"
     assert entry["last_backup"]["archive"] == "second"
     assert (entry["encrypted"], entry["encryption"]) == (True, "repokey")
     assert entry["restore_test"] is None
     assert [(g.what, g.reason) for g in outcome.gaps] == [
-        ("backup db: restore test", "no restore test recorded: /var/lib/tillsyn/restore-tests/db.json does not exist")]
+        ("backup db: restore test", "no restore test recorded: /var/lib/tillsyn/restore-tests/db.json does not exist")
+    ]
 
 
 def test_borg_unencrypted_repo(root: Path, repos: Path) -> None:
-    entry = collect(root, repos, [{"name": "plain", "type": "borg",
-                                   "repository": str(repos / "borg-plain")}]).observed["backups"][0]
+    entry = collect(root, repos, [{"name": "plain", "type": "borg", "repository": str(repos / "borg-plain")}]).observed[
+        "backups"
+    ][0]
     assert (entry["encrypted"], entry["encryption"]) == (False, "none")
     assert entry["last_success_at"] == "2026-11-18T08:00:00Z"
 
 
 def test_borg_wrong_password_and_missing_repository(root: Path, repos: Path) -> None:
-    outcome = collect(root, repos, [
-        {"name": "a", "type": "borg", "repository": str(repos / "borg-enc"), "password_file": str(repos / "wrong")},
-        {"name": "b", "type": "borg", "repository": str(repos / "nothing-here")},
-    ])
+    outcome = collect(
+        root,
+        repos,
+        [
+            {"name": "a", "type": "borg", "repository": str(repos / "borg-enc"), "password_file": str(repos / "wrong")},
+            {"name": "b", "type": "borg", "repository": str(repos / "nothing-here")},
+        ],
+    )
     first, second = outcome.observed["backups"]
-    assert first["reason"] == (f"wrong password: borg could not open {repos / 'borg-enc'} "
-                               f"with the password in {repos / 'wrong'}")
+    assert first["reason"] == (
+        f"wrong password: borg could not open {repos / 'borg-enc'} with the password in {repos / 'wrong'}"
+    )
     assert second["reason"] == f"repository does not exist: no borg repository at {repos / 'nothing-here'}"
 
 
 def test_malformed_restore_test_is_a_gap(root: Path, repos: Path) -> None:
-    shutil.copy(FIXTURES / "backup/restore-test_malformed_bad-result.json",
-                root / "var/lib/tillsyn/restore-tests/files.json")
+    shutil.copy(
+        FIXTURES / "backup/restore-test_malformed_bad-result.json", root / "var/lib/tillsyn/restore-tests/files.json"
+    )
     outcome = collect(root, repos, [restic_item(repos)])
     assert outcome.observed["backups"][0]["restore_test"] is None
     assert [g.reason for g in outcome.gaps] == [
-        "/var/lib/tillsyn/restore-tests/files.json: restore-test record: "
-        "result must be one of passed, failed, got 'ok'"]
+        "/var/lib/tillsyn/restore-tests/files.json: restore-test record: result must be one of passed, failed, got 'ok'"
+    ]
 
 
 def test_marker_on_nfs_mount_is_separate(root: Path, repos: Path) -> None:
@@ -193,10 +234,14 @@ def test_empty_marker_uses_mtime_and_missing_marker_says_so(root: Path, repos: P
     (root / "var/lib/job").mkdir(parents=True)
     (root / "var/lib/job/done").write_bytes(b"")
     os.utime(root / "var/lib/job/done", (1795168800, 1795168800))  # 2026-11-20T10:00:00Z
-    outcome = collect(root, repos, [
-        {"name": "m", "type": "marker", "marker": "/var/lib/job/done", "repository": "sftp:u@h.example:/b"},
-        {"name": "gone", "type": "marker", "marker": "/var/lib/job/never"},
-    ])
+    outcome = collect(
+        root,
+        repos,
+        [
+            {"name": "m", "type": "marker", "marker": "/var/lib/job/done", "repository": "sftp:u@h.example:/b"},
+            {"name": "gone", "type": "marker", "marker": "/var/lib/job/never"},
+        ],
+    )
     first, second = outcome.observed["backups"]
     assert first["last_success_at"] == "2026-11-20T10:00:00Z"
     assert first["last_backup"]["source"] == "mtime"
@@ -210,9 +255,12 @@ def test_veeam_from_a_stand_in_binary(root: Path, repos: Path, tmp_path: Path) -
     fixture = FIXTURES / "backup/veeamconfig-session-list_veeam-agent-linux-6_two-jobs.txt"
     fake.write_text(f"#!/bin/sh\ncat '{fixture}'\n")
     fake.chmod(0o755)
-    outcome = collect(root, repos, [{"name": "sys", "type": "veeam", "job": "Daily system",
-                                     "repository": "//nas01/veeam"}],
-                      veeamconfig_binary=str(fake))
+    outcome = collect(
+        root,
+        repos,
+        [{"name": "sys", "type": "veeam", "job": "Daily system", "repository": "//nas01/veeam"}],
+        veeamconfig_binary=str(fake),
+    )
     entry = outcome.observed["backups"][0]
     assert entry["status"] == "ok"
     assert entry["last_backup"]["state"] == "Running"
@@ -222,9 +270,14 @@ def test_veeam_from_a_stand_in_binary(root: Path, repos: Path, tmp_path: Path) -
 
 
 def test_config_errors_are_per_backup_and_schema_names_the_key(root: Path, repos: Path) -> None:
-    outcome = collect(root, repos, [{"name": "x", "type": "restic", "repository": "/r"},
-                                    {"name": "y", "type": "borg", "repository": "/r",
-                                     "env": {"BORG_PASSPHRASE": "hunter2"}}])
+    outcome = collect(
+        root,
+        repos,
+        [
+            {"name": "x", "type": "restic", "repository": "/r"},
+            {"name": "y", "type": "borg", "repository": "/r", "env": {"BORG_PASSPHRASE": "hunter2"}},
+        ],
+    )
     first, second = outcome.observed["backups"]
     assert first["reason"] == "a restic backup needs 'password_file' in agent.yaml"
     assert second["reason"].startswith("env BORG_PASSPHRASE looks like a secret")
@@ -233,6 +286,9 @@ def test_config_errors_are_per_backup_and_schema_names_the_key(root: Path, repos
 
 
 def test_watch_paths() -> None:
-    settings = validate({"backups": [{"name": "pg", "type": "marker", "marker": "/var/lib/pg/last.json"}]},
-                        SPEC.settings, "collectors.backup")
+    settings = validate(
+        {"backups": [{"name": "pg", "type": "marker", "marker": "/var/lib/pg/last.json"}]},
+        SPEC.settings,
+        "collectors.backup",
+    )
     assert list(SPEC.watch_paths(settings)) == ["/var/lib/pg/last.json", "/var/lib/tillsyn/restore-tests/pg.json"]

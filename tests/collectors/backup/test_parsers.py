@@ -34,13 +34,18 @@ def test_naive_time_in_given_zone() -> None:
 @pytest.mark.parametrize(
     ("fixture", "count", "latest_time", "latest_host"),
     [
-        ("restic-snapshots-json_debian-12_restic-0.14.0_two-hosts.json", 3,
-         datetime(2026, 11, 23, 9, 0, tzinfo=UTC), "n1"),
+        (
+            "restic-snapshots-json_debian-12_restic-0.14.0_two-hosts.json",
+            3,
+            datetime(2026, 11, 23, 9, 0, tzinfo=UTC),
+            "n1",
+        ),
         ("restic-snapshots-json_debian-12_restic-0.14.0_no-snapshots.json", 0, None, None),
     ],
 )
-def test_restic_snapshots(fixture: str, count: int, latest_time: Optional[datetime],
-                          latest_host: Optional[str]) -> None:
+def test_restic_snapshots(
+    fixture: str, count: int, latest_time: Optional[datetime], latest_host: Optional[str]
+) -> None:
     listing = restic.parse_snapshots(read(fixture))
     assert len(listing.snapshots) == count
     latest = listing.latest
@@ -60,13 +65,22 @@ def test_restic_malformed(text: str) -> None:
 @pytest.mark.parametrize(
     ("fixture", "code", "expected"),
     [
-        ("restic-stderr_debian-12_restic-0.14.0_wrong-password.txt", 1,
-         "wrong password: restic could not open R with the password in P"),
-        ("restic-stderr_debian-12_restic-0.14.0_missing-repository.txt", 1,
-         "repository does not exist: no restic repository at R"),
-        ("restic-stderr_debian-12_restic-0.14.0_connection-refused.txt", 1,
-         "cannot open repository R: Fatal: unable to open config file: client.Head: Head "
-         '"http://127.0.0.1:9/x/config": dial tcp 127.0.0.1:9: connect: connection refused'),
+        (
+            "restic-stderr_debian-12_restic-0.14.0_wrong-password.txt",
+            1,
+            "wrong password: restic could not open R with the password in P",
+        ),
+        (
+            "restic-stderr_debian-12_restic-0.14.0_missing-repository.txt",
+            1,
+            "repository does not exist: no restic repository at R",
+        ),
+        (
+            "restic-stderr_debian-12_restic-0.14.0_connection-refused.txt",
+            1,
+            "cannot open repository R: Fatal: unable to open config file: client.Head: Head "
+            '"http://127.0.0.1:9/x/config": dial tcp 127.0.0.1:9: connect: connection refused',
+        ),
     ],
 )
 def test_restic_failure_reasons(fixture: str, code: int, expected: str) -> None:
@@ -76,15 +90,24 @@ def test_restic_failure_reasons(fixture: str, code: int, expected: str) -> None:
 @pytest.mark.parametrize(
     ("fixture", "archive", "when", "mode", "encrypted"),
     [
-        ("borg-list-json_debian-12_borg-1.2.4_repokey.json", "tz", datetime(2026, 11, 22, 10, tzinfo=UTC),
-         "repokey", True),
-        ("borg-list-json_debian-12_borg-1.2.4_encryption-none.json", "x", datetime(2026, 11, 21, 10, tzinfo=UTC),
-         "none", False),
+        (
+            "borg-list-json_debian-12_borg-1.2.4_repokey.json",
+            "tz",
+            datetime(2026, 11, 22, 10, tzinfo=UTC),
+            "repokey",
+            True,
+        ),
+        (
+            "borg-list-json_debian-12_borg-1.2.4_encryption-none.json",
+            "x",
+            datetime(2026, 11, 21, 10, tzinfo=UTC),
+            "none",
+            False,
+        ),
         ("borg-list-json_debian-12_borg-1.2.4_empty.json", None, None, "none", False),
     ],
 )
-def test_borg_list(fixture: str, archive: Optional[str], when: Optional[datetime], mode: str,
-                   encrypted: bool) -> None:
+def test_borg_list(fixture: str, archive: Optional[str], when: Optional[datetime], mode: str, encrypted: bool) -> None:
     listing = borg.parse_list(read(fixture))
     assert (listing.latest.name if listing.latest else None) == archive
     assert (listing.latest.time if listing.latest else None) == when
@@ -93,9 +116,11 @@ def test_borg_list(fixture: str, archive: Optional[str], when: Optional[datetime
 
 
 def test_borg_authenticated_mode_is_not_encrypted_and_checkpoints_are_skipped() -> None:
-    text = ('{"archives": [{"name": "a.checkpoint", "id": "1", "start": "2026-11-23T00:00:00.000000"},'
-            ' {"name": "a", "id": "2", "start": "2026-11-22T00:00:00.000000"}],'
-            ' "encryption": {"mode": "authenticated-blake2"}}')
+    text = (
+        '{"archives": [{"name": "a.checkpoint", "id": "1", "start": "2026-11-23T00:00:00.000000"},'
+        ' {"name": "a", "id": "2", "start": "2026-11-22T00:00:00.000000"}],'
+        ' "encryption": {"mode": "authenticated-blake2"}}'
+    )
     listing = borg.parse_list(text)
     assert listing.encrypted is False
     assert listing.latest is not None and listing.latest.name == "a"
@@ -110,13 +135,19 @@ def test_borg_malformed(text: str) -> None:
 @pytest.mark.parametrize(
     ("fixture", "expected"),
     [
-        ("borg-stderr_debian-12_borg-1.2.4_wrong-password.txt",
-         "wrong password: borg could not open R with the password in P"),
-        ("borg-stderr_debian-12_borg-1.2.4_missing-repository.txt",
-         "repository does not exist: no borg repository at R"),
-        ("borg-stderr_debian-12_borg-1.2.4_password-file-missing.txt",
-         "password file P could not be read: passcommand supplied in BORG_PASSCOMMAND failed: "
-         "Command '['cat', '/tmp/rx/nopw']' returned non-zero exit status 1."),
+        (
+            "borg-stderr_debian-12_borg-1.2.4_wrong-password.txt",
+            "wrong password: borg could not open R with the password in P",
+        ),
+        (
+            "borg-stderr_debian-12_borg-1.2.4_missing-repository.txt",
+            "repository does not exist: no borg repository at R",
+        ),
+        (
+            "borg-stderr_debian-12_borg-1.2.4_password-file-missing.txt",
+            "password file P could not be read: passcommand supplied in BORG_PASSCOMMAND failed: "
+            "Command '['cat', '/tmp/rx/nopw']' returned non-zero exit status 1.",
+        ),
     ],
 )
 def test_borg_failure_reasons(fixture: str, expected: str) -> None:
@@ -165,7 +196,11 @@ MTIME = datetime(2026, 11, 19, 2, 0, tzinfo=UTC)
 def test_marker(fixture: str, result: str, last_success: datetime, encrypted: Optional[bool], source: str) -> None:
     marker = parse_marker((DIR / fixture).read_bytes(), MTIME)
     assert (marker.result, marker.last_success_at, marker.encrypted, marker.source) == (
-        result, last_success, encrypted, source)
+        result,
+        last_success,
+        encrypted,
+        source,
+    )
 
 
 def test_failed_marker_keeps_its_own_time() -> None:
@@ -253,4 +288,3 @@ def test_captured_mountinfo_and_unreadable_table() -> None:
     assert found is not None and (found.mount_point, found.fstype) == ("/", "ext4")
     assert separation(classify("/var/backups"), None) == (None, "mount table unreadable")
     assert parse_mountinfo("garbage line\n") == []
-

@@ -27,20 +27,52 @@ TREES = FIX / "trees"
 @pytest.mark.parametrize(
     ("name", "version", "cipher", "uuid", "label", "key_bits", "kdfs", "secondary"),
     [
-        ("luks2-header_debian-12_cryptsetup-2.6.1_aes-xts-plain64.bin", 2, "aes-xts-plain64",
-         "5d8f3a9e-1c2b-4e7f-9a6d-3b1c0e2f4a5d", "tillsyn-test", 512, ("pbkdf2",), False),
-        ("luks2-header_debian-12_cryptsetup-2.6.1_primary-wiped.bin", 2, "aes-xts-plain64",
-         "5d8f3a9e-1c2b-4e7f-9a6d-3b1c0e2f4a5d", "tillsyn-test", 512, ("pbkdf2",), True),
-        ("luks1-header_debian-12_cryptsetup-2.6.1_aes-cbc-essiv.bin", 1, "aes-cbc-essiv:sha256",
-         "9b1e2c3d-4f5a-4b6c-8d7e-0f1a2b3c4d5e", None, 256, ("pbkdf2-sha256",), False),
+        (
+            "luks2-header_debian-12_cryptsetup-2.6.1_aes-xts-plain64.bin",
+            2,
+            "aes-xts-plain64",
+            "5d8f3a9e-1c2b-4e7f-9a6d-3b1c0e2f4a5d",
+            "tillsyn-test",
+            512,
+            ("pbkdf2",),
+            False,
+        ),
+        (
+            "luks2-header_debian-12_cryptsetup-2.6.1_primary-wiped.bin",
+            2,
+            "aes-xts-plain64",
+            "5d8f3a9e-1c2b-4e7f-9a6d-3b1c0e2f4a5d",
+            "tillsyn-test",
+            512,
+            ("pbkdf2",),
+            True,
+        ),
+        (
+            "luks1-header_debian-12_cryptsetup-2.6.1_aes-cbc-essiv.bin",
+            1,
+            "aes-cbc-essiv:sha256",
+            "9b1e2c3d-4f5a-4b6c-8d7e-0f1a2b3c4d5e",
+            None,
+            256,
+            ("pbkdf2-sha256",),
+            False,
+        ),
     ],
 )
-def test_luks_header(name: str, version: int, cipher: str, uuid: str, label: Optional[str],
-                     key_bits: int, kdfs: tuple, secondary: bool) -> None:
+def test_luks_header(
+    name: str, version: int, cipher: str, uuid: str, label: Optional[str], key_bits: int, kdfs: tuple, secondary: bool
+) -> None:
     header = parse_luks_header((FIX / name).read_bytes())
     assert header is not None
-    assert (header.version, header.cipher, header.uuid, header.label, header.key_bits, header.kdfs,
-            header.from_secondary) == (version, cipher, uuid, label, key_bits, kdfs, secondary)
+    assert (
+        header.version,
+        header.cipher,
+        header.uuid,
+        header.label,
+        header.key_bits,
+        header.kdfs,
+        header.from_secondary,
+    ) == (version, cipher, uuid, label, key_bits, kdfs, secondary)
 
 
 def test_luks_absent_and_malformed() -> None:
@@ -72,11 +104,17 @@ def test_mountinfo_escapes_bind_and_optional_fields() -> None:
     text = "33 21 254:1 /srv/my\\040www /var/www rw,relatime shared:1 master:2 - ext4 /dev/mapper/vg-root rw\n"
     (entry,) = parse_mountinfo(text)
     assert (entry.root, entry.mountpoint, entry.fstype, entry.source) == (
-        "/srv/my www", "/var/www", "ext4", "/dev/mapper/vg-root")
+        "/srv/my www",
+        "/var/www",
+        "ext4",
+        "/dev/mapper/vg-root",
+    )
 
 
-@pytest.mark.parametrize("bad", ["22 27 0:21 / /proc rw,relatime proc proc rw",
-                                 "x 27 0:21 / /proc rw - proc proc rw", "22 27 0:21 / /proc rw -"])
+@pytest.mark.parametrize(
+    "bad",
+    ["22 27 0:21 / /proc rw,relatime proc proc rw", "x 27 0:21 / /proc rw - proc proc rw", "22 27 0:21 / /proc rw -"],
+)
 def test_mountinfo_malformed(bad: str) -> None:
     with pytest.raises(ProcFormatError):
         parse_mountinfo(bad)
@@ -89,8 +127,10 @@ def test_mountinfo_absent() -> None:
 def test_swaps() -> None:
     swaps = parse_swaps((TREES / "debian-12_encrypted-swap/proc/swaps").read_text())
     assert [(s.path, s.type, s.size_kib, s.priority) for s in swaps] == [
-        ("/dev/dm-0", "partition", 1048572, -2), ("/dev/dm-1", "partition", 1048572, -3),
-        ("/swap file", "file", 524284, -4)]
+        ("/dev/dm-0", "partition", 1048572, -2),
+        ("/dev/dm-1", "partition", 1048572, -3),
+        ("/swap file", "file", 524284, -4),
+    ]
     assert parse_swaps((TREES / "debian-12_unencrypted-root_captured/proc/swaps").read_text()) == []
     assert parse_swaps("") == []
     with pytest.raises(ProcFormatError):
@@ -107,10 +147,16 @@ def test_mount_holding_prefers_longest_mountpoint() -> None:
 
 @pytest.mark.parametrize(
     ("uuid", "kind", "crypt_type"),
-    [("CRYPT-LUKS2-4f3c1b2a9e8d47c6b5a4f3e2d1c0b9a8-sda3_crypt", "crypt", "LUKS2"),
-     ("CRYPT-PLAIN-cryptswap1", "crypt", "PLAIN"), ("CRYPT-TEMP-temporary-cryptsetup-1", "crypt", "TEMP"),
-     ("CRYPT-SUBDEV-abc-x_dif", "dm-subdev", None), ("CRYPT-VERITY-abc-root", "dm-verity", None),
-     ("LVM-Xq1HRz8kYpS2", "lvm", None), ("mpath-3600508b", "mpath", None), ("", "dm", None)],
+    [
+        ("CRYPT-LUKS2-4f3c1b2a9e8d47c6b5a4f3e2d1c0b9a8-sda3_crypt", "crypt", "LUKS2"),
+        ("CRYPT-PLAIN-cryptswap1", "crypt", "PLAIN"),
+        ("CRYPT-TEMP-temporary-cryptsetup-1", "crypt", "TEMP"),
+        ("CRYPT-SUBDEV-abc-x_dif", "dm-subdev", None),
+        ("CRYPT-VERITY-abc-root", "dm-verity", None),
+        ("LVM-Xq1HRz8kYpS2", "lvm", None),
+        ("mpath-3600508b", "mpath", None),
+        ("", "dm", None),
+    ],
 )
 def test_dm_uuid_kinds(uuid: str, kind: str, crypt_type: Optional[str]) -> None:
     assert kind_from_dm_uuid(uuid) == (kind, crypt_type)
@@ -118,7 +164,8 @@ def test_dm_uuid_kinds(uuid: str, kind: str, crypt_type: Optional[str]) -> None:
 
 def test_luks_uuid_from_dm_uuid() -> None:
     assert luks_uuid_from_dm_uuid("CRYPT-LUKS2-4f3c1b2a9e8d47c6b5a4f3e2d1c0b9a8-sda3_crypt") == (
-        "4f3c1b2a-9e8d-47c6-b5a4-f3e2d1c0b9a8")
+        "4f3c1b2a-9e8d-47c6-b5a4-f3e2d1c0b9a8"
+    )
     assert luks_uuid_from_dm_uuid("CRYPT-PLAIN-swap") is None
     assert luks_uuid_from_dm_uuid("CRYPT-LUKS2-nothex-x") is None
 
@@ -130,8 +177,9 @@ def test_lsblk_lvm_on_luks() -> None:
     assert (dev.kind, dev.lower, dev.crypt_type, dev.dm_name) == ("crypt", ("sda3",), "LUKS2", "sda3_crypt")
     decision = decide(result.devices, "dm-1")
     assert decision.encrypted is True and decision.layer == "luks2"
-    assert decision.chain == ["sda -> sda3 (part) -> dm-0 (crypt LUKS2, name sda3_crypt) -> "
-                              "dm-1 (lvm, name debian--vg-root)"]
+    assert decision.chain == [
+        "sda -> sda3 (part) -> dm-0 (crypt LUKS2, name sda3_crypt) -> dm-1 (lvm, name debian--vg-root)"
+    ]
     assert decide(result.devices, "sda2").encrypted is False
 
 
@@ -158,7 +206,11 @@ def test_zfs_get() -> None:
     props = parse_zfs_get((FIX / "zfs-get_ubuntu-22.04_zfs-2.1.5_native.txt").read_text())
     root = props["rpool/ROOT/ubuntu_k3j2h1"]
     assert (root.encryption, root.keystatus, root.encryptionroot, root.encrypted) == (
-        "aes-256-gcm", "available", "rpool", True)
+        "aes-256-gcm",
+        "available",
+        "rpool",
+        True,
+    )
     boot = props["bpool/BOOT/ubuntu_k3j2h1"]
     assert (boot.encryption, boot.keystatus, boot.encryptionroot, boot.encrypted) == ("off", None, None, False)
     assert parse_zfs_get("") == {}
@@ -168,9 +220,12 @@ def test_zfs_get() -> None:
 
 def test_zpool_status() -> None:
     assert parse_zpool_status((FIX / "zpool-status-PL_debian-12_zfs-2.1.11_on-luks.txt").read_text()) == {
-        "rpool": ["/dev/dm-0", "/dev/dm-1"]}
+        "rpool": ["/dev/dm-0", "/dev/dm-1"]
+    }
     assert parse_zpool_status((FIX / "zpool-status-PL_ubuntu-22.04_zfs-2.1.5_native.txt").read_text()) == {
-        "bpool": ["/dev/nvme0n1p3"], "rpool": ["/dev/nvme0n1p4"]}
+        "bpool": ["/dev/nvme0n1p3"],
+        "rpool": ["/dev/nvme0n1p4"],
+    }
     assert parse_zpool_status("") == {}
     with pytest.raises(ZfsFormatError):
         parse_zpool_status("no pools available to display\n")
@@ -178,8 +233,11 @@ def test_zpool_status() -> None:
 
 def test_dmsetup_crypt_table() -> None:
     table = parse_crypt_table((FIX / "dmsetup-table-crypt_debian-12_lvm2-2.03.16_swap.txt").read_text())
-    assert table == {"cryptswap1": "aes-xts-plain64", "temporary-cryptsetup-1234": "aes-cbc-essiv:sha256",
-                     "md1_crypt": "aes-xts-plain64"}
+    assert table == {
+        "cryptswap1": "aes-xts-plain64",
+        "temporary-cryptsetup-1234": "aes-cbc-essiv:sha256",
+        "md1_crypt": "aes-xts-plain64",
+    }
     assert parse_crypt_table("No devices found\n") == {}
     with pytest.raises(DmTableFormatError):
         parse_crypt_table("vg-root: 0 100 linear 8:3 2048\n")

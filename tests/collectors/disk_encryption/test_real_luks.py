@@ -30,13 +30,31 @@ def _luks_loop(tmp_path: Path, luks_type: str, *extra: str) -> Iterator[Tuple[st
         handle.truncate(20 * 1024 * 1024)
     key = tmp_path / "key"
     key.write_bytes(b"tillsyn-test-key")
-    loop = subprocess.run([losetup, "--find", "--show", str(image)], check=True, capture_output=True,
-                          text=True, timeout=10).stdout.strip()
+    loop = subprocess.run(
+        [losetup, "--find", "--show", str(image)], check=True, capture_output=True, text=True, timeout=10
+    ).stdout.strip()
     uuid = {"luks2": "3e1f5a7c-9b2d-4c6e-8f0a-1b3c5d7e9f20", "luks1": "6a8c0e2f-4b6d-4f8a-9c1e-3a5c7e9b1d3f"}
     try:
-        subprocess.run([cryptsetup, "luksFormat", "--type", luks_type, "--batch-mode", "--key-file", str(key),
-                        "--pbkdf-force-iterations", "1000", "--uuid", uuid[luks_type], *extra, loop],
-                       check=True, capture_output=True, timeout=30)
+        subprocess.run(
+            [
+                cryptsetup,
+                "luksFormat",
+                "--type",
+                luks_type,
+                "--batch-mode",
+                "--key-file",
+                str(key),
+                "--pbkdf-force-iterations",
+                "1000",
+                "--uuid",
+                uuid[luks_type],
+                *extra,
+                loop,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
         yield loop, uuid[luks_type]
     finally:
         subprocess.run([losetup, "-d", loop], check=False, capture_output=True, timeout=10)
@@ -58,7 +76,13 @@ def test_header_parser_on_real_luks2(luks2_loop: Tuple[str, str]) -> None:
     header = parse_luks_header(read_header_area(Context(), Path(loop).name))
     assert header is not None
     assert (header.version, header.cipher, header.uuid, header.label, header.kdfs, header.key_bits) == (
-        2, "aes-xts-plain64", uuid, "evidence", ("pbkdf2",), 512)
+        2,
+        "aes-xts-plain64",
+        uuid,
+        "evidence",
+        ("pbkdf2",),
+        512,
+    )
 
 
 def test_header_parser_on_real_luks1(luks1_loop: Tuple[str, str]) -> None:
@@ -68,15 +92,18 @@ def test_header_parser_on_real_luks1(luks1_loop: Tuple[str, str]) -> None:
     assert (header.version, header.cipher, header.uuid, header.key_bits) == (1, "aes-xts-plain64", uuid, 256)
 
 
-def test_unopened_container_found_through_real_sysfs(luks2_loop: Tuple[str, str],
-                                                     luks1_loop: Tuple[str, str]) -> None:
+def test_unopened_container_found_through_real_sysfs(luks2_loop: Tuple[str, str], luks1_loop: Tuple[str, str]) -> None:
     outcome = SPEC.collect(Context())
     containers = {c["device"]: c for c in outcome.observed["luks_containers"]}
-    for (loop, uuid), version, cipher in ((luks2_loop, 2, "aes-xts-plain64"),
-                                          (luks1_loop, 1, "aes-xts-plain64")):
+    for (loop, uuid), version, cipher in ((luks2_loop, 2, "aes-xts-plain64"), (luks1_loop, 1, "aes-xts-plain64")):
         found = containers[Path(loop).name]
         assert (found["version"], found["uuid"], found["cipher"], found["opened"], found["mapped_as"]) == (
-            version, uuid, cipher, False, None)
+            version,
+            uuid,
+            cipher,
+            False,
+            None,
+        )
     assert "LUKS not opened: " in SPEC.summary(outcome.observed)
 
 

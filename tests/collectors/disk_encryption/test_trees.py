@@ -61,18 +61,31 @@ def test_lvm_on_luks_unprivileged() -> None:
     assert list(mounts) == ["/", "/boot", "/boot/efi"]  # pseudo filesystems skipped, bind mount folded
     root = mounts["/"]
     assert (root["device"], root["encrypted"], root["layer"], root["also_mounted_at"]) == (
-        "dm-1", True, "luks2", ["/var/www"])
-    assert root["chain"] == ["sda -> sda3 (part) -> dm-0 (crypt LUKS2, name sda3_crypt) -> "
-                             "dm-1 (lvm, name debian--vg-root)"]
+        "dm-1",
+        True,
+        "luks2",
+        ["/var/www"],
+    )
+    assert root["chain"] == [
+        "sda -> sda3 (part) -> dm-0 (crypt LUKS2, name sda3_crypt) -> dm-1 (lvm, name debian--vg-root)"
+    ]
     assert root["ciphers"] is None  # not root: unknown, never guessed
     assert (mounts["/boot"]["encrypted"], mounts["/boot"]["chain"]) == (False, ["sda -> sda2 (part)"])
     (swap,) = outcome.observed["swaps"]
     assert (swap["device"], swap["encrypted"], swap["layer"]) == ("dm-2", True, "luks2")
     (container,) = outcome.observed["luks_containers"]
     assert container == {
-        "device": "sda3", "version": 2, "cipher": None, "key_bits": None, "kdfs": None,
-        "uuid": "4f3c1b2a-9e8d-47c6-b5a4-f3e2d1c0b9a8", "label": None, "opened": True,
-        "mapped_as": "sda3_crypt", "primary_header_damaged": None}
+        "device": "sda3",
+        "version": 2,
+        "cipher": None,
+        "key_bits": None,
+        "kdfs": None,
+        "uuid": "4f3c1b2a-9e8d-47c6-b5a4-f3e2d1c0b9a8",
+        "label": None,
+        "opened": True,
+        "mapped_as": "sda3_crypt",
+        "primary_header_damaged": None,
+    }
     assert outcome.observed["unencrypted_count"] == 2
     assert outcome.status is Status.PARTIAL
     assert "cipher of dm-0" in gap_whats(outcome)
@@ -82,19 +95,27 @@ def test_lvm_on_luks_unprivileged() -> None:
 
 
 def test_luks_on_md_raid1_as_root_reads_header_and_dm_table() -> None:
-    outcome, runner = run("debian-12_luks-on-md-raid1", euid=0,
-                          outputs={"dmsetup": "dmsetup-table-crypt_debian-12_lvm2-2.03.16_swap.txt"})
+    outcome, runner = run(
+        "debian-12_luks-on-md-raid1", euid=0, outputs={"dmsetup": "dmsetup-table-crypt_debian-12_lvm2-2.03.16_swap.txt"}
+    )
     root = by_point(outcome)["/"]
     assert (root["encrypted"], root["layer"], root["ciphers"]) == (True, "luks2", ["aes-xts-plain64"])
     assert root["chain"] == [
         "sda -> sda1 (part) -> md0 (raid1) -> dm-0 (crypt LUKS2, name md0_crypt)",
-        "sdb -> sdb1 (part) -> md0 (raid1) -> dm-0 (crypt LUKS2, name md0_crypt)"]
+        "sdb -> sdb1 (part) -> md0 (raid1) -> dm-0 (crypt LUKS2, name md0_crypt)",
+    ]
     (swap,) = outcome.observed["swaps"]
     assert (swap["encrypted"], swap["layer"], swap["ciphers"]) == (True, "plain", ["aes-xts-plain64"])
     (container,) = outcome.observed["luks_containers"]
-    assert (container["device"], container["version"], container["cipher"], container["label"],
-            container["opened"], container["mapped_as"], container["kdfs"]) == (
-        "md0", 2, "aes-xts-plain64", "tillsyn-test", True, "md0_crypt", ["pbkdf2"])
+    assert (
+        container["device"],
+        container["version"],
+        container["cipher"],
+        container["label"],
+        container["opened"],
+        container["mapped_as"],
+        container["kdfs"],
+    ) == ("md0", 2, "aes-xts-plain64", "tillsyn-test", True, "md0_crypt", ["pbkdf2"])
     assert outcome.status is Status.COMPLETE, outcome.gaps
     assert runner.calls == [["dmsetup", "table", "--target", "crypt"]]
 
@@ -104,7 +125,10 @@ def test_plain_dm_crypt_unknown_dm_and_network_mounts() -> None:
     mounts = by_point(outcome)
     assert "/snap/core22/1380" not in mounts  # squashfs image skipped
     assert (mounts["/"]["encrypted"], mounts["/srv/data"]["encrypted"], mounts["/srv/data"]["layer"]) == (
-        False, True, "plain")
+        False,
+        True,
+        "plain",
+    )
     assert mounts["/srv/scratch"]["encrypted"] is None
     assert mounts["/mnt/backup"]["encrypted"] is None
     reasons = {g.what: g.reason for g in outcome.gaps}
@@ -115,8 +139,9 @@ def test_plain_dm_crypt_unknown_dm_and_network_mounts() -> None:
 
 def test_dm_without_uuid_resolved_by_dmsetup_as_root(tmp_path: Path) -> None:
     table = tmp_path / "table.txt"
-    table.write_text("data: 0 100 crypt aes-xts-plain64 0 0 8:16 0\n"
-                     "scratch: 0 100 crypt serpent-xts-plain64 0 0 8:32 0\n")
+    table.write_text(
+        "data: 0 100 crypt aes-xts-plain64 0 0 8:16 0\nscratch: 0 100 crypt serpent-xts-plain64 0 0 8:32 0\n"
+    )
     outcome, runner = run("debian-12_plain-dm-crypt", euid=0, outputs={"dmsetup": str(table)})
     scratch = by_point(outcome)["/srv/scratch"]
     assert (scratch["encrypted"], scratch["layer"], scratch["ciphers"]) == (True, "dm-crypt", ["serpent-xts-plain64"])
@@ -125,20 +150,40 @@ def test_dm_without_uuid_resolved_by_dmsetup_as_root(tmp_path: Path) -> None:
 
 
 def test_zfs_native_encryption() -> None:
-    outcome, runner = run("ubuntu-22.04_zfs-native", outputs={
-        "zfs": "zfs-get_ubuntu-22.04_zfs-2.1.5_native.txt",
-        "zpool": "zpool-status-PL_ubuntu-22.04_zfs-2.1.5_native.txt"})
+    outcome, runner = run(
+        "ubuntu-22.04_zfs-native",
+        outputs={
+            "zfs": "zfs-get_ubuntu-22.04_zfs-2.1.5_native.txt",
+            "zpool": "zpool-status-PL_ubuntu-22.04_zfs-2.1.5_native.txt",
+        },
+    )
     mounts = by_point(outcome)
     root = mounts["/"]
     assert (root["encrypted"], root["layer"], root["ciphers"], root["device"], root["majmin"]) == (
-        True, "zfs-native", ["aes-256-gcm"], None, None)
-    assert root["zfs"] == {"dataset": "rpool/ROOT/ubuntu_k3j2h1", "encryption": "aes-256-gcm",
-                           "keystatus": "available", "encryptionroot": "rpool"}
+        True,
+        "zfs-native",
+        ["aes-256-gcm"],
+        None,
+        None,
+    )
+    assert root["zfs"] == {
+        "dataset": "rpool/ROOT/ubuntu_k3j2h1",
+        "encryption": "aes-256-gcm",
+        "keystatus": "available",
+        "encryptionroot": "rpool",
+    }
     assert root["chain"] == ["nvme0n1 -> nvme0n1p4 (part) -> zpool rpool"]
     assert mounts["/boot"]["encrypted"] is False
     assert mounts["/home/alice"]["encrypted"] is True
-    assert runner.calls[0][:7] == ["zfs", "get", "-H", "-p", "-o", "name,property,value",
-                                   "encryption,keystatus,encryptionroot"]
+    assert runner.calls[0][:7] == [
+        "zfs",
+        "get",
+        "-H",
+        "-p",
+        "-o",
+        "name,property,value",
+        "encryption,keystatus,encryptionroot",
+    ]
     assert runner.calls[1] == ["zpool", "status", "-P", "-L", "bpool", "rpool"]
 
 
@@ -151,14 +196,19 @@ def test_zfs_without_tools_is_unknown_not_passing() -> None:
 
 
 def test_zfs_on_luks() -> None:
-    outcome, _ = run("debian-12_zfs-on-luks", outputs={
-        "zfs": "zfs-get_debian-12_zfs-2.1.11_on-luks.txt",
-        "zpool": "zpool-status-PL_debian-12_zfs-2.1.11_on-luks.txt"})
+    outcome, _ = run(
+        "debian-12_zfs-on-luks",
+        outputs={
+            "zfs": "zfs-get_debian-12_zfs-2.1.11_on-luks.txt",
+            "zpool": "zpool-status-PL_debian-12_zfs-2.1.11_on-luks.txt",
+        },
+    )
     mounts = by_point(outcome)
     assert (mounts["/"]["encrypted"], mounts["/"]["layer"]) == (True, "luks2")
     assert mounts["/"]["chain"] == [
         "sda -> sda2 (part) -> dm-0 (crypt LUKS2, name luks-sda2) -> zpool rpool",
-        "sdb -> sdb2 (part) -> dm-1 (crypt LUKS2, name luks-sdb2) -> zpool rpool"]
+        "sdb -> sdb2 (part) -> dm-1 (crypt LUKS2, name luks-sdb2) -> zpool rpool",
+    ]
     assert mounts["/srv"]["encrypted"] is True
     assert mounts["/boot"]["encrypted"] is False
     (swap,) = outcome.observed["swaps"]
@@ -171,7 +221,10 @@ def test_encrypted_swap_kinds_and_swap_file() -> None:
     outcome, _ = run("debian-12_encrypted-swap")
     swaps = outcome.observed["swaps"]
     assert [(s["path"], s["encrypted"], s["layer"]) for s in swaps] == [
-        ("/dev/dm-0", True, "plain"), ("/dev/dm-1", True, "temp"), ("/swap file", False, None)]
+        ("/dev/dm-0", True, "plain"),
+        ("/dev/dm-1", True, "temp"),
+        ("/swap file", False, None),
+    ]
     assert swaps[2]["chain"] == ["sda -> sda1 (part) -> file /swap file"]
     assert outcome.observed["luks_containers"] == []
 
@@ -186,9 +239,11 @@ def test_captured_unencrypted_root() -> None:
 
 @pytest.mark.parametrize(
     ("tree", "lsblk"),
-    [("debian-12_lvm-on-luks", "lsblk-json_debian-12_util-linux-2.38.1_lvm-on-luks.json"),
-     ("debian-12_luks-on-md-raid1", "lsblk-json_debian-12_util-linux-2.38.1_luks-on-md-raid1.json"),
-     ("debian-12_unencrypted-root_captured", "lsblk-json_debian-12_util-linux-2.38.1_unencrypted-root.json")],
+    [
+        ("debian-12_lvm-on-luks", "lsblk-json_debian-12_util-linux-2.38.1_lvm-on-luks.json"),
+        ("debian-12_luks-on-md-raid1", "lsblk-json_debian-12_util-linux-2.38.1_luks-on-md-raid1.json"),
+        ("debian-12_unencrypted-root_captured", "lsblk-json_debian-12_util-linux-2.38.1_unencrypted-root.json"),
+    ],
 )
 def test_lsblk_cross_check(tree: str, lsblk: str) -> None:
     """lsblk's view of the same machine gives the same device, stack and decision per mount."""
@@ -214,7 +269,8 @@ def test_not_present_when_only_overlay_and_pseudo(tmp_path: Path) -> None:
     (tmp_path / "proc/self").mkdir(parents=True)
     (tmp_path / "proc/self/mountinfo").write_text(
         "500 400 0:120 / / rw,relatime - overlay overlay rw,lowerdir=/l,upperdir=/u,workdir=/w\n"
-        "501 500 0:121 / /proc rw - proc proc rw\n")
+        "501 500 0:121 / /proc rw - proc proc rw\n"
+    )
     (tmp_path / "proc/swaps").write_text("Filename\tType\tSize\tUsed\tPriority\n")
     (tmp_path / "sys/block").mkdir(parents=True)
     outcome = SPEC.collect(Context(root=tmp_path, euid=1000))

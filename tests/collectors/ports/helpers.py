@@ -18,8 +18,15 @@ def load_capture(name: str) -> Tuple[List[Any], Callable[[int], Tuple[ProcessInf
     """The captured entries (shaped like psutil's sconn) and a lookup over the captured owners."""
     data = json.loads((FIXTURES / name).read_text())
     entries = [
-        SimpleNamespace(fd=c["fd"], family=c["family"], type=c["type"], laddr=tuple(c["laddr"]),
-                        raddr=tuple(c["raddr"]), status=c["status"], pid=c["pid"])
+        SimpleNamespace(
+            fd=c["fd"],
+            family=c["family"],
+            type=c["type"],
+            laddr=tuple(c["laddr"]),
+            raddr=tuple(c["raddr"]),
+            status=c["status"],
+            pid=c["pid"],
+        )
         for c in data["connections"]
     ]
     owners: Dict[int, Dict[str, Any]] = {int(pid): info for pid, info in data["processes"].items()}
@@ -28,7 +35,6 @@ def load_capture(name: str) -> Tuple[List[Any], Callable[[int], Tuple[ProcessInf
         info = owners[pid]
         membership = parse_cgroup(info["cgroup"])
         assert membership is not None
-        return ProcessInfo(pid, info["name"], info["exe"], info["user"], membership.unit,
-                           membership.path), []
+        return ProcessInfo(pid, info["name"], info["exe"], info["user"], membership.unit, membership.path), []
 
     return entries, lookup

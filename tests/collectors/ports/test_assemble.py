@@ -19,24 +19,43 @@ def test_captured_services_as_root() -> None:
     entries, lookup = load_capture(LOOPBACK)
     outcome = assemble(entries, lookup, defaults(SPEC.settings), is_root=True)
     assert outcome.status is Status.PARTIAL
-    assert outcome.gaps == [Gap(
-        "owner of 1 sockets",
-        "no process holds 1 sockets: kernel sockets (nfsd, lockd, WireGuard), processes in another "
-        "PID namespace, or the agent lacks CAP_SYS_PTRACE (needed to read /proc/<pid>/fd of others)",
-    )]
+    assert outcome.gaps == [
+        Gap(
+            "owner of 1 sockets",
+            "no process holds 1 sockets: kernel sockets (nfsd, lockd, WireGuard), processes in another "
+            "PID namespace, or the agent lacks CAP_SYS_PTRACE (needed to read /proc/<pid>/fd of others)",
+        )
+    ]
     sockets = outcome.observed["sockets"]
     mariadb = next(s for s in sockets if s["port"] == 3306)
     assert mariadb == {
-        "protocol": "tcp", "family": "ipv4", "address": "127.0.0.1", "port": 3306,
-        "exposure": "loopback", "address_scope": "loopback",
-        "process": {"pid": 3778, "name": "mariadbd", "exe": "/usr/sbin/mariadbd", "user": "mysql",
-                    "unit": None, "cgroup": "/"},
-        "other_pids": [], "services": ["mysql"], "tags": ["database"],
+        "protocol": "tcp",
+        "family": "ipv4",
+        "address": "127.0.0.1",
+        "port": 3306,
+        "exposure": "loopback",
+        "address_scope": "loopback",
+        "process": {
+            "pid": 3778,
+            "name": "mariadbd",
+            "exe": "/usr/sbin/mariadbd",
+            "user": "mysql",
+            "unit": None,
+            "cgroup": "/",
+        },
+        "other_pids": [],
+        "services": ["mysql"],
+        "tags": ["database"],
     }
     wildcard = next(s for s in sockets if s["port"] == 2024)
     assert (wildcard["exposure"], wildcard["process"], wildcard["tags"]) == ("all", None, [])
     assert outcome.observed["counts"] == {
-        "total": 11, "tcp": 11, "udp": 0, "loopback": 10, "all_interfaces": 1, "specific_address": 0,
+        "total": 11,
+        "tcp": 11,
+        "udp": 0,
+        "loopback": 10,
+        "all_interfaces": 1,
+        "specific_address": 0,
         "unmapped": 1,
         "non_loopback_by_tag": {"plaintext_remote": 0, "remote_service": 0, "database": 0},
     }
@@ -76,24 +95,32 @@ def _public_db_entries() -> Tuple[List[Any], Any]:
     from types import SimpleNamespace
 
     def e(fam: int, typ: int, ip: str, port: int, pid: int) -> SimpleNamespace:
-        return SimpleNamespace(family=fam, type=typ, laddr=(ip, port), raddr=(), status="LISTEN" if typ == 1
-                               else "NONE", pid=pid)
+        return SimpleNamespace(
+            family=fam, type=typ, laddr=(ip, port), raddr=(), status="LISTEN" if typ == 1 else "NONE", pid=pid
+        )
 
     owners: Dict[int, ProcessInfo] = {
         10: ProcessInfo(10, "mysqld", "/usr/sbin/mysqld", "mysql", "mysql.service", "/system.slice/mysql.service"),
         11: ProcessInfo(11, "sshd", "/usr/sbin/sshd", "root", "ssh.service", "/system.slice/ssh.service"),
     }
-    entries = [e(2, 1, "203.0.113.5", 3306, 10), e(10, 1, "::", 22, 11), e(2, 1, "0.0.0.0", 2222, 11),
-               e(2, 2, "10.0.0.4", 623, 11)]
+    entries = [
+        e(2, 1, "203.0.113.5", 3306, 10),
+        e(10, 1, "::", 22, 11),
+        e(2, 1, "0.0.0.0", 2222, 11),
+        e(2, 2, "10.0.0.4", 623, 11),
+    ]
     return entries, lambda pid: (owners[pid], [])
 
 
 def test_crafted_public_database_and_settings() -> None:
     entries, lookup = _public_db_entries()
     settings = validate(
-        {"extra_ports": [{"port": 2222, "service": "vendor-ssh"}],
-         "allowed_ports": [{"port": 22}, {"port": 3306, "protocol": "tcp"}]},
-        SPEC.settings, "collectors.ports",
+        {
+            "extra_ports": [{"port": 2222, "service": "vendor-ssh"}],
+            "allowed_ports": [{"port": 22}, {"port": 3306, "protocol": "tcp"}],
+        },
+        SPEC.settings,
+        "collectors.ports",
     )
     outcome = assemble(entries, lookup, settings, is_root=True)
     assert outcome.status is Status.COMPLETE
@@ -107,7 +134,10 @@ def test_crafted_public_database_and_settings() -> None:
     assert by_port[623]["address_scope"] == "private"
     assert [by_port[p]["allow_listed"] for p in (22, 623, 2222, 3306)] == [True, False, False, True]
     assert outcome.observed["counts"]["non_loopback_by_tag"] == {
-        "plaintext_remote": 0, "remote_service": 2, "database": 1}
+        "plaintext_remote": 0,
+        "remote_service": 2,
+        "database": 1,
+    }
     assert outcome.observed["counts"]["non_loopback_not_allow_listed"] == 2
 
 

@@ -43,8 +43,12 @@ def _bind(family: int, kind: int, address: str, v6only: bool = True) -> socket.s
 
 def _key(sock: socket.socket) -> Key:
     address, port = sock.getsockname()[:2]
-    return ("tcp" if sock.type == socket.SOCK_STREAM else "udp",
-            "ipv6" if sock.family == socket.AF_INET6 else "ipv4", address, port)
+    return (
+        "tcp" if sock.type == socket.SOCK_STREAM else "udp",
+        "ipv6" if sock.family == socket.AF_INET6 else "ipv4",
+        address,
+        port,
+    )
 
 
 def _ipv6_available() -> bool:
@@ -124,8 +128,7 @@ sys.stdin.read()
 
 
 def test_socket_of_a_child_process_is_attributed_to_it() -> None:
-    child = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             text=True)
+    child = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None
         tcp_port, udp_port = (int(p) for p in child.stdout.readline().split())
@@ -134,8 +137,12 @@ def test_socket_of_a_child_process_is_attributed_to_it() -> None:
         assert child.stdin is not None
         child.stdin.close()
         child.wait(timeout=10)
-    expected = {"pid": child.pid, "name": os.path.basename(sys.executable)[:15],
-                "exe": os.path.realpath(sys.executable), "user": pwd.getpwuid(os.geteuid()).pw_name}
+    expected = {
+        "pid": child.pid,
+        "name": os.path.basename(sys.executable)[:15],
+        "exe": os.path.realpath(sys.executable),
+        "user": pwd.getpwuid(os.geteuid()).pw_name,
+    }
     for key in (("tcp", "ipv4", "127.0.0.1", tcp_port), ("udp", "ipv4", "0.0.0.0", udp_port)):
         process = seen[key]["process"]
         assert {k: process[k] for k in expected} == expected
@@ -159,8 +166,11 @@ def _fork_as_nobody(work: str, port: int = 0) -> Tuple[int, Any]:
                 signal.pause()  # until the parent kills it
             else:
                 outcome = collect(Context(settings=defaults(SPEC.settings)))
-                payload = {"status": outcome.status.value, "observed": outcome.observed,
-                           "gaps": [g.to_dict() for g in outcome.gaps]}
+                payload = {
+                    "status": outcome.status.value,
+                    "observed": outcome.observed,
+                    "gaps": [g.to_dict() for g in outcome.gaps],
+                }
                 os.write(write_end, json.dumps(payload).encode())
             code = 0
         finally:
@@ -186,8 +196,7 @@ def test_socket_of_another_user_is_attributed_when_root() -> None:
 def test_unprivileged_run_lists_root_sockets_without_owner_and_says_why() -> None:
     require_root("to drop to nobody and show what an unprivileged agent cannot see")
     # A root-owned listener in a separate process (a forked child would inherit our fds).
-    holder = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True)
+    holder = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None
         port = int(holder.stdout.readline().split()[0])
@@ -205,22 +214,21 @@ def test_unprivileged_run_lists_root_sockets_without_owner_and_says_why() -> Non
     assert result["status"] == "partial"
     unmapped = result["observed"]["counts"]["unmapped"]
     assert unmapped >= 1
-    assert {"what": f"owner of {unmapped} sockets",
-            "reason": f"not root: cannot map {unmapped} sockets to processes "
-                      "(cannot read /proc/<pid>/fd of other users)"} in result["gaps"]
+    assert {
+        "what": f"owner of {unmapped} sockets",
+        "reason": f"not root: cannot map {unmapped} sockets to processes (cannot read /proc/<pid>/fd of other users)",
+    } in result["gaps"]
 
 
 def test_extra_port_setting_marks_a_real_socket() -> None:
     sock = _bind(socket.AF_INET, socket.SOCK_STREAM, "127.0.0.1")
     port = sock.getsockname()[1]
     try:
-        outcome = _run({"extra_ports": [{"port": port, "service": "vendor-ssh"}],
-                        "allowed_ports": [{"port": port}]})
+        outcome = _run({"extra_ports": [{"port": port, "service": "vendor-ssh"}], "allowed_ports": [{"port": port}]})
     finally:
         sock.close()
     record = _by_key(outcome.observed)[("tcp", "ipv4", "127.0.0.1", port)]
-    assert (record["services"], record["tags"], record["allow_listed"]) == (
-        ["vendor-ssh"], ["remote_service"], True)
+    assert (record["services"], record["tags"], record["allow_listed"]) == (["vendor-ssh"], ["remote_service"], True)
 
 
 def test_vnc_port_on_loopback_is_tagged() -> None:

@@ -43,8 +43,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("protocol", "port", "name", "exe", "services", "tags"), CASES)
-def test_classify(protocol: str, port: int, name: Optional[str], exe: Optional[str],
-                  services: List[str], tags: List[str]) -> None:
+def test_classify(
+    protocol: str, port: int, name: Optional[str], exe: Optional[str], services: List[str], tags: List[str]
+) -> None:
     found = classify(protocol, port, name, exe)
     assert found.services == services
     assert found.tags == tags

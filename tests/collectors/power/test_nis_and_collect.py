@@ -64,7 +64,11 @@ def test_nis_status_exchange(smart_ups: NisServer) -> None:
     assert (result.reachable, result.error) == (True, None)
     ups = result.ups[0]
     assert (ups.name, ups.model, ups.flags, ups.runtime_s, ups.self_test_date) == (
-        "USV", "Smart-UPS SC450 RM", ["OL"], 2100, "2024-05-18T18:58:27Z",
+        "USV",
+        "Smart-UPS SC450 RM",
+        ["OL"],
+        2100,
+        "2024-05-18T18:58:27Z",
     )
 
 
@@ -119,7 +123,10 @@ def test_apcupsd_and_a_down_nut_server(smart_ups: NisServer, tmp_path: Path) -> 
     assert f"apcupsd ups USV@127.0.0.1:{smart_ups.port}: self-test result" not in whats  # SELFTEST is reported
     apc = outcome.observed["shutdown_client"]["apcupsd"]
     assert (apc["configured"], apc["isconfigured"], apc["upstype"], apc["battery_level_pct"]) == (
-        True, True, "usb", 5.0,
+        True,
+        True,
+        "usb",
+        5.0,
     )
     assert apc["running"] in (True, False)
     assert SPEC.summary(outcome.observed) == "1 UPS: USV OL 100% 2100s; shutdown client: apcupsd"
@@ -172,8 +179,9 @@ def test_defaults_and_watch_paths() -> None:
     assert settings["nut_servers"] == [{"host": "127.0.0.1", "port": 3493, "username": None, "password_file": None}]
     assert settings["apcupsd_servers"] == [{"host": "127.0.0.1", "port": 3551}]
     assert list(SPEC.watch_paths(settings)) == [
-        "/etc/nut/nut.conf", "/etc/nut/upsmon.conf", "/etc/apcupsd/apcupsd.conf", "/etc/default/apcupsd",
+        "/etc/nut/nut.conf",
+        "/etc/nut/upsmon.conf",
+        "/etc/apcupsd/apcupsd.conf",
+        "/etc/default/apcupsd",
     ]
     assert SPEC.controls == ("M01",)
-
-

@@ -20,8 +20,9 @@ from evidence.model import Outcome, Status
 from tests.collectors.power.helpers import FIXTURES, context, free_port
 from tests.conftest import require_tool
 
-ON_LINE = "ups.status: OL CHRG\nbattery.charge: 95\nbattery.runtime: 1800\nups.load: 21\n" \
-    "ups.test.result: Done and passed\n"
+ON_LINE = (
+    "ups.status: OL CHRG\nbattery.charge: 95\nbattery.runtime: 1800\nups.load: 21\nups.test.result: Done and passed\n"
+)
 
 
 class Nut:
@@ -109,7 +110,10 @@ def test_every_ups_of_the_server(nut: Nut, tmp_path: Path) -> None:
     ups = _by_name(outcome)
     flip = ups["flip"]
     assert (flip["flags"], flip["on_line"], flip["battery_charge_pct"], flip["runtime_s"]) == (
-        ["OL", "CHRG"], True, 95.0, 1800,
+        ["OL", "CHRG"],
+        True,
+        95.0,
+        1800,
     )
     assert flip["self_test_result"] == "Done and passed"
     assert ups["pr1000"]["manufacturer"] == "CyberPower Systems"
@@ -131,6 +135,7 @@ def test_on_line_to_on_battery_to_low_battery(nut: Nut, tmp_path: Path) -> None:
             if not seen or seen[-1] != flags:
                 seen.append(flags)
             return bool(flags == expected)
+
         return check
 
     _wait(flip_flags(["OL", "CHRG"]), 15, "OL CHRG")
@@ -156,9 +161,7 @@ def test_down_server_is_a_gap_and_others_still_reported(nut: Nut, tmp_path: Path
     outcome = ctx_collect(ctx)
     assert outcome.status is Status.PARTIAL
     assert sorted(_by_name(outcome)) == ["flip", "pr1000"]
-    assert any(
-        g.what == f"nut server 127.0.0.1:{dead}" and "refused" in g.reason for g in outcome.gaps
-    ), outcome.gaps
+    assert any(g.what == f"nut server 127.0.0.1:{dead}" and "refused" in g.reason for g in outcome.gaps), outcome.gaps
     servers = {s["address"]: s for s in outcome.observed["servers"]}
     assert servers[f"127.0.0.1:{dead}"]["reachable"] is False
     assert servers[f"127.0.0.1:{nut.port}"]["ups_count"] == 2

@@ -16,6 +16,7 @@ def read(name: str) -> str:
 
 # --- NUT network protocol -------------------------------------------------------------
 
+
 def test_list_ups_captured_with_escaped_quotes() -> None:
     assert nut_protocol.parse_list_ups(read("nut-list-ups_debian-12_nut-2.8.0_dummy-ups.txt")) == {
         "pr1000": 'CyberPower PR1000 "rack"'
@@ -32,7 +33,11 @@ def test_list_var_captured_maps_to_ups() -> None:
     assert variables["battery.runtime"] == "14340"
     ups = nut_protocol.ups_from_vars("pr1000", "127.0.0.1:3493", variables)
     assert (ups.flags, ups.on_line, ups.battery_charge_pct, ups.runtime_s, ups.load_pct) == (
-        ["OL"], True, 100.0, 14340, 0.0,
+        ["OL"],
+        True,
+        100.0,
+        14340,
+        0.0,
     )
     assert ups.manufacturer == "CyberPower Systems"
     assert ups.model == "Dummy UPS"  # dummy-ups sets device.model itself
@@ -74,7 +79,10 @@ def test_ups_from_vars_test_result_and_wait() -> None:
         "u", "s", {"ups.status": "OB LB DISCHRG", "ups.test.result": "Done and passed", "ups.test.date": "05/18/24"}
     )
     assert (ups.flags, ups.on_line, ups.self_test_result, ups.self_test_date) == (
-        ["OB", "LB", "DISCHRG"], False, "Done and passed", "2024-05-18",
+        ["OB", "LB", "DISCHRG"],
+        False,
+        "Done and passed",
+        "2024-05-18",
     )
     waiting = nut_protocol.ups_from_vars("u", "s", {"ups.status": "WAIT"})
     assert (waiting.flags, waiting.on_line, waiting.status_raw) == ([], None, "WAIT")
@@ -85,20 +93,41 @@ def test_ups_from_vars_test_result_and_wait() -> None:
 APC_CASES: List[Tuple[str, Dict[str, Any]]] = [
     (
         "apcaccess_debian_apcupsd-3.14.14_back-ups-rs-1500ms2.txt",
-        {"name": "nix", "model": "Back-UPS RS 1500MS2", "flags": ["OL"], "on_line": True,
-         "battery_charge_pct": 100.0, "runtime_s": 10800, "load_pct": 3.0,
-         "self_test_result": "NO (no self-test result in the last 5 minutes)", "self_test_date": None},
+        {
+            "name": "nix",
+            "model": "Back-UPS RS 1500MS2",
+            "flags": ["OL"],
+            "on_line": True,
+            "battery_charge_pct": 100.0,
+            "runtime_s": 10800,
+            "load_pct": 3.0,
+            "self_test_result": "NO (no self-test result in the last 5 minutes)",
+            "self_test_date": None,
+        },
     ),
     (
         "apcaccess_debian_apcupsd-3.14.14_smart-ups-sc450-rm.txt",
-        {"name": "USV", "model": "Smart-UPS SC450 RM", "flags": ["OL"], "on_line": True,
-         "battery_charge_pct": 100.0, "runtime_s": 2100, "load_pct": 33.1,
-         "self_test_date": "2024-05-18T18:58:27Z", "self_test_date_raw": "2024-05-18 19:58:27 +0100"},
+        {
+            "name": "USV",
+            "model": "Smart-UPS SC450 RM",
+            "flags": ["OL"],
+            "on_line": True,
+            "battery_charge_pct": 100.0,
+            "runtime_s": 2100,
+            "load_pct": 33.1,
+            "self_test_date": "2024-05-18T18:58:27Z",
+            "self_test_date_raw": "2024-05-18 19:58:27 +0100",
+        },
     ),
     (
         "apcaccess_reconstructed_back-ups-rs-1500ms2_onbatt-lowbatt.txt",
-        {"flags": ["OB", "LB"], "on_line": False, "battery_charge_pct": 9.0, "runtime_s": 150,
-         "status_raw": "ONBATT LOWBATT"},
+        {
+            "flags": ["OB", "LB"],
+            "on_line": False,
+            "battery_charge_pct": 9.0,
+            "runtime_s": 150,
+            "status_raw": "ONBATT LOWBATT",
+        },
     ),
 ]
 
@@ -181,7 +210,11 @@ SYSFS = FIXTURES / "sysfs_laptop-dell" / "sys" / "class" / "power_supply"
 def test_sysfs_battery_uevent() -> None:
     supply = sysfs.supply_from_uevent("BAT0", (SYSFS / "BAT0" / "uevent").read_text())
     assert (supply.type, supply.status, supply.capacity_pct, supply.present, supply.model) == (
-        "Battery", "Charging", 98, True, "DELL PN1VN08",
+        "Battery",
+        "Charging",
+        98,
+        True,
+        "DELL PN1VN08",
     )
     assert sysfs.is_host_power(supply)
 
@@ -200,6 +233,7 @@ def test_sysfs_peripheral_and_malformed() -> None:
 
 
 # --- shutdown client configuration -------------------------------------------------------
+
 
 def test_upsmon_monitor_lines_without_passwords() -> None:
     config = shutdown_config.parse_upsmon_conf(read("etc_netclient/etc/nut/upsmon.conf"))
