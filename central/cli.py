@@ -106,7 +106,7 @@ def _serve(config: CentralConfig, args: argparse.Namespace) -> int:
     import uvicorn
 
     from central.api.app import create_app
-    from central.api.server import server_stack
+    from central.api.server import http_protocol, server_stack
     from central.service import open_centre
 
     centre = open_centre(config)
@@ -131,7 +131,7 @@ def _serve(config: CentralConfig, args: argparse.Namespace) -> int:
         log_level="info",
         access_log=False,
         loop=stack.loop,
-        http=stack.http,
+        http=http_protocol(stack),
         **ssl,
     )
     return 0

@@ -48,8 +48,13 @@ def settle(future: Any, ok: bool, value: Any) -> None:
 
 def settle_all(answers: List[Answer]) -> None:
     for future, ok, value in answers:
-        if not future.done():  # a request abandoned meanwhile gets no answer
+        if future.done():  # a request abandoned meanwhile gets no answer
+            continue
+        try:
             settle(future, ok, value)
+        except Exception as err:  # e.g. StopIteration cannot be set on a future: no answer may be stranded
+            log.exception("an answer could not be handed back")
+            future.set_exception(RuntimeError(f"the answer could not be handed back: {err!r}"))
 
 
 J = TypeVar("J")

@@ -119,8 +119,8 @@ def request_signature_refused(err: SignatureError) -> RequestRefused:
 class BatchResult:
     stored: List[str] = field(default_factory=list)
     duplicates: List[str] = field(default_factory=list)
-    parsed: List[Tuple[int, str, Report]] = field(default_factory=list)
-    """(row id, body SHA-256, report) of each stored report, for the evaluator (central/parsed.py)."""
+    parsed: List[Tuple[int, str, Report, int]] = field(default_factory=list)
+    """(row id, body SHA-256, report, body size) of each stored report, for the evaluator (central/parsed.py)."""
 
     def body(self) -> Dict[str, Any]:
         return {"stored": self.stored, "duplicates": self.duplicates, "acknowledged": self.stored + self.duplicates}
@@ -296,7 +296,7 @@ def store_reports(
         assert key is not None
         conn.execute(_QUEUE, {"report_pk": key[0], "agent_id": agent["id"]})
         result.stored.append(report.report_id)
-        result.parsed.append((int(key[0]), digest, report))
+        result.parsed.append((int(key[0]), digest, report, len(item.raw)))
     if result.stored:
         conn.execute(
             _ADVANCE,

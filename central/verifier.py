@@ -47,14 +47,15 @@ class Verifier(BatchThread[_Job]):
             if future.cancelled():  # the client went away
                 continue
             try:
-                answers.add(loop, future, True, _first_failure(public_key, signed))
+                answers.add(loop, future, True, first_failure(public_key, signed))
             except Exception as err:  # the request fails, the thread goes on
                 log.exception("checking a signature failed")
                 answers.add(loop, future, False, err)
         answers.send()
 
 
-def _first_failure(public_key: str, signed: Sequence[Signed]) -> Optional[Failure]:
+def first_failure(public_key: str, signed: Sequence[Signed]) -> Optional[Failure]:
+    """None when every body is signed by ``public_key``; else the first that is not, and why (here, now)."""
     for index, (body, signature) in enumerate(signed):
         try:
             verify(public_key, body, signature)

@@ -23,6 +23,7 @@ from typing import (
     Mapping,
     MutableMapping,
     Optional,
+    Sequence,
     Tuple,
     TypeVar,
 )
@@ -49,6 +50,7 @@ from central.ingest import (
     unpack_reports,
 )
 from central.service import Centre
+from central.verifier import Failure, Signed, first_failure
 
 log = logging.getLogger("tillsyn.central.api")
 AGENT_HEADER = "x-tillsyn-agent"
@@ -80,7 +82,7 @@ async def verified(centre: Centre, headers: Headers, body: bytes) -> Tuple[str, 
     agent_id, signature = require_signed(headers.get(AGENT_HEADER), headers.get(SIGNATURE_HEADER))
     key = centre.agent_keys.get(agent_id)
     if key is not None:
-        failed = await centre.signatures().first_failure(key, [(body, signature)])
+        failed = await _checked(centre, body, key, [(body, signature)])
         if failed is not None:
             raise request_signature_refused(failed[1])
         return agent_id, signature, key
@@ -92,6 +94,14 @@ async def verified(centre: Centre, headers: Headers, body: bytes) -> Tuple[str, 
     key = await centre.offload(lookup)
     centre.agent_keys[agent_id] = key
     return agent_id, signature, key
+
+
+async def _checked(centre: Centre, body: bytes, key: str, signed: Sequence[Signed]) -> Optional[Failure]:
+    """Check signatures in the signature thread; a batch over INLINE_BYTES in a worker thread instead,
+    so that one agent emptying its spool does not hold up every heartbeat's check."""
+    if len(body) <= INLINE_BYTES:
+        return await centre.signatures().first_failure(key, signed)
+    return await centre.offload(partial(first_failure, key, signed))
 
 
 async def _sized(centre: Centre, body: bytes, work: Callable[[], T]) -> T:
@@ -108,7 +118,7 @@ async def receive_reports(centre: Centre, headers: Headers, body: bytes) -> Dict
     agent_id, signature, key = await verified(centre, headers, body)
     limits = centre.config.limits
     signed = await _sized(centre, body, partial(unpack_reports, body, limits))
-    failed = await centre.signatures().first_failure(key, [(item.raw, item.signature) for item in signed])
+    failed = await _checked(centre, body, key, [(item.raw, item.signature) for item in signed])
     if failed is not None:
         position, err = failed
         raise report_signature_refused(signed[position].index, err)
@@ -116,11 +126,12 @@ async def receive_reports(centre: Centre, headers: Headers, body: bytes) -> Dict
 
     def work(conn: Connection) -> BatchResult:
         agent = authenticate(conn, agent_id, signature, body, key)
-        return store_reports(conn, agent, prepared, limits, utcnow())
+        stored = store_reports(conn, agent, prepared, limits, utcnow())
+        centre.parsed.put(stored.parsed)  # before the commit: the evaluator takes them instead of parsing
+        return stored
 
     # store_reports refuses a report before writing it: with one report nothing precedes a refusal
     batch = await centre.write(work, savepoint=len(prepared) > 1)
-    centre.parsed.put(batch.parsed)  # committed: the evaluator may take them instead of parsing again
     result = batch.body()
     if result["stored"] and not centre.evaluate_soon():
         await centre.offload(centre.evaluate)

@@ -26,16 +26,26 @@ def _report(n: int) -> Report:
 
 def test_kept_reports_are_taken_once_by_row_and_digest_and_the_oldest_go_first() -> None:
     kept = ParsedReports(keep=2)
-    kept.put([(1, "d1", _report(1)), (2, "d2", _report(2))])
+    kept.put([(1, "d1", _report(1), 10), (2, "d2", _report(2), 10)])
     assert kept.take(1, "other digest") is None  # and it is gone: a mismatch is never retried
     assert kept.take(1, "d1") is None
-    kept.put([(3, "d3", _report(3))])
-    kept.put([(4, "d4", _report(4))])  # beyond keep: row 2 is dropped
+    kept.put([(3, "d3", _report(3), 10)])
+    kept.put([(4, "d4", _report(4), 10)])  # beyond keep: row 2 is dropped
     assert kept.take(2, "d2") is None
     taken = kept.take(3, "d3")
     assert taken is not None and taken.report_id == "r3"
     assert kept.take(3, "d3") is None
     assert len(kept) == 1
+
+
+def test_kept_reports_are_bounded_by_their_bodies_size_too() -> None:
+    kept = ParsedReports(keep=100, keep_bytes=1000)
+    kept.put([(1, "d1", _report(1), 600), (2, "d2", _report(2), 300)])
+    kept.put([(3, "d3", _report(3), 300)])  # 1,200 bytes: the oldest goes
+    assert kept.take(1, "d1") is None
+    assert kept.take(2, "d2") is not None  # 300 left, then 600 with row 4
+    kept.put([(4, "d4", _report(4), 300), (5, "d5", _report(5), 5000)])  # one over the bound alone: none kept
+    assert len(kept) == 0
 
 
 def _counting_parse(monkeypatch: pytest.MonkeyPatch) -> List[Any]:
@@ -83,6 +93,6 @@ def test_a_kept_report_whose_row_holds_another_body_is_not_used(centre: Centre, 
     with centre.engine.connect() as conn:
         pk = conn.execute(select(reports.c.id).where(reports.c.report_id == stored["report_id"])).scalar_one()
     innocent = Report(node.agent_id, stored["report_id"], 1, evidence_record().collected_at, "test", (_ports(SSH),))
-    centre.parsed.put([(pk, "not the body's digest", innocent)])
+    centre.parsed.put([(pk, "not the body's digest", innocent, 100)])
     evaluate_pending(centre.engine, centre.policy.policy, parsed=centre.parsed)
     assert _status(centre, node.agent_id, RULE) == "failing"  # TELNET from the stored body, not the kept report

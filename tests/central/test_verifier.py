@@ -44,7 +44,7 @@ def test_each_check_gets_its_own_answer() -> None:
 def test_a_batch_of_requests_is_handed_back_in_one_call(monkeypatch: pytest.MonkeyPatch) -> None:
     """While the thread is busy the next requests queue; they are then checked and answered together."""
     entered, release = threading.Event(), threading.Event()
-    real = verifier._first_failure
+    real = verifier.first_failure
 
     def held(public_key: str, signed: Any) -> Any:
         if signed[0][0] == b"hold":
@@ -52,7 +52,7 @@ def test_a_batch_of_requests_is_handed_back_in_one_call(monkeypatch: pytest.Monk
             assert release.wait(10)
         return real(public_key, signed)
 
-    monkeypatch.setattr(verifier, "_first_failure", held)
+    monkeypatch.setattr(verifier, "first_failure", held)
     key = new_private_key()
     public = public_key_text(key)
     checks = Verifier()
@@ -77,14 +77,14 @@ def test_a_batch_of_requests_is_handed_back_in_one_call(monkeypatch: pytest.Monk
 
 
 def test_an_unexpected_failure_fails_that_request_and_the_thread_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = verifier._first_failure
+    real = verifier.first_failure
 
     def flaky(public_key: str, signed: Any) -> Any:
         if signed[0][0] == b"boom":
             raise RuntimeError("boom")
         return real(public_key, signed)
 
-    monkeypatch.setattr(verifier, "_first_failure", flaky)
+    monkeypatch.setattr(verifier, "first_failure", flaky)
     key = new_private_key()
     checks = Verifier()
 
