@@ -1,9 +1,11 @@
-"""Tenants stay apart in pages and API (M10), and markup sent by a node is shown, never run."""
+"""Tenants stay apart in pages and API (M10), and markup sent by a node is shown, never run;
+on SQLite and on PostgreSQL, whose queries differ (tenant filters, text search)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import requests
 
 from tests.central.conftest import evidence_record
@@ -13,6 +15,12 @@ from tests.web.conftest import PASSWORD, SCREENSHOTS, login, make_user
 
 HOSTILE_NAME = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 HOSTILE_VALUE = '"><svg onload=alert(3)>{{7*7}}</textarea><script>alert(4)</script>'
+
+
+@pytest.fixture
+def centre(centre_on_both: CentreProcess) -> CentreProcess:
+    """Every test here runs on both databases."""
+    return centre_on_both
 
 
 def test_a_viewer_sees_only_their_tenant(centre: CentreProcess, browser: Any) -> None:
