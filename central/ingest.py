@@ -24,6 +24,7 @@ from central.config import Limits
 from central.db.schema import agents, pending_evaluation, reports
 from central.errors import RequestRefused, refuse
 from central.ledger import body_hash, entry_hash
+from central.verifier import first_failure
 from evidence.signing import SignatureError, verify
 from evidence.wire import Heartbeat, Report, WireError, parse_heartbeat, parse_report
 
@@ -189,11 +190,10 @@ def prepare_reports(body: bytes, agent_id: str, public_key: str, limits: Limits)
     """Parse a batch whose request signature is checked, and check each report's own signature,
     content and sender: everything that needs no database, so it runs before the write lock."""
     signed = unpack_reports(body, limits)
-    for item in signed:
-        try:
-            verify(public_key, item.raw, item.signature)
-        except SignatureError as err:
-            raise report_signature_refused(item.index, err) from err
+    failed = first_failure(public_key, [(item.raw, item.signature) for item in signed])
+    if failed is not None:
+        position, err = failed
+        raise report_signature_refused(signed[position].index, err) from err
     return parse_signed(signed, agent_id)
 
 

@@ -1,8 +1,8 @@
 """Reports ingest has just parsed, kept for the evaluator so it need not parse them again.
 
 Ingest parses every report before storing it; the evaluator used to read the stored body
-back and parse it a second time (JSON, then every record rebuilt and checked).  Once a
-batch is committed its parsed reports are kept here by the stored row's id and the
+back and parse it a second time (JSON, then every record rebuilt and checked).  As a
+batch is stored its parsed reports are kept here by the stored row's id and the
 SHA-256 of the body, and the evaluator takes them instead of parsing: it uses one only
 when the row it judges holds the very body it was parsed from, so whatever it cannot
 find (another centre process stored the report, this one restarted, or more reports

@@ -53,7 +53,7 @@ class Centre:
     agent_keys: Dict[str, str] = field(default_factory=dict)
     """Public key by agent id, to check a signed request before the write lock (an id's key never changes)."""
     parsed: ParsedReports = field(default_factory=ParsedReports)
-    """Reports ingest parsed and committed, for the evaluator to take instead of parsing them again."""
+    """Reports ingest parsed and stored, for the evaluator to take instead of parsing them again."""
     pruned_at: float = -1e9
     """When this process last ran retention (monotonic)."""
 

@@ -20,14 +20,14 @@ from typing import Any, NamedTuple, Type, Union
 
 MAX_HEAD_BYTES = 64 * 1024
 """A request line and headers larger than this are refused (an agent's are under 1 KB)."""
+_TOO_LARGE_TEXT = f"request line and headers over {MAX_HEAD_BYTES // 1024} KB\n".encode()
 TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
     b"content-type: text/plain; charset=utf-8\r\n"
     b"connection: close\r\n"
-    b"content-length: 36\r\n"
-    b"\r\n"
-    b"request line and headers over 64 KB\n"
-)
+    b"content-length: %d\r\n"
+    b"\r\n" % len(_TOO_LARGE_TEXT)
+) + _TOO_LARGE_TEXT
 
 
 class ServerStack(NamedTuple):
