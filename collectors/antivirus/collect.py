@@ -63,15 +63,7 @@ def collect_with(ctx: Context, list_processes: ProcessLister) -> Outcome:
         observed["clamav"] = facts.observed
         gaps.extend(facts.gaps)
         if clamav_entry is None:
-            clamav_entry = {
-                "product": "clamav",
-                "name": "ClamAV",
-                "installed": True,
-                "running": False if running_known else None,
-                "units": [],
-                "paths": [],
-                "processes": [],
-            }
+            clamav_entry = _found_by_its_tool("clamav", "ClamAV", running_known, [])
             products.insert(0, clamav_entry)
         clamav_entry.update(
             version=facts.engine_version,
@@ -84,15 +76,9 @@ def collect_with(ctx: Context, list_processes: ProcessLister) -> Outcome:
         gaps.extend(defender.gaps)
         mdatp_entry = _entry(products, "mdatp")
         if mdatp_entry is None:
-            mdatp_entry = {
-                "product": "mdatp",
-                "name": "Microsoft Defender for Endpoint",
-                "installed": True,
-                "running": False if running_known else None,
-                "units": [],
-                "paths": [str(settings["mdatp_command"])],
-                "processes": [],
-            }
+            mdatp_entry = _found_by_its_tool(
+                "mdatp", "Microsoft Defender for Endpoint", running_known, [str(settings["mdatp_command"])]
+            )
             products.append(mdatp_entry)
         mdatp_entry.update(
             version=defender.version,
@@ -111,3 +97,17 @@ def collect_with(ctx: Context, list_processes: ProcessLister) -> Outcome:
 
 def _entry(products: List[Dict[str, Any]], key: str) -> Optional[Dict[str, Any]]:
     return next((p for p in products if p["product"] == key), None)
+
+
+def _found_by_its_tool(product: str, name: str, running_known: bool, paths: List[str]) -> Dict[str, Any]:
+    """A product the package, unit and process scan missed but its own files or tool revealed:
+    installed; not running as far as a full process list shows (unknown without one)."""
+    return {
+        "product": product,
+        "name": name,
+        "installed": True,
+        "running": False if running_known else None,
+        "units": [],
+        "paths": paths,
+        "processes": [],
+    }
