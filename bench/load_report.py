@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Sequence
 
+from bench.load_floor import Floor
 from bench.load_phases import Phase
 from bench.machine import describe
 from evidence.model import Evidence
@@ -74,7 +75,7 @@ def _evaluation(run: DbRun) -> List[str]:
     return [*lines, ""]
 
 
-def _db_section(run: DbRun) -> List[str]:
+def _db_section(run: DbRun, floor: Floor) -> List[str]:
     p = run.phases
     # the ceiling is the faster of the two /livez runs: a slow moment of the machine cannot lower it
     livez = max(p["livez"], p["livez after"], key=lambda phase: phase.rate)
@@ -119,9 +120,35 @@ def _db_section(run: DbRun) -> List[str]:
         f"- Nodes per centre process (1 heartbeat per {HEARTBEAT_S:g} s, 1 report per {REPORT_S / 60:g} min): "
         f"≈ {capacity:,.0f} at saturation (reports counted end to end, until judged), ≈ {capacity / 2:,.0f} "
         "at half load, where the p99 above holds.",
+        _floor_line(floor, livez, rep, run.drains["report peak"].cpu_ms(rep, "centre")),
         "",
     ]
     return lines
+
+
+def _floor_line(floor: Floor, livez: Phase, rep: Phase, report_ms: float) -> str:
+    """Whether the goal is within reach for a report: the checks it needs before storing, against
+    the budget half the ceiling leaves, for one centre process and for the machine's two cores."""
+    http = livez.cpu.get("centre", 0.0) / max(livez.ok, 1) * 1000
+    client_livez = livez.cpu.get("client", 0.0) / max(livez.ok, 1) * 1000
+    client_report = rep.cpu.get("client", 0.0) / max(rep.ok, 1) * 1000
+    checks = floor.report_interpreter_ms
+    least_process = http + checks
+    least_machine = http + floor.report_signatures_ms + checks + client_report
+    machine_budget = 2 * (http + client_livez)
+    return (
+        f"- The least a report costs before it is stored, against the goal's budget: its two Ed25519 signatures "
+        f"take {floor.report_signatures_ms:.2f} ms of CPU (beside the interpreter), reading the batch and parsing "
+        f"and type-checking the report {checks:.2f} ms of interpreter time (the centre's own functions, timed in "
+        f"the client's process), on top of the HTTP work an empty request costs the centre ({http:.2f} ms, the "
+        f"`/livez` run). At half the ceiling one centre process has twice that, {2 * http:.2f} ms of "
+        f"interpreter time per report; these steps take {least_process:.2f} ms of it before anything is "
+        f"stored, chained or judged ({report_ms:.2f} ms in all at the peak). With more processes the two cores "
+        f"are the limit: twice the empty request's CPU with the client's ({machine_budget:.2f} ms) per report, "
+        f"against at least {least_machine:.2f} ms ({client_report:.2f} ms of it the client's). "
+        f"A heartbeat needs {floor.heartbeat_signature_ms:.2f} ms for its signature and "
+        f"{floor.heartbeat_parse_ms:.2f} ms for its parsing."
+    )
 
 
 def code_version() -> str:
@@ -144,7 +171,13 @@ def code_version() -> str:
 
 
 def render(
-    runs: Sequence[DbRun], template: Sequence[Evidence], s: Settings, command: str, load: float, elapsed_s: float
+    runs: Sequence[DbRun],
+    floor: Floor,
+    template: Sequence[Evidence],
+    s: Settings,
+    command: str,
+    load: float,
+    elapsed_s: float,
 ) -> str:
     lines = [
         f"Command: `{command}` as root, {time.strftime('%Y-%m-%d')}; the whole run took {elapsed_s:.0f} s.",
@@ -161,5 +194,5 @@ def render(
         "",
     ]
     for run in runs:
-        lines += _db_section(run)
+        lines += _db_section(run, floor)
     return "\n".join(lines).rstrip() + "\n"

@@ -9,9 +9,10 @@ same change twice.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Any, Dict, List, NamedTuple, Optional
 
-from sqlalchemy import Connection, RowMapping, and_, exists, select, update
+from sqlalchemy import Connection, RowMapping, and_, bindparam, exists, select, update
 
 from central.db.schema import agents, finding_changes, findings, latest_evidence, pending_evaluation
 from evidence.policy import Policy
@@ -43,6 +44,8 @@ class Shown(NamedTuple):
 
 COMPARED = tuple(findings.c[name] for name in Shown._fields)
 """The columns of :class:`Shown`, in its order: ``select(*COMPARED)`` reads what a verdict is compared with."""
+_SHOWN_OF = attrgetter(*Shown._fields)
+"""What a row with those columns shows, as a tuple (compares equal to a :class:`Shown`)."""
 
 
 def shown(result: Result) -> Shown:
@@ -50,6 +53,18 @@ def shown(result: Result) -> Shown:
     rule = result.rule
     message = result.message[:MESSAGE_MAX]
     return Shown(result.verdict.value, result.observed, message, rule.severity, rule.version, list(rule.controls))
+
+
+# Built once: a statement built per verdict (``.values(...)`` with the values in it) costs several
+# times its running, and a node's first report records a finding and a change for every rule.
+_ONE = and_(findings.c.agent_id == bindparam("b_agent"), findings.c.rule_id == bindparam("b_rule"))
+_CURRENT = select(*COMPARED).where(_ONE)
+_NEW = findings.insert()
+_SAME_STATUS = update(findings).where(_ONE)
+"""The values to set are the parameters named after columns."""
+_NEW_STATUS = update(findings).where(_ONE, findings.c.status == bindparam("b_status"))
+"""Guarded on the status it was read with: another process that changed it first wins."""
+_CHANGE = finding_changes.insert()
 
 
 def record(
@@ -68,14 +83,10 @@ def record(
     when the caller has already read it.
     """
     rule = result.rule
-
-    def key() -> Any:  # built only when needed: most verdicts change nothing and write nothing
-        return and_(findings.c.agent_id == agent_id, findings.c.rule_id == rule.id)
-
     if old is _MISSING:
-        old = conn.execute(select(*COMPARED).where(key())).first()
+        old = conn.execute(_CURRENT, {"b_agent": agent_id, "b_rule": rule.id}).first()
     new = shown(result)
-    if old is not None and tuple(getattr(old, name) for name in Shown._fields) == new:
+    if old is not None and _SHOWN_OF(old) == new:
         return False
     status = new.status
     values: Dict[str, Any] = {
@@ -89,27 +100,29 @@ def record(
         "report_id": report_id,
     }
     if old is None:
-        conn.execute(findings.insert().values(agent_id=agent_id, rule_id=rule.id, status=status, since=now, **values))
+        conn.execute(_NEW, {"agent_id": agent_id, "rule_id": rule.id, "status": status, "since": now, **values})
         changed = True
     elif old.status == status:
-        conn.execute(update(findings).where(key()).values(**values))
+        conn.execute(_SAME_STATUS, {"b_agent": agent_id, "b_rule": rule.id, **values})
         changed = False
     else:
         done = conn.execute(
-            update(findings).where(key(), findings.c.status == old.status).values(status=status, since=now, **values)
+            _NEW_STATUS,
+            {"b_agent": agent_id, "b_rule": rule.id, "b_status": old.status, "status": status, "since": now, **values},
         )
         changed = bool(done.rowcount)
     if changed:
         conn.execute(
-            finding_changes.insert().values(
-                agent_id=agent_id,
-                rule_id=rule.id,
-                from_status=None if old is None else old.status,
-                to_status=status,
-                at=now,
-                observed=result.observed,
-                report_id=report_id,
-            )
+            _CHANGE,
+            {
+                "agent_id": agent_id,
+                "rule_id": rule.id,
+                "from_status": None if old is None else old.status,
+                "to_status": status,
+                "at": now,
+                "observed": result.observed,
+                "report_id": report_id,
+            },
         )
     return changed
 

@@ -292,5 +292,5 @@ def count_hand_overs(loop: asyncio.AbstractEventLoop) -> List[int]:
         calls.append(1)
         return real(callback, *args)
 
-    loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+    loop.call_soon_threadsafe = counted  # type: ignore[method-assign,assignment]
     return calls

@@ -3,14 +3,18 @@ the observed value, passing when fixed, and each transition recorded exactly onc
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any, Dict, List, Tuple
 
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
+from central.db.engine import write_tx
 from central.db.schema import finding_changes, findings
+from central.findings import COMPARED, record
 from central.service import Centre
 from evidence.model import Status
+from evidence.rules import Result, Verdict
 from tests.central.conftest import Node, api_key, evidence_record
 
 RULE = "ports-no-plaintext-remote"
@@ -111,3 +115,39 @@ def test_collector_error_and_partial_evidence_are_unknown(client: TestClient, ce
     unknown = client.get(f"/api/v1/findings?node={node.agent_id}&status=unknown", headers=headers).json()
     assert {f["rule_id"] for f in unknown} >= {"power-ups-present", "power-shutdown-client", "backup-recent"}
     assert client.get(f"/api/v1/nodes/{node.agent_id}", headers=headers).json()["state"] == "unknown"
+
+
+def test_record_writes_only_changes_and_never_over_another_process(centre: Centre, node: Node) -> None:
+    """record(): a new finding and its change; a new message with the same status updated in place,
+    no change recorded; a status read before another process changed it writes nothing."""
+    rule = next(r for r in centre.policy.policy.rules if r.id == RULE)
+    now = datetime.now(timezone.utc)
+    failing = Result(rule, Verdict.FAILING, [23], "telnet listens", now)
+    with write_tx(centre.engine) as conn:
+        conn.execute(delete(findings).where(findings.c.agent_id == node.agent_id, findings.c.rule_id == RULE))
+        assert record(conn, node.agent_id, failing, now, "r1") is True
+        assert record(conn, node.agent_id, failing, now, "r2") is False  # nothing shown changed: not written
+        worse = Result(rule, Verdict.FAILING, [23, 513], "telnet and rlogin listen", now)
+        assert record(conn, node.agent_id, worse, now, "r3") is False  # same status: updated, no change
+        row = conn.execute(select(findings).where(findings.c.agent_id == node.agent_id, findings.c.rule_id == RULE))
+        stored = row.mappings().one()
+        assert (stored["status"], stored["observed"], stored["message"], stored["report_id"]) == (
+            "failing",
+            [23, 513],
+            "telnet and rlogin listen",
+            "r3",
+        )
+        read_before = conn.execute(
+            select(*COMPARED).where(findings.c.agent_id == node.agent_id, findings.c.rule_id == RULE)
+        ).one()
+        passing = Result(rule, Verdict.PASSING, [], "no telnet", now)
+        assert record(conn, node.agent_id, passing, now, "r4", read_before) is True
+        # another process judged with what it read before that change: its write is refused by the guard
+        assert (
+            record(conn, node.agent_id, Result(rule, Verdict.UNKNOWN, None, "?", now), now, "r5", read_before) is False
+        )
+        status = conn.execute(
+            select(findings.c.status).where(findings.c.agent_id == node.agent_id, findings.c.rule_id == RULE)
+        ).scalar_one()
+    assert status == "passing"
+    assert changes(centre, node.agent_id, RULE)[-2:] == [(None, "failing", "r1"), ("failing", "passing", "r4")]
