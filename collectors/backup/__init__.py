@@ -7,14 +7,14 @@ collector costs nothing and reports "not present".
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 from collectors.backup.config import SCHEMA, backups, watch_paths
-from collectors.base import CollectorSpec, Context
+from collectors.base import CollectorSpec, Context, describe_os_error
 from evidence.model import Gap, Outcome
 
 if TYPE_CHECKING:
-    from collectors.backup.location import Mount
+    from collectors.mounts import MountEntry
 
 VERSION = "1.0"
 
@@ -25,17 +25,20 @@ def collect(ctx: Context) -> Outcome:
     if not configured:
         return Outcome.not_present("no backup configured in agent.yaml (collectors.backup.backups is empty)")
     # Imported here so that a node without backups never pays for the parsers.
-    from collectors.backup.location import parse_mountinfo
     from collectors.backup.probe import probe
+    from collectors.mounts import MOUNTINFO_READ_LIMIT, MountinfoFormatError, parse_mountinfo
 
-    cache: Dict[str, Optional[List[Mount]]] = {}
+    cache: Dict[str, Tuple[Optional[List[MountEntry]], str]] = {}
 
-    def mounts() -> Optional[List[Mount]]:
+    def mounts() -> Tuple[Optional[List[MountEntry]], str]:
+        """The mount table, or None and why it could not be read (read once, when first needed)."""
         if "m" not in cache:
             try:
-                cache["m"] = parse_mountinfo(ctx.read_text("/proc/self/mountinfo"))
-            except OSError:
-                cache["m"] = None
+                cache["m"] = parse_mountinfo(ctx.read_text("/proc/self/mountinfo", MOUNTINFO_READ_LIMIT)), ""
+            except OSError as err:
+                cache["m"] = None, describe_os_error(err, "/proc/self/mountinfo")
+            except MountinfoFormatError as err:
+                cache["m"] = None, str(err)
         return cache["m"]
 
     entries: List[Dict[str, Any]] = []

@@ -5,8 +5,9 @@ Decided from the repository string alone, then, for a local path, from the mount
 * a URL or scp-style location is **remote** (restic backends ``sftp: rest: s3: b2: azure: gs:
   swift: rclone:``, restic design doc; borg ``ssh://`` and ``[user@]host:path``, borg docs
   "Repository URLs");
-* a local path on a network filesystem mount (NFS, CIFS/SMB, sshfs, CephFS, GlusterFS) is
-  **separate**: its data is stored on another machine;
+* a local path on a network filesystem mount (:data:`collectors.mounts.NETWORK_FSTYPES`: NFS,
+  CIFS/SMB, sshfs, CephFS, a VM host's 9p/virtiofs share …) is **separate**: its data is stored
+  on another machine;
 * any other local path is **not separate**: it is on this node's own disks.
 """
 
@@ -18,25 +19,9 @@ from dataclasses import dataclass
 from typing import List, Optional, Tuple
 from urllib.parse import urlsplit
 
+from collectors.mounts import NETWORK_FSTYPES, MountEntry, mount_holding
+
 RESTIC_REMOTE = ("sftp", "rest", "s3", "b2", "azure", "gs", "swift", "rclone")
-NETWORK_FS = frozenset(
-    {
-        "nfs",
-        "nfs4",
-        "cifs",
-        "smb3",
-        "smbfs",
-        "ceph",
-        "glusterfs",
-        "fuse.glusterfs",
-        "fuse.sshfs",
-        "sshfs",
-        "fuse.s3fs",
-        "fuse.rclone",
-        "davfs",
-        "fuse.davfs2",
-    }
-)
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):(.*)$")
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://")
 _SCP = re.compile(r"^(?:[^@/:]+@)?(\[[^\]]+\]|[^@/:]+):(.*)$")
@@ -52,15 +37,6 @@ class Location:
     scheme: Optional[str]
     host: Optional[str]
     path: Optional[str]
-
-
-@dataclass(frozen=True)
-class Mount:
-    """One line of /proc/self/mountinfo, the fields this module needs."""
-
-    mount_point: str
-    fstype: str
-    source: str
 
 
 def scrub(text: str) -> str:
@@ -108,36 +84,13 @@ def classify(repository: str) -> Location:
     return Location("local", None, None, repo)
 
 
-def _unescape(field: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as octal (proc(5)).
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+def separation(
+    location: Location, mounts: Optional[List[MountEntry]], unreadable: str = ""
+) -> Tuple[Optional[bool], str]:
+    """Whether the repository is separate from this node, and why.  None when it cannot be told.
 
-
-def parse_mountinfo(text: str) -> List[Mount]:
-    """Parse /proc/self/mountinfo (proc(5)): mount point is field 5, after " - " fstype and source."""
-    mounts = []
-    for line in text.splitlines():
-        head, sep, tail = line.partition(" - ")
-        fields, rest = head.split(), tail.split()
-        if not sep or len(fields) < 5 or len(rest) < 2:
-            continue
-        mounts.append(Mount(_unescape(fields[4]), rest[0], _unescape(rest[1])))
-    return mounts
-
-
-def mount_of(path: str, mounts: List[Mount]) -> Optional[Mount]:
-    """The mount holding ``path``: the longest mount point that is a prefix (the last one wins)."""
-    best: Optional[Mount] = None
-    for mount in mounts:
-        point = mount.mount_point.rstrip("/") or "/"
-        inside = point in ("/", path) or path.startswith(point + "/")
-        if inside and (best is None or len(point) >= len(best.mount_point.rstrip("/") or "/")):
-            best = mount
-    return best
-
-
-def separation(location: Location, mounts: Optional[List[Mount]]) -> Tuple[Optional[bool], str]:
-    """Whether the repository is separate from this node, and why.  None when it cannot be told."""
+    ``mounts`` is None when the mount table could not be read; ``unreadable`` then says why.
+    """
     if location.kind == "remote":
         where = f" on {location.host}" if location.host else ""
         return True, f"remote repository ({location.scheme}){where}"
@@ -145,10 +98,10 @@ def separation(location: Location, mounts: Optional[List[Mount]]) -> Tuple[Optio
     if not path.startswith("/"):
         return False, f"relative local path {path!r}: on this node"
     if mounts is None:
-        return None, "mount table unreadable"
-    mount = mount_of(path, mounts)
+        return None, f"mount table unreadable: {unreadable}" if unreadable else "mount table unreadable"
+    mount = mount_holding(path, mounts)
     if mount is None:
         return False, f"local path {path}: on this node (no mount found)"
-    if mount.fstype in NETWORK_FS:
+    if mount.fstype in NETWORK_FSTYPES:
         return True, f"local path {path} is on a {mount.fstype} mount of {mount.source}: stored on another machine"
-    return False, f"local path {path} is on {mount.fstype} {mount.source} mounted at {mount.mount_point}: on this node"
+    return False, f"local path {path} is on {mount.fstype} {mount.source} mounted at {mount.mountpoint}: on this node"

@@ -12,13 +12,15 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from collectors.backup import borg, restic, veeam
 from collectors.backup.config import Backup, config_problem
-from collectors.backup.location import Mount, classify, scrub, separation
+from collectors.backup.location import classify, scrub, separation
 from collectors.backup.records import parse_marker, parse_restore_test
 from collectors.base import Context, describe_os_error
+from collectors.mounts import MountEntry
 from collectors.runner import CommandResult
 from evidence.model import Gap, utc_iso
 
-MountLoader = Callable[[], Optional[List[Mount]]]
+MountLoader = Callable[[], Tuple[Optional[List[MountEntry]], str]]
+"""The mount table, or None and why it could not be read."""
 Entry = Dict[str, Any]
 
 # Non-interactive borg: never prompt, never show the passphrase, refuse a relocated repository
@@ -253,10 +255,12 @@ def _separation(run: _Probe, mounts: MountLoader) -> None:
         gaps.append(Gap(f"{label}: separation", "repository location unknown: not configured and not reported"))
         return
     location = classify(repository)
-    loaded = mounts() if location.kind == "local" else None
-    entry["separate"], entry["separate_reason"] = separation(location, loaded)
+    loaded, unreadable = mounts() if location.kind == "local" else (None, "")
+    entry["separate"], entry["separate_reason"] = separation(location, loaded, unreadable)
     if entry["separate"] is None:
-        gaps.append(Gap(f"{label}: separation", "cannot read /proc/self/mountinfo to see where the path lives"))
+        gaps.append(
+            Gap(f"{label}: separation", f"cannot read /proc/self/mountinfo to see where the path lives: {unreadable}")
+        )
 
 
 def _restore_test(run: _Probe) -> None:

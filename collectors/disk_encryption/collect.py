@@ -13,23 +13,21 @@ from typing import Any, Dict, List, Optional, Tuple
 from collectors.base import Context, describe_os_error
 from collectors.disk_encryption.containers import find_containers
 from collectors.disk_encryption.dmtable import DmTableFormatError, parse_crypt_table
-from collectors.disk_encryption.procfs import (
-    MountEntry,
-    ProcFormatError,
-    SwapEntry,
-    mount_holding,
-    parse_mountinfo,
-    parse_swaps,
-)
+from collectors.disk_encryption.procfs import ProcFormatError, SwapEntry, parse_swaps
 from collectors.disk_encryption.resolve import Scene, judge_mount, judge_swap_device
 from collectors.disk_encryption.schema import SCHEMA
 from collectors.disk_encryption.stack import Decision
 from collectors.disk_encryption.sysfs import SysfsUnreadable, read_block_devices
 from collectors.disk_encryption.zfs import ZfsFormatError, parse_zfs_get, parse_zpool_status
+from collectors.mounts import (
+    MOUNTINFO_READ_LIMIT,
+    MountEntry,
+    MountinfoFormatError,
+    mount_holding,
+    parse_mountinfo,
+)
 from collectors.settings import defaults
 from evidence.model import Gap, Outcome
-
-_READ_LIMIT = 16 * 1024 * 1024
 
 
 def _selected(mounts: List[MountEntry], settings: Dict[str, Any]) -> List[List[MountEntry]]:
@@ -90,10 +88,10 @@ def _read_procfs(ctx: Context, gaps: List[Gap]) -> Tuple[Optional[List[MountEntr
     mounts: Optional[List[MountEntry]] = None
     swaps: List[SwapEntry] = []
     try:
-        mounts = parse_mountinfo(ctx.read_text("/proc/self/mountinfo", _READ_LIMIT))
+        mounts = parse_mountinfo(ctx.read_text("/proc/self/mountinfo", MOUNTINFO_READ_LIMIT))
     except OSError as err:
         gaps.append(Gap("mounted filesystems", describe_os_error(err, "/proc/self/mountinfo")))
-    except ProcFormatError as err:
+    except MountinfoFormatError as err:
         gaps.append(Gap("mounted filesystems", str(err)))
     try:
         swaps = parse_swaps(ctx.read_text("/proc/swaps"))

@@ -1,15 +1,15 @@
-"""Pure parsers for ``/proc/self/mountinfo`` and ``/proc/swaps``.
+"""Pure parser for ``/proc/swaps``, and the filesystems this collector does not report.
 
-Formats: proc(5) ("/proc/pid/mountinfo", "/proc/swaps"); paths in both are
-escaped with octal sequences (``\\040`` for a space) by the kernel's
-``seq_path``/``mangle`` helpers.
+Format: proc(5) ("/proc/swaps"); paths are escaped with octal sequences (``\\040`` for a
+space) as in mountinfo, whose parser is :mod:`collectors.mounts`.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import List, Optional
+
+from collectors.mounts import unescape
 
 # Filesystems that hold no data of their own on a block device: kernel views
 # (proc, sysfs …), memory-only (tmpfs, ramfs: their pages go to swap, which is
@@ -54,28 +54,9 @@ DEFAULT_SKIP_FSTYPES = (
     "rootfs",
 )
 
-_OCTAL = re.compile(r"\\([0-7]{3})")
-
 
 class ProcFormatError(ValueError):
-    """A line of mountinfo or swaps does not have the documented shape."""
-
-
-def unescape(text: str) -> str:
-    """Undo the kernel's octal escaping (``\\040`` → space)."""
-    return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), text)
-
-
-@dataclass(frozen=True)
-class MountEntry:
-    """One line of mountinfo (only the fields this collector uses)."""
-
-    mount_id: int
-    majmin: str
-    root: str
-    mountpoint: str
-    fstype: str
-    source: str
+    """A line of /proc/swaps does not have the documented shape."""
 
 
 @dataclass(frozen=True)
@@ -88,36 +69,6 @@ class SwapEntry:
     size_kib: Optional[int]
     used_kib: Optional[int]
     priority: Optional[int]
-
-
-def parse_mountinfo(text: str) -> List[MountEntry]:
-    """Parse mountinfo: ``id parent maj:min root mountpoint opts [optional…] - fstype source superopts``."""
-    entries: List[MountEntry] = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        fields = line.split(" ")
-        try:
-            sep = fields.index("-", 6)
-        except ValueError:
-            raise ProcFormatError(f"mountinfo line {number}: no ' - ' separator") from None
-        if len(fields) < sep + 3 or ":" not in fields[2]:
-            raise ProcFormatError(f"mountinfo line {number}: too few fields")
-        try:
-            mount_id = int(fields[0])
-        except ValueError:
-            raise ProcFormatError(f"mountinfo line {number}: mount id {fields[0]!r} is not a number") from None
-        entries.append(
-            MountEntry(
-                mount_id=mount_id,
-                majmin=fields[2],
-                root=unescape(fields[3]),
-                mountpoint=unescape(fields[4]),
-                fstype=fields[sep + 1],
-                source=unescape(fields[sep + 2]),
-            )
-        )
-    return entries
 
 
 def _int_or_none(text: str) -> Optional[int]:
@@ -151,14 +102,3 @@ def parse_swaps(text: str) -> List[SwapEntry]:
             )
         )
     return swaps
-
-
-def mount_holding(path: str, mounts: List[MountEntry]) -> Optional[MountEntry]:
-    """The mount whose mountpoint is the longest prefix of ``path`` (the last one mounted wins)."""
-    best: Optional[MountEntry] = None
-    for entry in mounts:
-        point = entry.mountpoint.rstrip("/") or "/"
-        inside = path == point or path.startswith(point + "/") or point == "/"
-        if inside and (best is None or len(point) >= len(best.mountpoint.rstrip("/") or "/")):
-            best = entry
-    return best

@@ -12,28 +12,10 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from collectors.disk_encryption.model import Devices
-from collectors.disk_encryption.procfs import MountEntry
 from collectors.disk_encryption.stack import Decision, decide, merge
 from collectors.disk_encryption.sysfs import btrfs_members, by_dm_name, by_majmin
 from collectors.disk_encryption.zfs import ZfsEncryption
-
-# Filesystems whose storage is another host's: their encryption is not visible here.
-NETWORK_FSTYPES = (
-    "nfs",
-    "nfs4",
-    "cifs",
-    "smb3",
-    "smbfs",
-    "ceph",
-    "glusterfs",
-    "9p",
-    "afs",
-    "fuse.sshfs",
-    "fuse.glusterfs",
-    "fuse.rclone",
-    "fuse.s3fs",
-    "virtiofs",
-)
+from collectors.mounts import NETWORK_FSTYPES, MountEntry
 
 
 @dataclass
@@ -133,6 +115,7 @@ def judge_mount(scene: Scene, entry: MountEntry) -> Tuple[Optional[str], Decisio
     if entry.fstype == "zfs":
         decision, facts = _zfs_decision(scene, entry.source)
         return None, decision, facts
+    # Any FUSE filesystem, networked or not, is served by a user-space process: not visible either.
     if entry.fstype in NETWORK_FSTYPES or entry.fstype.startswith("fuse."):
         return (
             None,

@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import pytest
 
@@ -228,6 +228,32 @@ def test_marker_on_nfs_mount_is_separate(root: Path, repos: Path) -> None:
     assert entry["separate"] is True
     assert "nfs4 mount of nas01.example.net:/export/backup" in entry["separate_reason"]
     assert entry["encrypted"] is True
+
+
+@pytest.mark.parametrize(
+    ("mountinfo", "why"),
+    [
+        # The lines it could read put the repository on "/"; a table read in part must not say so.
+        ("26 1 254:1 / / rw - ext4 /dev/vda1 rw\ngarbage line\n", "mountinfo line 2: no ' - ' separator"),
+        (None, "/proc/self/mountinfo does not exist"),
+    ],
+)
+def test_unreadable_mount_table_makes_separation_unknown(root: Path, mountinfo: Optional[str], why: str) -> None:
+    if mountinfo is None:
+        (root / "proc/self/mountinfo").unlink()
+    else:
+        (root / "proc/self/mountinfo").write_text(mountinfo)
+    (root / "var/lib/pgbackup").mkdir(parents=True)
+    shutil.copy(FIXTURES / "backup/marker_tillsyn-format_success.json", root / "var/lib/pgbackup/last.json")
+    outcome = collect(root, root, [{"name": "pg", "type": "marker", "marker": "/var/lib/pgbackup/last.json"}])
+    entry = outcome.observed["backups"][0]
+    assert (entry["separate"], entry["separate_reason"]) == (None, f"mount table unreadable: {why}")
+    assert outcome.status is Status.PARTIAL
+    assert (
+        "backup pg: separation",
+        f"cannot read /proc/self/mountinfo to see where the path lives: {why}",
+    ) in [(g.what, g.reason) for g in outcome.gaps]
+    assert SPEC.summary(outcome.observed) == "pg marker 2026-11-20T03:12:44Z enc where ?"
 
 
 def test_empty_marker_uses_mtime_and_missing_marker_says_so(root: Path, repos: Path) -> None:

@@ -8,9 +8,10 @@ from typing import Optional
 import pytest
 
 from collectors.backup import borg, restic, veeam
-from collectors.backup.location import classify, mount_of, parse_mountinfo, scrub, separation
+from collectors.backup.location import classify, scrub, separation
 from collectors.backup.records import parse_marker, parse_restore_test
 from collectors.backup.times import parse_naive, parse_rfc3339
+from collectors.mounts import MountinfoFormatError, parse_mountinfo
 from tests.conftest import FIXTURES
 
 DIR = FIXTURES / "backup"
@@ -282,9 +283,39 @@ def test_separation_from_mounts(path: str, separate: bool, reason_part: str) -> 
     assert reason_part in reason
 
 
+@pytest.mark.parametrize(
+    ("fstype", "source"),
+    [
+        ("9p", "hostshare"),
+        ("virtiofs", "hostshare"),
+        ("afs", "#example.net:root.cell."),
+        ("sshfs", "backup@nas01.example.net:/srv/backup"),
+        ("fuse.sshfs", "backup@nas01.example.net:/srv/backup"),
+        ("davfs", "https://dav.example.net/backup"),
+    ],
+)
+def test_separation_on_another_hosts_filesystem(fstype: str, source: str) -> None:
+    # A VM guest's repository on a 9p/virtiofs share is stored on the VM host, not in the guest.
+    mounts = parse_mountinfo(
+        f"26 1 254:1 / / rw - ext4 /dev/vda1 rw\n70 26 0:60 / /mnt/repo rw - {fstype} {source} rw\n"
+    )
+    assert separation(classify("/mnt/repo/restic"), mounts) == (
+        True,
+        f"local path /mnt/repo/restic is on a {fstype} mount of {source}: stored on another machine",
+    )
+
+
 def test_captured_mountinfo_and_unreadable_table() -> None:
     mounts = parse_mountinfo(read("mountinfo_debian-12_container-root-on-ext4.txt"))
-    found = mount_of("/var/backups/restic", mounts)
-    assert found is not None and (found.mount_point, found.fstype) == ("/", "ext4")
+    assert separation(classify("/var/backups"), mounts) == (
+        False,
+        "local path /var/backups is on ext4 /dev/vda mounted at /: on this node",
+    )
     assert separation(classify("/var/backups"), None) == (None, "mount table unreadable")
-    assert parse_mountinfo("garbage line\n") == []
+    assert separation(classify("/var/backups"), None, "mountinfo line 1: no ' - ' separator") == (
+        None,
+        "mount table unreadable: mountinfo line 1: no ' - ' separator",
+    )
+    # The parser refuses what it cannot read: a table read in part could place the path on "/".
+    with pytest.raises(MountinfoFormatError, match="mountinfo line 1: no ' - ' separator"):
+        parse_mountinfo("garbage line\n")

@@ -11,12 +11,7 @@ from collectors.disk_encryption.dmtable import DmTableFormatError, parse_crypt_t
 from collectors.disk_encryption.lsblk import LsblkFormatError, parse_lsblk_json
 from collectors.disk_encryption.luks import LuksFormatError, parse_luks_header, parse_udev_properties
 from collectors.disk_encryption.model import kind_from_dm_uuid, luks_uuid_from_dm_uuid
-from collectors.disk_encryption.procfs import (
-    ProcFormatError,
-    mount_holding,
-    parse_mountinfo,
-    parse_swaps,
-)
+from collectors.disk_encryption.procfs import ProcFormatError, parse_swaps
 from collectors.disk_encryption.stack import decide
 from collectors.disk_encryption.zfs import ZfsFormatError, parse_zfs_get, parse_zpool_status
 
@@ -93,37 +88,6 @@ def test_udev_properties() -> None:
     assert parse_udev_properties("") == {}
 
 
-def test_mountinfo_captured() -> None:
-    entries = parse_mountinfo((TREES / "debian-12_unencrypted-root_captured/proc/self/mountinfo").read_text())
-    root = next(e for e in entries if e.mountpoint == "/")
-    assert (root.majmin, root.fstype, root.source, root.root) == ("254:0", "ext4", "/dev/vda", "/")
-    assert len(entries) == 20
-
-
-def test_mountinfo_escapes_bind_and_optional_fields() -> None:
-    text = "33 21 254:1 /srv/my\\040www /var/www rw,relatime shared:1 master:2 - ext4 /dev/mapper/vg-root rw\n"
-    (entry,) = parse_mountinfo(text)
-    assert (entry.root, entry.mountpoint, entry.fstype, entry.source) == (
-        "/srv/my www",
-        "/var/www",
-        "ext4",
-        "/dev/mapper/vg-root",
-    )
-
-
-@pytest.mark.parametrize(
-    "bad",
-    ["22 27 0:21 / /proc rw,relatime proc proc rw", "x 27 0:21 / /proc rw - proc proc rw", "22 27 0:21 / /proc rw -"],
-)
-def test_mountinfo_malformed(bad: str) -> None:
-    with pytest.raises(ProcFormatError):
-        parse_mountinfo(bad)
-
-
-def test_mountinfo_absent() -> None:
-    assert parse_mountinfo("") == []
-
-
 def test_swaps() -> None:
     swaps = parse_swaps((TREES / "debian-12_encrypted-swap/proc/swaps").read_text())
     assert [(s.path, s.type, s.size_kib, s.priority) for s in swaps] == [
@@ -135,14 +99,6 @@ def test_swaps() -> None:
     assert parse_swaps("") == []
     with pytest.raises(ProcFormatError):
         parse_swaps("/dev/sda2 partition 100 0 -2\n")
-
-
-def test_mount_holding_prefers_longest_mountpoint() -> None:
-    mounts = parse_mountinfo("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n2 1 8:2 / /srv rw - ext4 /dev/sda2 rw\n")
-    holder = mount_holding("/srv/swapfile", mounts)
-    assert holder is not None and holder.mountpoint == "/srv"
-    holder = mount_holding("/srvx/swapfile", mounts)
-    assert holder is not None and holder.mountpoint == "/"
 
 
 @pytest.mark.parametrize(

@@ -278,6 +278,45 @@ def test_not_present_when_only_overlay_and_pseudo(tmp_path: Path) -> None:
     assert "no data filesystem" in outcome.gaps[0].reason
 
 
+@pytest.mark.parametrize(
+    ("fstype", "source"),
+    [
+        ("sshfs", "backup@nas01.example.net:/srv/data"),
+        ("davfs", "https://dav.example.net/remote.php/webdav"),
+        ("fuse.davfs2", "https://dav.example.net/remote.php/webdav"),
+        ("9p", "hostshare"),
+        ("virtiofs", "hostshare"),
+        ("afs", "#example.net:root.cell."),
+        ("nfs4", "nas01.example.net:/export/data"),
+        ("fuse.mergerfs", "disk1:disk2"),  # any other FUSE filesystem: a user-space process
+    ],
+)
+def test_network_and_fuse_mounts_are_unknown_as_another_hosts(tmp_path: Path, fstype: str, source: str) -> None:
+    (tmp_path / "proc/self").mkdir(parents=True)
+    (tmp_path / "proc/self/mountinfo").write_text(
+        f"60 26 0:52 / /mnt/data rw,nosuid,nodev,relatime shared:40 - {fstype} {source} rw\n"
+    )
+    (tmp_path / "proc/swaps").write_text("Filename\tType\tSize\tUsed\tPriority\n")
+    (tmp_path / "sys/block").mkdir(parents=True)
+    outcome = SPEC.collect(Context(root=tmp_path, euid=1000))
+    assert by_point(outcome)["/mnt/data"]["encrypted"] is None
+    assert {g.what: g.reason for g in outcome.gaps}["encryption of /mnt/data"] == (
+        f"{fstype} filesystem from {source}: its storage is on another host or in a user-space process, "
+        "whose encryption is not visible from this node"
+    )
+
+
+def test_malformed_mountinfo_is_a_gap_naming_the_line(tmp_path: Path) -> None:
+    (tmp_path / "proc/self").mkdir(parents=True)
+    (tmp_path / "proc/self/mountinfo").write_text("26 1 254:1 / / rw - ext4 /dev/vda1 rw\n27 26 0:21 / /proc rw\n")
+    (tmp_path / "proc/swaps").write_text("Filename\tType\tSize\tUsed\tPriority\n")
+    (tmp_path / "sys/block").mkdir(parents=True)
+    outcome = SPEC.collect(Context(root=tmp_path, euid=1000))
+    assert outcome.status is Status.PARTIAL
+    assert outcome.observed["mounts"] == []
+    assert {g.what: g.reason for g in outcome.gaps}["mounted filesystems"] == "mountinfo line 2: no ' - ' separator"
+
+
 def test_unreadable_everything_is_partial_with_reasons(tmp_path: Path) -> None:
     outcome = SPEC.collect(Context(root=tmp_path, euid=1000))
     assert outcome.status is Status.PARTIAL
