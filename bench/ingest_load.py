@@ -9,7 +9,8 @@ database measures, in this order:
    at the end, and the faster of the two runs is the ceiling);
 2. every node's first report (which turns every verdict from stale), then the
    steady state: reports, then heartbeats, in a closed loop: the peak rate;
-3. reports, then heartbeats, in an open loop at half that peak: p50/p99 latency;
+3. reports, then heartbeats, in an open loop at half that peak (for reports, half the rate at which
+   they were judged as well as acknowledged): p50/p99 latency;
 4. a redelivery of some acknowledged reports (must come back as duplicates);
 
 after every report phase it waits until the centre has judged every acknowledged
@@ -192,9 +193,12 @@ def run_database(database: str, template: Sequence[Evidence], s: Settings) -> Db
         for kind in ("report", "heartbeat"):
             probe, peak = _peak(kind, centre, nodes, template, s)
             run.phases[f"{kind} peak"] = peak
+            sustained = peak.rate
             if kind == "report":
                 run.drains["report peak"] = drain(centre.port, centre.sample)
-            run.phases[f"{kind} half"] = _half(kind, centre, nodes, template, s, peak.rate)
+                # sustained means judged too: acknowledging can outrun the evaluator for a while
+                sustained = run.drains["report peak"].end_to_end(peak)
+            run.phases[f"{kind} half"] = _half(kind, centre, nodes, template, s, sustained)
             if kind == "report":
                 run.drains["report half"] = drain(centre.port, centre.sample)
             for phase in (probe, peak, run.phases[f"{kind} half"]):
