@@ -70,6 +70,20 @@ _ADVANCE = (
 )
 
 
+_LOCK_AGENTS = (
+    select(agents.c.id)
+    .where(agents.c.id.in_(bindparam("agent_keys", expanding=True)))
+    .order_by(agents.c.id)
+    .with_for_update()
+)
+
+
+def lock_agents(conn: Connection, agent_ids: List[str]) -> None:
+    """Lock these agents' rows, in id order, until the transaction ends (PostgreSQL: the group writer
+    takes a batch's rows this way first, so two centre processes never take them in opposite orders)."""
+    conn.execute(_LOCK_AGENTS, {"agent_keys": agent_ids}).all()
+
+
 def require_signed(agent_id: Optional[str], signature: Optional[str]) -> Tuple[str, str]:
     if not agent_id or not signature:
         raise refuse(401, "unsigned", "missing X-Tillsyn-Agent or X-Tillsyn-Signature header")

@@ -21,6 +21,7 @@ from central.db.engine import make_engine, read_tx
 from central.duties import DutyResult, DutyThread, run_once
 from central.evaluation import Evaluated, EvaluatorThread, evaluate_batch, evaluate_pending
 from central.evaluation import backlog as evaluation_backlog
+from central.ingest import lock_agents
 from central.metrics import Metrics
 from central.parsed import ParsedReports
 from central.policy_store import PolicyHolder, policy_path
@@ -66,17 +67,19 @@ class Centre:
             self.workers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tillsyn-ingest")
         return asyncio.get_running_loop().run_in_executor(self.workers, work)
 
-    async def write(self, work: Callable[[Connection], T], *, savepoint: bool = False) -> T:
-        """Run ``work(conn)`` in the group writer's next transaction (the result is committed)."""
-        return await self.group_writer().run(work, savepoint=savepoint)
+    async def write(self, work: Callable[[Connection], T], *, savepoint: bool = False, agent: str = "") -> T:
+        """Run ``work(conn)`` in the group writer's next transaction (the result is committed);
+        ``agent``: the agent whose row ``work`` locks."""
+        return await self.group_writer().run(work, savepoint=savepoint, locks=(agent,) if agent else ())
 
-    async def write_together(self, together: Together, item: object) -> Any:
+    async def write_together(self, together: Together, item: object, *, agent: str = "") -> Any:
         """Run ``together(conn, items)`` once for this item and the others of its kind in the next transaction."""
-        return await self.group_writer().run_together(together, item)
+        return await self.group_writer().run_together(together, item, locks=(agent,) if agent else ())
 
     def group_writer(self) -> GroupWriter:
         if self.writer is None:
-            self.writer = GroupWriter(self.engine)
+            lock = lock_agents if self.engine.dialect.name == "postgresql" else None
+            self.writer = GroupWriter(self.engine, lock_rows=lock)
         return self.writer
 
     def signatures(self) -> Verifier:

@@ -49,6 +49,10 @@ Waiter = Union["Future[Any]", "asyncio.Future[Any]"]
 """Where a unit's answer goes: a thread's future, or a future of the event loop that queued it."""
 
 
+LockRows = Callable[[Connection, List[str]], None]
+"""Locks the rows named by these keys, in this order, until the transaction ends."""
+
+
 @dataclass
 class _Unit:
     work: Optional[Work]
@@ -58,6 +62,8 @@ class _Unit:
     item: Any = None
     loop: Optional[asyncio.AbstractEventLoop] = None
     """Set for a future of that loop, which only the loop's own thread may settle."""
+    locks: Tuple[str, ...] = ()
+    """Keys of the rows the unit will lock (its agent's id)."""
 
     def claim(self) -> bool:
         """False when the request was abandoned before its unit ran: it is not run."""
@@ -92,36 +98,42 @@ class _Answers:
 class GroupWriter(BatchThread[_Unit]):
     """One thread that runs submitted units of work in shared write transactions."""
 
-    def __init__(self, engine: Engine, max_units: int = MAX_UNITS) -> None:
+    def __init__(self, engine: Engine, max_units: int = MAX_UNITS, lock_rows: Optional[LockRows] = None) -> None:
+        """``lock_rows``: when given, a transaction first locks every row its units name (``locks=``)
+        in one sorted order, so that two processes' batches touching the same rows in different
+        orders wait for each other instead of deadlocking (PostgreSQL; SQLite locks the database)."""
         super().__init__("tillsyn-writer", "group writer", max_units)
         self.engine = engine
+        self.lock_rows = lock_rows
 
-    def submit(self, work: Callable[[Connection], T], *, savepoint: bool = False) -> Future[T]:
+    def submit(
+        self, work: Callable[[Connection], T], *, savepoint: bool = False, locks: Tuple[str, ...] = ()
+    ) -> Future[T]:
         """Queue ``work(conn)``; the future holds its result once the transaction committed, or
-        its refusal, or the database's error."""
+        its refusal, or the database's error.  ``locks``: keys of the rows ``work`` will lock."""
         future: Future[T] = Future()
-        self.put(_Unit(work, savepoint, future))
+        self.put(_Unit(work, savepoint, future, locks=locks))
         return future
 
-    def submit_together(self, together: Together, item: Any) -> Future[Any]:
+    def submit_together(self, together: Together, item: Any, *, locks: Tuple[str, ...] = ()) -> Future[Any]:
         """Queue ``item`` for ``together(conn, items)`` with the other items of its kind in the batch
         (after the batch's single units): ``together`` must refuse an item only before writing for it."""
         future: Future[Any] = Future()
-        self.put(_Unit(None, False, future, together, item))
+        self.put(_Unit(None, False, future, together, item, locks=locks))
         return future
 
-    async def run(self, work: Callable[[Connection], T], *, savepoint: bool = False) -> T:
+    async def run(self, work: Callable[[Connection], T], *, savepoint: bool = False, locks: Tuple[str, ...] = ()) -> T:
         """:meth:`submit` for a request on the event loop: await the committed result."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self.put(_Unit(work, savepoint, future, loop=loop))
+        self.put(_Unit(work, savepoint, future, loop=loop, locks=locks))
         return await future
 
-    async def run_together(self, together: Together, item: Any) -> Any:
+    async def run_together(self, together: Together, item: Any, *, locks: Tuple[str, ...] = ()) -> Any:
         """:meth:`submit_together` for a request on the event loop."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self.put(_Unit(None, False, future, together, item, loop))
+        self.put(_Unit(None, False, future, together, item, loop, locks))
         return await future
 
     def run_batch(self, batch: List[_Unit]) -> None:
@@ -156,6 +168,9 @@ class GroupWriter(BatchThread[_Unit]):
         outcomes: Dict[int, Tuple[bool, Any]] = {}
         kinds: Dict[Together, List[int]] = {}
         with write_tx(self.engine) as conn:
+            keys = sorted({key for unit in batch for key in unit.locks})
+            if keys and self.lock_rows is not None:
+                self.lock_rows(conn, keys)
             for index, unit in enumerate(batch):
                 if unit.together is not None:
                     kinds.setdefault(unit.together, []).append(index)

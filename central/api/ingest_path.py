@@ -131,7 +131,7 @@ async def receive_reports(centre: Centre, headers: Headers, body: bytes) -> Dict
         return stored
 
     # store_reports refuses a report before writing it: with one report nothing precedes a refusal
-    batch = await centre.write(work, savepoint=len(prepared) > 1)
+    batch = await centre.write(work, savepoint=len(prepared) > 1, agent=agent_id)
     result = batch.body()
     if result["stored"] and not centre.evaluate_soon():
         await centre.offload(centre.evaluate)
@@ -144,7 +144,7 @@ async def receive_heartbeat(centre: Centre, headers: Headers, body: bytes) -> Di
     """Verify and check before the write lock; recorded with the other heartbeats of the next transaction."""
     agent_id, _signature, key = await verified(centre, headers, body)
     beat = prepare_heartbeat(body, agent_id, centre.config.limits, utcnow())
-    result: Dict[str, Any] = await centre.write_together(_store_heartbeats, CheckedBeat(beat, key))
+    result: Dict[str, Any] = await centre.write_together(_store_heartbeats, CheckedBeat(beat, key), agent=agent_id)
     centre.metrics.heartbeats.inc()
     return result
 

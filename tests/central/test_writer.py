@@ -8,23 +8,26 @@ nothing of the others', and a unit the database fails must not fail the rest.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, event, select, text
 
 from central.config import Limits
 from central.db.schema import agents
 from central.errors import RequestRefused, refuse
 from central.ingest import CheckedBeat, prepare_heartbeat, store_heartbeats
-from central.service import Centre
+from central.service import Centre, open_centre
 from central.writer import GroupWriter
 from evidence.wire import Heartbeat, canonical
-from tests.central.conftest import Node, count_hand_overs
+from tests.central.conftest import Node, count_hand_overs, make_config, new_token
 
 
 @pytest.fixture
@@ -290,3 +293,75 @@ def test_an_awaited_unit_abandoned_before_it_ran_is_not_run_and_refusals_reach_t
         assert _rows(probe) == {"kept": 1}
     finally:
         writer.stop()
+
+
+def _lock_then(agent_id: str, met: threading.Barrier) -> Callable[[Connection], str]:
+    """Lock an agent's row as ingest does, then wait (at most a while) for the other replica to lock its own."""
+
+    def work(conn: Connection) -> str:
+        conn.execute(select(agents.c.id).where(agents.c.id == agent_id).with_for_update()).all()
+        # broken when the other replica waits for this one's rows, as it should
+        with suppress(threading.BrokenBarrierError):
+            met.wait()
+        return agent_id
+
+    return work
+
+
+def _lock(agent_id: str) -> Callable[[Connection], str]:
+    def work(conn: Connection) -> str:
+        conn.execute(select(agents.c.id).where(agents.c.id == agent_id).with_for_update()).all()
+        return agent_id
+
+    return work
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite locks the whole database
+def test_two_replicas_taking_the_same_agents_in_opposite_orders_do_not_deadlock(
+    tmp_path: Path, database_url: str, centre: Centre, client: TestClient, node: Node, caplog: Any
+) -> None:
+    """Two centre processes on one PostgreSQL: one batch locks agents A then B, the other B then A.
+    Each writer first locks all its batch's agents in one order, so the second waits for the first to
+    commit; without that PostgreSQL breaks the deadlock after a second by failing one transaction."""
+    other = Node(client, hostname="web2.example.net")
+    other.enrol(new_token(centre))
+    replica = open_centre(make_config(tmp_path / "replica", database_url))
+    first, second = centre.group_writer(), replica.group_writer()
+    met = threading.Barrier(2, timeout=2)
+    a, b = sorted([node.agent_id, other.agent_id])
+    try:
+        releases = []
+        for writer in (first, second):
+            release, _ = _held(writer)
+            releases.append(release)
+        with caplog.at_level(logging.WARNING, logger="tillsyn.central.writer"):
+            ab = [first.submit(_lock_then(a, met), locks=(a,)), first.submit(_lock(b), locks=(b,))]
+            ba = [second.submit(_lock_then(b, met), locks=(b,)), second.submit(_lock(a), locks=(a,))]
+            for release in releases:
+                release.set()
+            assert [f.result(15) for f in ab] == [a, b]
+            assert [f.result(15) for f in ba] == [b, a]
+        failed = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+        assert not failed, failed  # no transaction was broken by a deadlock and run again unit by unit
+    finally:
+        replica.stop()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite locks the whole database
+def test_reports_and_heartbeats_name_their_agent_so_the_batch_locks_it_first(centre: Centre, node: Node) -> None:
+    """Through the API each request's transaction begins by locking its agent's row in id order."""
+    assert node.heartbeat().status_code == 200  # the node's key is known from now on: no lookup before the write
+    statements: List[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(centre.engine, "before_cursor_execute", seen)
+    try:
+        for send in (node.heartbeat, lambda: node.send(node.report())):
+            statements.clear()
+            assert send().status_code == 200
+            locks = [s for s in statements if "FOR UPDATE" in s]
+            assert locks and "ORDER BY agents.id" in locks[0], statements
+    finally:
+        event.remove(centre.engine, "before_cursor_execute", seen)
