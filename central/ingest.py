@@ -96,11 +96,15 @@ def authenticate(
     signature: Optional[str],
     body: bytes,
     verified_key: Optional[str] = None,
+    *,
+    lock: bool = True,
 ) -> RowMapping:
     """The agent row, once the request signature over ``body`` is checked (``verified_key``: the
-    public key the same signature was already checked with, in this request, before the write lock)."""
+    public key the same signature was already checked with, in this request, before the write lock).
+    ``lock``: on PostgreSQL the row stays locked until the transaction ends (False to only look up
+    the key: a lookup must not wait for a write transaction that holds the row)."""
     agent_id, signature = require_signed(agent_id, signature)
-    query = _AGENT_LOCKED if conn.dialect.name == "postgresql" else _AGENT
+    query = _AGENT_LOCKED if lock and conn.dialect.name == "postgresql" else _AGENT
     agent = admitted(agent_id, conn.execute(query, {"agent_key": agent_id}).mappings().first(), verified_key)
     if verified_key is None:
         check_signature(agent["public_key"], body, signature)
