@@ -127,27 +127,28 @@ def _db_section(run: DbRun, floor: Floor) -> List[str]:
 
 
 def _floor_line(floor: Floor, livez: Phase, rep: Phase, report_ms: float) -> str:
-    """Whether the goal is within reach for a report: the checks it needs before storing, against
-    the budget half the ceiling leaves, for one centre process and for the machine's two cores."""
+    """Whether the goal is within reach for a report: the checks it needs before it may be stored,
+    against the budget half the ceiling leaves, for one centre process and for the machine's two
+    cores.  The HTTP work is left out of the least cost (the agents' requests skip FastAPI, which
+    ``/livez`` goes through), so the comparison can only favour the goal."""
     http = livez.cpu.get("centre", 0.0) / max(livez.ok, 1) * 1000
     client_livez = livez.cpu.get("client", 0.0) / max(livez.ok, 1) * 1000
     client_report = rep.cpu.get("client", 0.0) / max(rep.ok, 1) * 1000
     checks = floor.report_interpreter_ms
-    least_process = http + checks
-    least_machine = http + floor.report_signatures_ms + checks + client_report
+    least_machine = floor.report_signatures_ms + checks + client_report
     machine_budget = 2 * (http + client_livez)
     return (
-        f"- The least a report costs before it is stored, against the goal's budget: its two Ed25519 signatures "
-        f"take {floor.report_signatures_ms:.2f} ms of CPU (beside the interpreter), reading the batch and parsing "
-        f"and type-checking the report {checks:.2f} ms of interpreter time (the centre's own functions, timed in "
-        f"the client's process), on top of the HTTP work an empty request costs the centre ({http:.2f} ms, the "
-        f"`/livez` run). At half the ceiling one centre process has twice that, {2 * http:.2f} ms of "
-        f"interpreter time per report; these steps take {least_process:.2f} ms of it before anything is "
-        f"stored, chained or judged ({report_ms:.2f} ms in all at the peak). With more processes the two cores "
-        f"are the limit: twice the empty request's CPU with the client's ({machine_budget:.2f} ms) per report, "
-        f"against at least {least_machine:.2f} ms ({client_report:.2f} ms of it the client's). "
-        f"A heartbeat needs {floor.heartbeat_signature_ms:.2f} ms for its signature and "
-        f"{floor.heartbeat_parse_ms:.2f} ms for its parsing."
+        f"- The least a report costs, against the goal's budget: `/livez` costs the centre {http:.2f} ms of "
+        f"interpreter time per request, so at half the ceiling one centre process has {2 * http:.2f} ms per "
+        f"report. Reading the batch and parsing and type-checking the report, which must come before it is "
+        f"stored, take {checks:.2f} ms of it (the centre's own functions, timed in the client's process), "
+        f"before the HTTP work, storing, chaining and judging ({report_ms:.2f} ms in all at the peak). With "
+        f"more processes the two cores are the limit: twice the empty request's CPU with the client's, "
+        f"{machine_budget:.2f} ms per report, against at least {least_machine:.2f} ms for the two Ed25519 "
+        f"signatures ({floor.report_signatures_ms:.2f} ms), those checks and the client's "
+        f"{client_report:.2f} ms, with no HTTP work, storing or judging counted. A heartbeat needs "
+        f"{floor.heartbeat_signature_ms:.2f} ms for its signature and {floor.heartbeat_parse_ms:.2f} ms for "
+        "its parsing."
     )
 
 
