@@ -46,8 +46,12 @@ class Context:
 
     def read_text(self, absolute: str, limit: int = 1024 * 1024) -> str:
         """Read a (small) file below :attr:`root`; raises ``OSError`` like ``open``."""
+        return self.read_bytes(absolute, limit).decode("utf-8", errors="replace")
+
+    def read_bytes(self, absolute: str, limit: int) -> bytes:
+        """Up to ``limit`` bytes of a file below :attr:`root`; raises ``OSError`` like ``open``."""
         with open(self.path(absolute), "rb") as handle:
-            return handle.read(limit).decode("utf-8", errors="replace")
+            return handle.read(limit)
 
     def command(self, argv: Sequence[str], **kwargs: Any) -> runner.CommandResult:
         """Run a command with this context's default timeout unless one is given."""

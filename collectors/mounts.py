@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import List, Optional
 
-# Filesystems whose storage is another host's: data written there leaves this node, and whether
-# that host encrypts it is not visible from here.
+# Filesystems whose storage is another host's, reached over a network: data written there leaves
+# this node's hardware, and whether that host encrypts it is not visible from here.
 NETWORK_FSTYPES = frozenset(
     {
         "nfs",
@@ -23,9 +23,6 @@ NETWORK_FSTYPES = frozenset(
         "ceph",
         "glusterfs",
         "fuse.glusterfs",
-        # 9p and virtiofs: a directory of the VM host shared into this guest (QEMU virtio-9p, virtiofsd).
-        "9p",
-        "virtiofs",
         # afs: the Andrew File System, files kept on AFS file servers.
         "afs",
         # sshfs: a directory of an SSH server, reached over SFTP.
@@ -40,11 +37,15 @@ NETWORK_FSTYPES = frozenset(
     }
 )
 
+# A directory of the VM host shared into this guest (QEMU's virtio-9p, virtiofsd; also WSL2's
+# drives and Kata containers' root): outside this guest, but often on the very hardware it runs on.
+VM_HOST_FSTYPES = frozenset({"9p", "virtiofs"})
+
 _OCTAL = re.compile(r"\\([0-7]{3})")
 
 MOUNTINFO_READ_LIMIT = 16 * 1024 * 1024
-"""Bytes of /proc/self/mountinfo a collector reads: room for some 100 000 mounts, so that a busy
-container host's table is not cut mid-line (the parser would refuse the cut line)."""
+"""Bytes of /proc/self/mountinfo a collector reads: room for some 100 000 mounts.  A larger table
+is refused (:func:`parse_mountinfo_read`), never read in part."""
 
 
 class MountinfoFormatError(ValueError):
@@ -75,7 +76,9 @@ def parse_mountinfo(text: str) -> List[MountEntry]:
     could place a path on the wrong mount.
     """
     entries: List[MountEntry] = []
-    for number, line in enumerate(text.splitlines(), 1):
+    # only "\n" ends a line: the kernel escapes it (and space, tab, backslash) in paths but no other
+    # character str.splitlines() would also split on (form feed, \x1c-\x1e, \x85, \u2028 ...)
+    for number, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         fields = line.split(" ")
@@ -100,6 +103,16 @@ def parse_mountinfo(text: str) -> List[MountEntry]:
             )
         )
     return entries
+
+
+def parse_mountinfo_read(data: bytes, limit: int = MOUNTINFO_READ_LIMIT) -> List[MountEntry]:
+    """Parse what was read of mountinfo: up to ``limit + 1`` bytes, so more than ``limit`` means the
+    table did not fit and is refused (a table cut at a line's end would parse, and miss mounts)."""
+    if len(data) > limit:
+        raise MountinfoFormatError(
+            f"mountinfo is larger than {limit} bytes: not read in part, a missing mount could misplace a path"
+        )
+    return parse_mountinfo(data.decode("utf-8", errors="replace"))
 
 
 def mount_holding(path: str, mounts: List[MountEntry]) -> Optional[MountEntry]:

@@ -26,7 +26,7 @@ def collect(ctx: Context) -> Outcome:
         return Outcome.not_present("no backup configured in agent.yaml (collectors.backup.backups is empty)")
     # Imported here so that a node without backups never pays for the parsers.
     from collectors.backup.probe import probe
-    from collectors.mounts import MOUNTINFO_READ_LIMIT, MountinfoFormatError, parse_mountinfo
+    from collectors.mounts import MOUNTINFO_READ_LIMIT, MountinfoFormatError, parse_mountinfo_read
 
     cache: Dict[str, Tuple[Optional[List[MountEntry]], str]] = {}
 
@@ -34,7 +34,8 @@ def collect(ctx: Context) -> Outcome:
         """The mount table, or None and why it could not be read (read once, when first needed)."""
         if "m" not in cache:
             try:
-                cache["m"] = parse_mountinfo(ctx.read_text("/proc/self/mountinfo", MOUNTINFO_READ_LIMIT)), ""
+                table = ctx.read_bytes("/proc/self/mountinfo", MOUNTINFO_READ_LIMIT + 1)
+                cache["m"] = parse_mountinfo_read(table), ""
             except OSError as err:
                 cache["m"] = None, describe_os_error(err, "/proc/self/mountinfo")
             except MountinfoFormatError as err:

@@ -6,8 +6,10 @@ Decided from the repository string alone, then, for a local path, from the mount
   swift: rclone:``, restic design doc; borg ``ssh://`` and ``[user@]host:path``, borg docs
   "Repository URLs");
 * a local path on a network filesystem mount (:data:`collectors.mounts.NETWORK_FSTYPES`: NFS,
-  CIFS/SMB, sshfs, CephFS, a VM host's 9p/virtiofs share …) is **separate**: its data is stored
-  on another machine;
+  CIFS/SMB, sshfs, CephFS, AFS …) is **separate**: its data is stored on another machine;
+* a local path on a VM host's share into this guest (9p, virtiofs) is **unknown**: outside the
+  guest, but possibly on the same hardware; so is a path no mount holds, or one whose mount
+  table cannot be read;
 * any other local path is **not separate**: it is on this node's own disks.
 """
 
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Tuple
 from urllib.parse import urlsplit
 
-from collectors.mounts import NETWORK_FSTYPES, MountEntry, mount_holding
+from collectors.mounts import NETWORK_FSTYPES, VM_HOST_FSTYPES, MountEntry, mount_holding
 
 RESTIC_REMOTE = ("sftp", "rest", "s3", "b2", "azure", "gs", "swift", "rclone")
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):(.*)$")
@@ -100,8 +102,13 @@ def separation(
     if mounts is None:
         return None, f"mount table unreadable: {unreadable}" if unreadable else "mount table unreadable"
     mount = mount_holding(path, mounts)
-    if mount is None:
-        return False, f"local path {path}: on this node (no mount found)"
+    if mount is None:  # every Linux system mounts "/": the table is empty or not this system's
+        return None, f"local path {path}: no mount in the mount table holds it"
     if mount.fstype in NETWORK_FSTYPES:
         return True, f"local path {path} is on a {mount.fstype} mount of {mount.source}: stored on another machine"
+    if mount.fstype in VM_HOST_FSTYPES:
+        return None, (
+            f"local path {path} is on a {mount.fstype} mount of {mount.source}: a directory of this virtual "
+            "machine's host, outside this guest but possibly on the same hardware"
+        )
     return False, f"local path {path} is on {mount.fstype} {mount.source} mounted at {mount.mountpoint}: on this node"

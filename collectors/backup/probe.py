@@ -258,9 +258,10 @@ def _separation(run: _Probe, mounts: MountLoader) -> None:
     loaded, unreadable = mounts() if location.kind == "local" else (None, "")
     entry["separate"], entry["separate_reason"] = separation(location, loaded, unreadable)
     if entry["separate"] is None:
-        gaps.append(
-            Gap(f"{label}: separation", f"cannot read /proc/self/mountinfo to see where the path lives: {unreadable}")
-        )
+        why = entry["separate_reason"]
+        if loaded is None:
+            why = f"cannot read /proc/self/mountinfo to see where the path lives: {unreadable}"
+        gaps.append(Gap(f"{label}: separation", why))
 
 
 def _restore_test(run: _Probe) -> None:

@@ -24,7 +24,7 @@ from collectors.mounts import (
     MountEntry,
     MountinfoFormatError,
     mount_holding,
-    parse_mountinfo,
+    parse_mountinfo_read,
 )
 from collectors.settings import defaults
 from evidence.model import Gap, Outcome
@@ -88,7 +88,7 @@ def _read_procfs(ctx: Context, gaps: List[Gap]) -> Tuple[Optional[List[MountEntr
     mounts: Optional[List[MountEntry]] = None
     swaps: List[SwapEntry] = []
     try:
-        mounts = parse_mountinfo(ctx.read_text("/proc/self/mountinfo", MOUNTINFO_READ_LIMIT))
+        mounts = parse_mountinfo_read(ctx.read_bytes("/proc/self/mountinfo", MOUNTINFO_READ_LIMIT + 1))
     except OSError as err:
         gaps.append(Gap("mounted filesystems", describe_os_error(err, "/proc/self/mountinfo")))
     except MountinfoFormatError as err:

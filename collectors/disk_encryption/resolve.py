@@ -15,7 +15,7 @@ from collectors.disk_encryption.model import Devices
 from collectors.disk_encryption.stack import Decision, decide, merge
 from collectors.disk_encryption.sysfs import btrfs_members, by_dm_name, by_majmin
 from collectors.disk_encryption.zfs import ZfsEncryption
-from collectors.mounts import NETWORK_FSTYPES, MountEntry
+from collectors.mounts import NETWORK_FSTYPES, VM_HOST_FSTYPES, MountEntry
 
 
 @dataclass
@@ -116,7 +116,7 @@ def judge_mount(scene: Scene, entry: MountEntry) -> Tuple[Optional[str], Decisio
         decision, facts = _zfs_decision(scene, entry.source)
         return None, decision, facts
     # Any FUSE filesystem, networked or not, is served by a user-space process: not visible either.
-    if entry.fstype in NETWORK_FSTYPES or entry.fstype.startswith("fuse."):
+    if entry.fstype in NETWORK_FSTYPES or entry.fstype in VM_HOST_FSTYPES or entry.fstype.startswith("fuse."):
         return (
             None,
             Decision(

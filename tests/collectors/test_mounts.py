@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from collectors.mounts import MountinfoFormatError, mount_holding, parse_mountinfo
+from collectors.mounts import MountinfoFormatError, mount_holding, parse_mountinfo, parse_mountinfo_read
 from tests.conftest import FIXTURES
 
 CAPTURED_VM = FIXTURES / "disk_encryption/trees/debian-12_unencrypted-root_captured/proc/self/mountinfo"
@@ -67,3 +67,23 @@ def test_mount_holding_last_mounted_wins_in_captured_table() -> None:
     assert found is not None and (found.mountpoint, found.fstype) == ("/", "ext4")
     shm = mount_holding("/dev/shm/x", mounts)
     assert shm is not None and shm.mount_id == 30
+
+
+def test_only_a_newline_ends_a_line() -> None:
+    """The kernel escapes space, tab, newline and backslash in a path, nothing else: a mount point
+    with a form feed (any user may make one with fusermount) is one line, not a broken table."""
+    text = (
+        "1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"
+        "2 1 0:50 / /tmp/odd\fname\x1cx\u2028y rw - fuse.sshfs me@host:/ rw\n"
+        "3 1 8:2 / /srv rw - ext4 /dev/sda2 rw\n"
+    )
+    entries = parse_mountinfo(text)
+    assert [e.mountpoint for e in entries] == ["/", "/tmp/odd\fname\x1cx\u2028y", "/srv"]
+
+
+def test_a_table_larger_than_the_limit_is_refused_not_read_in_part() -> None:
+    line = b"1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"
+    assert parse_mountinfo_read(line * 3, limit=len(line) * 3) == parse_mountinfo((line * 3).decode())
+    # cut at a line's end the rest would parse, and a mount holding the path could be missing
+    with pytest.raises(MountinfoFormatError, match="larger than 105 bytes: not read in part"):
+        parse_mountinfo_read(line * 3 + b"2", limit=len(line) * 3)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Optional
+from typing import List, Optional
 
 import pytest
 
@@ -11,7 +11,7 @@ from collectors.backup import borg, restic, veeam
 from collectors.backup.location import classify, scrub, separation
 from collectors.backup.records import parse_marker, parse_restore_test
 from collectors.backup.times import parse_naive, parse_rfc3339
-from collectors.mounts import MountinfoFormatError, parse_mountinfo
+from collectors.mounts import MountEntry, MountinfoFormatError, parse_mountinfo
 from tests.conftest import FIXTURES
 
 DIR = FIXTURES / "backup"
@@ -283,11 +283,13 @@ def test_separation_from_mounts(path: str, separate: bool, reason_part: str) -> 
     assert reason_part in reason
 
 
+def _on(fstype: str, source: str) -> List[MountEntry]:
+    return parse_mountinfo(f"26 1 254:1 / / rw - ext4 /dev/vda1 rw\n70 26 0:60 / /mnt/repo rw - {fstype} {source} rw\n")
+
+
 @pytest.mark.parametrize(
     ("fstype", "source"),
     [
-        ("9p", "hostshare"),
-        ("virtiofs", "hostshare"),
         ("afs", "#example.net:root.cell."),
         ("sshfs", "backup@nas01.example.net:/srv/backup"),
         ("fuse.sshfs", "backup@nas01.example.net:/srv/backup"),
@@ -295,13 +297,26 @@ def test_separation_from_mounts(path: str, separate: bool, reason_part: str) -> 
     ],
 )
 def test_separation_on_another_hosts_filesystem(fstype: str, source: str) -> None:
-    # A VM guest's repository on a 9p/virtiofs share is stored on the VM host, not in the guest.
-    mounts = parse_mountinfo(
-        f"26 1 254:1 / / rw - ext4 /dev/vda1 rw\n70 26 0:60 / /mnt/repo rw - {fstype} {source} rw\n"
-    )
-    assert separation(classify("/mnt/repo/restic"), mounts) == (
+    assert separation(classify("/mnt/repo/restic"), _on(fstype, source)) == (
         True,
         f"local path /mnt/repo/restic is on a {fstype} mount of {source}: stored on another machine",
+    )
+
+
+@pytest.mark.parametrize(("fstype", "source"), [("9p", "drvfs"), ("virtiofs", "kataShared")])
+def test_separation_on_a_vm_hosts_share_is_unknown(fstype: str, source: str) -> None:
+    """A guest's repository on its VM host's share (WSL2's drives on 9p, a Kata container's root on
+    virtiofs) is outside the guest but may be on the very hardware it runs on: not known separate."""
+    separate, reason = separation(classify("/mnt/repo/restic"), _on(fstype, source))
+    assert separate is None
+    assert reason.startswith(f"local path /mnt/repo/restic is on a {fstype} mount of {source}: a directory of")
+
+
+def test_a_path_no_mount_holds_is_unknown() -> None:
+    """Every Linux system mounts "/": an empty table (or one of another system) cannot place a path."""
+    assert separation(classify("/var/backups"), []) == (
+        None,
+        "local path /var/backups: no mount in the mount table holds it",
     )
 
 
