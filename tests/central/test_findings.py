@@ -3,11 +3,11 @@ the observed value, passing when fixed, and each transition recorded exactly onc
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Tuple
 
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, func, select
+from sqlalchemy import Connection, delete, func, select
 
 from central.db.engine import write_tx
 from central.db.schema import finding_changes, findings
@@ -118,36 +118,42 @@ def test_collector_error_and_partial_evidence_are_unknown(client: TestClient, ce
 
 
 def test_record_writes_only_changes_and_never_over_another_process(centre: Centre, node: Node) -> None:
-    """record(): a new finding and its change; a new message with the same status updated in place,
-    no change recorded; a status read before another process changed it writes nothing."""
+    """record(): a new finding and its change; a verdict showing nothing new not written at all; a new
+    value with the same status updated in place (its since kept, no change recorded); a status read
+    before another process changed it writes nothing."""
     rule = next(r for r in centre.policy.policy.rules if r.id == RULE)
-    now = datetime.now(timezone.utc)
-    failing = Result(rule, Verdict.FAILING, [23], "telnet listens", now)
+    start = datetime.now(timezone.utc).replace(microsecond=0)
+    at = [start + timedelta(minutes=i) for i in range(6)]
+    failing = Result(rule, Verdict.FAILING, [23], "telnet listens", at[0])
+
+    def stored(conn: Connection) -> Dict[str, Any]:
+        row = conn.execute(select(findings).where(findings.c.agent_id == node.agent_id, findings.c.rule_id == RULE))
+        return dict(row.mappings().one())
+
     with write_tx(centre.engine) as conn:
         conn.execute(delete(findings).where(findings.c.agent_id == node.agent_id, findings.c.rule_id == RULE))
-        assert record(conn, node.agent_id, failing, now, "r1") is True
-        assert record(conn, node.agent_id, failing, now, "r2") is False  # nothing shown changed: not written
-        worse = Result(rule, Verdict.FAILING, [23, 513], "telnet and rlogin listen", now)
-        assert record(conn, node.agent_id, worse, now, "r3") is False  # same status: updated, no change
-        row = conn.execute(select(findings).where(findings.c.agent_id == node.agent_id, findings.c.rule_id == RULE))
-        stored = row.mappings().one()
-        assert (stored["status"], stored["observed"], stored["message"], stored["report_id"]) == (
+        assert record(conn, node.agent_id, failing, at[1], "r1") is True
+        assert record(conn, node.agent_id, failing, at[2], "r2") is False
+        first = stored(conn)
+        assert (first["report_id"], first["evaluated_at"], first["since"]) == ("r1", at[1], at[1])  # not written
+        worse = Result(rule, Verdict.FAILING, [23, 513], "telnet and rlogin listen", at[0])
+        assert record(conn, node.agent_id, worse, at[3], "r3") is False  # same status: updated, no change
+        now = stored(conn)
+        assert (now["status"], now["observed"], now["message"], now["report_id"]) == (
             "failing",
             [23, 513],
             "telnet and rlogin listen",
             "r3",
         )
+        assert (now["evaluated_at"], now["since"]) == (at[3], at[1])  # failing since the first verdict
         read_before = conn.execute(
             select(*COMPARED).where(findings.c.agent_id == node.agent_id, findings.c.rule_id == RULE)
         ).one()
-        passing = Result(rule, Verdict.PASSING, [], "no telnet", now)
-        assert record(conn, node.agent_id, passing, now, "r4", read_before) is True
+        passing = Result(rule, Verdict.PASSING, [], "no telnet", at[0])
+        assert record(conn, node.agent_id, passing, at[4], "r4", read_before) is True
         # another process judged with what it read before that change: its write is refused by the guard
-        assert (
-            record(conn, node.agent_id, Result(rule, Verdict.UNKNOWN, None, "?", now), now, "r5", read_before) is False
-        )
-        status = conn.execute(
-            select(findings.c.status).where(findings.c.agent_id == node.agent_id, findings.c.rule_id == RULE)
-        ).scalar_one()
-    assert status == "passing"
+        unknown = Result(rule, Verdict.UNKNOWN, None, "?", at[0])
+        assert record(conn, node.agent_id, unknown, at[5], "r5", read_before) is False
+        last = stored(conn)
+    assert (last["status"], last["since"], last["report_id"]) == ("passing", at[4], "r4")
     assert changes(centre, node.agent_id, RULE)[-2:] == [(None, "failing", "r1"), ("failing", "passing", "r4")]
