@@ -54,6 +54,13 @@ def mark_silent(conn: Connection, threshold_s: int, now: datetime) -> int:
     ids = [r.id for r in conn.execute(select(agents.c.id).where(going))]
     if not ids:
         return 0
+    if conn.dialect.name == "postgresql":
+        # in ingest's order and with its lock; a node whose heartbeat is being written is skipped (it
+        # is not silent, and the next round looks again): no wait, and no cycle with a write batch
+        locked = select(agents.c.id).where(agents.c.id.in_(ids), going).order_by(agents.c.id)
+        ids = list(conn.execute(locked.with_for_update(key_share=True, skip_locked=True)).scalars())
+        if not ids:
+            return 0
     result = conn.execute(update(agents).where(agents.c.id.in_(ids), going).values(silent=True, silent_since=now))
     return int(result.rowcount or 0)
 
@@ -85,14 +92,17 @@ def run_once(
 ) -> DutyResult:
     """One round: silent nodes, stale findings, a changed policy, then incidents and retention (when given)."""
     now = now or utcnow()
-    reloaded = holder.reload_if_changed()
+    holder.reload_if_changed()
+    # judged again until a round commits it: a round that fails or finds the lock taken leaves it due
+    reloaded, generation, policy = holder.judging_due, holder.generation, holder.policy
 
     def work(conn: Connection) -> Tuple[int, int, Optional[Round]]:
         silent = mark_silent(conn, silent_after_s, now)
-        stale = mark_stale(conn, holder.policy, now)
+        stale = mark_stale(conn, policy, now)
         if reloaded:
-            for agent in conn.execute(select(agents).where(agents.c.revoked_at.is_(None))).mappings().all():
-                reevaluate(conn, holder.policy, agent, now)
+            query = select(agents).where(agents.c.revoked_at.is_(None)).order_by(agents.c.id)  # ingest's order
+            for agent in conn.execute(query).mappings().all():
+                reevaluate(conn, policy, agent, now)
         incidents = run_round(conn, alerting, now) if alerting is not None else None
         return silent, stale, incidents
 
@@ -114,6 +124,8 @@ def run_once(
                 result = work(conn)
             if retention is not None:
                 prune(conn, retention, now)
+    if reloaded:
+        holder.judged(generation)
     silent, stale, incidents = result
     if incidents is not None and (incidents.opened or incidents.resolved):
         log.info(

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Dict, List, Optional, Tuple
 
-from sqlalchemy import Connection, RowMapping, bindparam, select, update
+from sqlalchemy import ARRAY, Connection, RowMapping, any_, bindparam, select, update
 
 from central.config import Limits
 from central.db.schema import agents, pending_evaluation, reports
@@ -52,7 +52,11 @@ _BEAT = (
     )
 )
 _AGENT = select(agents).where(agents.c.id == bindparam("agent_key"))
-_AGENT_LOCKED = _AGENT.with_for_update()
+# Agents' rows are locked FOR NO KEY UPDATE (``key_share=True``), the lock PostgreSQL's own UPDATE of
+# non-key columns takes: writers of one agent still wait for each other, but not for a transaction that
+# only inserts rows referring to the agent (findings, changes, incidents: a KEY SHARE lock each), which
+# FOR UPDATE would wait for, and deadlock with when that transaction takes its agents in another order.
+_AGENT_LOCKED = _AGENT.with_for_update(key_share=True)
 _KNOWN = select(reports.c.body_sha256).where(
     reports.c.agent_id == bindparam("agent_key"), reports.c.report_id == bindparam("report_key")
 )
@@ -72,10 +76,12 @@ _ADVANCE = (
 
 _LOCK_AGENTS = (
     select(agents.c.id)
-    .where(agents.c.id.in_(bindparam("agent_keys", expanding=True)))
+    .where(agents.c.id == any_(bindparam("agent_keys", type_=ARRAY(agents.c.id.type))))
     .order_by(agents.c.id)
-    .with_for_update()
+    .with_for_update(key_share=True)
 )
+"""PostgreSQL only; ``= ANY(array)`` is one statement text for any number of agents (an ``IN`` list
+would be a text, and a prepared statement, per batch size)."""
 
 
 def lock_agents(conn: Connection, agent_ids: List[str]) -> None:
@@ -366,7 +372,7 @@ def store_heartbeats(conn: Connection, beats: List[CheckedBeat], now: datetime) 
     """Record heartbeats in order: one read of their agents' rows, one statement for all the writes.
     Per heartbeat its answer, or the :class:`RequestRefused` for it (refused ones write nothing)."""
     ids = sorted({b.beat.agent_id for b in beats})
-    query = _BEATING.with_for_update() if conn.dialect.name == "postgresql" else _BEATING
+    query = _BEATING.with_for_update(key_share=True) if conn.dialect.name == "postgresql" else _BEATING
     rows = {row["id"]: row for row in conn.execute(query, {"agent_keys": ids}).mappings()}
     last_seq = {agent_id: int(row["last_heartbeat_seq"]) for agent_id, row in rows.items()}
     answers: List[Any] = []

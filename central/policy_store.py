@@ -32,6 +32,20 @@ class PolicyHolder:
         self.last_error: Optional[str] = None
         self._mtime = self._stat()
         self._lock = threading.Lock()
+        self.generation = 0
+        """Counts the policies that took effect since start-up."""
+        self.judged_generation = 0
+        """The newest generation every node has been judged by (:meth:`judged`)."""
+
+    @property
+    def judging_due(self) -> bool:
+        """A policy took effect that the nodes have not all been judged by yet."""
+        return self.judged_generation != self.generation
+
+    def judged(self, generation: int) -> None:
+        """Every node was judged by ``generation`` in a committed transaction."""
+        with self._lock:
+            self.judged_generation = max(self.judged_generation, generation)
 
     def _stat(self) -> Optional[Tuple[int, int, int]]:
         """What tells a changed file: mtime in ns, size, and inode (an editor's or ``mv``'s replace)."""
@@ -55,5 +69,6 @@ class PolicyHolder:
                 log.error("policy not reloaded, the running policy stays in force: %s", err)
                 return False
             self.policy, self.last_error = policy, None
+            self.generation += 1
             log.info("policy reloaded from %s: %d rules", self.path, len(policy.rules))
             return True

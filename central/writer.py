@@ -168,7 +168,7 @@ class GroupWriter(BatchThread[_Unit]):
         outcomes: Dict[int, Tuple[bool, Any]] = {}
         kinds: Dict[Together, List[int]] = {}
         with write_tx(self.engine) as conn:
-            keys = sorted({key for unit in batch for key in unit.locks})
+            keys = sorted({key for unit in batch for key in unit.locks})  # lock_rows orders them itself
             if keys and self.lock_rows is not None:
                 self.lock_rows(conn, keys)
             for index, unit in enumerate(batch):

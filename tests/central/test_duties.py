@@ -10,12 +10,13 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from central.api.app import create_app
-from central.db.engine import make_engine
+from central.db.engine import make_engine, write_tx
 from central.db.schema import agents, finding_changes, findings, incidents
-from central.duties import DutyResult, run_once
+from central.duties import DutyResult, mark_silent, run_once
+from central.ingest import lock_agents
 from central.policy_store import SHIPPED_POLICY, PolicyHolder
 from central.service import Centre, open_centre
 from tests.central.conftest import Node, api_key, evidence_record, make_config, new_token
@@ -59,6 +60,23 @@ def test_silent_after_three_heartbeats_and_a_heartbeat_clears_it(
     assert node.heartbeat().status_code == 200
     assert silent_flags(centre) == [False]
     assert client.get(f"/api/v1/nodes/{node.agent_id}", headers=headers).json()["state"] == "stale"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite locks the whole database
+def test_a_node_whose_heartbeat_is_being_written_is_not_marked_silent_and_not_waited_for(
+    centre: Centre, node: Node
+) -> None:
+    """The silence duty skips a node whose row a write batch holds (its heartbeat is arriving): it
+    neither waits for that batch nor marks the node; the next round looks again."""
+    later = now() + timedelta(seconds=3600)
+    with write_tx(centre.engine) as holding:
+        lock_agents(holding, [node.agent_id])  # as the group writer does before a batch
+        with write_tx(centre.engine) as conn:
+            conn.execute(text("SET LOCAL lock_timeout = '2s'"))  # a wait would fail the test, not hang it
+            assert mark_silent(conn, 180, later) == 0
+    with write_tx(centre.engine) as conn:
+        assert mark_silent(conn, 180, later) == 1
+    assert silent_flags(centre) == [True]
 
 
 def test_findings_go_stale_past_max_age(client: TestClient, centre: Centre, node: Node) -> None:
@@ -188,6 +206,35 @@ def test_policy_reload_and_a_broken_policy_keeps_the_old_one(own_centre: Centre,
         policy_file.write_text(text)
         assert run_once(centre.engine, centre.policy, 10**6, now()).policy_reloaded is True
         assert centre.policy.last_error is None and client.get("/healthz").json()["policy_error"] is None
+
+
+def test_a_reload_whose_round_fails_is_judged_by_the_next_round(
+    own_centre: Centre, policy_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is read once; the nodes are judged by the new policy until a round commits that, so a
+    round that fails (a lost deadlock, the database gone for a moment) does not drop it."""
+    centre = own_centre
+    with TestClient(create_app(centre, duties=False)) as client:
+        node = Node(client)
+        node.enrol(new_token(centre))
+    text = policy_file.read_text()
+    policy_file.write_text(text[: text.index("  - id: ports-no-remote-service")])  # the last rule
+
+    def failing(*_: Any) -> int:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr("central.duties.reevaluate", failing)
+    with pytest.raises(RuntimeError):
+        run_once(centre.engine, centre.policy, 10**6, now())
+    assert centre.policy.judging_due
+    monkeypatch.undo()
+    result = run_once(centre.engine, centre.policy, 10**6, now())
+    assert (result.ran, result.policy_reloaded) == (True, True)
+    assert not centre.policy.judging_due
+    with centre.engine.connect() as conn:
+        rules = set(conn.execute(select(findings.c.rule_id).where(findings.c.agent_id == node.agent_id)).scalars())
+    assert "ports-no-remote-service" not in rules and len(rules) == 19  # retired by the second round
+    assert run_once(centre.engine, centre.policy, 10**6, now()).policy_reloaded is False
 
 
 def test_an_override_that_shortens_max_age_is_honoured(own_centre: Centre, policy_file: Path) -> None:

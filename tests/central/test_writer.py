@@ -21,7 +21,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, event, select, text
 
 from central.config import Limits
-from central.db.schema import agents
+from central.db.engine import write_tx
+from central.db.schema import agents, finding_changes
 from central.errors import RequestRefused, refuse
 from central.ingest import CheckedBeat, prepare_heartbeat, store_heartbeats
 from central.service import Centre, open_centre
@@ -361,7 +362,36 @@ def test_reports_and_heartbeats_name_their_agent_so_the_batch_locks_it_first(cen
         for send in (node.heartbeat, lambda: node.send(node.report())):
             statements.clear()
             assert send().status_code == 200
-            locks = [s for s in statements if "FOR UPDATE" in s]
-            assert locks and "ORDER BY agents.id" in locks[0], statements
+            locks = [s for s in statements if "FOR NO KEY UPDATE" in s or "FOR UPDATE" in s]
+            assert locks and "ORDER BY agents.id FOR NO KEY UPDATE" in locks[0], statements
     finally:
         event.remove(centre.engine, "before_cursor_execute", seen)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite locks the whole database
+def test_a_batch_does_not_wait_for_a_transaction_that_only_refers_to_its_agents(
+    centre: Centre, client: TestClient, node: Node
+) -> None:
+    """The evaluator, the duties and retention insert rows that refer to agents (findings, their changes,
+    incidents), each taking a KEY SHARE lock on its agent, in their own order and sometimes for
+    seconds. The writer locks the agents it writes FOR NO KEY UPDATE, which does not wait for that:
+    with FOR UPDATE it waited, and deadlocked with such a transaction taking its agents in another order."""
+    other = Node(client, hostname="web2.example.net")
+    other.enrol(new_token(centre))
+    first, last = sorted([node, other], key=lambda n: n.agent_id)
+    writer = centre.group_writer()
+
+    def change(conn: Connection, agent_id: str) -> None:
+        conn.execute(
+            finding_changes.insert(),
+            {"agent_id": agent_id, "rule_id": "r", "to_status": "failing", "at": datetime.now(timezone.utc)},
+        )
+
+    def together(conn: Connection, items: List[Any]) -> List[Any]:
+        return store_heartbeats(conn, items, datetime.now(timezone.utc))
+
+    with write_tx(centre.engine) as conn:
+        change(conn, last.agent_id)  # the other transaction's order: the last agent first
+        beats = [writer.submit_together(together, _beat(n, 1), locks=(n.agent_id,)) for n in (first, last)]
+        assert [f.result(5) for f in beats] == [{"ok": True, "seq": 1}] * 2  # answered while it is open
+        change(conn, first.agent_id)
