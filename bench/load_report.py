@@ -122,7 +122,7 @@ def _db_section(run: DbRun, floor: Floor) -> List[str]:
         f"- Integrity: {integrity}; {run.refused} requests refused → {_verdict(run.clean)}.",
         f"- Nodes per centre process (1 heartbeat per {HEARTBEAT_S:g} s, 1 report per {REPORT_S / 60:g} min): "
         f"≈ {capacity:,.0f} at saturation (reports counted end to end, until judged), ≈ {capacity / 2:,.0f} "
-        "at half load, where the p99 above holds.",
+        "at half load, where the p99 above was measured.",
         _floor_line(floor, livez, rep, run.drains["report peak"].cpu_ms(rep, "centre")),
         "",
     ]
