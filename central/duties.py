@@ -8,6 +8,7 @@ others skip the round.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,6 +66,9 @@ def mark_silent(conn: Connection, threshold_s: int, now: datetime) -> int:
     return int(result.rowcount or 0)
 
 
+_ROW_LOCK = re.compile(r"\bFOR (?:NO KEY )?UPDATE\b")
+
+
 class _WouldWrite(Exception):
     """Raised in a dry run at the round's first write: the round must run under the write lock."""
 
@@ -72,7 +76,8 @@ class _WouldWrite(Exception):
 @contextmanager
 def _read_only(conn: Connection) -> Iterator[None]:
     def refuse_writes(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+        # a row lock counts as a write: rows a dry run locked would be skipped by a real round
+        if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE") or _ROW_LOCK.search(statement):
             raise _WouldWrite(statement[:60])
 
     event.listen(conn, "before_cursor_execute", refuse_writes)

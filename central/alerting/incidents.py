@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Dict, List, Mapping, Optional
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, RowMapping, and_, func, or_, select, update
 
 from central.alerting.routing import route
 from central.alerting.settings import Alerting
@@ -136,7 +136,9 @@ def run_round(conn: Connection, settings: Alerting, now: datetime) -> Round:
     counts = Round()
     force = in_force(conn, now)
     agent_rows = {a["id"]: a for a in conn.execute(select(agents).where(agents.c.revoked_at.is_(None))).mappings()}
-    open_rows = conn.execute(select(incidents).where(incidents.c.status == "open")).mappings().all()
+    # what deciding needs, without the JSON columns: most rounds notify nothing, and a fleet has
+    # hundreds of open incidents; the whole row is read for the few that are sent (_whole)
+    open_rows = conn.execute(select(*_DECIDING).where(incidents.c.status == "open")).mappings().all()
     open_keys = {(i["agent_id"], i["rule_id"]) for i in open_rows}
 
     # Silent nodes: one incident per node.
@@ -223,7 +225,8 @@ def run_round(conn: Connection, settings: Alerting, now: datetime) -> Round:
         ).mappings()
     }
     settle = now - timedelta(seconds=settings.resolve_after_s)
-    sent = _last_sent(conn, [i["id"] for i in open_rows])
+    # with no routes nothing is reminded (_remind): the outbox need not be read
+    sent = _last_sent(conn, [i["id"] for i in open_rows]) if settings.routes else {}
     for incident in open_rows:
         owner = agent_rows.get(incident["agent_id"])
         reason = _cleared(incident, owner, current, settle, force)
@@ -245,7 +248,7 @@ def run_round(conn: Connection, settings: Alerting, now: datetime) -> Round:
                     )
                 ]
                 if owner is not None and notified:
-                    resolved = dict(incident, status="resolved", resolved_at=now)
+                    resolved = dict(_whole(conn, incident["id"]), status="resolved", resolved_at=now)
                     enqueue(conn, settings, resolved, owner, "resolve", now, notified)
             continue
         if owner is None:
@@ -276,6 +279,22 @@ def _cleared(
     return None
 
 
+_DECIDING = (
+    incidents.c.id,
+    incidents.c.agent_id,
+    incidents.c.rule_id,
+    incidents.c.kind,
+    incidents.c.last_notified_at,
+    incidents.c.acknowledged_at,
+)
+"""The columns of an open incident a round decides on (resolve, remind) before anything is sent."""
+
+
+def _whole(conn: Connection, incident_id: int) -> RowMapping:
+    """An incident's whole row, for routing and the outbox."""
+    return conn.execute(select(incidents).where(incidents.c.id == incident_id)).mappings().one()
+
+
 def _remind(
     conn: Connection,
     settings: Alerting,
@@ -297,10 +316,11 @@ def _remind(
     if force.window(agent) is not None:
         return 0
     if incident["last_notified_at"] is None:
-        return enqueue(conn, settings, incident, agent, "trigger", now)
+        return enqueue(conn, settings, _whole(conn, incident["id"]), agent, "trigger", now)
     oldest = min([incident["last_notified_at"], *sent.values()])
     if oldest > now - timedelta(seconds=soonest_due_s(settings)):
         return 0  # no channel can be due yet: skip routing this incident (most rounds, most incidents)
+    incident = _whole(conn, incident["id"])
     due = []
     for target in route(settings, view(incident, agent)):
         last = sent.get(target.channel, incident["last_notified_at"])
