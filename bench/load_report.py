@@ -22,10 +22,13 @@ GOAL_SHARE, GOAL_P99_MS = 0.5, 50.0
 HEARTBEAT_S, REPORT_S = 60.0, 300.0
 
 
+def _cpu_ms(phase: Phase, key: str) -> float:
+    """CPU milliseconds per answered request of ``key`` (the centre, the database, the client)."""
+    return phase.cpu.get(key, 0.0) / phase.ok * 1000 if phase.ok else 0.0
+
+
 def _per_req_ms(phase: Phase, key: str) -> str:
-    if not phase.ok:
-        return "-"
-    return f"{phase.cpu.get(key, 0.0) / phase.ok * 1000:.2f}"
+    return f"{_cpu_ms(phase, key):.2f}" if phase.ok else "-"
 
 
 def _row(label: str, phase: Phase) -> str:
@@ -135,8 +138,7 @@ def _floor_line(floor: Floor, livez: Phase, rep: Phase, report_ms: float) -> str
     The HTTP work is left out of the least cost (the agents' requests skip FastAPI, which ``/livez``
     goes through), and the machine's budget is taken at the one-process ceiling (more processes
     would raise the ceiling and shrink it), so both comparisons can only favour the goal."""
-    http = livez.cpu.get("centre", 0.0) / max(livez.ok, 1) * 1000
-    client_report = rep.cpu.get("client", 0.0) / max(rep.ok, 1) * 1000
+    http, client_report = _cpu_ms(livez, "centre"), _cpu_ms(rep, "client")
     checks = floor.report_interpreter_ms
     least_machine = floor.report_signatures_ms + checks + client_report
     cores = os.cpu_count() or 1

@@ -366,13 +366,14 @@ class CheckedBeat:
 _BEATING = select(agents.c.id, agents.c.public_key, agents.c.revoked_at, agents.c.last_heartbeat_seq).where(
     agents.c.id.in_(bindparam("agent_keys", expanding=True))
 )
+_BEATING_LOCKED = _BEATING.with_for_update(key_share=True)  # built once, as _AGENT_LOCKED
 
 
 def store_heartbeats(conn: Connection, beats: List[CheckedBeat], now: datetime) -> List[Any]:
     """Record heartbeats in order: one read of their agents' rows, one statement for all the writes.
     Per heartbeat its answer, or the :class:`RequestRefused` for it (refused ones write nothing)."""
     ids = sorted({b.beat.agent_id for b in beats})
-    query = _BEATING.with_for_update(key_share=True) if conn.dialect.name == "postgresql" else _BEATING
+    query = _BEATING_LOCKED if conn.dialect.name == "postgresql" else _BEATING
     rows = {row["id"]: row for row in conn.execute(query, {"agent_keys": ids}).mappings()}
     last_seq = {agent_id: int(row["last_heartbeat_seq"]) for agent_id, row in rows.items()}
     answers: List[Any] = []

@@ -50,7 +50,8 @@ Waiter = Union["Future[Any]", "asyncio.Future[Any]"]
 
 
 LockRows = Callable[[Connection, List[str]], None]
-"""Locks the rows named by these keys, in this order, until the transaction ends."""
+"""Locks the rows named by these keys until the transaction ends, always in one order (the same in
+every process: central.ingest.lock_agents takes them in the database's id order)."""
 
 
 @dataclass
@@ -100,7 +101,7 @@ class GroupWriter(BatchThread[_Unit]):
 
     def __init__(self, engine: Engine, max_units: int = MAX_UNITS, lock_rows: Optional[LockRows] = None) -> None:
         """``lock_rows``: when given, a transaction first locks every row its units name (``locks=``)
-        in one sorted order, so that two processes' batches touching the same rows in different
+        in one order, so that two processes' batches touching the same rows in different
         orders wait for each other instead of deadlocking (PostgreSQL; SQLite locks the database)."""
         super().__init__("tillsyn-writer", "group writer", max_units)
         self.engine = engine
@@ -168,7 +169,7 @@ class GroupWriter(BatchThread[_Unit]):
         outcomes: Dict[int, Tuple[bool, Any]] = {}
         kinds: Dict[Together, List[int]] = {}
         with write_tx(self.engine) as conn:
-            keys = sorted({key for unit in batch for key in unit.locks})  # lock_rows orders them itself
+            keys = sorted({key for unit in batch for key in unit.locks})
             if keys and self.lock_rows is not None:
                 self.lock_rows(conn, keys)
             for index, unit in enumerate(batch):
