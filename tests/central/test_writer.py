@@ -395,3 +395,67 @@ def test_a_batch_does_not_wait_for_a_transaction_that_only_refers_to_its_agents(
         beats = [writer.submit_together(together, _beat(n, 1), locks=(n.agent_id,)) for n in (first, last)]
         assert [f.result(5) for f in beats] == [{"ok": True, "seq": 1}] * 2  # answered while it is open
         change(conn, first.agent_id)
+
+
+def _nodes(client: TestClient, centre: Centre, count: int) -> List[Node]:
+    token = new_token(centre)
+    nodes = [Node(client) for _ in range(count)]
+    for n in nodes:
+        n.enrol(token)
+    return nodes
+
+
+def _heartbeat_rows(centre: Centre, nodes: List[Node]) -> List[Tuple[Any, ...]]:
+    columns = (agents.c.last_heartbeat_seq, agents.c.last_heartbeat_at, agents.c.health, agents.c.silent)
+    with centre.engine.connect() as conn:
+        rows = {r[0]: tuple(r[1:]) for r in conn.execute(select(agents.c.id, *columns))}
+    return [rows[n.agent_id] for n in nodes]
+
+
+def test_heartbeats_of_distinct_nodes_each_checked(client: TestClient, centre: Centre) -> None:
+    """Every node once in the batch (on PostgreSQL one statement writes those that pass): a replay, a
+    stranger, a key not the node's and a revoked node are each refused with its reason, in its place,
+    and write nothing; the others are recorded, and a silent node is silent no more."""
+    ok, replayed, forged, revoked, silent = _nodes(client, centre, 5)
+    now = datetime.now(timezone.utc)
+    with centre.engine.begin() as conn:
+        store_heartbeats(conn, [_beat(replayed, 5)], now)
+        conn.execute(agents.update().where(agents.c.id == revoked.agent_id).values(revoked_at=now))
+        conn.execute(agents.update().where(agents.c.id == silent.agent_id).values(silent=True, silent_since=now))
+    before = _heartbeat_rows(centre, [replayed, forged, revoked])
+    stranger = CheckedBeat(Heartbeat("b" * 32, 1, now, 0), ok.public_key)
+    beats = [
+        _beat(ok, 3),
+        _beat(replayed, 5),
+        stranger,
+        CheckedBeat(_beat(forged, 2).beat, ok.public_key),
+        _beat(revoked, 4),
+        _beat(silent, 7),
+    ]
+    later = now + timedelta(seconds=30)
+    with write_tx(centre.engine) as conn:
+        answers = store_heartbeats(conn, beats, later)
+    reasons = [a.reason if isinstance(a, RequestRefused) else a for a in answers]
+    assert reasons == [
+        {"ok": True, "seq": 3},
+        "replay",
+        "unknown_agent",
+        "bad_signature",
+        "revoked",
+        {"ok": True, "seq": 7},
+    ]
+    assert _heartbeat_rows(centre, [replayed, forged, revoked]) == before
+    for n, seq in ((ok, 3), (silent, 7)):
+        assert _heartbeat_rows(centre, [n]) == [(seq, later, {"spool_depth": seq, "last_errors": []}, False)]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_on_postgresql_a_batch_that_passes_is_written_by_one_statement(client: TestClient, centre: Centre) -> None:
+    nodes = _nodes(client, centre, 3)
+    statements: List[str] = []
+    with write_tx(centre.engine) as conn:
+        event.listen(conn, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        answers = store_heartbeats(conn, [_beat(n, 1) for n in nodes], datetime.now(timezone.utc))
+    assert answers == [{"ok": True, "seq": 1}] * 3
+    assert len(statements) == 1 and statements[0].lstrip().startswith("UPDATE agents"), statements
+    assert [row[0] for row in _heartbeat_rows(centre, nodes)] == [1, 1, 1]
