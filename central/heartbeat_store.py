@@ -1,6 +1,6 @@
 """PostgreSQL: a batch of heartbeats from distinct nodes written by one statement.
 
-The general path (:func:`central.ingest.store_heartbeats`) reads the batch's agents, checks each
+The general path (``_store_in_order`` in central/ingest.py) reads the batch's agents, checks each
 heartbeat in order, then updates the rows with an executemany, which psycopg's pipeline runs as a
 Python round of work per row.  Almost every heartbeat passes, so here the checks are conditions of
 a single ``UPDATE ... FROM unnest(...)``: a row is written only where the node is known, not
@@ -64,7 +64,7 @@ _WRITE_ADMITTED = (
 
 def applies(conn: Connection, beats: List[CheckedBeat]) -> bool:
     """PostgreSQL, and no node twice in the batch (its heartbeats must then be checked in order)."""
-    return conn.dialect.name == "postgresql" and len({b.beat.agent_id for b in beats}) == len(beats)
+    return bool(beats) and conn.dialect.name == "postgresql" and len({b.beat.agent_id for b in beats}) == len(beats)
 
 
 def write_admitted(conn: Connection, beats: List[CheckedBeat], now: datetime) -> Set[str]:

@@ -372,8 +372,9 @@ _BEATING_LOCKED = _BEATING.with_for_update(key_share=True)  # built once, as _AG
 
 def store_heartbeats(conn: Connection, beats: List[CheckedBeat], now: datetime) -> List[Any]:
     """Record heartbeats in order.  Per heartbeat its answer, or the :class:`RequestRefused` for it
-    (refused ones write nothing).  On PostgreSQL one statement writes those that pass
-    (central/heartbeat_store.py); the rest, and every batch on SQLite, go the general way."""
+    (refused ones write nothing).  On PostgreSQL, when no node is twice in the batch, one statement
+    writes those that pass (central/heartbeat_store.py) and only the rest go the general way; every
+    other batch (SQLite, or a node twice) goes the general way whole."""
     written: Set[str] = set()
     if heartbeat_store.applies(conn, beats):
         written = heartbeat_store.write_admitted(conn, beats, now)

@@ -11,7 +11,8 @@ A unit that refuses (:class:`RequestRefused`) is answered with its refusal and c
 nothing: a unit that may write before it refuses runs in a savepoint, one that refuses
 only before its first write may run without.  Units of one kind can also be run
 together (:meth:`GroupWriter.submit_together`): one call for all of them in the batch,
-which answers each (heartbeats: one read and one write for the lot).  When the database fails a batch, each
+which answers each (heartbeats: a read and a write for the lot; on PostgreSQL a single write
+when all pass, central/heartbeat_store.py).  When the database fails a batch, each
 unit is run again in a transaction of its own, so one cannot fail the others.  A
 process killed before the commit answered none of them: the agents send them again.
 

@@ -12,6 +12,7 @@ import logging
 import threading
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Tuple
@@ -406,7 +407,13 @@ def _nodes(client: TestClient, centre: Centre, count: int) -> List[Node]:
 
 
 def _heartbeat_rows(centre: Centre, nodes: List[Node]) -> List[Tuple[Any, ...]]:
-    columns = (agents.c.last_heartbeat_seq, agents.c.last_heartbeat_at, agents.c.health, agents.c.silent)
+    columns = (
+        agents.c.last_heartbeat_seq,
+        agents.c.last_heartbeat_at,
+        agents.c.health,
+        agents.c.silent,
+        agents.c.silent_since,
+    )
     with centre.engine.connect() as conn:
         rows = {r[0]: tuple(r[1:]) for r in conn.execute(select(agents.c.id, *columns))}
     return [rows[n.agent_id] for n in nodes]
@@ -424,8 +431,9 @@ def test_heartbeats_of_distinct_nodes_each_checked(client: TestClient, centre: C
         conn.execute(agents.update().where(agents.c.id == silent.agent_id).values(silent=True, silent_since=now))
     before = _heartbeat_rows(centre, [replayed, forged, revoked])
     stranger = CheckedBeat(Heartbeat("b" * 32, 1, now, 0), ok.public_key)
+    errors = ("clamd: ingen signaturdatabas — «main.cvd» saknas", 'quote " and \\ backslash')
     beats = [
-        _beat(ok, 3),
+        CheckedBeat(replace(_beat(ok, 3).beat, last_errors=errors), ok.public_key),
         _beat(replayed, 5),
         stranger,
         CheckedBeat(_beat(forged, 2).beat, ok.public_key),
@@ -445,8 +453,9 @@ def test_heartbeats_of_distinct_nodes_each_checked(client: TestClient, centre: C
         {"ok": True, "seq": 7},
     ]
     assert _heartbeat_rows(centre, [replayed, forged, revoked]) == before
-    for n, seq in ((ok, 3), (silent, 7)):
-        assert _heartbeat_rows(centre, [n]) == [(seq, later, {"spool_depth": seq, "last_errors": []}, False)]
+    health = {"spool_depth": 3, "last_errors": list(errors)}
+    assert _heartbeat_rows(centre, [ok]) == [(3, later, health, False, None)]
+    assert _heartbeat_rows(centre, [silent]) == [(7, later, {"spool_depth": 7, "last_errors": []}, False, None)]
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
