@@ -13,9 +13,9 @@ from central.alerting.incidents import acknowledge, run_round
 from central.alerting.manage import Scope, create_waiver, create_window
 from central.alerting.settings import Alerting
 from central.db.engine import read_tx, write_tx
-from central.db.schema import agents, incident_events, incidents, outbox
+from central.db.schema import agents, findings, incident_events, incidents, outbox
 from central.service import Centre
-from tests.central.conftest import Node, evidence_record
+from tests.central.conftest import Node, evidence_record, new_token
 
 TELNET = {
     "protocol": "tcp",
@@ -244,3 +244,41 @@ def test_a_window_or_waiver_is_ended_within_its_scope_once(centre: Centre, node:
         created = conn.execute(select(audit_log.c.detail).where(audit_log.c.action == "waiver.create")).scalar_one()
     assert ("window.cancel", window) in trail and ("waiver.revoke", waiver) in trail
     assert created["rule_id"] == RULE and created["expires_at"].startswith(str((now + timedelta(days=1)).year))
+
+
+def _resolved_with(centre: Centre, incident_id: int) -> List[Any]:
+    with read_tx(centre.engine) as conn:
+        return [
+            r.detail
+            for r in conn.execute(
+                select(incident_events.c.detail).where(
+                    incident_events.c.incident_id == incident_id, incident_events.c.kind == "resolved"
+                )
+            )
+        ]
+
+
+@pytest.mark.parametrize("change", ["finding gone", "node revoked"])
+def test_an_incident_resolves_when_its_rule_or_node_is_gone(
+    client: TestClient, centre: Centre, node: Node, change: str
+) -> None:
+    """Only the incident that cleared is resolved, with its reason; another node's, still failing, stays open."""
+    other = Node(client, hostname="web2.example.net")
+    other.enrol(new_token(centre))
+    now = datetime.now(timezone.utc)
+    for n in (node, other):
+        _send_ports(n, [TELNET])
+    _round(centre, now + timedelta(seconds=1))
+    opened = {i["agent_id"]: i["id"] for i in _mine(centre)}
+    assert set(opened) == {node.agent_id, other.agent_id}
+    with write_tx(centre.engine) as conn:
+        if change == "finding gone":  # as when a policy change retires the rule for this node
+            conn.execute(findings.delete().where(findings.c.agent_id == node.agent_id, findings.c.rule_id == RULE))
+        else:
+            conn.execute(update(agents).where(agents.c.id == node.agent_id).values(revoked_at=now))
+    assert _round(centre, now + timedelta(seconds=2)).resolved == 1
+    assert {i["agent_id"]: i["status"] for i in _mine(centre)} == {node.agent_id: "resolved", other.agent_id: "open"}
+    reason = "rule no longer in force for this node" if change == "finding gone" else "node revoked"
+    assert _resolved_with(centre, opened[node.agent_id]) == [reason]
+    assert _round(centre, now + timedelta(seconds=3)).resolved == 0
+    assert _resolved_with(centre, opened[node.agent_id]) == [reason]
