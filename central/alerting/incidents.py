@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Dict, List, Mapping, Optional
 
-from sqlalchemy import Connection, RowMapping, and_, func, or_, select, update
+from sqlalchemy import Connection, RowMapping, and_, bindparam, func, or_, select, update
 
 from central.alerting.routing import route
 from central.alerting.settings import Alerting
@@ -211,7 +211,7 @@ def run_round(conn: Connection, settings: Alerting, now: datetime) -> Round:
 
     # Resolve what cleared (and stayed clear for resolve_after_s), remind what stays open.
     settle = now - timedelta(seconds=settings.resolve_after_s)
-    cleared = _findings_cleared(conn, settle)
+    cleared = _findings_cleared(conn, settle) if open_rows else {}
     # with no routes nothing is reminded (_remind): the outbox need not be read
     sent = _last_sent(conn, [i["id"] for i in open_rows]) if settings.routes else {}
     for incident in open_rows:
@@ -244,19 +244,33 @@ def run_round(conn: Connection, settings: Alerting, now: datetime) -> Round:
     return counts
 
 
+_FINDING_OF = and_(incidents.c.agent_id == findings.c.agent_id, incidents.c.rule_id == findings.c.rule_id)
+_OPEN_FINDING = and_(incidents.c.status == "open", incidents.c.kind != SILENT)
+_PASSING_SINCE = (
+    select(incidents.c.id)
+    .join(findings, _FINDING_OF)
+    .where(
+        _OPEN_FINDING,
+        findings.c.status == "passing",
+        findings.c.since <= bindparam("settle", type_=findings.c.since.type),
+    )
+)
+_FINDING_GONE = (
+    select(incidents.c.id).outerjoin(findings, _FINDING_OF).where(_OPEN_FINDING, findings.c.agent_id.is_(None))
+)
+
+
 def _findings_cleared(conn: Connection, settle: datetime) -> Dict[int, str]:
-    """The open incidents whose finding lets them resolve, with the reason: passing since ``settle``
-    or earlier, or gone (the rule no longer in force for the node).  Only these rows are read: a
+    """The open incidents of kind "finding" whose finding would let them resolve, with the reason:
+    passing since ``settle`` or earlier, or gone (the rule no longer in force for the node);
+    :func:`_cleared` checks revocation, silent kind and waivers first.  Only these rows are read: a
     fleet has hundreds of open deviations whose findings still fail, and a round that read each of
     them (the duty thread, beside the requests) cost SQLite one hand-over of the interpreter per row."""
-    finding_of = and_(incidents.c.agent_id == findings.c.agent_id, incidents.c.rule_id == findings.c.rule_id)
-    open_finding = and_(incidents.c.status == "open", incidents.c.kind != SILENT)
-    passing = select(incidents.c.id).join(findings, finding_of)
-    passing = passing.where(open_finding, findings.c.status == "passing", findings.c.since <= settle)
-    gone = select(incidents.c.id).outerjoin(findings, finding_of).where(open_finding, findings.c.agent_id.is_(None))
-    reasons = {incident_id: "passing again" for incident_id in conn.execute(passing).scalars()}
+    reasons = {
+        incident_id: "passing again" for incident_id in conn.execute(_PASSING_SINCE, {"settle": settle}).scalars()
+    }
     reasons.update(
-        {incident_id: "rule no longer in force for this node" for incident_id in conn.execute(gone).scalars()}
+        {incident_id: "rule no longer in force for this node" for incident_id in conn.execute(_FINDING_GONE).scalars()}
     )
     return reasons
 

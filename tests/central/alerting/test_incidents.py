@@ -282,3 +282,20 @@ def test_an_incident_resolves_when_its_rule_or_node_is_gone(
     assert _resolved_with(centre, opened[node.agent_id]) == [reason]
     assert _round(centre, now + timedelta(seconds=3)).resolved == 0
     assert _resolved_with(centre, opened[node.agent_id]) == [reason]
+
+
+def test_a_fixed_deviation_resolves_once_passing_for_exactly_resolve_after(
+    client: TestClient, centre: Centre, node: Node
+) -> None:
+    now = datetime.now(timezone.utc)
+    _send_ports(node, [TELNET])
+    _round(centre, now + timedelta(seconds=1))
+    _send_ports(node, [])
+    with read_tx(centre.engine) as conn:
+        where = (findings.c.agent_id == node.agent_id, findings.c.rule_id == RULE)
+        since = conn.execute(select(findings.c.since).where(*where)).scalar_one()
+    settle = timedelta(seconds=SETTINGS.resolve_after_s)
+    assert _round(centre, since + settle - timedelta(microseconds=1)).resolved == 0
+    assert _mine(centre)[0]["status"] == "open"
+    assert _round(centre, since + settle).resolved == 1
+    assert _resolved_with(centre, _mine(centre)[0]["id"]) == ["passing again"]
