@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from central.background import Background
 from central.db.engine import try_advisory_lock, write_tx
 from central.db.schema import agents, findings, latest_evidence, pending_evaluation, reports
-from central.findings import COMPARED, record, rules_for_agent, shown
+from central.findings import COMPARED, Changes, record, rules_for_agent, shown
 from central.parsed import ParsedReports
 from evidence.policy import Policy
 from evidence.rules import Verdict, evaluate
@@ -117,6 +117,7 @@ def _judge(conn: Connection, policy: Policy, parsed: List[_Judged], done: Evalua
             select(findings.c.agent_id, findings.c.rule_id, *COMPARED).where(findings.c.agent_id.in_(agent_ids))
         )
     }
+    changes = Changes()
     for row, report, records in parsed:
         agent = nodes.get(row.agent_id)
         if agent is None or agent["revoked_at"] is not None:
@@ -127,7 +128,7 @@ def _judge(conn: Connection, policy: Policy, parsed: List[_Judged], done: Evalua
             result = evaluate(rule, records[rule.collector], row.received_at)
             key = (row.agent_id, rule.id)
             old = current.get(key)
-            changed = record(conn, row.agent_id, result, row.received_at, report.report_id, old)
+            changed = record(conn, row.agent_id, result, row.received_at, report.report_id, old, changes)
             status = result.verdict.value
             if changed and result.verdict is Verdict.FAILING:
                 done.turned_failing = True
@@ -138,6 +139,7 @@ def _judge(conn: Connection, policy: Policy, parsed: List[_Judged], done: Evalua
                 ).first()
             else:
                 current[key] = shown(result)  # as this batch left it
+    changes.write(conn)
 
 
 def evaluate_batch(

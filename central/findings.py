@@ -67,6 +67,21 @@ _NEW_STATUS = update(findings).where(_ONE, findings.c.status == bindparam("b_sta
 _CHANGE = finding_changes.insert()
 
 
+class Changes:
+    """``finding_changes`` rows gathered while a batch of reports is judged, written by one statement
+    (:meth:`write`): on PostgreSQL one round trip instead of one per changed rule, which a node's
+    first report has for every rule.  The findings themselves are written at once, as before: a
+    later verdict of the same batch updates them."""
+
+    def __init__(self) -> None:
+        self.rows: List[Dict[str, Any]] = []
+
+    def write(self, conn: Connection) -> None:
+        if self.rows:
+            conn.execute(_CHANGE, self.rows)
+            self.rows = []
+
+
 def record(
     conn: Connection,
     agent_id: str,
@@ -74,13 +89,15 @@ def record(
     now: datetime,
     report_id: Optional[str],
     old: Any = _MISSING,
+    changes: Optional[Changes] = None,
 ) -> bool:
     """Store one verdict; True when the status changed (or the finding is new).
 
     Nothing is written when neither status, observed value nor message changed: the
     finding keeps the report that established it, and freshness is judged from
     ``latest_evidence`` (see :func:`mark_stale`).  ``old`` is the current row (or None)
-    when the caller has already read it.
+    when the caller has already read it; ``changes``: where the change is kept for the caller to
+    write with the others (else it is written now).
     """
     rule = result.rule
     if old is _MISSING:
@@ -112,18 +129,19 @@ def record(
         )
         changed = bool(done.rowcount)
     if changed:
-        conn.execute(
-            _CHANGE,
-            {
-                "agent_id": agent_id,
-                "rule_id": rule.id,
-                "from_status": None if old is None else old.status,
-                "to_status": status,
-                "at": now,
-                "observed": result.observed,
-                "report_id": report_id,
-            },
-        )
+        change = {
+            "agent_id": agent_id,
+            "rule_id": rule.id,
+            "from_status": None if old is None else old.status,
+            "to_status": status,
+            "at": now,
+            "observed": result.observed,
+            "report_id": report_id,
+        }
+        if changes is None:
+            conn.execute(_CHANGE, change)
+        else:
+            changes.rows.append(change)
     return changed
 
 

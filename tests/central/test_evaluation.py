@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Tuple
 import pytest
 import requests
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from central.api.app import create_app
 from central.config import Limits
@@ -272,3 +272,29 @@ def test_a_node_with_reports_waiting_to_be_judged_is_not_marked_stale(centre: Ce
     evaluate_pending(centre.engine, centre.policy.policy)
     assert run_once(centre.engine, centre.policy, 10**9, much_later).stale >= 1  # judged, and now old
     assert _status(centre, node.agent_id) == "stale"
+
+
+def test_a_batch_writes_its_changes_in_one_statement_and_in_order(centre: Centre, node: Node) -> None:
+    """Three reports of one node judged in one batch: the history is the one a report per batch writes
+    (test above), and its rows are written by a single statement, after the findings."""
+    reports = [node.report(_ports(SSH, TELNET)), node.report(_ports(SSH)), node.report(_ports(TELNET))]
+    for report in reports:
+        _store_only(centre, node, report)
+    before = len(changes(centre, node.agent_id, RULE))
+    statements: List[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(centre.engine, "before_cursor_execute", seen)
+    try:
+        assert evaluate_batch(centre.engine, centre.policy.policy).reports == 3
+    finally:
+        event.remove(centre.engine, "before_cursor_execute", seen)
+    assert changes(centre, node.agent_id, RULE)[before:] == [
+        ("stale", "failing", reports[0]["report_id"]),
+        ("failing", "passing", reports[1]["report_id"]),
+        ("passing", "failing", reports[2]["report_id"]),
+    ]
+    writes = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO FINDING_CHANGES")]
+    assert len(writes) == 1, writes
