@@ -14,13 +14,12 @@ import statistics
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from bench.load_server import pg_database
+from bench.docs import command_line, on_databases, publish
 from bench.machine import describe
 from central import apikeys
 from central.api.app import create_app
@@ -30,7 +29,6 @@ from central.db.engine import write_tx
 from central.db.schema import agents, findings
 from central.service import open_centre
 
-ROOT = Path(__file__).resolve().parents[1]
 RULES = [(f"rule-{i:02d}", [f"M{(i % 13) + 1:02d}"]) for i in range(22)]  # the shipped policy has 22 rules
 GOAL_MS = 300.0
 HOW = (
@@ -176,27 +174,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     args = parser.parse_args(argv)
-    runs = []
-    if args.db in ("sqlite", "both"):
-        runs.append(run("SQLite", None, args.nodes, args.repeat))
-    if args.db in ("postgresql", "both"):
-        with pg_database() as url:
-            runs.append(run("PostgreSQL", url, args.nodes, args.repeat))
-    command = (
-        ".venv/bin/python -m bench.fleet_render"
-        + "".join(
-            f" --{k} {v}"
-            for k, v in (("nodes", args.nodes), ("repeat", args.repeat), ("db", args.db))
-            if v not in (10000, 15, "both")
-        )
-        + (" --write" if args.write else "")
-    )
+    runs = on_databases(args.db, lambda name, url: run(name, url, args.nodes, args.repeat))
+    options = (("nodes", args.nodes, 10000), ("repeat", args.repeat, 15), ("db", args.db, "both"))
+    command = command_line("bench.fleet_render", options, args.write)
     text = render(runs, args.nodes, command)
-    print(text)
-    if args.write:
-        from bench.docs import replace_section
-
-        replace_section(ROOT / "docs" / "benchmarks.md", "fleet-render", text)
+    publish("fleet-render", text, args.write)
     return 0
 
 

@@ -143,8 +143,8 @@ _AGENTS_DECIDING = select(
     agents.c.enrolled_at,
 ).where(agents.c.revoked_at.is_(None))
 """What a round reads of every node (routing, windows, waivers, silence): not the keys, the health
-report or the ledger's head, which it never uses (half a round's time with 2,000 nodes was reading
-whole rows, the health JSON among them)."""
+report or the ledger's head, which it never uses (docs/benchmarks.md, the duty round: reading whole
+rows was about a third of a round's CPU with 2,000 nodes, before a node's health JSON is counted)."""
 
 
 def run_round(conn: Connection, settings: Alerting, now: datetime) -> Round:
