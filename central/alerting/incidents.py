@@ -32,6 +32,21 @@ class Round:
     held: int = 0
 
 
+# Built once: a statement built per call (``.values(...)`` with the values in it) cost more than its
+# running, and a round that opens an incident for each node of a fleet runs these thousands of times.
+_EVENT = incident_events.insert()
+_OUTBOX = outbox.insert()
+_OPEN = incidents.insert()
+_THE_INCIDENT = incidents.c.id == bindparam("b_id")
+_NOTIFIED = update(incidents).where(_THE_INCIDENT).values(last_notified_at=bindparam("b_at"))
+_WHOLE = select(incidents).where(_THE_INCIDENT)
+_RESOLVE = (
+    update(incidents)
+    .where(_THE_INCIDENT, incidents.c.status == "open")
+    .values(status="resolved", resolved_at=bindparam("b_at"))
+)
+
+
 def event(
     conn: Connection,
     incident_id: int,
@@ -43,9 +58,8 @@ def event(
     detail: Optional[str] = None,
 ) -> None:
     conn.execute(
-        incident_events.insert().values(
-            incident_id=incident_id, at=now, kind=kind, channel=channel, actor=actor, detail=detail
-        )
+        _EVENT,
+        {"incident_id": incident_id, "at": now, "kind": kind, "channel": channel, "actor": actor, "detail": detail},
     )
 
 
@@ -71,14 +85,11 @@ def enqueue(
 ) -> int:
     """Outbox rows for ``kind`` (trigger/repeat/resolve) to the routed (or given) channels."""
     names = channels if channels is not None else [t.channel for t in route(settings, view(incident, agent))]
-    for name in names:
-        conn.execute(
-            outbox.insert().values(
-                incident_id=incident["id"], channel=name, event=kind, created_at=now, next_attempt_at=now, attempts=0
-            )
-        )
+    if names:
+        row = {"incident_id": incident["id"], "event": kind, "created_at": now, "next_attempt_at": now, "attempts": 0}
+        conn.execute(_OUTBOX, [{**row, "channel": name} for name in names])
     if names and kind != "resolve":
-        conn.execute(update(incidents).where(incidents.c.id == incident["id"]).values(last_notified_at=now))
+        conn.execute(_NOTIFIED, {"b_id": incident["id"], "b_at": now})
     return len(names)
 
 
@@ -98,18 +109,19 @@ def _open(
     counts: Round,
 ) -> None:
     result = conn.execute(
-        incidents.insert().values(
-            agent_id=agent["id"],
-            rule_id=rule_id,
-            kind=kind,
-            status="open",
-            severity=severity,
-            title=title,
-            controls=controls,
-            observed=observed,
-            dedup_key=f"tillsyn/{agent['id']}/{rule_id}",
-            opened_at=now,
-        )
+        _OPEN,
+        {
+            "agent_id": agent["id"],
+            "rule_id": rule_id,
+            "kind": kind,
+            "status": "open",
+            "severity": severity,
+            "title": title,
+            "controls": controls,
+            "observed": observed,
+            "dedup_key": f"tillsyn/{agent['id']}/{rule_id}",
+            "opened_at": now,
+        },
     )
     key = result.inserted_primary_key
     assert key is not None
@@ -128,7 +140,7 @@ def _open(
         )
         counts.held += 1
         return
-    row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).mappings().one()
+    row = _whole(conn, incident_id)
     counts.notified += enqueue(conn, settings, row, agent, "trigger", now)
 
 
@@ -233,11 +245,7 @@ def run_round(conn: Connection, settings: Alerting, now: datetime) -> Round:
         owner = agent_rows.get(incident["agent_id"])
         reason = _cleared(incident, owner, cleared, force)
         if reason is not None:
-            done = conn.execute(
-                update(incidents)
-                .where(and_(incidents.c.id == incident["id"], incidents.c.status == "open"))
-                .values(status="resolved", resolved_at=now)
-            )
+            done = conn.execute(_RESOLVE, {"b_id": incident["id"], "b_at": now})
             if done.rowcount:
                 event(conn, incident["id"], "resolved", now, detail=reason)
                 counts.resolved += 1
@@ -319,7 +327,7 @@ _DECIDING = (
 
 def _whole(conn: Connection, incident_id: int) -> RowMapping:
     """An incident's whole row, for routing and the outbox."""
-    return conn.execute(select(incidents).where(incidents.c.id == incident_id)).mappings().one()
+    return conn.execute(_WHOLE, {"b_id": incident_id}).mappings().one()
 
 
 def _remind(
