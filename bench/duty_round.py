@@ -4,8 +4,9 @@ Each centre process runs the round every 10 s beside the requests it answers: si
 findings, then the incident round (open, resolve, remind).  Its CPU is taken from the same
 interpreter that answers agents, so a round's cost shows as a burst in the requests' latency
 (docs/benchmarks.md, the centre under load).  Nodes and findings are inserted in bulk as for the
-fleet page (``bench.fleet_render``); the first round opens an incident for every failing finding,
-and the rounds after it, the steady state, find nothing new.  Times are ``time.process_time()`` of
+fleet page (``bench.fleet_render``); the first round opens an incident for every failing finding
+and queues its notification (one webhook channel, every incident routed to it), and the rounds after
+it, the steady state, find nothing new and remind no one yet.  Times are ``time.process_time()`` of
 this process (the centre's own work; PostgreSQL's backends are not counted) and wall time.
 """
 
@@ -25,7 +26,7 @@ from bench.fleet_render import _populate
 from bench.machine import describe
 from central.config import from_mapping
 from central.db.engine import read_tx
-from central.db.schema import incidents
+from central.db.schema import incidents, outbox
 from central.service import open_centre
 
 
@@ -33,6 +34,11 @@ def _open_incidents(centre: Any) -> int:
     with read_tx(centre.engine) as conn:
         query = select(func.count()).select_from(incidents).where(incidents.c.status == "open")
         return int(conn.execute(query).scalar_one())
+
+
+def _queued(centre: Any) -> int:
+    with read_tx(centre.engine) as conn:
+        return int(conn.execute(select(func.count()).select_from(outbox)).scalar_one())
 
 
 def _timed_round(centre: Any) -> Dict[str, float]:
@@ -47,7 +53,14 @@ def run(database: str, url: Optional[str], count: int, rounds: int) -> Dict[str,
             {
                 "state_dir": tmp,
                 "database_url": url or f"sqlite:///{tmp}/central.db",
-                "alerting": {"open_after_s": 0},  # every failing finding opens its incident in the first round
+                # every failing finding opens its incident in the first round, routed to a channel as on a
+                # real centre: the round writes the outbox and, later, reads it to decide on reminders
+                # (nothing is sent: no dispatcher runs here)
+                "alerting": {
+                    "open_after_s": 0,
+                    "channels": {"oncall": {"type": "webhook", "url": "http://127.0.0.1:9/hook"}},
+                    "routes": [{"match": {}, "channels": ["oncall"]}],
+                },
             },
             "bench",
             {},
@@ -60,7 +73,7 @@ def run(database: str, url: Optional[str], count: int, rounds: int) -> Dict[str,
                     conn.execute(text("ANALYZE"))
                     conn.commit()
             first = _timed_round(centre)
-            opened = _open_incidents(centre)
+            opened, queued = _open_incidents(centre), _queued(centre)
             steady = [_timed_round(centre) for _ in range(rounds)]
         finally:
             centre.stop()
@@ -68,6 +81,7 @@ def run(database: str, url: Optional[str], count: int, rounds: int) -> Dict[str,
         "database": database,
         "first": first,
         "open": opened,
+        "queued": queued,
         "steady": steady,
         "interval_s": config.duty_interval_s,
     }
@@ -78,16 +92,18 @@ def render(runs: List[Dict[str, Any]], count: int, command: str) -> str:
         f"{count} nodes with 22 findings each, some failing; the first round opens their incidents, the rounds "
         "after it find nothing new (median and worst of the steady rounds).",
         "",
-        "| database | open incidents | first round CPU / wall ms | steady round CPU ms, median (worst) "
-        "| steady round wall ms, median (worst) | share of one core at one round per interval |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| database | open incidents | notifications queued | first round CPU / wall ms "
+        "| steady round CPU ms, median (worst) | steady round wall ms, median (worst) "
+        "| share of one core at one round per interval |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
         cpu = [s["cpu_ms"] for s in r["steady"]]
         wall = [s["wall_ms"] for s in r["steady"]]
         share = statistics.median(cpu) / (r["interval_s"] * 1000)
         lines.append(
-            f"| {r['database']} | {r['open']:,} | {r['first']['cpu_ms']:,.0f} / {r['first']['wall_ms']:,.0f} "
+            f"| {r['database']} | {r['open']:,} | {r['queued']:,} "
+            f"| {r['first']['cpu_ms']:,.0f} / {r['first']['wall_ms']:,.0f} "
             f"| {statistics.median(cpu):.1f} ({max(cpu):.1f}) | {statistics.median(wall):.1f} ({max(wall):.1f}) "
             f"| {share:.2%} (every {r['interval_s']:g} s) |"
         )

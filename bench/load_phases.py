@@ -6,7 +6,7 @@ open loop a request's latency counts from the moment it was *due*, so a server
 that falls behind is charged for the queue it builds (no coordinated omission).
 
 The client's own heap (pre-signed request pools, kept answers) is frozen out of Python's cyclic
-collector for the length of a phase: a full collection walked it for 40-100 ms on a 2-core machine,
+collector for the length of a phase: a full collection walked it for 34-110 ms on a 2-core machine,
 a stall of the client that the open loop would charge to the centre as latency (it set the p99 of
 a heartbeat phase, 55 ms against 16-22 ms without it).
 """

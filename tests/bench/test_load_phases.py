@@ -16,8 +16,7 @@ def test_the_clients_heap_is_frozen_for_the_phase_and_only_then() -> None:
 
     def body() -> float:
         seen.append(gc.get_freeze_count())
-        made_during = [{"answer": i} for i in range(10)]
-        seen.append(sum(1 for obj in gc.get_objects() if obj is made_during))
+        seen.append(int(gc.isenabled()))
         return 0.0
 
     def sample() -> Dict[str, float]:
@@ -26,7 +25,7 @@ def test_the_clients_heap_is_frozen_for_the_phase_and_only_then() -> None:
     assert gc.get_freeze_count() == 0
     phase = _measured(Phase("p"), sample, body)
     assert seen[0] >= len(pool)  # the pool (and the rest of the heap) was frozen
-    assert seen[1] == 1  # what the phase makes is still collected as usual
+    assert seen[1] == 1  # the collector still runs for what the phase itself makes (frozen, not disabled)
     assert gc.get_freeze_count() == 0  # and unfrozen afterwards
     assert phase.wall_s > 0 and "client" in phase.cpu
 
