@@ -19,13 +19,14 @@ PostgreSQL's side (docs/benchmarks.md): the centre's process, the one that runs 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, List, Set
+from typing import TYPE_CHECKING, Any, Dict, List, Set
 
 from sqlalchemy import BigInteger, Connection, String, Text, bindparam, cast, column, func, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from central.db import jsoncodec
 from central.db.schema import agents
+from evidence.wire import Heartbeat
 
 if TYPE_CHECKING:
     from central.ingest import CheckedBeat
@@ -62,6 +63,11 @@ _WRITE_ADMITTED = (
 )
 
 
+def health(beat: Heartbeat) -> Dict[str, Any]:
+    """What an agent's row keeps of its heartbeat's own health (both paths store this)."""
+    return {"spool_depth": beat.spool_depth, "last_errors": list(beat.last_errors)}
+
+
 def applies(conn: Connection, beats: List[CheckedBeat]) -> bool:
     """PostgreSQL, and no node twice in the batch (its heartbeats must then be checked in order)."""
     return bool(beats) and conn.dialect.name == "postgresql" and len({b.beat.agent_id for b in beats}) == len(beats)
@@ -73,9 +79,7 @@ def write_admitted(conn: Connection, beats: List[CheckedBeat], now: datetime) ->
         "agent_keys": [b.beat.agent_id for b in beats],
         "verified_keys": [b.public_key for b in beats],
         "seqs": [b.beat.seq for b in beats],
-        "healths": [
-            jsoncodec.dumps({"spool_depth": b.beat.spool_depth, "last_errors": list(b.beat.last_errors)}) for b in beats
-        ],
+        "healths": [jsoncodec.dumps(health(b.beat)) for b in beats],
         "at": now,
     }
     return set(conn.execute(_WRITE_ADMITTED, params).scalars())

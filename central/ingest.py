@@ -413,7 +413,7 @@ def _store_in_order(conn: Connection, beats: List[CheckedBeat], now: datetime) -
                 "agent_key": beat.agent_id,
                 "seq": beat.seq,
                 "at": now,
-                "health": {"spool_depth": beat.spool_depth, "last_errors": list(beat.last_errors)},
+                "health": heartbeat_store.health(beat),
             }
         )
         answers.append({"ok": True, "seq": beat.seq})
