@@ -19,7 +19,7 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Table, func, select, text
 
 from bench.docs import command_line, on_databases, publish
 from bench.fleet_render import _populate
@@ -30,15 +30,9 @@ from central.db.schema import incidents, outbox
 from central.service import open_centre
 
 
-def _open_incidents(centre: Any) -> int:
+def _count(centre: Any, table: Table, *where: Any) -> int:
     with read_tx(centre.engine) as conn:
-        query = select(func.count()).select_from(incidents).where(incidents.c.status == "open")
-        return int(conn.execute(query).scalar_one())
-
-
-def _queued(centre: Any) -> int:
-    with read_tx(centre.engine) as conn:
-        return int(conn.execute(select(func.count()).select_from(outbox)).scalar_one())
+        return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
 
 
 def _timed_round(centre: Any) -> Dict[str, float]:
@@ -73,7 +67,7 @@ def run(database: str, url: Optional[str], count: int, rounds: int) -> Dict[str,
                     conn.execute(text("ANALYZE"))
                     conn.commit()
             first = _timed_round(centre)
-            opened, queued = _open_incidents(centre), _queued(centre)
+            opened, queued = _count(centre, incidents, incidents.c.status == "open"), _count(centre, outbox)
             steady = [_timed_round(centre) for _ in range(rounds)]
         finally:
             centre.stop()
@@ -87,7 +81,7 @@ def run(database: str, url: Optional[str], count: int, rounds: int) -> Dict[str,
     }
 
 
-def render(runs: List[Dict[str, Any]], count: int, command: str) -> str:
+def render(runs: List[Dict[str, Any]], count: int, command: str, load: float) -> str:
     lines = [
         f"{count} nodes with 22 findings each, some failing; the first round opens their incidents, the rounds "
         "after it find nothing new (median and worst of the steady rounds).",
@@ -107,7 +101,7 @@ def render(runs: List[Dict[str, Any]], count: int, command: str) -> str:
             f"| {statistics.median(cpu):.1f} ({max(cpu):.1f}) | {statistics.median(wall):.1f} ({max(wall):.1f}) "
             f"| {share:.2%} (every {r['interval_s']:g} s) |"
         )
-    lines += ["", f"Load average (1 min) when the run began, on {os.cpu_count()} cores: {runs[0]['load']:.1f}."]
+    lines += ["", f"Load average (1 min) when the run began, on {os.cpu_count()} cores: {load:.1f}."]
     lines += ["", f"Command: `{command}`  ", f"Machine: {describe()}"]
     return "\n".join(lines)
 
@@ -121,10 +115,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     load = os.getloadavg()[0]
     runs = on_databases(args.db, lambda name, url: run(name, url, args.nodes, args.rounds))
-    runs[0]["load"] = load
     options = (("nodes", args.nodes, 2000), ("rounds", args.rounds, 7), ("db", args.db, "both"))
     command = command_line("bench.duty_round", options, args.write)
-    text_out = render(runs, args.nodes, command)
+    text_out = render(runs, args.nodes, command, load)
     publish("duty-round", text_out, args.write)
     return 0
 

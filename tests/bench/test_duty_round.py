@@ -11,6 +11,5 @@ def test_a_small_fleet_opens_its_incidents_then_rounds_find_nothing_new() -> Non
     assert result["queued"] == result["open"]  # and queued its notification to the one channel
     assert len(result["steady"]) == 2
     assert all(r["cpu_ms"] > 0 and r["wall_ms"] > 0 for r in [result["first"], *result["steady"]])
-    result["load"] = 0.0
-    text = render([result], 40, "cmd")
+    text = render([result], 40, "cmd", 0.0)
     assert "| SQLite | " in text and "Command: `cmd`" in text
