@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple
+
+from collectors.base import Context, describe_os_error
 
 # Filesystems whose storage is another host's, reached over a network: data written there leaves
 # this node's hardware, and whether that host encrypts it is not visible from here.
@@ -113,6 +115,20 @@ def parse_mountinfo_read(data: bytes, limit: int = MOUNTINFO_READ_LIMIT) -> List
             f"mountinfo is larger than {limit} bytes: not read in part, a missing mount could misplace a path"
         )
     return parse_mountinfo(data.decode("utf-8", errors="replace"))
+
+
+MOUNTINFO = "/proc/self/mountinfo"
+
+
+def read_mountinfo(ctx: Context) -> Tuple[Optional[List[MountEntry]], str]:
+    """This system's mount table, or None and why it could not be had (unreadable, malformed, or
+    larger than :data:`MOUNTINFO_READ_LIMIT`): the one way the collectors read it."""
+    try:
+        return parse_mountinfo_read(ctx.read_bytes(MOUNTINFO, MOUNTINFO_READ_LIMIT + 1)), ""
+    except OSError as err:
+        return None, describe_os_error(err, MOUNTINFO)
+    except MountinfoFormatError as err:
+        return None, str(err)
 
 
 def mount_holding(path: str, mounts: List[MountEntry]) -> Optional[MountEntry]:

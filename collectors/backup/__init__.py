@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 from collectors.backup.config import SCHEMA, backups, watch_paths
-from collectors.base import CollectorSpec, Context, describe_os_error
+from collectors.base import CollectorSpec, Context
 from evidence.model import Gap, Outcome
 
 if TYPE_CHECKING:
@@ -26,20 +26,14 @@ def collect(ctx: Context) -> Outcome:
         return Outcome.not_present("no backup configured in agent.yaml (collectors.backup.backups is empty)")
     # Imported here so that a node without backups never pays for the parsers.
     from collectors.backup.probe import probe
-    from collectors.mounts import MOUNTINFO_READ_LIMIT, MountinfoFormatError, parse_mountinfo_read
+    from collectors.mounts import read_mountinfo
 
     cache: Dict[str, Tuple[Optional[List[MountEntry]], str]] = {}
 
     def mounts() -> Tuple[Optional[List[MountEntry]], str]:
         """The mount table, or None and why it could not be read (read once, when first needed)."""
         if "m" not in cache:
-            try:
-                table = ctx.read_bytes("/proc/self/mountinfo", MOUNTINFO_READ_LIMIT + 1)
-                cache["m"] = parse_mountinfo_read(table), ""
-            except OSError as err:
-                cache["m"] = None, describe_os_error(err, "/proc/self/mountinfo")
-            except MountinfoFormatError as err:
-                cache["m"] = None, str(err)
+            cache["m"] = read_mountinfo(ctx)
         return cache["m"]
 
     entries: List[Dict[str, Any]] = []

@@ -19,13 +19,7 @@ from collectors.disk_encryption.schema import SCHEMA
 from collectors.disk_encryption.stack import Decision
 from collectors.disk_encryption.sysfs import SysfsUnreadable, read_block_devices
 from collectors.disk_encryption.zfs import ZfsFormatError, parse_zfs_get, parse_zpool_status
-from collectors.mounts import (
-    MOUNTINFO_READ_LIMIT,
-    MountEntry,
-    MountinfoFormatError,
-    mount_holding,
-    parse_mountinfo_read,
-)
+from collectors.mounts import MountEntry, mount_holding, read_mountinfo
 from collectors.settings import defaults
 from evidence.model import Gap, Outcome
 
@@ -85,14 +79,10 @@ def _record(decision: Decision, ciphers: Dict[str, Optional[str]]) -> Dict[str, 
 
 def _read_procfs(ctx: Context, gaps: List[Gap]) -> Tuple[Optional[List[MountEntry]], List[SwapEntry]]:
     """Mounts (None when unreadable) and active swaps, each failure recorded as a gap."""
-    mounts: Optional[List[MountEntry]] = None
     swaps: List[SwapEntry] = []
-    try:
-        mounts = parse_mountinfo_read(ctx.read_bytes("/proc/self/mountinfo", MOUNTINFO_READ_LIMIT + 1))
-    except OSError as err:
-        gaps.append(Gap("mounted filesystems", describe_os_error(err, "/proc/self/mountinfo")))
-    except MountinfoFormatError as err:
-        gaps.append(Gap("mounted filesystems", str(err)))
+    mounts, unreadable = read_mountinfo(ctx)
+    if mounts is None:
+        gaps.append(Gap("mounted filesystems", unreadable))
     try:
         swaps = parse_swaps(ctx.read_text("/proc/swaps"))
     except OSError as err:
