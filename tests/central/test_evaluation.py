@@ -147,11 +147,17 @@ def test_the_evaluator_thread_judges_what_ingest_acknowledged(centre: Centre) ->
         node.enrol(new_token(centre))
         bad = node.report(_ports(SSH, TELNET))
         assert node.send(bad).status_code == 200
+        evaluated = centre.metrics.evaluated._value  # type: ignore[attr-defined]
+
+        def judged() -> bool:
+            # the verdict commits before the thread counts it: wait for both, not just the first
+            return _status(centre, node.agent_id) == "failing" and evaluated.get() >= 1
+
         deadline = time.monotonic() + 20
-        while _status(centre, node.agent_id) != "failing" and time.monotonic() < deadline:
+        while not judged() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _status(centre, node.agent_id) == "failing"
-        assert centre.metrics.evaluated._value.get() >= 1  # type: ignore[attr-defined]
+        assert evaluated.get() == 1
         health = client.get("/healthz").json()
         assert health["evaluation_backlog"] == 0
 
