@@ -6,6 +6,7 @@ Creating and revoking a key is recorded in the audit trail when the caller names
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -16,6 +17,8 @@ from central.db.schema import api_keys, users
 from central.ids import new_id, new_secret, secret_hash
 
 PREFIX = "tsk"
+KEY_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{21}")
+"""What :func:`central.ids.new_id` makes: a form may carry the id its key is to get."""
 
 
 def _owner_name(conn: Connection, user_id: Optional[str]) -> Optional[str]:
@@ -33,16 +36,21 @@ def create(
     *,
     actor: Optional[str] = None,
     source: Optional[str] = None,
+    key_id: Optional[str] = None,
 ) -> Tuple[str, str]:
     """(key id, secret); the secret is not stored and cannot be shown again.
 
     A key with ``user_id`` acts as that person (their role and tenants); one without is an
-    administrator's key for scripts that see every tenant.
+    administrator's key for scripts that see every tenant.  ``key_id``, when given, is the id
+    the key gets (a form minted it, so that sending the form twice cannot make two keys); the
+    caller has checked that no key has it, and the primary key refuses a second one regardless.
     """
     name = name.strip()
     if not name or len(name) > 128:
         raise ValueError("an API key needs a name of 1-128 characters (who or what uses it)")
-    key_id, secret = new_id(), new_secret(PREFIX)
+    if key_id is not None and not KEY_ID.fullmatch(key_id):
+        raise ValueError("an API key's id is 22 URL-safe characters")
+    key_id, secret = key_id or new_id(), new_secret(PREFIX)
     conn.execute(
         api_keys.insert().values(id=key_id, name=name, key_hash=secret_hash(secret), created_at=now, user_id=user_id)
     )
@@ -50,6 +58,16 @@ def create(
         detail = {"id": key_id, "user": _owner_name(conn, user_id)}
         audit.record(conn, now, actor, "apikey.create", name, detail, source)
     return key_id, secret
+
+
+def find(conn: Connection, key_id: str) -> Optional[Dict[str, Any]]:
+    """A key by its id (revoked or not), never its hash; None when no key has it."""
+    row = conn.execute(
+        select(api_keys.c.id, api_keys.c.name, api_keys.c.user_id, api_keys.c.created_at, api_keys.c.revoked_at).where(
+            api_keys.c.id == key_id
+        )
+    ).first()
+    return None if row is None else dict(row._mapping)
 
 
 def check(conn: Connection, secret: str) -> Optional[Dict[str, Any]]:

@@ -11,15 +11,16 @@ from typing import Annotated, Any, Dict
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from central import apikeys
 from central.auth import sessions, users
 from central.auth.principal import Principal
-from central.ids import utcnow
+from central.ids import new_id, utcnow
 from central.web.common import centre_of, fields, person, read, safe_next, source, write
 from central.web.people import session_only
-from central.web.render import page, redirect
+from central.web.render import page, redirect, when
 
 router = APIRouter(include_in_schema=False)
 Person = Annotated[Principal, Depends(person)]
@@ -32,7 +33,8 @@ def _mine(conn: Connection, username: str) -> Dict[str, Any]:
 
 async def _account(request: Request, who: Principal, status: int = 200, **extra: Any) -> Response:
     data = await read(request, _mine, who.username)
-    return page(request, "account.html", who, status, no_refresh=True, **data, **extra)
+    # the id the next key gets: the create form carries it, so a form sent twice makes one key
+    return page(request, "account.html", who, status, no_refresh=True, key_id=new_id(), **data, **extra)
 
 
 @router.get("/account")
@@ -74,23 +76,57 @@ async def change_password(request: Request, who: Person) -> Response:
     return await _account(request, who, notice="Your password was changed; your other sessions have ended.")
 
 
+_OUT_OF_DATE = "This form is out of date; nothing was changed. Use the form below."
+
+
+class _SentBefore(Exception):
+    """The form's key id is taken: the form was sent before (by reload, back button or a double click)."""
+
+
+def _sent_before(key: Dict[str, Any], owner: str) -> str:
+    if key["user_id"] != owner:
+        return "This form's key id is already taken; nothing was changed. Use the form below."
+    return (
+        f"This form was already sent: it created the API key {key['name']!r} at {when(key['created_at'])}, listed "
+        "below, and its secret was shown only on that answer. Nothing was changed. If you did not copy the secret, "
+        "revoke that key and create another."
+    )
+
+
 @router.post("/account/keys")
 async def create_key(request: Request, who: Person) -> Response:
-    """A personal key (acting with the person's role and tenants); its secret is shown on this answer only."""
+    """A personal key (acting with the person's role and tenants); its secret is shown on this answer only.
+
+    The form carries the id the key is to get, minted with the page: sending it again (reloading
+    the answer, going back, a double click) finds that key and makes no second one.
+    """
     refused = session_only(request, who)
     if refused:
         return refused
-    name = (await fields(request)).get("name", "")
+    form = await fields(request)
+    key_id = form.get("key_id", "")
+    if not apikeys.KEY_ID.fullmatch(key_id):
+        return await _account(request, who, 400, error=_OUT_OF_DATE)
 
     def work(conn: Connection) -> str:
         owner = users.user_id_of(conn, who.username)
-        return apikeys.create(conn, name, utcnow(), owner, actor=who.actor, source=source(request))[1]
+        key = apikeys.find(conn, key_id)
+        if key is not None:
+            raise _SentBefore(_sent_before(key, owner))
+        name, now = form.get("name", ""), utcnow()
+        return apikeys.create(conn, name, now, owner, actor=who.actor, source=source(request), key_id=key_id)[1]
 
     try:
         secret = await write(request, work)
     except ValueError as err:
         return await _account(request, who, 400, error=str(err))
-    return await _account(request, who, created={"name": name.strip(), "secret": secret})
+    except _SentBefore as err:
+        return await _account(request, who, 409, error=str(err))
+    except IntegrityError:  # the same form sent twice at once: the other answer made the key
+        key = await read(request, apikeys.find, key_id)
+        owner = await read(request, users.user_id_of, who.username)
+        return await _account(request, who, 409, error=_sent_before(key, owner) if key else "Nothing was changed.")
+    return await _account(request, who, created={"name": form.get("name", "").strip(), "secret": secret})
 
 
 @router.post("/account/keys/{key_id}/revoke")

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Tuple
+import re
+from typing import Any, Tuple
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
+from central import apikeys
+from central.db.engine import read_tx, write_tx
+from central.db.schema import api_keys
 from central.service import Centre
 from tests.central.conftest import Node, new_token, snapshot
-from tests.central.test_web_people import PASSWORD, audit_rows, error_of, log_in, make_user, post, shown_secret
+from tests.central.test_web_people import (
+    PASSWORD,
+    audit_rows,
+    error_of,
+    log_in,
+    make_user,
+    new_key,
+    post,
+    shown_secret,
+)
 
 
 def _bearer(secret: str) -> dict[str, str]:
@@ -23,7 +38,7 @@ def test_a_viewer_makes_a_key_that_reads_the_api_as_her_until_revoked(client: Te
     vera, csrf = log_in(client, "vera")
     assert vera.get("/account").status_code == 200
 
-    made = post(vera, csrf, "/account/keys", name="  report script  ")
+    made = new_key(vera, csrf, "  report script  ")
     assert made.status_code == 200 and "API key report script" in made.text
     secret = shown_secret(made.text)
     assert secret.startswith("tsk_")
@@ -53,14 +68,14 @@ def test_keys_are_revoked_by_their_owner_or_an_admin_only(client: TestClient, ce
     make_user(centre, "otto", "operator", "acme")
     vera, vera_csrf = log_in(client, "vera")
     otto, otto_csrf = log_in(client, "otto")
-    secret = shown_secret(post(vera, vera_csrf, "/account/keys", name="vera-cron").text)
+    secret = shown_secret(new_key(vera, vera_csrf, "vera-cron").text)
     key_id = audit_rows(centre, "apikey.create")[-1]["detail"]["id"]
 
     before = snapshot(centre)
     stolen = post(otto, otto_csrf, f"/account/keys/{key_id}/revoke")
     assert stolen.status_code == 404 and "no active API key" in stolen.text
     assert "vera-cron" not in otto.get("/account").text
-    assert post(vera, vera_csrf, "/account/keys", name="   ").status_code == 400  # a key needs a name
+    assert new_key(vera, vera_csrf, "   ").status_code == 400  # a key needs a name
     assert snapshot(centre) == before
 
     alice, alice_csrf = log_in(client, "alice")
@@ -72,7 +87,7 @@ def test_keys_are_revoked_by_their_owner_or_an_admin_only(client: TestClient, ce
     again = post(alice, alice_csrf, f"/account/keys/{key_id}/revoke")
     assert again.status_code == 404  # already revoked: nothing to do, and said so
     # the way back is a path on this site only
-    other = shown_secret(post(vera, vera_csrf, "/account/keys", name="second").text)
+    other = shown_secret(new_key(vera, vera_csrf, "second").text)
     other_id = audit_rows(centre, "apikey.create")[-1]["detail"]["id"]
     away = post(vera, vera_csrf, f"/account/keys/{other_id}/revoke", back="//evil.example/")
     assert away.headers["location"] == "/"
@@ -138,7 +153,7 @@ def test_own_pages_need_a_login_and_a_session(client: TestClient, centre: Centre
     away = client.get("/account", follow_redirects=False)
     assert away.status_code == 303 and away.headers["location"] == "/login?next=%2Faccount"
     vera, csrf = log_in(client, "vera")
-    key = _bearer(shown_secret(post(vera, csrf, "/account/keys", name="k").text))
+    key = _bearer(shown_secret(new_key(vera, csrf, "k").text))
     before = snapshot(centre)
     assert client.post("/account/keys", data={"name": "more"}, headers=key).status_code == 403
     assert client.get("/account", headers=key).status_code == 403
@@ -174,3 +189,80 @@ def test_a_right_current_password_checked_before_the_lock_came_is_refused(centre
     else:
         raise AssertionError("the password was changed on a locked account")
     assert snapshot(centre) == before
+
+
+def _key_id_of(page: str) -> str:
+    found = re.search(r'name="key_id" value="([^"]+)"', page)
+    assert found, "no key id in the account page's form"
+    return found.group(1)
+
+
+def _keys_named(centre: Centre, name: str) -> list[str]:
+    with read_tx(centre.engine) as conn:
+        return [k["id"] for k in apikeys.list_keys(conn) if k["name"] == name]
+
+
+def test_a_key_form_sent_twice_makes_one_key_and_says_which(client: TestClient, centre: Centre) -> None:
+    """Reloading the answer that showed a secret (or going back, or a double click) sends the same
+    form again: it finds the key the first sending made, and shows no second secret."""
+    make_user(centre, "vera", "viewer", "acme")
+    make_user(centre, "otto", "operator", "acme")
+    vera, csrf = log_in(client, "vera")
+    otto, otto_csrf = log_in(client, "otto")
+    form = vera.get("/account").text
+    key_id = _key_id_of(form)
+    made = post(vera, csrf, "/account/keys", name="cron", key_id=key_id)
+    assert made.status_code == 200
+    secret = shown_secret(made.text)
+    assert _key_id_of(made.text) != key_id  # the answer's own form makes the next key
+    assert _keys_named(centre, "cron") == [key_id]
+
+    before = snapshot(centre)
+    again = post(vera, csrf, "/account/keys", name="cron", key_id=key_id)
+    assert again.status_code == 409
+    said = error_of(again.text)
+    assert "This form was already sent: it created the API key 'cron' at " in said
+    assert "If you did not copy the secret, revoke that key and create another." in said
+    assert '<code class="secret">' not in again.text and secret not in again.text
+    renamed = post(vera, csrf, "/account/keys", name="another name", key_id=key_id)
+    assert renamed.status_code == 409 and "created the API key 'cron'" in error_of(renamed.text)
+    assert snapshot(centre) == before
+    assert [e["object"] for e in audit_rows(centre, "apikey.create")] == ["cron"]
+
+    # someone else's key id: refused, and nothing told of it
+    taken = post(otto, otto_csrf, "/account/keys", name="mine", key_id=key_id)
+    assert taken.status_code == 409
+    assert error_of(taken.text) == "This form's key id is already taken; nothing was changed. Use the form below."
+    assert "cron" not in taken.text
+    for odd in ({}, {"key_id": ""}, {"key_id": "short"}, {"key_id": "-" + key_id[1:]}, {"key_id": key_id + "x"}):
+        stale = post(otto, otto_csrf, "/account/keys", name="mine", **odd)
+        assert stale.status_code == 400
+        assert error_of(stale.text) == "This form is out of date; nothing was changed. Use the form below."
+    assert snapshot(centre) == before
+
+
+def test_a_key_form_sent_twice_at_once_makes_one_key(
+    client: TestClient, centre: Centre, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both sendings may look before either inserts; the key's primary key refuses the second, and
+    its answer says which key the first made."""
+    make_user(centre, "vera", "viewer", "acme")
+    vera, csrf = log_in(client, "vera")
+    key_id = _key_id_of(vera.get("/account").text)
+    assert new_key(vera, csrf, "first").status_code == 200  # a key made in between, by the other sending
+    with write_tx(centre.engine) as conn:
+        conn.execute(update(api_keys).where(api_keys.c.name == "first").values(id=key_id))
+    looked = []
+    real_find = apikeys.find
+
+    def not_yet(conn: Any, wanted: str) -> Any:  # the first look happened before the other insert
+        looked.append(wanted)
+        return None if len(looked) == 1 else real_find(conn, wanted)
+
+    monkeypatch.setattr(apikeys, "find", not_yet)
+    before = snapshot(centre)
+    late = post(vera, csrf, "/account/keys", name="second", key_id=key_id)
+    assert late.status_code == 409 and "it created the API key 'first'" in error_of(late.text)
+    assert looked == [key_id, key_id]
+    assert snapshot(centre) == before
+    assert _keys_named(centre, "second") == []
