@@ -31,6 +31,10 @@ def record(
     )
 
 
-def entries(conn: Connection, limit: int = 1000) -> List[Dict[str, Any]]:
-    rows = conn.execute(select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)).mappings()
-    return [dict(r) for r in rows]
+def entries(conn: Connection, limit: int = 1000, before: Optional[int] = None) -> List[Dict[str, Any]]:
+    """The newest ``limit`` entries, newest first; only those older than entry ``before`` when given
+    (the next page of a walk through the whole trail)."""
+    query = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(audit_log.c.id < before)
+    return [dict(r) for r in conn.execute(query).mappings()]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from sqlalchemy import Connection, RowMapping, and_, func, or_, select, text, update
 
@@ -255,9 +255,17 @@ def _detect_clones(conn: Connection, req: EnrolRequest, agent_id: str, now: date
     return found
 
 
-def conflicts(conn: Connection) -> List[Dict[str, Any]]:
-    rows = conn.execute(select(enrolment_conflicts).order_by(enrolment_conflicts.c.id)).mappings()
-    return [dict(r) for r in rows]
+def conflicts(conn: Connection, visible: Optional[Callable[[Any], Any]] = None) -> List[Dict[str, Any]]:
+    """Every suspected clone, oldest first; with ``visible`` (a tenant condition on a tenant column,
+    e.g. ``Principal.tenant_filter``) only those whose two nodes both pass it."""
+    query = select(enrolment_conflicts).order_by(enrolment_conflicts.c.id)
+    if visible is not None:
+        for column in (enrolment_conflicts.c.existing_agent_id, enrolment_conflicts.c.new_agent_id):
+            node = agents.alias()
+            condition = visible(node.c.tenant)
+            if condition is not None:
+                query = query.join(node, node.c.id == column).where(condition)
+    return [dict(r) for r in conn.execute(query).mappings()]
 
 
 def revoke_agent(conn: Connection, agent_id: str, now: datetime) -> bool:

@@ -186,5 +186,6 @@ async def policy(request: Request) -> Dict[str, Any]:
 async def conflicts(request: Request, person: Person) -> List[Dict[str, Any]]:
     if not person.at_least("admin"):
         raise refuse(403, "forbidden", f"this needs the admin role; {person.username} is {person.role}")
-    result: List[Dict[str, Any]] = await _read(request, enrolment.conflicts)
+    # an admin of some tenants sees the conflicts between their own nodes only (M10)
+    result: List[Dict[str, Any]] = await _read(request, enrolment.conflicts, person.tenant_filter)
     return result

@@ -68,6 +68,19 @@ async def fields(request: Request) -> Dict[str, str]:
     return {k: str(v)[:4000] for k, v in form.items() if isinstance(v, str)}
 
 
+def every_tenant_admin(request: Request, who: Principal, what: str) -> Optional[Response]:
+    """None for an admin of every tenant; otherwise the 403 page saying ``what`` needs one.
+
+    People and the audit trail are theirs only: the trail names every tenant's nodes, waivers
+    and people, and an admin of some tenants could otherwise grant themselves the rest (M10).
+    """
+    refused = needs(request, who, "admin")
+    if refused is None and who.tenants is not None:
+        message = f"{what} needs an admin of every tenant; {who.username} is admin of some tenants only."
+        return page(request, "error.html", who, 403, title="Admins of every tenant only", message=message)
+    return refused
+
+
 def needs(request: Request, who: Principal, role: str) -> Optional[Response]:
     """None when ``who`` has ``role``; otherwise the 403 page that says so."""
     if who.at_least(role):

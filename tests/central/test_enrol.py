@@ -8,7 +8,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
@@ -290,3 +290,37 @@ def test_clones_enrolling_at_the_same_instant_with_their_own_tokens_are_still_fl
         answers = race(request(same, machine), request(same, machine))
         assert sorted(a["status"] for a in answers) == ["existing", "new"], answers
         assert answers[0]["agent_id"] == answers[1]["agent_id"]
+
+
+def test_an_admin_of_some_tenants_sees_only_conflicts_between_their_own_nodes(
+    client: TestClient, centre: Centre
+) -> None:
+    """A clone in another tenant names that tenant's host and machine: it is not theirs to see (M10)."""
+    from tests.central.test_web_people import log_in, make_user
+
+    def pair(tenant: str, clone_tenant: str, hostname: str) -> Tuple[str, str]:
+        first = Node(client, hostname=hostname)
+        first.enrol(new_token(centre, tenant=tenant))
+        copy = Node(client, machine_id=first.machine_id, hostname=hostname + "-copy")
+        assert copy.enrol(new_token(centre, tenant=clone_tenant))["status"] == "clone_suspected"
+        return first.agent_id, copy.agent_id
+
+    in_acme = pair("acme", "acme", "web.acme")
+    in_globex = pair("globex", "globex", "db.globex")
+    across = pair("acme", "globex", "mail.acme")
+    make_user(centre, "ada", "admin", "acme")
+    make_user(centre, "gus", "admin", "globex", "acme")
+    make_user(centre, "root", "admin", "*")
+
+    def seen(name: str) -> List[Tuple[str, str]]:
+        browser, _ = log_in(client, name)
+        answer = browser.get("/api/v1/conflicts")
+        assert answer.status_code == 200, answer.text
+        return [(c["existing_agent_id"], c["new_agent_id"]) for c in answer.json()]
+
+    assert seen("ada") == [in_acme]
+    assert seen("gus") == [in_acme, in_globex, across]
+    assert seen("root") == [in_acme, in_globex, across]
+    make_user(centre, "otto", "operator", "*")
+    browser, _ = log_in(client, "otto")
+    assert browser.get("/api/v1/conflicts").status_code == 403

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import html
+import io
+import json
 import re
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Tuple
@@ -233,6 +236,14 @@ def test_an_admin_of_some_tenants_cannot_manage_people_nor_others_keys(
     assert key.status_code == 200
     before = snapshot(centre)
     assert limited.get("/admin/people").status_code == 403
+    # the audit trail names every tenant's nodes, waivers and people: not theirs to read either
+    for path in ("/admin/audit", "/admin/audit.csv"):
+        refused = limited.get(path)
+        assert refused.status_code == 403, path
+        said = "The audit trail needs an admin of every tenant; acmeadmin is admin of some tenants only."
+        assert said in refused.text
+        assert "user.create" not in refused.text
+    assert root.get("/admin/audit.csv").status_code == 200
     assert post(limited, csrf, "/admin/people/acmeadmin", role="admin", tenants="*").status_code == 403
     assert post(limited, csrf, "/admin/people/alice/password").status_code == 403
     assert post(limited, csrf, "/admin/people", username="mallory", role="admin", tenants="*").status_code == 403
@@ -250,3 +261,33 @@ def test_an_empty_username_is_refused_without_hanging(
     refused = post(browser, csrf, "/admin/people", username="   ", role="viewer", tenants="acme")
     assert refused.status_code == 400
     assert snapshot(centre) == before
+
+
+def test_the_audit_csv_carries_every_entry_newest_first_and_runs_no_formula(
+    client: TestClient, centre: Centre, admin: Tuple[TestClient, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from central import audit
+    from central.web import admin as audit_pages
+
+    browser, _ = admin
+    with write_tx(centre.engine) as conn:
+        for n in range(7):
+            audit.record(conn, datetime.now(timezone.utc), "test", "test.entry", f'=HYPERLINK("x",{n})', {"n": n})
+        audit.record(conn, datetime.now(timezone.utc), "@evil", "test.entry", "-2+3", None, "+source")
+    with read_tx(centre.engine) as conn:
+        expected = [str(e["id"]) for e in audit.entries(conn, 1000)]
+    assert len(expected) >= 10  # the accounts, alice's login, and the eight above
+    monkeypatch.setattr(audit_pages, "CSV_PAGE", 3)  # several pages, the last one short or empty
+    answer = browser.get("/admin/audit.csv")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "text/csv; charset=utf-8"
+    assert answer.headers["content-disposition"] == 'attachment; filename="tillsyn-audit.csv"'
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    rows = list(csv.reader(io.StringIO(answer.text)))
+    assert rows[0] == ["id", "at", "actor", "action", "object", "detail", "source"]
+    assert [r[0] for r in rows[1:]] == expected  # each once, newest first, across the pages
+    newest = rows[1]
+    assert newest[2:] == ["'@evil", "test.entry", "'-2+3", "", "'+source"]
+    assert rows[2][4] == '\'=HYPERLINK("x",6)' and json.loads(rows[2][5]) == {"n": 6}
+    monkeypatch.setattr(audit_pages, "CSV_PAGE", len(expected))  # a last page exactly full
+    assert [r[0] for r in csv.reader(io.StringIO(browser.get("/admin/audit.csv").text))][1:] == expected
