@@ -104,7 +104,7 @@ def run(config: CentralConfig, args: argparse.Namespace) -> int:
     from central import audit
     from central.alerting import manage
     from central.db.engine import read_tx, write_tx
-    from central.ids import utcnow
+    from central.ids import ROW_MAX, utcnow
     from central.service import open_centre
 
     centre = open_centre(config)
@@ -120,10 +120,10 @@ def run(config: CentralConfig, args: argparse.Namespace) -> int:
                 if args.command == "incident" and args.action == "list":
                     _print(manage.list_incidents(conn, args.status))
                 elif args.command == "incident":
-                    found = [i for i in manage.list_incidents(conn) if i["id"] == args.id]
-                    if not found:
+                    found = manage.get_incident(conn, args.id) if 0 < args.id <= ROW_MAX else None
+                    if found is None:
                         raise ConfigError(f"no incident {args.id}")
-                    _print({**found[0], "timeline": manage.timeline(conn, args.id)})
+                    _print(found)
                 elif args.command == "window":
                     _print(manage.list_windows(conn))
                 else:

@@ -6,6 +6,9 @@ import hashlib
 import secrets
 from datetime import datetime, timezone
 
+ROW_MAX = 2**63 - 1
+"""The largest integer a SQLite INTEGER or a PostgreSQL bigint holds: a row id above it is none."""
+
 
 def new_id() -> str:
     """A 22-character URL-safe random id (128 bits) that never starts with ``-``.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
-from sqlalchemy import Connection, Table, and_, select, update
+from sqlalchemy import Connection, Select, Table, and_, func, select, update
 
 from central import audit
 from central.alerting.incidents import acknowledge
@@ -179,20 +179,50 @@ def ack(
     audit.record(conn, now, actor, "incident.ack", str(incident_id), {"note": note} if note else None, source)
 
 
+Visible = Callable[[Any], Any]
+"""A tenant condition on a tenant column (``Principal.tenant_filter``): None for every tenant."""
+
+
+def _incidents(visible: Optional[Visible]) -> Select[Any]:
+    query = select(incidents, agents.c.hostname, agents.c.tenant).join(agents, agents.c.id == incidents.c.agent_id)
+    condition = None if visible is None else visible(agents.c.tenant)
+    return query if condition is None else query.where(condition)
+
+
 def list_incidents(
-    conn: Connection, status: Optional[str] = None, agent_id: Optional[str] = None, limit: int = 1000
+    conn: Connection,
+    status: Optional[str] = None,
+    agent_id: Optional[str] = None,
+    limit: int = 1000,
+    *,
+    before: Optional[int] = None,
+    visible: Optional[Visible] = None,
 ) -> List[Dict[str, Any]]:
-    query = (
-        select(incidents, agents.c.hostname, agents.c.tenant)
-        .join(agents, agents.c.id == incidents.c.agent_id)
-        .order_by(incidents.c.id.desc())
-        .limit(limit)
-    )
+    """The newest ``limit`` incidents, newest first, filtered in the query (never after the limit):
+    by status, node, tenants (``visible``) and, for the next page, ids below ``before``."""
+    query = _incidents(visible).order_by(incidents.c.id.desc()).limit(limit)
     if status:
         query = query.where(incidents.c.status == status)
     if agent_id:
         query = query.where(incidents.c.agent_id == agent_id)
+    if before is not None:
+        query = query.where(incidents.c.id < before)
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def count_incidents(conn: Connection, visible: Optional[Visible] = None) -> Dict[str, int]:
+    """How many incidents there are by status (of the tenants ``visible`` lets through)."""
+    inner = _incidents(visible).subquery()
+    rows = conn.execute(select(inner.c.status, func.count()).group_by(inner.c.status)).all()
+    return {str(status): int(n) for status, n in rows}
+
+
+def get_incident(conn: Connection, incident_id: int, visible: Optional[Visible] = None) -> Optional[Dict[str, Any]]:
+    """One incident with its timeline; None when there is none (or not of a tenant ``visible`` passes)."""
+    row = conn.execute(_incidents(visible).where(incidents.c.id == incident_id)).mappings().first()
+    if row is None:
+        return None
+    return {**dict(row), "timeline": timeline(conn, incident_id)}
 
 
 def timeline(conn: Connection, incident_id: int) -> List[Dict[str, Any]]:

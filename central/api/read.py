@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from central import enrol as enrolment
 from central import reads
+from central.api.params import Offset
 from central.auth.deps import principal
 from central.auth.principal import Principal
 from central.db.engine import read_tx
@@ -99,7 +100,7 @@ async def nodes(
     state: Optional[str] = Query(None, description="one of " + ", ".join(STATES)),
     search: Optional[str] = Query(None, description="part of the hostname (any case)"),
     limit: int = Query(1000, ge=1, le=10000),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
 ) -> Response:
     state = _one_of("state", state, STATES)
     search = _text("search", search, 255)
@@ -127,7 +128,7 @@ async def findings(
     rule: Optional[str] = Query(None, description="a rule id"),
     node: Optional[str] = Query(None, description="an agent id"),
     limit: int = Query(1000, ge=1, le=10000),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
 ) -> List[Dict[str, Any]]:
     status = _one_of("status", status, STATUSES)
     control = _control(control)

@@ -7,7 +7,7 @@ API makes (``_within_tenants``); the CSRF token was checked when the person was 
 from __future__ import annotations
 
 from datetime import datetime, time, timezone
-from typing import Annotated, Any, Callable, Dict, List, Optional
+from typing import Annotated, Any, Callable, Dict, List
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -15,6 +15,7 @@ from sqlalchemy import Connection
 
 from central.alerting import manage
 from central.api.alerting import _within_tenants
+from central.api.params import IncidentId
 from central.auth.principal import Principal
 from central.ids import utcnow
 from central.web.common import fields, needs, person, read, source, write
@@ -49,35 +50,36 @@ async def _act(
 # --- incidents -------------------------------------------------------------------------------------
 
 
+OPEN_SHOWN = 2000
+PAST_SHOWN = 200
+
+
 @router.get("/incidents")
 async def incidents(request: Request, who: Person) -> Response:
-    rows = [r for r in await read(request, manage.list_incidents) if who.sees(r["tenant"])]
-    return page(
-        request,
-        "incidents.html",
-        who,
-        open=[r for r in rows if r["status"] == "open"],
-        past=[r for r in rows if r["status"] != "open"],
-    )
+    """Every open incident of the person's tenants (up to OPEN_SHOWN), then the newest past ones;
+    the headings give the whole counts, so nothing left out goes unsaid."""
+
+    def load(conn: Connection) -> Dict[str, Any]:
+        mine = who.tenant_filter
+        return {
+            "open": manage.list_incidents(conn, "open", limit=OPEN_SHOWN, visible=mine),
+            "past": manage.list_incidents(conn, "resolved", limit=PAST_SHOWN, visible=mine),
+            "counts": manage.count_incidents(conn, visible=mine),
+        }
+
+    return page(request, "incidents.html", who, **await read(request, load))
 
 
 @router.get("/incidents/{incident_id}")
-async def incident(request: Request, incident_id: int, who: Person) -> Response:
-    def load(conn: Connection) -> Optional[Dict[str, Any]]:
-        rows = manage.list_incidents(conn)
-        found = next((r for r in rows if r["id"] == incident_id and who.sees(r["tenant"])), None)
-        if found is not None:
-            found["timeline"] = manage.timeline(conn, incident_id)
-        return found
-
-    found = await read(request, load)
+async def incident(request: Request, incident_id: IncidentId, who: Person) -> Response:
+    found = await read(request, manage.get_incident, incident_id, who.tenant_filter)
     if found is None:
         return page(request, "error.html", who, 404, title="Not found", message=f"There is no incident {incident_id}.")
     return page(request, "incident.html", who, incident=found)
 
 
 @router.post("/incidents/{incident_id}/ack")
-async def acknowledge(request: Request, incident_id: int, who: Person) -> Response:
+async def acknowledge(request: Request, incident_id: IncidentId, who: Person) -> Response:
     refused = needs(request, who, "operator")
     if refused:
         return refused

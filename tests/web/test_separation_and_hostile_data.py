@@ -43,8 +43,14 @@ def test_a_viewer_sees_only_their_tenant(centre: CentreProcess, browser: Any) ->
     assert page.request.get(centre.url + f"/nodes/{globex_node.agent_id}").status == 200
     page.goto(centre.url + "/controls/M07")
     assert "web1.acme.example" not in page.content() and "mail.globex.example" in page.content()
-    # a viewer may not acknowledge, and a form post without the CSRF token is refused outright
-    assert page.request.post(centre.url + "/incidents/1/ack", form={"csrf_token": "wrong"}).status == 403
+    # a viewer may not acknowledge, even with her session's CSRF token ...
+    token = page.locator("form.who input[name=csrf_token]").get_attribute("value")
+    assert token
+    refused = page.request.post(centre.url + "/incidents/1/ack", form={"csrf_token": token})
+    assert refused.status == 403 and "This needs the operator role; vera is viewer." in refused.text()
+    # ... and a form post without the right CSRF token is refused outright
+    forged = page.request.post(centre.url + "/incidents/1/ack", form={"csrf_token": "wrong"})
+    assert forged.status == 403 and forged.json()["error"] == "csrf"
     assert vera["dialogs"].seen == [] and vera["errors"] == []
     vera["context"].close()
 
