@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -205,6 +206,17 @@ def parse_tenants(text: str) -> List[str]:
 def find(conn: Connection, username: str) -> Optional[Dict[str, Any]]:
     row = conn.execute(select(users).where(users.c.username == username)).mappings().first()
     return None if row is None else {k: v for k, v in row.items() if k != "password_hash"}
+
+
+def stamp(password_hash: str) -> str:
+    """What changes whenever the password does (every hash has a salt of its own), and tells
+    nothing of it: a reset form carries it, so that sending the form again resets nothing."""
+    return hashlib.sha256(b"tillsyn password stamp\0" + password_hash.encode()).hexdigest()[:24]
+
+
+def password_stamp(conn: Connection, username: str) -> Optional[str]:
+    row = conn.execute(select(users.c.password_hash).where(users.c.username == username)).first()
+    return None if row is None else stamp(row.password_hash)
 
 
 def list_users(conn: Connection) -> List[Dict[str, Any]]:

@@ -37,9 +37,13 @@ async def _account(request: Request, who: Principal, status: int = 200, **extra:
     return page(request, "account.html", who, status, no_refresh=True, key_id=new_id(), **data, **extra)
 
 
+DONE = {"password": "Your password was changed; your other sessions have ended."}
+"""What a form answered by a redirect did, by the ``done`` it names (a fixed text, never echoed input)."""
+
+
 @router.get("/account")
-async def account(request: Request, who: Person) -> Response:
-    return session_only(request, who) or await _account(request, who)
+async def account(request: Request, who: Person, done: str = "") -> Response:
+    return session_only(request, who) or await _account(request, who, notice=DONE.get(done))
 
 
 @router.post("/account/password")
@@ -73,7 +77,9 @@ async def change_password(request: Request, who: Person) -> Response:
         await write(request, work, proof, await run_in_threadpool(users.NewPassword.of, new, who.username))
     except users.UserError as err:
         return await _account(request, who, 400, error=str(err))
-    return await _account(request, who, notice="Your password was changed; your other sessions have ended.")
+    # answered by a redirect: reloading the page then sends no form again (which would be
+    # refused as a wrong current password, and counted towards a lockout)
+    return redirect("/account?done=password")
 
 
 _OUT_OF_DATE = "This form is out of date; nothing was changed. Use the form below."

@@ -48,6 +48,7 @@ def _one(conn: Connection, username: str) -> Optional[Dict[str, Any]]:
     account = users.find(conn, username)
     if account is not None:
         account["keys"] = apikeys.list_keys(conn, account["id"])
+        account["password_stamp"] = users.password_stamp(conn, username)  # the reset form carries it
     return account
 
 
@@ -130,23 +131,41 @@ async def enable(request: Request, username: str, who: Person) -> Response:
     return await _change(request, who, username, disabled=False)
 
 
+class _Resent(users.UserError):
+    """A reset form whose password has changed since it was shown: it was sent before."""
+
+
 @router.post("/admin/people/{username}/password")
 async def reset_password(request: Request, username: str, who: Person) -> Response:
-    """A new password set by an admin (typed, or generated and shown once); the person's sessions end."""
+    """A new password set by an admin (typed, or generated and shown once); the person's sessions end.
+
+    The form carries the stamp of the password it replaces: sent again (a reload of the answer
+    that showed a generated password, going back, a double click), it finds the password changed
+    and resets nothing, so the password just handed over stays the one that works.
+    """
     refused = admin_only(request, who)
     if refused:
         return refused
-    typed = (await fields(request)).get("password", "")
+    form = await fields(request)
+    typed = form.get("password", "")
     password = typed or generate(username)
 
     keep = request.cookies.get(sessions.COOKIE) if username == who.username else None
 
     def work(conn: Connection, hashed: users.NewPassword) -> None:
+        current = users.password_stamp(conn, username)  # None: no such account, which change() says
+        if current is not None and current != form.get("stamp"):
+            raise _Resent(
+                f"The password of {username} was changed after this form was shown (sending the form again "
+                "does that); nothing was changed. Use the form below to reset it again."
+            )
         users.change(conn, utcnow(), who.actor, username, password=hashed, source=source(request))
         sessions.end_all(conn, users.user_id_of(conn, username), keep)
 
     try:  # Argon2 before the write transaction
         await write(request, work, await run_in_threadpool(users.NewPassword.of, password, username))
+    except _Resent as err:
+        return await _person(request, who, username, 409, error=str(err))
     except users.UserError as err:
         return await _person(request, who, username, 400, error=str(err))
     return await _person(request, who, username, reset={"password": None if typed else password})

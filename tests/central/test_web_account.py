@@ -121,8 +121,11 @@ def test_a_person_changes_their_own_password_with_the_current_one(client: TestCl
     forged = here.post("/account/password", data={"current": PASSWORD, "new": new, "again": new})
     assert forged.status_code == 403 and forged.json()["error"] == "csrf"
 
-    status, text = _change(here, csrf, PASSWORD, new)
-    assert status == 200 and "Your password was changed" in text
+    done = post(here, csrf, "/account/password", current=PASSWORD, new=new, again=new)
+    assert done.status_code == 303 and done.headers["location"] == "/account?done=password"  # a reload resends nothing
+    shown = here.get("/account?done=password")
+    assert shown.status_code == 200 and "Your password was changed; your other sessions have ended." in shown.text
+    assert "Your password was changed" not in here.get("/account?done=<b>x</b>").text
     assert here.get("/api/v1/session").status_code == 200  # this session stays
     assert elsewhere.get("/api/v1/session").status_code == 401  # the others end
     assert client.post("/api/v1/session", json={"username": "vera", "password": PASSWORD}).status_code == 401

@@ -48,6 +48,13 @@ def new_key(browser: TestClient, csrf: str, name: str) -> Any:
     return post(browser, csrf, "/account/keys", name=name, key_id=found.group(1))
 
 
+def reset(browser: TestClient, csrf: str, username: str, **form: str) -> Any:
+    """Reset a password as the browser does: with the stamp of the password the form replaces."""
+    found = re.search(r'name="stamp" value="([^"]+)"', browser.get(f"/admin/people/{username}").text)
+    assert found, "no password stamp in the reset form"
+    return post(browser, csrf, f"/admin/people/{username}/password", stamp=found.group(1), **form)
+
+
 def shown_secret(page: str) -> str:
     found = re.search(r'<code class="secret">([^<]+)</code>', page)
     assert found, "no secret shown"
@@ -115,14 +122,14 @@ def test_an_admin_changes_role_and_tenants_disables_enables_and_resets(
     assert post(browser, csrf, "/admin/people/vera/enable").status_code == 303
     vera, _ = log_in(client, "vera")
 
-    reset = post(browser, csrf, "/admin/people/vera/password")
-    assert reset.status_code == 200 and "their sessions have ended" in reset.text
-    new_password = shown_secret(reset.text)
+    answer = reset(browser, csrf, "vera")
+    assert answer.status_code == 200 and "their sessions have ended" in answer.text
+    new_password = shown_secret(answer.text)
     assert vera.get("/api/v1/session").status_code == 401
     refused = client.post("/api/v1/session", json={"username": "vera", "password": PASSWORD})
     assert refused.status_code == 401
     log_in(client, "vera", new_password)
-    typed = post(browser, csrf, "/admin/people/vera/password", password="another long password")
+    typed = reset(browser, csrf, "vera", password="another long password")
     assert typed.status_code == 200 and 'class="secret"' not in typed.text
     log_in(client, "vera", "another long password")
 
@@ -291,3 +298,34 @@ def test_the_audit_csv_carries_every_entry_newest_first_and_runs_no_formula(
     assert rows[2][4] == '\'=HYPERLINK("x",6)' and json.loads(rows[2][5]) == {"n": 6}
     monkeypatch.setattr(audit_pages, "CSV_PAGE", len(expected))  # a last page exactly full
     assert [r[0] for r in csv.reader(io.StringIO(browser.get("/admin/audit.csv").text))][1:] == expected
+
+
+def test_a_reset_form_sent_twice_resets_once(client: TestClient, centre: Centre, admin: Tuple[TestClient, str]) -> None:
+    """Reloading the answer that showed a generated password sends the form again: the password
+    handed over must stay the one that works, and the person's sessions are not ended twice."""
+    browser, csrf = admin
+    make_user(centre, "vera", "viewer", "acme")
+    form = browser.get("/admin/people/vera").text
+    stamp = re.search(r'name="stamp" value="([^"]+)"', form)
+    assert stamp
+    first = post(browser, csrf, "/admin/people/vera/password", stamp=stamp.group(1))
+    assert first.status_code == 200
+    handed_over = shown_secret(first.text)
+    assert stamp.group(1) not in first.text  # the answer's own form replaces the new password
+    vera, _ = log_in(client, "vera", handed_over)
+
+    before = snapshot(centre)
+    for sent in ({"stamp": stamp.group(1)}, {"stamp": stamp.group(1), "password": "typed on a reload"}, {}):
+        again = post(browser, csrf, "/admin/people/vera/password", **sent)
+        assert again.status_code == 409
+        assert error_of(again.text) == (
+            "The password of vera was changed after this form was shown (sending the form again does that); "
+            "nothing was changed. Use the form below to reset it again."
+        )
+        assert 'class="secret"' not in again.text
+    assert snapshot(centre) == before
+    assert vera.get("/api/v1/session").status_code == 200  # her session did not end again
+    log_in(client, "vera", handed_over)
+    assert [e["detail"] for e in audit_rows(centre, "user.change")] == [{"password": "changed"}]
+    missing = post(browser, csrf, "/admin/people/nobody/password", stamp=stamp.group(1))
+    assert missing.status_code == 404
