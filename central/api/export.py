@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -12,10 +12,11 @@ from central import audit
 from central.auth.deps import principal
 from central.auth.principal import Principal
 from central.db.engine import read_tx, write_tx
+from central.enrol import check_name
 from central.errors import refuse
 from central.export.build import build
 from central.export.html import to_html
-from central.export.model import ExportError
+from central.export.model import ExportError, parse_time
 from central.export.model import Request as ExportRequest
 from central.export.render import to_csv, to_json
 from central.ids import utcnow
@@ -25,13 +26,13 @@ MEDIA = {"json": "application/json", "csv": "text/csv; charset=utf-8", "html": "
 
 
 def _time(name: str, value: Optional[str]) -> Optional[datetime]:
+    """A time with its zone, read as the CLI reads it."""
     if value is None:
         return None
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as err:
-        raise refuse(422, "malformed", f"{name}: use e.g. 2026-11-27T00:00:00Z") from err
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        return parse_time(value, name)
+    except ExportError as err:
+        raise refuse(422, "malformed", str(err)) from err
 
 
 @router.get("/export", summary="The auditor's export of a tenant at a moment or over a period (json, csv, html)")
@@ -45,6 +46,10 @@ async def export(
     format: str = Query("json", pattern="^(json|csv|html)$"),
 ) -> Response:
     tenant = tenant or None  # the dashboard's "every tenant" sends an empty value
+    try:
+        check_name("tenant", tenant)  # also what a file name and header can carry
+    except ValueError as err:
+        raise refuse(422, "malformed", str(err)) from err
     if tenant is None and person.tenants is not None:
         raise refuse(403, "forbidden", "name one of your tenants (tenant=...)")
     if tenant is not None and not person.sees(tenant):
@@ -59,6 +64,8 @@ async def export(
     def work() -> Any:
         with read_tx(centre.engine) as conn:
             data = build(conn, req, centre.policy.policy, centre.config.retention)
+        body = {"json": to_json, "csv": to_csv, "html": to_html}[format](data)
+        # recorded once the export is made: a request that fails leaves no entry claiming one
         with write_tx(centre.engine) as conn:
             audit.record(
                 conn,
@@ -69,10 +76,9 @@ async def export(
                 {"format": format, "at": moment.isoformat(), "from": start},
                 request.client.host if request.client else None,
             )
-        return data
+        return body
 
-    data = await run_in_threadpool(work)
-    body = {"json": to_json, "csv": to_csv, "html": to_html}[format](data)
+    body = await run_in_threadpool(work)
     name = f"tillsyn-export-{tenant or 'all'}-{moment:%Y%m%dT%H%M%SZ}.{format}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     if format == "html":

@@ -22,6 +22,11 @@ def iso(moment: Optional[datetime]) -> Optional[str]:
     return text.replace("+00:00", "Z")
 
 
+FIRST_YEAR, LAST_YEAR = 1971, 8999
+"""An export speaks of years a centre can have kept evidence of; reading back from a moment
+(retention, a period) and a zone's offset must stay within the calendar."""
+
+
 def parse_time(text: str, what: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -29,6 +34,8 @@ def parse_time(text: str, what: str) -> datetime:
         raise ExportError(f"{what}: {text!r} is not a time such as 2026-11-27T22:00:00Z") from err
     if moment.tzinfo is None:
         raise ExportError(f"{what}: {text!r} has no zone; add Z or +01:00")
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise ExportError(f"{what}: {text!r} is out of range (years {FIRST_YEAR} to {LAST_YEAR})")
     return moment.astimezone(timezone.utc)
 
 

@@ -47,3 +47,30 @@ def test_export_within_granted_tenants(client: TestClient, centre: Centre) -> No
     with read_tx(centre.engine) as conn:
         actors = [r.actor for r in conn.execute(select(audit_log.c.actor).where(audit_log.c.action == "export"))]
     assert actors.count("user:vera (apikey:vera-key)") == 3
+
+
+def test_a_malformed_export_request_is_refused_and_leaves_no_audit_entry(client: TestClient, centre: Centre) -> None:
+    """Refused before anything is recorded: an audit entry must not claim an export nobody got."""
+    node = Node(client, hostname="web.acme")
+    node.enrol(new_token(centre, tenant="acme"))
+    assert node.send(node.report()).status_code == 200
+    key = api_key(centre)
+    for query, said in (
+        ("tenant=%E2%82%AC", "tenant '€': use 1-128 of A-Z a-z 0-9 _ . : -"),
+        ('tenant=a"b', "tenant 'a\"b': use 1-128 of A-Z a-z 0-9 _ . : -"),
+        ("at=9999-12-31T23:59:59-05:00", "at: '9999-12-31T23:59:59-05:00' is out of range (years 1971 to 8999)"),
+        ("at=0001-01-01T00:00:00%2B05:00", "at: '0001-01-01T00:00:00+05:00' is out of range (years 1971 to 8999)"),
+        ("from=2026-01-01T00:00:00", "from: '2026-01-01T00:00:00' has no zone; add Z or +01:00"),
+        ("at=yesterday", "at: 'yesterday' is not a time such as 2026-11-27T22:00:00Z"),
+    ):
+        answer = client.get(f"/api/v1/export?{query}", headers=key)
+        assert answer.status_code == 422, (query, answer.status_code, answer.text)
+        assert answer.json() == {"error": "malformed", "message": said}
+    with read_tx(centre.engine) as conn:
+        assert conn.execute(select(audit_log.c.id).where(audit_log.c.action == "export")).all() == []
+    made = client.get("/api/v1/export?tenant=acme&at=2026-11-27T22:00:00%2B01:00", headers=key)
+    assert made.status_code == 200 and made.headers["content-disposition"].startswith(
+        'attachment; filename="tillsyn-export-acme-20261127T210000Z'
+    )
+    with read_tx(centre.engine) as conn:
+        assert len(conn.execute(select(audit_log.c.id).where(audit_log.c.action == "export")).all()) == 1
