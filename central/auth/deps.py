@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from central import apikeys
 from central.auth.principal import Principal
-from central.auth.sessions import COOKIE, resume
+from central.auth.sessions import COOKIE, REFRESH_COOKIE, resume
 from central.auth.users import principal_of
 from central.db.engine import read_tx, write_tx
 from central.db.schema import users
@@ -41,9 +41,9 @@ def _from_key(centre: Any, secret: str) -> Optional[Principal]:
         return Principal(person.username, person.role, person.tenants, f"user:{person.username} (apikey:{key['name']})")
 
 
-def _from_session(centre: Any, token: str) -> Optional[Principal]:
+def _from_session(centre: Any, token: str, use: bool) -> Optional[Principal]:
     with write_tx(centre.engine) as conn:
-        return resume(conn, utcnow(), centre.config.sessions, token)
+        return resume(conn, utcnow(), centre.config.sessions, token, use=use)
 
 
 async def current(request: Request) -> Optional[Principal]:
@@ -62,7 +62,8 @@ async def current(request: Request) -> Optional[Principal]:
         return person
     token = request.cookies.get(COOKIE)
     if token:
-        person = await run_in_threadpool(_from_session, centre, token)
+        # refresh.js marks the reloads it makes: they are not use, and do not keep a session alive
+        person = await run_in_threadpool(_from_session, centre, token, REFRESH_COOKIE not in request.cookies)
         if person is not None and request.method not in SAFE_METHODS:
             sent = request.headers.get(CSRF_HEADER, "")
             if not sent and request.headers.get("content-type", "").startswith(FORM_TYPES):

@@ -16,6 +16,8 @@ from central.db.schema import sessions, users
 from central.ids import secret_hash
 
 COOKIE = "tillsyn_session"
+REFRESH_COOKIE = "tillsyn_refresh"
+"""Set for a few seconds by the dashboard's script just before it reloads a page by itself."""
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,13 @@ def start(conn: Connection, now: datetime, settings: Sessions, user_id: str, sou
     return Started(token, csrf, settings.max_hours * 3600)
 
 
-def resume(conn: Connection, now: datetime, settings: Sessions, token: str) -> Optional[Principal]:
-    """The person behind a session cookie, or None when it is unknown, expired, idle or disabled."""
+def resume(
+    conn: Connection, now: datetime, settings: Sessions, token: str, *, use: bool = True
+) -> Optional[Principal]:
+    """The person behind a session cookie, or None when it is unknown, expired, idle or disabled.
+
+    ``use`` false (a page reloading itself) does not count as use: a dashboard left open on a
+    screen still ends ``idle_minutes`` after its last real use."""
     row = (
         conn.execute(
             select(sessions.c.id_hash, sessions.c.csrf_token, sessions.c.expires_at, sessions.c.last_seen_at, users)
@@ -59,7 +66,7 @@ def resume(conn: Connection, now: datetime, settings: Sessions, token: str) -> O
     if row["expires_at"] <= now or idle_limit <= now or row["disabled_at"] is not None:
         conn.execute(delete(sessions).where(sessions.c.id_hash == row["id_hash"]))
         return None
-    if (now - row["last_seen_at"]).total_seconds() > 60:  # one write a minute at most
+    if use and (now - row["last_seen_at"]).total_seconds() > 60:  # one write a minute at most
         conn.execute(update(sessions).where(sessions.c.id_hash == row["id_hash"]).values(last_seen_at=now))
     return principal_of(row, row["csrf_token"])
 
