@@ -144,7 +144,7 @@ def _open(
     counts.notified += enqueue(conn, settings, row, agent, "trigger", now)
 
 
-_AGENTS_DECIDING = select(
+_AGENT_DECIDING = (
     agents.c.id,
     agents.c.hostname,
     agents.c.tenant,
@@ -153,10 +153,13 @@ _AGENTS_DECIDING = select(
     agents.c.silent,
     agents.c.last_heartbeat_at,
     agents.c.enrolled_at,
-).where(agents.c.revoked_at.is_(None))
+)
+_AGENTS_DECIDING = select(*_AGENT_DECIDING).where(agents.c.revoked_at.is_(None))
 """What a round reads of every node (routing, windows, waivers, silence): not the keys, the health
 report or the ledger's head, which it never uses (docs/benchmarks.md, the duty round: reading whole
 rows was about a third of a round's CPU with 2,000 nodes, before a node's health JSON is counted)."""
+_AGENT_GONE = select(*_AGENT_DECIDING).where(agents.c.id == bindparam("b_id"))
+"""A revoked node's row, for routing the resolve notice of an incident its revocation ended."""
 
 
 def run_round(conn: Connection, settings: Alerting, now: datetime) -> Round:
@@ -257,9 +260,10 @@ def run_round(conn: Connection, settings: Alerting, now: datetime) -> Round:
                         .distinct()
                     )
                 ]
-                if owner is not None and notified:
+                if notified:  # whoever was paged hears it resolved, for a revoked node too
+                    routed = owner or conn.execute(_AGENT_GONE, {"b_id": incident["agent_id"]}).mappings().one()
                     resolved = dict(_whole(conn, incident["id"]), status="resolved", resolved_at=now)
-                    enqueue(conn, settings, resolved, owner, "resolve", now, notified)
+                    enqueue(conn, settings, resolved, routed, "resolve", now, notified)
             continue
         if owner is None:
             continue

@@ -280,6 +280,10 @@ def test_an_incident_resolves_when_its_rule_or_node_is_gone(
     assert {i["agent_id"]: i["status"] for i in _mine(centre)} == {node.agent_id: "resolved", other.agent_id: "open"}
     reason = "rule no longer in force for this node" if change == "finding gone" else "node revoked"
     assert _resolved_with(centre, opened[node.agent_id]) == [reason]
+    # whoever was paged hears that it resolved, a revoked node's incident too
+    sent = {(i, e) for i, _, e in _outbox(centre)}
+    assert {(opened[node.agent_id], "trigger"), (opened[node.agent_id], "resolve")} <= sent
+    assert (opened[other.agent_id], "resolve") not in sent
     assert _round(centre, now + timedelta(seconds=3)).resolved == 0
     assert _resolved_with(centre, opened[node.agent_id]) == [reason]
 
