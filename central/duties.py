@@ -94,16 +94,21 @@ def run_once(
     now: Optional[datetime] = None,
     alerting: Optional[Alerting] = None,
     retention: Optional[Retention] = None,
+    absence: bool = True,
 ) -> DutyResult:
-    """One round: silent nodes, stale findings, a changed policy, then incidents and retention (when given)."""
+    """One round: silent nodes, stale findings, a changed policy, then incidents and retention (when given).
+
+    ``absence`` false (a centre that has just started): no node is marked silent or stale yet.
+    Heartbeats and reports could not arrive while the centre was down; a short outage must not
+    page the whole fleet as silent, and the nodes deliver what they spooled meanwhile."""
     now = now or utcnow()
     holder.reload_if_changed()
     # judged again until a round commits it: a round that fails or finds the lock taken leaves it due
     reloaded, generation, policy = holder.judging_due, holder.generation, holder.policy
 
     def work(conn: Connection) -> Tuple[int, int, Optional[Round]]:
-        silent = mark_silent(conn, silent_after_s, now)
-        stale = mark_stale(conn, policy, now)
+        silent = mark_silent(conn, silent_after_s, now) if absence else 0
+        stale = mark_stale(conn, policy, now) if absence else 0
         if reloaded:
             query = select(agents).where(agents.c.revoked_at.is_(None)).order_by(agents.c.id)  # ingest's order
             for agent in conn.execute(query).mappings().all():

@@ -57,6 +57,9 @@ class Centre:
     """Reports ingest parsed and stored, for the evaluator to take instead of parsing them again."""
     pruned_at: float = -1e9
     """When this process last ran retention (monotonic)."""
+    up_since: float = field(default_factory=time.monotonic)
+    """When this process started (monotonic): while it was down, heartbeats and reports could not
+    arrive, so no node is judged silent or stale for the silent threshold after it."""
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.node_counts, self.backlog)
@@ -114,6 +117,7 @@ class Centre:
             self.config.silent_threshold_s,
             alerting=self.config.alerting,
             retention=self.config.retention if prune else None,
+            absence=time.monotonic() - self.up_since >= self.config.silent_threshold_s,
         )
         if prune and result.ran:
             self.pruned_at = time.monotonic()

@@ -4,17 +4,18 @@ two duty runs at once (threads, and two engines standing for two centre processe
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from central.api.app import create_app
 from central.db.engine import make_engine, write_tx
-from central.db.schema import agents, finding_changes, findings, incidents
+from central.db.schema import agents, finding_changes, findings, incidents, latest_evidence
 from central.duties import DutyResult, mark_silent, run_once
 from central.ingest import lock_agents
 from central.policy_store import SHIPPED_POLICY, PolicyHolder
@@ -288,3 +289,23 @@ def test_a_round_with_nothing_to_change_does_not_take_the_sqlite_write_lock(tmp_
         assert run_once(centre.engine, centre.policy, 180, later, alerting=alerting).silent == 1
     finally:
         centre.stop()
+
+
+def test_a_centre_that_has_just_started_marks_no_node_silent_or_stale(
+    client: TestClient, centre: Centre, node: Node
+) -> None:
+    """While the centre was down no heartbeat or report could arrive: for the silent threshold after
+    it starts, nobody is paged for silence or stale evidence; after that, as always."""
+    node.send(node.report(evidence_record("ports", {"sockets": []})))
+    assert node.heartbeat().status_code == 200
+    with write_tx(centre.engine) as conn:  # as after a 30-minute outage of the centre
+        conn.execute(update(agents).values(last_heartbeat_at=now() - timedelta(minutes=30)))
+        conn.execute(update(latest_evidence).values(collected_at=now() - timedelta(minutes=30)))
+    centre.up_since = time.monotonic()
+    done = centre.run_duties()
+    assert done.ran and (done.silent, done.stale) == (0, 0)
+    assert silent_flags(centre) == [False]
+    centre.up_since = time.monotonic() - centre.config.silent_threshold_s
+    done = centre.run_duties()
+    assert (done.silent, done.stale) == (1, 3)
+    assert silent_flags(centre) == [True]
