@@ -10,6 +10,7 @@ servers without patching.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,6 +40,8 @@ class Context:
     now: Callable[[], datetime] = _utc_now
     euid: int = field(default_factory=os.geteuid)
     command_timeout: float = runner.DEFAULT_TIMEOUT
+    hostname: str = field(default_factory=socket.gethostname)
+    """This node's name as the kernel has it (uname -n), which restic records in its snapshots."""
 
     def path(self, absolute: str) -> Path:
         """``absolute`` (e.g. ``/sys/block``) below :attr:`root`."""
@@ -63,7 +66,7 @@ class Context:
         return self.euid == 0
 
     def with_settings(self, settings: Mapping[str, Any]) -> Context:
-        return Context(self.root, settings, self.run, self.now, self.euid, self.command_timeout)
+        return Context(self.root, settings, self.run, self.now, self.euid, self.command_timeout, self.hostname)
 
 
 @dataclass(frozen=True)

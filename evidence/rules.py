@@ -8,13 +8,27 @@ unknown is never passing.  The policy file format is in docs/policy.md.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from evidence.model import parse_utc
+from evidence.operators import OPERATORS, OPS_WITHOUT_VALUE, Tri, doubt, parse_duration
+
+__all__ = [
+    "OPERATORS",
+    "OPS_WITHOUT_VALUE",
+    "Check",
+    "Result",
+    "Rule",
+    "Test",
+    "Verdict",
+    "evaluate",
+    "evaluate_check",
+    "lookup",
+    "parse_duration",
+]
 
 MAX_SHOWN = 20
 
@@ -28,22 +42,6 @@ class Verdict(str, enum.Enum):
     """No evidence within the rule's maximum age."""
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from ``90``, ``"90s"``, ``"15m"``, ``"26h"``, ``"31d"``, ``"2w"``."""
-    if isinstance(value, bool):
-        raise ValueError(f"not a duration: {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 15m, 26h, 31d)")
-    return float(match.group(1)) * _UNIT[match.group(2)]
-
-
 def lookup(data: Any, path: str) -> Any:
     """``a.b.c`` into nested mappings; None when any step is missing."""
     for part in path.split(".") if path else []:
@@ -51,70 +49,6 @@ def lookup(data: Any, path: str) -> Any:
             return None
         data = data[part]
     return data
-
-
-Tri = Optional[bool]
-
-
-def _compare(fn: Callable[[Any, Any], bool], strict_bool: bool = False) -> Callable[[Any, Any, datetime], Tri]:
-    """``strict_bool``: a bool is not a number here (Python's ``True == 1``), so mixing them is unknown."""
-
-    def op(actual: Any, expected: Any, _now: datetime) -> Tri:
-        if actual is None:
-            return None
-        if strict_bool and isinstance(actual, bool) != isinstance(expected, bool):
-            return None
-        try:
-            return bool(fn(actual, expected))
-        except TypeError:
-            return None
-
-    return op
-
-
-def _max_age(actual: Any, expected: Any, now: datetime) -> Tri:
-    if not isinstance(actual, str):
-        return None
-    if len(actual) == 10:  # a bare date (YYYY-MM-DD), as some UPSes report their self-test
-        actual += "T00:00:00Z"
-    try:
-        moment = parse_utc(actual)
-    except ValueError:
-        return None
-    return (now - moment).total_seconds() <= parse_duration(expected)
-
-
-def _matches_regex(actual: Any, expected: Any, _now: datetime) -> Tri:
-    if not isinstance(actual, str):
-        return None
-    return re.search(str(expected), actual, re.IGNORECASE) is not None
-
-
-def _bool_is(wanted: bool) -> Callable[[Any, Any, datetime], Tri]:
-    def op(actual: Any, _expected: Any, _now: datetime) -> Tri:
-        return None if not isinstance(actual, bool) else actual is wanted
-
-    return op
-
-
-OPERATORS: Dict[str, Callable[[Any, Any, datetime], Tri]] = {
-    "eq": _compare(lambda a, b: a == b, True),
-    "ne": _compare(lambda a, b: a != b, True),
-    "lt": _compare(lambda a, b: a < b, True),
-    "le": _compare(lambda a, b: a <= b, True),
-    "gt": _compare(lambda a, b: a > b, True),
-    "ge": _compare(lambda a, b: a >= b, True),
-    "in": _compare(lambda a, b: a in b),
-    "not_in": _compare(lambda a, b: a not in b),
-    "contains": _compare(lambda a, b: b in a),
-    "not_contains": _compare(lambda a, b: b not in a),
-    "is_true": _bool_is(True),
-    "is_false": _bool_is(False),
-    "not_null": lambda a, _b, _n: a is not None,
-    "max_age": _max_age,
-    "matches": _matches_regex,
-}
-OPS_WITHOUT_VALUE = {"is_true", "is_false", "not_null"}
 
 
 @dataclass(frozen=True)
@@ -125,6 +59,11 @@ class Test:
 
     def __call__(self, item: Any, now: datetime) -> Tri:
         return OPERATORS[self.op](lookup(item, self.field), self.value, now)
+
+    def doubt(self, item: Any, now: datetime) -> Optional[str]:
+        """Why this test is unknown for ``item`` beyond a missing fact, e.g. a time in the future."""
+        why = doubt(self.op, lookup(item, self.field), now)
+        return f"{self.field or 'value'}: {why}" if why else None
 
     def describe(self) -> str:
         return f"{self.field or 'value'} {self.op}" + ("" if self.op in OPS_WITHOUT_VALUE else f" {self.value!r}")
@@ -193,6 +132,17 @@ def _tally(test: Test, known: int, unsure: int, now: datetime) -> Tri:
     return outcomes.pop() if len(outcomes) == 1 else None
 
 
+def _doubts(tests: Sequence[Optional[Test]], items: Sequence[Any], now: datetime) -> str:
+    """``: <why>`` for undecided items, when more than a missing or null fact explains them."""
+    found: List[str] = []
+    for item in items:
+        for test in tests:
+            why = test.doubt(item, now) if test is not None else None
+            if why and why not in found:
+                found.append(why)
+    return f": {'; '.join(found[:3])}" if found else ""
+
+
 def evaluate_check(check: Check, observed: Mapping[str, Any], now: datetime) -> Tuple[Tri, Any, str]:
     """(verdict, observed value, message) of one check; verdict None means unknown."""
     value = lookup(observed, check.path)
@@ -200,7 +150,8 @@ def evaluate_check(check: Check, observed: Mapping[str, Any], now: datetime) -> 
         assert check.test is not None
         outcome = check.test(value, now)
         word = {True: "ok", False: "deviates", None: "unknown"}[outcome]
-        return outcome, value, f"{check.path} = {value!r}: {word} ({check.test.describe()})"
+        why = _doubts([check.test], [value], now) if outcome is None else ""
+        return outcome, value, f"{check.path} = {value!r}: {word} ({check.test.describe()}){why}"
     if not isinstance(value, list):
         return None, value, f"{check.path} was not reported as a list"
     matched = [(i, _matches(i, check.where, now)) for i in value]
@@ -210,13 +161,19 @@ def evaluate_check(check: Check, observed: Mapping[str, Any], now: datetime) -> 
         assert check.test is not None
         outcome = _tally(check.test, len(items), len(unsure), now)
         extra = f" (+{len(unsure)} undecided)" if unsure else ""
-        return outcome, len(items), f"{len(items)}{extra} {check.path} ({check.test.describe()})"
+        why = _doubts(check.where, unsure, now) if outcome is None else ""
+        return outcome, len(items), f"{len(items)}{extra} {check.path} ({check.test.describe()}){why}"
     if check.expect == "none":
         if items:
             shown = [_show(i, check.show) for i in items[:MAX_SHOWN]]
             return False, shown, f"{len(items)} {check.path} where none is allowed"
         if unsure:
-            return None, [_show(i, check.show) for i in unsure[:MAX_SHOWN]], f"{len(unsure)} {check.path} undecided"
+            why = _doubts(check.where, unsure, now)
+            return (
+                None,
+                [_show(i, check.show) for i in unsure[:MAX_SHOWN]],
+                f"{len(unsure)} {check.path} undecided{why}",
+            )
         return True, [], f"no {check.path} match"
     assert check.test is not None and check.expect in ("all", "any")
     if not items and not unsure:
@@ -237,7 +194,7 @@ def evaluate_check(check: Check, observed: Mapping[str, Any], now: datetime) -> 
             return (
                 None,
                 [_show(i, check.show) for i in undecided[:MAX_SHOWN]],
-                f"{len(undecided)} of {total} unknown for {what}",
+                f"{len(undecided)} of {total} unknown for {what}{_doubts([check.test, *check.where], undecided, now)}",
             )
         if not good:  # all would pass, but maybe none is selected: then if_empty decides
             verdict = True if check.if_empty == "pass" else None
@@ -248,7 +205,8 @@ def evaluate_check(check: Check, observed: Mapping[str, Any], now: datetime) -> 
     if good:
         return True, [_show(i, check.show) for i in good[:MAX_SHOWN]], f"{len(good)} pass {what}"
     if undecided:
-        return None, [_show(i, check.show) for i in undecided[:MAX_SHOWN]], f"none known to pass {what}"
+        why = _doubts([check.test, *check.where], undecided, now)
+        return None, [_show(i, check.show) for i in undecided[:MAX_SHOWN]], f"none known to pass {what}{why}"
     if not items:  # none would pass, but maybe none is selected: then if_empty decides
         return (False if check.if_empty == "fail" else None), [], f"no {check.path} known to be selected"
     return False, [_show(i, check.show) for i in bad[:MAX_SHOWN]], f"none of {total} pass {what}"

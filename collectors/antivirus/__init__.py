@@ -45,7 +45,7 @@ def watch_paths(settings: Mapping[str, Any]) -> Sequence[str]:
 
 SPEC = CollectorSpec(
     name="antivirus",
-    version="1.0.0",
+    version="1.1.0",
     controls=("M03",),
     collect=collect,
     settings=SCHEMA,

@@ -24,6 +24,7 @@ DATABASES = ("main", "daily", "bytecode")
 # clamav-freshclam-once.timer runs a one-shot update instead).
 FRESHCLAM_SERVICE_LINK = "/etc/systemd/system/multi-user.target.wants/clamav-freshclam.service"
 FRESHCLAM_TIMER_LINK = "/etc/systemd/system/timers.target.wants/clamav-freshclam-once.timer"
+CLAMD_PROGRAM = "/usr/sbin/clamd"
 
 
 @dataclass
@@ -35,6 +36,9 @@ class ClamavFacts:
     engine_version: Optional[str] = None
     newest_signature_time: Optional[str] = None
     real_time_protection: Optional[bool] = None
+    scanner_running: Optional[bool] = None
+    """clamd answers PING.  Only clamd scans: clamonacc hands it the files, freshclam updates its
+    databases (clamonacc(8), freshclam(1)), so neither counts alone, nor a clamd that does not answer."""
 
 
 def _read_conf(ctx: Context, path: str, what: str, facts: ClamavFacts) -> Optional[str]:
@@ -170,8 +174,19 @@ def _freshclam(ctx: Context, path: str, processes: Sequence[ProcessInfo], facts:
     return result
 
 
-def collect_clamav(ctx: Context, settings: Mapping[str, Any], processes: Sequence[ProcessInfo]) -> ClamavFacts:
-    """Everything Tillsyn reports about ClamAV; never raises for expected conditions."""
+def _real_time(configured: bool, clamonacc_running: bool, responding: Optional[bool]) -> Optional[bool]:
+    """On-access scanning works when it is configured, clamonacc runs and clamd answers."""
+    if not configured or not clamonacc_running or responding is False:
+        return False
+    return responding
+
+
+def collect_clamav(
+    ctx: Context, settings: Mapping[str, Any], processes: Sequence[ProcessInfo], processes_known: bool = True
+) -> ClamavFacts:
+    """Everything Tillsyn reports about ClamAV; never raises for expected conditions.
+
+    ``processes_known``: the process list is complete (not hidden by ``hidepid``, not failed)."""
     facts = ClamavFacts()
     conf_path = str(settings["clamd_conf"])
     text = _read_conf(ctx, conf_path, "clamav.clamd_conf", facts)
@@ -191,7 +206,12 @@ def collect_clamav(ctx: Context, settings: Mapping[str, Any], processes: Sequenc
         )
     except ValueError as err:
         address, no_address = None, str(err)
-    if address is None:
+    installed = clamd["process_running"] or ctx.path(conf_path).exists() or ctx.path(CLAMD_PROGRAM).exists()
+    if address is None and processes_known and not installed:
+        # Debian's "clamav" package brings freshclam without clamav-daemon: no scanner here.
+        reason = f"clamd is not installed: no {conf_path}, no {CLAMD_PROGRAM}, no clamd process"
+        clamd.update(address=None, responding=False, reason=reason)
+    elif address is None:
         clamd.update(address=None, responding=None)
         facts.gaps.append(Gap("clamav.clamd", no_address))
     else:
@@ -208,12 +228,13 @@ def collect_clamav(ctx: Context, settings: Mapping[str, Any], processes: Sequenc
             include_paths=list(conf.on_access_include_paths),
             mount_paths=list(conf.on_access_mount_paths),
         )
-        facts.real_time_protection = configured and on_access["clamonacc_running"]
+        facts.real_time_protection = _real_time(configured, on_access["clamonacc_running"], clamd["responding"])
     elif not ctx.path(conf_path).exists():
         on_access.update(configured=False, include_paths=[], mount_paths=[])
         facts.real_time_protection = False
     else:
         on_access["configured"] = None
+    facts.scanner_running = clamd["responding"]
     facts.observed = {
         "clamd_conf": conf_path,
         "clamd_conf_present": ctx.path(conf_path).exists(),

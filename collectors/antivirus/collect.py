@@ -59,13 +59,14 @@ def collect_with(ctx: Context, list_processes: ProcessLister) -> Outcome:
     observed: Dict[str, Any] = {"products": products}
     clamav_entry = _entry(products, "clamav")
     if clamav_entry is not None or ctx.path(str(settings["clamd_conf"])).exists():
-        facts = collect_clamav(ctx, settings, processes)
+        facts = collect_clamav(ctx, settings, processes, running_known)
         observed["clamav"] = facts.observed
         gaps.extend(facts.gaps)
         if clamav_entry is None:
             clamav_entry = _found_by_its_tool("clamav", "ClamAV", running_known, [])
             products.insert(0, clamav_entry)
         clamav_entry.update(
+            running=facts.scanner_running,
             version=facts.engine_version,
             signature_time=facts.newest_signature_time,
             real_time_protection=facts.real_time_protection,

@@ -16,7 +16,7 @@ from evidence.model import Gap, Outcome
 if TYPE_CHECKING:
     from collectors.mounts import MountEntry
 
-VERSION = "1.0"
+VERSION = "1.1"
 
 
 def collect(ctx: Context) -> Outcome:

@@ -102,9 +102,10 @@ def _restic(run: _Probe) -> None:
     assert backup.repository and backup.password_file
     binary = settings.get("restic_binary") or "restic"
     # --no-lock: read-only, works on append-only repositories; --no-cache: no state on this node.
-    argv = [binary, "snapshots", "--json", "--no-lock", "--no-cache", "--latest", "1"]
-    if backup.host:
-        argv += ["--host", backup.host]
+    # --latest 1 lists the newest snapshot per (host, paths) group; without a host filter another
+    # node's fresh snapshot in a shared repository would stand in for this node's stopped backups.
+    host = backup.host or ctx.hostname
+    argv = [binary, "snapshots", "--json", "--no-lock", "--no-cache", "--latest", "1", "--host", host]
     env = dict(backup.env)
     env.update({"RESTIC_REPOSITORY": backup.repository, "RESTIC_PASSWORD_FILE": backup.password_file})
     result = ctx.command(argv, timeout=backup.timeout, env=env)
@@ -125,11 +126,7 @@ def _restic(run: _Probe) -> None:
     entry["encrypted"], entry["encryption"] = True, "restic (always encrypted)"
     latest = listing.latest
     if latest is None:
-        gaps.append(
-            Gap(
-                f"{label}: last backup", f"no snapshots in {repo}" + (f" for host {backup.host}" if backup.host else "")
-            )
-        )
+        gaps.append(Gap(f"{label}: last backup", f"no snapshots in {repo} for host {host}"))
         return
     entry["last_success_at"] = utc_iso(latest.time)
     entry["last_backup"] = {
@@ -254,9 +251,9 @@ def _separation(run: _Probe, mounts: MountLoader) -> None:
     if not repository:
         gaps.append(Gap(f"{label}: separation", "repository location unknown: not configured and not reported"))
         return
-    location = classify(repository)
+    location = classify(repository, shares=run.backup.type in ("veeam", "marker"))
     loaded, unreadable = mounts() if location.kind == "local" else (None, "")
-    entry["separate"], entry["separate_reason"] = separation(location, loaded, unreadable)
+    entry["separate"], entry["separate_reason"] = separation(location, loaded, unreadable, run.ctx.hostname)
     if entry["separate"] is None:
         why = entry["separate_reason"]
         if loaded is None:

@@ -28,7 +28,8 @@ class ResticSnapshot:
 
 @dataclass(frozen=True)
 class ResticSnapshots:
-    """The snapshots restic listed (with ``--latest 1``: the newest per host and path set)."""
+    """The snapshots restic listed (with ``--latest 1``: the newest per host and path set; with
+    ``--host``, one host's path sets, of which the newest counts: a node may change what it backs up)."""
 
     snapshots: List[ResticSnapshot]
 

@@ -13,11 +13,11 @@ from collectors.base import CollectorSpec
 from collectors.disk_encryption.collect import collect
 from collectors.disk_encryption.schema import SCHEMA
 
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 
 
 def summary(observed: Mapping[str, Any]) -> str:
-    """``4 mounts: 3 encrypted, 1 unencrypted; swap 1/1 encrypted; LUKS not opened: 1``."""
+    """``4 mounts: 2 encrypted, 2 unencrypted (1 boot); swap 1/1 encrypted; LUKS not opened: 1``."""
     mounts = observed.get("mounts") or []
     swaps = observed.get("swaps") or []
 
@@ -25,9 +25,16 @@ def summary(observed: Mapping[str, Any]) -> str:
         return sum(1 for r in records if r.get("encrypted") is value)
 
     parts = [f"{len(mounts)} mounts: {count(mounts, True)} encrypted, {count(mounts, False)} unencrypted"]
+    boot = count([m for m in mounts if m.get("boot")], False)
+    if boot:
+        parts[0] += f" ({boot} boot)"
     if count(mounts, None):
         parts[0] += f", {count(mounts, None)} unknown"
-    if swaps:
+    if observed.get("mounts") is None:
+        parts[0] = "mounts unknown"
+    if observed.get("swaps") is None:
+        parts.append("swap unknown")
+    elif swaps:
         parts.append(f"swap {count(swaps, True)}/{len(swaps)} encrypted")
     closed = sum(1 for c in observed.get("luks_containers") or [] if not c.get("opened"))
     if closed:

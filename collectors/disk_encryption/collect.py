@@ -77,9 +77,10 @@ def _record(decision: Decision, ciphers: Dict[str, Optional[str]]) -> Dict[str, 
     return record
 
 
-def _read_procfs(ctx: Context, gaps: List[Gap]) -> Tuple[Optional[List[MountEntry]], List[SwapEntry]]:
-    """Mounts (None when unreadable) and active swaps, each failure recorded as a gap."""
-    swaps: List[SwapEntry] = []
+def _read_procfs(ctx: Context, gaps: List[Gap]) -> Tuple[Optional[List[MountEntry]], Optional[List[SwapEntry]]]:
+    """Mounts and active swaps, each None when unreadable or malformed (a gap says why): an empty
+    list would claim there is nothing to encrypt."""
+    swaps: Optional[List[SwapEntry]] = None
     mounts, unreadable = read_mountinfo(ctx)
     if mounts is None:
         gaps.append(Gap("mounted filesystems", unreadable))
@@ -127,7 +128,7 @@ def collect(ctx: Context) -> Outcome:
         _run_zfs(ctx, scene, groups, float(settings["command_timeout"]))
 
     judged_mounts = [(group, *judge_mount(scene, group[0])) for group in groups]
-    judged_swaps = [(swap, *_judge_swap(scene, swap, mounts or [])) for swap in swaps]
+    judged_swaps = [(swap, *_judge_swap(scene, swap, mounts or [])) for swap in swaps or []]
     crypt_devices: List[str] = []
     for decision in [j[2] for j in judged_mounts] + [j[2] for j in judged_swaps]:
         crypt_devices.extend(d for d in decision.crypt_devices if d not in crypt_devices)
@@ -135,6 +136,7 @@ def collect(ctx: Context) -> Outcome:
     gaps.extend(container_gaps)
     ciphers = _ciphers(ctx, scene, crypt_devices, headers, settings, gaps)
 
+    boot_points = {p.rstrip("/") or "/" for p in settings["boot_mountpoints"]}
     observed_mounts = []
     for group, kname, decision, zfs_facts in judged_mounts:
         entry = group[0]
@@ -146,6 +148,7 @@ def collect(ctx: Context) -> Outcome:
             "majmin": None if entry.fstype == "zfs" else entry.majmin,
         }
         record.update(_record(decision, ciphers))
+        record["boot"] = entry.mountpoint in boot_points
         if zfs_facts is not None:
             record["zfs"] = zfs_facts
             if decision.layer == "zfs-native":
@@ -162,13 +165,15 @@ def collect(ctx: Context) -> Outcome:
 
     everything = observed_mounts + observed_swaps
     observed: Dict[str, Any] = {
-        "mounts": observed_mounts,
-        "swaps": observed_swaps,
+        "mounts": observed_mounts if mounts is not None else None,
+        "swaps": observed_swaps if swaps is not None else None,
         "luks_containers": containers,
-        "unencrypted_count": sum(1 for r in everything if r["encrypted"] is False and not r["volatile"]),
+        "unencrypted_count": sum(
+            1 for r in everything if r["encrypted"] is False and not r["volatile"] and not r.get("boot")
+        ),
         "unknown_count": sum(1 for r in everything if r["encrypted"] is None),
     }
-    if not everything and mounts is not None:
+    if not everything and mounts is not None and swaps is not None:
         return Outcome.not_present(
             "no data filesystem and no swap is mounted in this mount namespace "
             "(only pseudo, memory, overlay or image filesystems)",

@@ -1,4 +1,4 @@
-"""Pure parser for ``/proc/swaps``, and the filesystems this collector does not report.
+"""Pure parser for ``/proc/swaps``; the filesystems this collector does not report; the boot mounts.
 
 Format: proc(5) ("/proc/swaps"); paths are escaped with octal sequences (``\\040`` for a
 space) as in mountinfo, whose parser is :mod:`collectors.mounts`.
@@ -53,6 +53,13 @@ DEFAULT_SKIP_FSTYPES = (
     "fuse.snapfuse",
     "rootfs",
 )
+
+
+# Where the boot files live: /boot (kernel, initramfs, GRUB; also the XBOOTLDR partition) and the
+# EFI system partition at /boot/efi (Debian, RHEL) or /efi (systemd's Boot Loader Specification).
+# Firmware must read the ESP (FAT, UEFI spec 13.3) and the boot loader /boot before any passphrase
+# is entered, so a standard LUKS install leaves them clear; they hold software, not personal data.
+BOOT_MOUNTPOINTS = ("/boot", "/boot/efi", "/efi")
 
 
 class ProcFormatError(ValueError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Dict
 
-from collectors.disk_encryption.procfs import DEFAULT_SKIP_FSTYPES
+from collectors.disk_encryption.procfs import BOOT_MOUNTPOINTS, DEFAULT_SKIP_FSTYPES
 from collectors.settings import Field
 
 SCHEMA: Dict[str, Field] = {
@@ -15,6 +15,12 @@ SCHEMA: Dict[str, Field] = {
         "read-only images, overlay); mounts of these types are not reported",
     ),
     "skip_mountpoints": Field(list, [], "mount points (and everything below them) not to report, e.g. /mnt/scratch"),
+    "boot_mountpoints": Field(
+        list,
+        list(BOOT_MOUNTPOINTS),
+        "mount points of the boot files (kernel, initramfs, boot loader) and the EFI system partition, "
+        "which firmware and boot loader read before any key is entered: reported with boot: true",
+    ),
     "scan_luks_headers": Field(
         bool,
         True,

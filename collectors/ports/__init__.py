@@ -16,7 +16,7 @@ from collectors.ports.sockets import listeners
 from collectors.settings import REQUIRED, Field, Schema
 from evidence.model import Gap, Outcome
 
-VERSION = "1"
+VERSION = "2"
 
 _PORT = Field(int, REQUIRED, "port number, 1-65535", minimum=1)
 _PROTOCOL = Field(str, "tcp", "tcp, udp or any", choices=("tcp", "udp", "any"))

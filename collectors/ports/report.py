@@ -41,6 +41,11 @@ def socket_record(
     found = classify(
         listener.protocol, listener.port, owner.name if owner else None, owner.exe if owner else None, extra
     )
+    tags: List[Optional[str]] = list(found.tags)
+    if owner is None or (owner.name is None and owner.exe is None):
+        # The owner's name could add tags (vsftpd on 2121, x11vnc on 5910): a null member says some
+        # are unknown, so a rule's "tags contains X" is unknown unless the port already gives X.
+        tags.append(None)
     record: Dict[str, Any] = {
         "protocol": listener.protocol,
         "family": listener.family,
@@ -51,7 +56,7 @@ def socket_record(
         "process": owner.to_dict() if owner else None,
         "other_pids": list(listener.pids[1:]),
         "services": found.services,
-        "tags": found.tags,
+        "tags": tags,
     }
     if allow:
         record["allow_listed"] = _allowed(listener, allow)

@@ -61,7 +61,7 @@ def watch_paths(settings: Mapping[str, Any]) -> Sequence[str]:
 
 SPEC = CollectorSpec(
     name="power",
-    version="1.0",
+    version="1.1",
     controls=("M01",),
     collect=collect,
     settings=SETTINGS,

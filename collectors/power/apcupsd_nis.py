@@ -82,10 +82,23 @@ SELFTEST_MEANING: Dict[str, str] = {
     "OK": "passed",
     "BT": "failed: battery capacity",
     "NG": "failed: overload",
-    "NO": "no self-test result in the last 5 minutes",
-    "IP": "in progress",
-    "??": "unknown",
 }
+# Codes that carry no result.  NO is what apcupsd shows nearly always: a Smart-UPS answers its
+# self-test query with a result only for 5 minutes after a test (APC smart protocol, command X),
+# and a USB UPS that has not tested since power-on says none.  LASTSTEST still dates the last test.
+SELFTEST_NO_RESULT: Dict[str, str] = {
+    "NO": "no self-test result (a UPS shows one only for 5 minutes after a test)",
+    "IP": "a self-test is in progress",
+    "??": "the self-test result is unknown to apcupsd",
+}
+
+
+def self_test_result(code: Optional[str]) -> Optional[str]:
+    """``OK (passed)``, ``BT (failed: battery capacity)``, an unlisted code as is; None for no result."""
+    if code is None or code in SELFTEST_NO_RESULT:
+        return None
+    meaning = SELFTEST_MEANING.get(code)
+    return f"{code} ({meaning})" if meaning else code
 
 
 def ups_from_status(fields: Mapping[str, str], server: str) -> Ups:
@@ -94,10 +107,6 @@ def ups_from_status(fields: Mapping[str, str], server: str) -> Ups:
     flags, unmapped = status_flags.parse_apcupsd_status(status) if status else ([], [])
     test_code = _text(fields, "SELFTEST")
     test_date_raw = _text(fields, "LASTSTEST")
-    result = None
-    if test_code is not None:
-        meaning = SELFTEST_MEANING.get(test_code)
-        result = f"{test_code} ({meaning})" if meaning else test_code
     return Ups(
         source="apcupsd",
         name=_text(fields, "UPSNAME") or _text(fields, "HOSTNAME") or server,
@@ -109,7 +118,8 @@ def ups_from_status(fields: Mapping[str, str], server: str) -> Ups:
         battery_charge_pct=values.number(fields.get("BCHARGE")),
         runtime_s=values.seconds(fields.get("TIMELEFT")),
         load_pct=values.number(fields.get("LOADPCT")),
-        self_test_result=result,
+        self_test_result=self_test_result(test_code),
+        self_test_result_raw=test_code,
         self_test_date=values.test_date(test_date_raw),
         self_test_date_raw=test_date_raw,
         model=_text(fields, "MODEL") or _text(fields, "APCMODEL"),

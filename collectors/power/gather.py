@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from collectors.base import Context, describe_os_error
-from collectors.power import net, shutdown_config, sysfs
+from collectors.power import apcupsd_nis, net, shutdown_config, sysfs
 from collectors.power.records import PowerSupply, ServerResult, Ups
 from evidence.model import Gap, Outcome
 
@@ -149,9 +149,12 @@ def _ups_gaps(ups: Ups) -> List[Gap]:
         missing.append("battery charge")
     if ups.runtime_s is None:
         missing.append("runtime")
-    if ups.self_test_result is None:
+    if ups.self_test_result_raw is None:
         missing.append("self-test result")
     gaps = [Gap(f"{ups.label}: {item}", f"not reported by {ups.source} for this UPS") for item in missing]
+    if ups.self_test_result is None and ups.self_test_result_raw is not None:
+        why = apcupsd_nis.SELFTEST_NO_RESULT.get(ups.self_test_result_raw, "no result")
+        gaps.append(Gap(f"{ups.label}: self-test result", f"{ups.source} reports {ups.self_test_result_raw}: {why}"))
     if ups.status_unmapped:
         gaps.append(Gap(f"{ups.label}: status", f"apcupsd reports {' '.join(ups.status_unmapped)}"))
     return gaps

@@ -136,6 +136,7 @@ def ups_from_vars(name: str, server: str, variables: Mapping[str, str], descript
         runtime_s=values.seconds(variables.get("battery.runtime")),
         load_pct=values.number(variables.get("ups.load")),
         self_test_result=_first(variables, "ups.test.result"),
+        self_test_result_raw=_first(variables, "ups.test.result"),
         self_test_date=values.test_date(test_date_raw),
         self_test_date_raw=test_date_raw,
         model=_first(variables, "device.model", "ups.model"),

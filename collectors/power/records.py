@@ -23,6 +23,8 @@ class Ups:
     runtime_s: Optional[int] = None
     load_pct: Optional[float] = None
     self_test_result: Optional[str] = None
+    """The last self-test's result; None when the UPS reports none (apcupsd ``NO``)."""
+    self_test_result_raw: Optional[str] = None
     self_test_date: Optional[str] = None
     self_test_date_raw: Optional[str] = None
     model: Optional[str] = None

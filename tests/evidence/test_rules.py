@@ -8,6 +8,7 @@ evidence produced by the real collectors from their captured fixtures.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
 import pytest
@@ -16,6 +17,7 @@ from evidence.model import utc_iso
 from evidence.policy import parse_policy
 from evidence.rules import OPERATORS, Check, Rule, Verdict, evaluate, evaluate_check, lookup, parse_duration
 from evidence.rules import Test as ItemTest  # named Test*, pytest would try to collect it
+from tests.evidence.shipped import SHIPPED, judge
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
 
@@ -65,6 +67,17 @@ def ago(**delta: float) -> str:
         ("max_age", "2026-11-20T10:00:00", "1d", None),  # no zone: unknown, never guessed
         ("max_age", "yesterday", "1d", None),
         ("max_age", 12345, "1d", None),
+        ("max_age", ago(minutes=-9), "26h", True),  # ahead, within 10 min of clock skew
+        ("max_age", ago(minutes=-11), "26h", None),  # further ahead: a wrong clock, never fresh
+        ("max_age", "2036-11-20T03:12:44Z", "26h", None),
+        ("max_age", "2036-11-20", "31d", None),
+        # a list with a null member has members not seen: only one seen decides
+        ("contains", ["plaintext_remote", "remote_service", None], "remote_service", True),
+        ("contains", ["plaintext_remote", None], "database", None),
+        ("contains", [None], "database", None),
+        ("not_contains", ["database", None], "database", False),
+        ("not_contains", [None], "database", None),
+        ("contains", "a string with None", "None", True),
         ("matches", "OK (passed)", "pass|^OK", True),
         ("matches", "Done and passed", "pass|^OK", True),
         ("matches", "NO (no self-test result in the last 5 minutes)", "pass|^OK", False),
@@ -150,6 +163,24 @@ def test_expect_modes(check: Check, items: Any, verdict: Optional[bool], observe
     assert message
 
 
+def test_unknown_messages_name_a_future_time_and_an_incomplete_list() -> None:
+    future = {"backups": [{"name": "db", "last_success_at": "2036-11-20T03:12:44Z"}]}
+    outcome, shown, message = evaluate_check(
+        Check("backups", "all", ItemTest("last_success_at", "max_age", "26h"), show=("name",)), future, NOW
+    )
+    assert (outcome, shown) == (None, [{"name": "db"}])
+    assert message == (
+        "1 of 1 unknown for last_success_at max_age '26h': "
+        "last_success_at: 2036-11-20T03:12:44Z is in the future, beyond 10 min of clock skew"
+    )
+    value = evaluate_check(Check("at", "value", ItemTest("", "max_age", "1h")), {"at": "2036-11-20"}, NOW)
+    assert value[0] is None and value[2].endswith(": value: 2036-11-20 is in the future, beyond 10 min of clock skew")
+    sockets = {"sockets": [{"exposure": "all", "tags": [None]}, {"exposure": "loopback", "tags": [None]}]}
+    where = (ItemTest("exposure", "ne", "loopback"), ItemTest("tags", "contains", "database"))
+    outcome, shown, message = evaluate_check(Check("sockets", "none", where=where), sockets, NOW)
+    assert (outcome, message) == (None, "1 sockets undecided: tags: a list with members not seen")
+
+
 def test_value_and_list_checks_on_missing_or_wrong_shapes_are_unknown() -> None:
     assert evaluate_check(Check("ups_count", "value", ItemTest("", "ge", 1)), {}, NOW)[0] is None
     assert evaluate_check(Check("a.b", "value", ItemTest("", "eq", 2)), {"a": {"b": 2}}, NOW)[0] is True
@@ -206,10 +237,7 @@ def test_no_input_ever_yields_passing_from_missing_facts() -> None:
 
 
 # ---------------------------------------------------------------- real evidence shapes
-from pathlib import Path  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ROOT / "config" / "policy.yaml"
+ROOT = SHIPPED.parents[1]
 
 
 def _fields(r: Rule) -> list[str]:
@@ -245,9 +273,7 @@ def test_every_field_the_shipped_policy_reads_is_documented_by_its_collector() -
 
 
 def _by_id(observed: Mapping[str, Any], collector: str, at: datetime = NOW) -> Dict[str, Any]:
-    policy = parse_policy(SHIPPED.read_text(), str(SHIPPED))
-    rec = {"collected_at": utc_iso(at), "status": "complete", "observed": observed, "gaps": []}
-    return {r.id: evaluate(r, rec, at) for r in policy.rules if r.collector == collector}
+    return judge(collector, {"status": "complete", "observed": observed, "gaps": []}, at)
 
 
 def test_shipped_disk_rules_on_the_real_collector_output() -> None:
@@ -255,11 +281,26 @@ def test_shipped_disk_rules_on_the_real_collector_output() -> None:
 
     outcome, _runner = run("debian-12_lvm-on-luks")
     results = _by_id(outcome.observed, "disk_encryption")
-    mounts = results["disk-mounts-encrypted"]
-    assert mounts.verdict is Verdict.FAILING  # /boot and /boot/efi are plain partitions
+    # a standard Debian LUKS install: / encrypted, /boot and /boot/efi clear by design (boot: true)
+    assert results["disk-mounts-encrypted"].verdict is Verdict.PASSING, results["disk-mounts-encrypted"].message
+    assert results["disk-swap-encrypted"].verdict is Verdict.PASSING
+    # the same machine judged with /boot as data (boot_mountpoints: []): the clear partitions fail
+    strict, _runner = run("debian-12_lvm-on-luks", boot_mountpoints=[])
+    mounts = _by_id(strict.observed, "disk_encryption")["disk-mounts-encrypted"]
+    assert mounts.verdict is Verdict.FAILING
     assert [m["mountpoint"] for m in mounts.observed] == ["/boot", "/boot/efi"]
     assert all(m["fstype"] and m["chain"] for m in mounts.observed)  # show fields exist, not null
-    assert results["disk-swap-encrypted"].verdict is Verdict.PASSING
+    # the captured unencrypted root fails; zram swap (RAM only) is not judged, / on ZFS-on-LUKS passes
+    clear, _runner = run("debian-12_unencrypted-root_captured")
+    assert _by_id(clear.observed, "disk_encryption")["disk-mounts-encrypted"].verdict is Verdict.FAILING
+    tools = {
+        "zfs": "zfs-get_debian-12_zfs-2.1.11_on-luks.txt",
+        "zpool": "zpool-status-PL_debian-12_zfs-2.1.11_on-luks.txt",
+    }
+    zfs, _runner = run("debian-12_zfs-on-luks", outputs=tools)
+    assert [(s["device"], s["encrypted"]) for s in zfs.observed["swaps"]] == [("zram0", False)]
+    verdicts = {k: v.verdict for k, v in _by_id(zfs.observed, "disk_encryption").items()}
+    assert verdicts == {"disk-mounts-encrypted": Verdict.PASSING, "disk-swap-encrypted": Verdict.PASSING}
 
 
 def test_shipped_ports_rules_on_the_real_collector_output() -> None:
@@ -268,7 +309,16 @@ def test_shipped_ports_rules_on_the_real_collector_output() -> None:
     from tests.collectors.ports.helpers import load_capture
 
     entries, lookup_ = load_capture("psutil-net-connections_debian-12_psutil-7.2.2_loopback-services.json")
-    observed = assemble(entries, lookup_, defaults(SPEC.settings), is_root=True).observed
+    captured = assemble(entries, lookup_, defaults(SPEC.settings), is_root=True).observed
+    # 0.0.0.0:2024 is held by no process this PID namespace sees: it could be any service
+    results = _by_id(captured, "ports")
+    assert {k: v.verdict for k, v in results.items()} == dict.fromkeys(results, Verdict.UNKNOWN)
+    assert results["ports-no-exposed-database"].observed == [
+        {"protocol": "tcp", "address": "0.0.0.0", "port": 2024, "services": [], "process.name": None}
+    ]
+    assert "1 sockets undecided: tags: a list with members not seen" in results["ports-no-remote-service"].message
+    # the sockets whose owners were seen, all on loopback: every rule passes
+    observed = dict(captured, sockets=[s for s in captured["sockets"] if s["process"] is not None])
     results = _by_id(observed, "ports")
     assert {k: v.verdict for k, v in results.items()} == dict.fromkeys(results, Verdict.PASSING)
     # the same mariadb socket bound to every interface: the database rule fails and names it

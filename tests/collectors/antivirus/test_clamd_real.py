@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 from pathlib import Path
 from typing import Iterator, Tuple
@@ -109,6 +111,25 @@ def test_killed_clamd_leaves_stale_socket_reported_not_responding(tmp_path: Path
     # A refused socket is an observation, not a blind spot: complete, with responding false.
     assert outcome.status is Status.COMPLETE
     assert outcome.gaps == []
+
+
+def test_hung_real_clamd_is_not_running(tmp_path: Path) -> None:
+    """A real clamd stopped with SIGSTOP: its process exists and its socket accepts, but PING gets
+    no answer.  Nothing scans, so ClamAV is not running (its process alone used to count)."""
+    clamd = require_tool("clamd")
+    tree = make_tree(tmp_path / "t", {"/etc/clamav/clamd.conf": TREE_CONF})
+    proc = start_clamd(clamd, tmp_path / "work", tree / "run/clamav/clamd.ctl")
+    try:
+        os.kill(proc.pid, signal.SIGSTOP)
+        outcome = collect_with(context(tree, socket_timeout=0.5), system.list_processes)
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        stop(proc)
+    clamd_facts = outcome.observed["clamav"]["clamd"]
+    assert (clamd_facts["process_running"], clamd_facts["responding"]) == (True, False)
+    assert clamd_facts["reason"] == "clamd at unix:/run/clamav/clamd.ctl did not answer PING within 0.5 s"
+    product = outcome.observed["products"][0]
+    assert (product["processes"], product["running"]) == (["clamd"], False)
 
 
 def test_missing_socket_is_not_responding(tmp_path: Path) -> None:

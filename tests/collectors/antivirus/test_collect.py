@@ -147,12 +147,63 @@ def test_clamav_freshclam_daemon_and_on_access(tmp_path: Path) -> None:
     assert [g.what for g in outcome.gaps] == ["clamav.databases.bytecode"]
     assert "truncated ClamAV database header" in outcome.gaps[0].reason
     assert outcome.status is Status.PARTIAL
+    # freshclam updates and clamonacc watches, but clamd refuses: nothing scans, on access or otherwise
+    assert clamav["clamd"]["responding"] is False
     product = outcome.observed["products"][0]
+    assert product["processes"] == ["clamonacc", "freshclam"]
     assert (product["running"], product["real_time_protection"], product["signature_time"]) == (
-        True,
-        True,
+        False,
+        False,
         "2026-11-25T09:24:01Z",
     )
+
+
+def freshclam_only(root: Path, **extra: Any) -> Path:
+    """Debian 12 after ``apt install clamav``: clamav-freshclam (updater) without clamav-daemon."""
+    return make_tree(
+        root,
+        {
+            "/usr/lib/systemd/system/clamav-freshclam.service": "[Service]\n",
+            "/etc/clamav/freshclam.conf": FIX / "freshclam-conf_debian-12_clamav-freshclam-1.4.6.conf",
+            "/etc/systemd/system/multi-user.target.wants/clamav-freshclam.service": "",
+            "/var/lib/clamav/daily.cld": FIX / "cvd-header_crafted_daily-27450.bin",
+            **extra,
+        },
+    )
+
+
+FRESHCLAM_DAEMON = ("freshclam", "/usr/bin/freshclam", "-d", "--foreground=true")
+
+
+def test_updater_alone_is_not_a_running_antivirus(tmp_path: Path) -> None:
+    outcome = collect_with(context(freshclam_only(tmp_path)), procs(("systemd", "/sbin/init"), FRESHCLAM_DAEMON))
+    product = outcome.observed["products"][0]
+    assert (product["product"], product["installed"], product["processes"]) == ("clamav", True, ["freshclam"])
+    assert (product["running"], product["real_time_protection"]) == (False, False)
+    assert product["signature_time"] == "2026-11-25T09:24:01Z"  # fresh signatures, but nothing uses them
+    clamav = outcome.observed["clamav"]
+    assert clamav["freshclam"]["daemon_running"] is True  # the updater, reported on its own
+    assert clamav["clamd"] == {
+        "process_running": False,
+        "address": None,
+        "responding": False,
+        "reason": "clamd is not installed: no /etc/clamav/clamd.conf, no /usr/sbin/clamd, no clamd process",
+    }
+    assert outcome.status is Status.COMPLETE, outcome.gaps  # nothing unseen: clamd is simply absent
+    assert SPEC.summary(outcome.observed).startswith("ClamAV not running")
+
+
+def test_clamd_process_without_a_known_socket_is_unknown_not_running(tmp_path: Path) -> None:
+    """A clamd process whose socket is not known (no clamd.conf here) may or may not answer."""
+    tree = freshclam_only(tmp_path)
+    outcome = collect_with(context(tree), procs(FRESHCLAM_DAEMON, ("clamd", "/usr/sbin/clamd", "--foreground")))
+    assert outcome.observed["products"][0]["running"] is None
+    assert [g.what for g in outcome.gaps] == ["clamav.clamd"]
+    # processes hidden (hidepid): clamd may run unseen, so "not installed" cannot be claimed either
+    hidden = freshclam_only(tmp_path / "hidden", **{"/proc/mounts": "proc /proc proc rw,hidepid=2 0 0\n"})
+    blind = collect_with(Context(root=hidden, settings=defaults(SPEC.settings), euid=1000), procs())
+    assert blind.observed["products"][0]["running"] is None
+    assert blind.observed["clamav"]["clamd"]["responding"] is None
 
 
 def test_one_shot_freshclam_is_not_a_daemon(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -14,25 +14,9 @@ from collectors.backup import SPEC
 from collectors.base import Context
 from collectors.settings import SettingsError, validate
 from evidence.model import Status
+from tests.collectors.backup.helpers import restic_two_hosts, run_tool, tool_env
 from tests.conftest import FIXTURES, require_tool
-
-PASSWORD = "correct horse battery staple\n"
-
-
-def _env(base: Path, **extra: str) -> Dict[str, str]:
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "LC_ALL": "C",
-        "HOME": str(base),
-        "TZ": "UTC",
-        "BORG_BASE_DIR": str(base / "borg-base"),
-    }
-    env.update(extra)
-    return env
-
-
-def _run(argv: List[str], env: Dict[str, str]) -> None:
-    subprocess.run(argv, env=env, check=True, capture_output=True, timeout=60)
+from tests.evidence.shipped import judge_shipped
 
 
 @pytest.fixture(scope="module")
@@ -41,26 +25,20 @@ def repos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     restic = require_tool("restic")
     borg = require_tool("borg")
     base = tmp_path_factory.mktemp("backup-repos")
-    (base / "data").mkdir()
-    (base / "data" / "file.txt").write_text("payload\n")
-    (base / "password").write_text(PASSWORD)
+    restic_two_hosts(restic, base)
     (base / "wrong").write_text("not the password\n")
-    renv = _env(base, RESTIC_REPOSITORY=str(base / "restic"), RESTIC_PASSWORD_FILE=str(base / "password"))
-    _run([restic, "init", "--no-cache"], renv)
-    for when, host in (("2026-11-19 10:00:00", "n2"), ("2026-11-20 10:00:00", "n1")):
-        _run([restic, "backup", "--no-cache", "--time", when, "--host", host, str(base / "data")], renv)
-    benv = _env(base, BORG_PASSCOMMAND=f"cat {base / 'password'}")
-    _run([borg, "init", "--encryption=repokey", str(base / "borg-enc")], benv)
-    _run(
+    benv = tool_env(base, BORG_PASSCOMMAND=f"cat {base / 'password'}")
+    run_tool([borg, "init", "--encryption=repokey", str(base / "borg-enc")], benv)
+    run_tool(
         [borg, "create", "--timestamp", "2026-11-20T10:00:00", f"{base / 'borg-enc'}::first", str(base / "data")], benv
     )
-    _run(
+    run_tool(
         [borg, "create", "--timestamp", "2026-11-21T11:30:00", f"{base / 'borg-enc'}::second", str(base / "data")], benv
     )
-    _run([borg, "init", "--encryption=none", str(base / "borg-plain")], _env(base))
-    _run(
+    run_tool([borg, "init", "--encryption=none", str(base / "borg-plain")], tool_env(base))
+    run_tool(
         [borg, "create", "--timestamp", "2026-11-18T08:00:00", f"{base / 'borg-plain'}::only", str(base / "data")],
-        _env(base),
+        tool_env(base),
     )
     return base
 
@@ -74,11 +52,12 @@ def root(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def collect(root: Path, repos: Path, backups: List[Dict[str, Any]], **top: Any) -> Any:
+def collect(root: Path, repos: Path, backups: List[Dict[str, Any]], hostname: str = "n1", **top: Any) -> Any:
+    """Collect as node ``hostname`` (n1 and n2 wrote the restic repository's snapshots)."""
     settings = validate(
         {"backups": backups, "borg_base_dir": str(repos / "agent-borg"), **top}, SPEC.settings, "collectors.backup"
     )
-    return SPEC.collect(Context(root=root, settings=settings))
+    return SPEC.collect(Context(root=root, settings=settings, hostname=hostname))
 
 
 def restic_item(repos: Path, **over: Any) -> Dict[str, Any]:
@@ -126,6 +105,23 @@ def test_restic_host_filter(root: Path, repos: Path) -> None:
     entry = collect(root, repos, [restic_item(repos, host="n2")]).observed["backups"][0]
     assert entry["last_success_at"] == "2026-11-19T10:00:00Z"
     assert entry["last_backup"]["hostname"] == "n2"
+
+
+def test_restic_in_a_shared_repository_reads_this_nodes_snapshots_only(root: Path, repos: Path) -> None:
+    """n2's backups stopped on 2026-11-19; n1's newer snapshot in the same repository is not n2's."""
+    outcome = collect(root, repos, [restic_item(repos)], hostname="n2")
+    entry = outcome.observed["backups"][0]
+    assert (entry["last_success_at"], entry["last_backup"]["hostname"]) == ("2026-11-19T10:00:00Z", "n2")
+    # judged 3 h after n1's backup: n2's is 27 h old, and n1's no longer hides that
+    at = datetime(2026, 11, 20, 13, 0, tzinfo=timezone.utc)
+    assert judge_shipped("backup", outcome, at)["backup-recent"] == "failing"
+    outcome = collect(root, repos, [restic_item(repos)], hostname="web07")  # never backed up here
+    assert outcome.observed["backups"][0]["last_success_at"] is None
+    assert judge_shipped("backup", outcome, at)["backup-recent"] == "unknown"
+    assert (
+        "backup files: last backup",
+        f"no snapshots in {repos / 'restic'} for host web07",
+    ) in [(g.what, g.reason) for g in outcome.gaps]
 
 
 def test_restic_wrong_password(root: Path, repos: Path) -> None:
@@ -289,6 +285,8 @@ def test_veeam_from_a_stand_in_binary(root: Path, repos: Path, tmp_path: Path) -
     )
     entry = outcome.observed["backups"][0]
     assert entry["status"] == "ok"
+    # //nas01/veeam is an SMB share, not a path below / (the node's ext4 root in this mount table)
+    assert (entry["separate"], entry["separate_reason"]) == (True, "remote repository (smb) on nas01")
     assert entry["last_backup"]["state"] == "Running"
     assert entry["encrypted"] is None
     assert any(g.what == "backup sys: encryption" for g in outcome.gaps)

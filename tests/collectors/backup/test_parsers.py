@@ -263,6 +263,53 @@ def test_classify(repository: str, kind: str, scheme: Optional[str], host: Optio
     assert (location.kind, location.scheme, location.host) == (kind, scheme, host)
 
 
+@pytest.mark.parametrize(
+    ("repository", "host"),
+    [
+        ("rest:http://127.0.0.1:8000/web01", "127.0.0.1"),
+        ("sftp:backup@localhost:/srv/restic/web01", "localhost"),
+        ("s3:http://localhost:9000/backups", "localhost"),
+        ("ssh://borg@[::1]/./web01", "::1"),
+        ("localhost:/srv/borg/web01", "localhost"),
+        ("ssh://borg@[::ffff:127.0.0.2]:2222/./web01", "::ffff:127.0.0.2"),
+        ("sftp:backup@127.1:/srv/restic", "127.1"),  # inet_aton(3) form of 127.0.0.1
+        ("rest:http://backup.localhost:8000/", "backup.localhost"),  # RFC 6761
+        ("borg@0.0.0.0:repo", "0.0.0.0"),
+    ],
+)
+def test_a_remote_location_on_loopback_is_this_node(repository: str, host: str) -> None:
+    separate, reason = separation(classify(repository), None, "", "web01")
+    assert separate is False
+    assert reason.endswith(f" on {host}: a loopback address, this node itself")
+
+
+def test_a_remote_location_named_like_this_node_is_unknown() -> None:
+    for repository in ("sftp:backup@web01:/srv/restic", "ssh://borg@WEB01.example.net/./r", "//web01/veeam"):
+        separate, reason = separation(classify(repository, shares=True), None, "", "web01")
+        assert separate is None, repository
+        assert "this node's own name (web01), so maybe this node" in reason
+    assert separation(classify("sftp:backup@web02:/srv/restic"), None, "", "web01") == (
+        True,
+        "remote repository (sftp) on web02",
+    )
+
+
+@pytest.mark.parametrize(
+    ("repository", "shares", "kind", "host", "path"),
+    [
+        ("//nas01/veeam", True, "remote", "nas01", "veeam"),  # the Veeam example of docs/collectors/backup.md
+        ("\\\\nas01\\veeam\\daily", True, "remote", "nas01", "veeam\\daily"),
+        ("//srv/restic", False, "local", None, "/srv/restic"),  # restic and borg open it as /srv/restic
+        ("local:////srv//restic", False, "local", None, "/srv/restic"),
+    ],
+)
+def test_smb_shares_and_double_slashes(
+    repository: str, shares: bool, kind: str, host: Optional[str], path: str
+) -> None:
+    location = classify(repository, shares=shares)
+    assert (location.kind, location.host, location.path) == (kind, host, path)
+
+
 def test_scrub_hides_url_password() -> None:
     assert scrub("rest:https://user:pw@backup.example.net:8000/x") == "rest:https://user:***@backup.example.net:8000/x"
 

@@ -7,8 +7,9 @@ comes from fixture files through the context's runner.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import pytest
 
@@ -71,6 +72,8 @@ def test_lvm_on_luks_unprivileged() -> None:
     ]
     assert root["ciphers"] is None  # not root: unknown, never guessed
     assert (mounts["/boot"]["encrypted"], mounts["/boot"]["chain"]) == (False, ["sda -> sda2 (part)"])
+    # /boot and the ESP are clear by design (firmware and GRUB read them before any passphrase)
+    assert {point: m["boot"] for point, m in mounts.items()} == {"/": False, "/boot": True, "/boot/efi": True}
     (swap,) = outcome.observed["swaps"]
     assert (swap["device"], swap["encrypted"], swap["layer"]) == ("dm-2", True, "luks2")
     (container,) = outcome.observed["luks_containers"]
@@ -86,12 +89,12 @@ def test_lvm_on_luks_unprivileged() -> None:
         "mapped_as": "sda3_crypt",
         "primary_header_damaged": None,
     }
-    assert outcome.observed["unencrypted_count"] == 2
+    assert outcome.observed["unencrypted_count"] == 0  # only the boot mounts are clear
     assert outcome.status is Status.PARTIAL
     assert "cipher of dm-0" in gap_whats(outcome)
     assert "LUKS containers that are not opened" in gap_whats(outcome)
     assert runner.calls == []  # no ZFS, not root: no command at all
-    assert SPEC.summary(outcome.observed) == "3 mounts: 1 encrypted, 2 unencrypted; swap 1/1 encrypted"
+    assert SPEC.summary(outcome.observed) == "3 mounts: 1 encrypted, 2 unencrypted (2 boot); swap 1/1 encrypted"
 
 
 def test_luks_on_md_raid1_as_root_reads_header_and_dm_table() -> None:
@@ -213,7 +216,8 @@ def test_zfs_on_luks() -> None:
     assert mounts["/boot"]["encrypted"] is False
     (swap,) = outcome.observed["swaps"]
     assert (swap["device"], swap["encrypted"], swap["volatile"]) == ("zram0", False, True)
-    assert outcome.observed["unencrypted_count"] == 1  # /boot; zram swap never reaches media
+    assert outcome.observed["unencrypted_count"] == 0  # /boot holds no data; zram swap never reaches media
+    assert mounts["/boot"]["boot"] is True
     assert {c["device"] for c in outcome.observed["luks_containers"]} == {"sda2", "sdb2"}
 
 
@@ -313,8 +317,43 @@ def test_malformed_mountinfo_is_a_gap_naming_the_line(tmp_path: Path) -> None:
     (tmp_path / "sys/block").mkdir(parents=True)
     outcome = SPEC.collect(Context(root=tmp_path, euid=1000))
     assert outcome.status is Status.PARTIAL
-    assert outcome.observed["mounts"] == []
+    assert outcome.observed["mounts"] is None  # unknown, not "no mounts"
     assert {g.what: g.reason for g in outcome.gaps}["mounted filesystems"] == "mountinfo line 2: no ' - ' separator"
+
+
+@pytest.mark.parametrize(
+    ("swaps", "reason"),
+    [
+        (None, "/proc/swaps does not exist"),
+        (
+            "Name Kind\n/dev/dm-2 partition 1000 0 -2\n",
+            "/proc/swaps: header line 'Filename Type Size Used Priority' missing",
+        ),
+        ("Filename\tType\tSize\tUsed\tPriority\n/dev/dm-2\n", "/proc/swaps line 2: too few fields"),
+    ],
+)
+def test_unreadable_or_malformed_swaps_are_unknown_not_empty(tmp_path: Path, swaps: Optional[str], reason: str) -> None:
+    tree = tmp_path / "tree"
+    shutil.copytree(TREES / "debian-12_lvm-on-luks", tree, symlinks=True)
+    if swaps is None:
+        (tree / "proc/swaps").unlink()
+    else:
+        (tree / "proc/swaps").write_text(swaps)
+    outcome = SPEC.collect(Context(root=tree, euid=1000))
+    assert outcome.observed["swaps"] is None
+    assert {g.what: g.reason for g in outcome.gaps}["active swap"] == reason
+    assert outcome.observed["mounts"] is not None and outcome.status is Status.PARTIAL
+    assert "swap unknown" in SPEC.summary(outcome.observed)
+
+
+def test_no_data_mount_and_unreadable_swaps_is_not_not_present(tmp_path: Path) -> None:
+    """An overlay-only container whose /proc/swaps cannot be read may still swap to a clear disk."""
+    (tmp_path / "proc/self").mkdir(parents=True)
+    (tmp_path / "proc/self/mountinfo").write_text("500 400 0:120 / / rw,relatime - overlay overlay rw\n")
+    (tmp_path / "sys/block").mkdir(parents=True)
+    outcome = SPEC.collect(Context(root=tmp_path, euid=1000))
+    assert outcome.status is Status.PARTIAL
+    assert (outcome.observed["mounts"], outcome.observed["swaps"]) == ([], None)
 
 
 def test_unreadable_everything_is_partial_with_reasons(tmp_path: Path) -> None:
@@ -327,6 +366,9 @@ def test_unreadable_everything_is_partial_with_reasons(tmp_path: Path) -> None:
 def test_settings_skip_mountpoints_and_bad_key() -> None:
     outcome, _ = run("debian-12_lvm-on-luks", skip_mountpoints=["/boot"])
     assert list(by_point(outcome)) == ["/"]
+    judged, _ = run("debian-12_lvm-on-luks", boot_mountpoints=[])  # a policy that wants /boot encrypted too
+    assert [m["boot"] for m in judged.observed["mounts"]] == [False, False, False]
+    assert judged.observed["unencrypted_count"] == 2
     with pytest.raises(settings_mod.SettingsError, match=r"collectors\.disk_encryption\.skip_fstypes"):
         settings_mod.validate({"skip_fstypes": "tmpfs"}, SPEC.settings, "collectors.disk_encryption")
     with pytest.raises(settings_mod.SettingsError, match=r"collectors\.disk_encryption\.scan_headers"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -48,7 +48,8 @@ def test_captured_services_as_root() -> None:
         "tags": ["database"],
     }
     wildcard = next(s for s in sockets if s["port"] == 2024)
-    assert (wildcard["exposure"], wildcard["process"], wildcard["tags"]) == ("all", None, [])
+    # no owner: what its name would add is unknown (a null member), not "no tags"
+    assert (wildcard["exposure"], wildcard["process"], wildcard["tags"]) == ("all", None, [None])
     assert outcome.observed["counts"] == {
         "total": 11,
         "tcp": 11,
@@ -62,6 +63,27 @@ def test_captured_services_as_root() -> None:
     assert SPEC.summary(outcome.observed) == (
         "11 sockets, 1 beyond loopback (db 0, plaintext 0, remote-service 0); 1 without owner"
     )
+
+
+def test_tags_of_sockets_whose_owner_is_not_seen_are_incomplete() -> None:
+    """Unprivileged, psutil gives pid None for other users' sockets: the port alone decides only
+    the tags it gives itself (telnet 23); vsftpd on 2121 or x11vnc on 5910 could be anything."""
+    from types import SimpleNamespace
+
+    def e(ip: str, port: int, pid: Optional[int], family: int = 2) -> SimpleNamespace:
+        return SimpleNamespace(family=family, type=1, laddr=(ip, port), raddr=(), status="LISTEN", pid=pid)
+
+    owners = {30: ProcessInfo(30, "sshd", "/usr/sbin/sshd"), 31: ProcessInfo(31)}  # 31 exited while read
+    entries = [e("0.0.0.0", 2121, None), e("::", 5910, None, 10), e("0.0.0.0", 23, None), e("0.0.0.0", 22, 30),
+               e("0.0.0.0", 2222, 31)]  # fmt: skip
+    outcome = assemble(entries, lambda pid: (owners[pid], []), defaults(SPEC.settings), is_root=False)
+    tags = {s["port"]: s["tags"] for s in outcome.observed["sockets"]}
+    assert tags == {22: [], 23: ["plaintext_remote", "remote_service", None], 2121: [None], 2222: [None], 5910: [None]}
+    assert outcome.observed["counts"]["non_loopback_by_tag"] == {
+        "plaintext_remote": 1,
+        "remote_service": 1,
+        "database": 0,
+    }
 
 
 def test_unmapped_as_non_root_says_why() -> None:

@@ -26,6 +26,7 @@ from collectors.ports import SPEC, collect
 from collectors.settings import defaults, validate
 from evidence.model import Status
 from tests.conftest import require_root
+from tests.evidence.shipped import judge_shipped
 
 NOBODY = 65534
 Key = Tuple[str, str, str, int]  # protocol, family, address, port
@@ -199,7 +200,7 @@ def test_unprivileged_run_lists_root_sockets_without_owner_and_says_why() -> Non
     holder = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None
-        port = int(holder.stdout.readline().split()[0])
+        port, udp_port = (int(p) for p in holder.stdout.readline().split())
         pid, pipe = _fork_as_nobody("collect")
         result = json.loads(pipe.read())
         pipe.close()
@@ -210,7 +211,12 @@ def test_unprivileged_run_lists_root_sockets_without_owner_and_says_why() -> Non
         holder.wait(timeout=10)
     assert os.waitstatus_to_exitcode(status) == 0
     record = _by_key(result["observed"])[("tcp", "ipv4", "127.0.0.1", port)]
-    assert record["process"] is None
+    udp = _by_key(result["observed"])[("udp", "ipv4", "0.0.0.0", udp_port)]
+    assert (udp["exposure"], udp["process"], udp["tags"]) == ("all", None, [None])
+    # an exposed socket of an unseen owner: whatever else listens here, no port rule can pass
+    verdicts = judge_shipped("ports", result)
+    assert set(verdicts.values()) <= {"unknown", "failing"}, verdicts
+    assert (record["process"], record["tags"]) == (None, [None])  # which tags its owner adds is unknown
     assert result["status"] == "partial"
     unmapped = result["observed"]["counts"]["unmapped"]
     assert unmapped >= 1

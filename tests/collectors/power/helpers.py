@@ -1,10 +1,12 @@
-"""Shared helpers for the power collector tests: contexts, free ports."""
+"""Shared helpers for the power collector tests: contexts, free ports, an apcupsd NIS server."""
 
 from __future__ import annotations
 
 import socket
+import struct
+import threading
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 from collectors.base import Context
 from collectors.power import SPEC
@@ -29,3 +31,35 @@ def context(root: Path, **settings: Any) -> Context:
     }
     merged.update(settings)
     return Context(root=root, settings=validate(merged, SPEC.settings, "collectors.power"))
+
+
+class NisServer:
+    """Answers each connection's ``status`` request with ``lines`` framed as apcupsd does."""
+
+    def __init__(self, lines: List[bytes]) -> None:
+        self.lines = lines
+        self.requests: List[bytes] = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = int(self.sock.getsockname()[1])
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                header = conn.recv(2)
+                (length,) = struct.unpack(">H", header)
+                self.requests.append(conn.recv(length))
+                for line in self.lines:  # one record per line, in small writes
+                    conn.sendall(struct.pack(">H", len(line)) + line)
+                conn.sendall(b"\x00\x00")
+
+    def close(self) -> None:
+        self.sock.close()

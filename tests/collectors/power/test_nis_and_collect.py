@@ -5,49 +5,18 @@ from __future__ import annotations
 
 import shutil
 import socket
-import struct
 import threading
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator, List
+from typing import Iterator
 
 import pytest
 
 from collectors.power import SPEC, net
 from collectors.settings import SettingsError, validate
 from evidence.model import Status
-from tests.collectors.power.helpers import FIXTURES, context
-
-
-class NisServer:
-    """Answers each connection's ``status`` request with ``lines`` framed as apcupsd does."""
-
-    def __init__(self, lines: List[bytes]) -> None:
-        self.lines = lines
-        self.requests: List[bytes] = []
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.port = int(self.sock.getsockname()[1])
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(2)
-                header = conn.recv(2)
-                (length,) = struct.unpack(">H", header)
-                self.requests.append(conn.recv(length))
-                for line in self.lines:  # one record per line, in small writes
-                    conn.sendall(struct.pack(">H", len(line)) + line)
-                conn.sendall(b"\x00\x00")
-
-    def close(self) -> None:
-        self.sock.close()
+from tests.collectors.power.helpers import FIXTURES, NisServer, context
+from tests.evidence.shipped import judge_shipped
 
 
 @pytest.fixture
@@ -120,7 +89,20 @@ def test_apcupsd_and_a_down_nut_server(smart_ups: NisServer, tmp_path: Path) -> 
     assert outcome.observed["all_on_line"] is True
     whats = [g.what for g in outcome.gaps]
     assert f"nut server 127.0.0.1:{dead}" in whats
-    assert f"apcupsd ups USV@127.0.0.1:{smart_ups.port}: self-test result" not in whats  # SELFTEST is reported
+    assert {g.what: g.reason for g in outcome.gaps}[
+        f"apcupsd ups USV@127.0.0.1:{smart_ups.port}: self-test result"
+    ] == ("apcupsd reports NO: no self-test result (a UPS shows one only for 5 minutes after a test)")
+    usv = outcome.observed["ups"][0]
+    assert (usv["self_test_result"], usv["self_test_result_raw"], usv["self_test_date"]) == (
+        None,
+        "NO",
+        "2024-05-18T18:58:27Z",
+    )
+    # the shipped policy: the result is unknown (not a failed test); LASTSTEST dates the last test
+    at = datetime(2024, 6, 1, tzinfo=timezone.utc)
+    verdicts = judge_shipped("power", outcome, at)
+    assert (verdicts["power-self-test-passed"], verdicts["power-self-test-recent"]) == ("unknown", "passing")
+    assert judge_shipped("power", outcome, at + timedelta(days=30))["power-self-test-recent"] == "failing"
     apc = outcome.observed["shutdown_client"]["apcupsd"]
     assert (apc["configured"], apc["isconfigured"], apc["upstype"], apc["battery_level_pct"]) == (
         True,

@@ -101,7 +101,8 @@ APC_CASES: List[Tuple[str, Dict[str, Any]]] = [
             "battery_charge_pct": 100.0,
             "runtime_s": 10800,
             "load_pct": 3.0,
-            "self_test_result": "NO (no self-test result in the last 5 minutes)",
+            "self_test_result": None,  # SELFTEST NO: no result, not a failed one
+            "self_test_result_raw": "NO",
             "self_test_date": None,
         },
     ),
@@ -137,6 +138,24 @@ def test_apcaccess_captures(name: str, expected: Dict[str, Any]) -> None:
     ups = apcupsd_nis.ups_from_status(apcupsd_nis.parse_status(read(name)), "127.0.0.1:3551").to_dict()
     assert {key: ups[key] for key in expected} == expected
     assert ups["source"] == "apcupsd" and ups["manufacturer"] is None
+
+
+@pytest.mark.parametrize(
+    ("code", "result"),
+    [("OK", "OK (passed)"), ("BT", "BT (failed: battery capacity)"), ("NG", "NG (failed: overload)"),
+     ("NO", None), ("IP", None), ("??", None), ("WN", "WN")],
+)  # fmt: skip
+def test_apcupsd_self_test_codes(code: str, result: Optional[str]) -> None:
+    """The Smart-UPS capture right after a test: a result only for OK/BT/NG (an unlisted code as is)."""
+    text = read("apcaccess_debian_apcupsd-3.14.14_smart-ups-sc450-rm.txt").replace(
+        "SELFTEST : NO", f"SELFTEST : {code}"
+    )
+    ups = apcupsd_nis.ups_from_status(apcupsd_nis.parse_status(text), "127.0.0.1:3551")
+    assert (ups.self_test_result, ups.self_test_result_raw, ups.self_test_date) == (
+        result,
+        code,
+        "2024-05-18T18:58:27Z",
+    )
 
 
 @pytest.mark.parametrize(
