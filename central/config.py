@@ -135,10 +135,14 @@ def load(flag: Optional[str], env: Mapping[str, str]) -> CentralConfig:
         return from_mapping({}, "built-in defaults", env)
     except OSError as err:
         raise ConfigError(f"{path}: cannot read: {err.strerror or err}") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason})") from err
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}:{where}: not valid YAML: {getattr(err, 'problem', err)}") from err
+    except RecursionError as err:  # the YAML parser recurses once per level of nesting
+        raise ConfigError(f"{path}: not a configuration: nested too deeply") from err
     return from_mapping(data, str(path), env)

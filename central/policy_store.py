@@ -20,6 +20,8 @@ def read_policy(path: Path) -> Policy:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise PolicyError(f"{path}: cannot read: {err.strerror or err}") from err
+    except UnicodeDecodeError as err:
+        raise PolicyError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason})") from err
     return parse_policy(text, str(path))
 
 

@@ -314,6 +314,8 @@ def parse_policy(text: str, source: str, known_collectors: Optional[Sequence[str
             mark = getattr(err, "problem_mark", None)
             line = f"line {mark.line + 1}: " if mark is not None else ""
             raise PolicyError(f"{line}not valid YAML: {getattr(err, 'problem', err)}") from err
+        except RecursionError as err:  # the YAML parser recurses once per level of nesting
+            raise PolicyError("not a policy: nested too deeply") from err
         if not isinstance(data, Mapping) or not isinstance(data.get("rules"), list):
             raise PolicyError("expected a mapping with a 'rules' list")
         unknown = set(data) - {"version", "rules", "overrides"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Dict
 
@@ -72,3 +74,29 @@ def test_a_bad_environment_value_is_named_as_such(tmp_path: Path) -> None:
 def test_a_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"nope.yaml: no such file \(see config/central.yaml for an example\)"):
         load(str(tmp_path / "nope.yaml"), {})
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"listen:\n  host: caf\xe9\n", ": not UTF-8 text (byte 19: invalid continuation byte)"),
+        (b"a: " + b"[" * 100000, ": not a configuration: nested too deeply"),
+    ],
+)
+def test_a_file_that_is_not_utf8_or_nests_too_deeply_is_a_config_error(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "central.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as caught:
+        load(str(path), {})
+    assert str(caught.value) == str(path) + message
+    done = subprocess.run(
+        [sys.executable, "-m", "central.cli", "--config", str(path), "db", "current"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.strip().endswith(str(path) + message) and "Traceback" not in done.stderr

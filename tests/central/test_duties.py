@@ -3,6 +3,8 @@ two duty runs at once (threads, and two engines standing for two centre processe
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -309,3 +311,32 @@ def test_a_centre_that_has_just_started_marks_no_node_silent_or_stale(
     done = centre.run_duties()
     assert (done.silent, done.stale) == (1, 3)
     assert silent_flags(centre) == [True]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"rules:\n  - id: caf\xe9\n", ": not UTF-8 text (byte 18: invalid continuation byte)"),
+        (b"rules: " + b"[" * 100000, ": not a policy: nested too deeply"),
+    ],
+)
+def test_a_policy_file_that_is_not_utf8_or_nests_too_deeply_is_refused_and_said(
+    own_centre: Centre, policy_file: Path, content: bytes, message: str
+) -> None:
+    centre = own_centre
+    rules = len(centre.policy.policy.rules)
+    policy_file.write_bytes(content)
+    for _ in range(2):  # said at once, and still said by the next round (which does not read it again)
+        result = run_once(centre.engine, centre.policy, 10**6, now())
+        assert (result.ran, result.policy_reloaded) == (True, False)
+        assert centre.policy.last_error == str(policy_file) + message
+    assert len(centre.policy.policy.rules) == rules  # the running policy stays in force
+    done = subprocess.run(
+        [sys.executable, "-m", "central.cli", "policy", "check", str(policy_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == f"tillsyn-central: {policy_file}{message}"
