@@ -130,17 +130,36 @@ def _backoff(attempts: int, retry_max_s: int) -> float:
     return float(min(retry_max_s, 5 * 2 ** min(attempts, 16)))
 
 
+def _still_mine(engine: Engine, row_id: int, owner: str) -> bool:
+    """Renew this row's lease just before sending it; False when it is no longer this owner's.
+
+    A batch is sent one row after another, and a slow channel can take longer than one lease
+    for all of them: each row gets a full lease when its turn comes, and a row whose lease ran
+    out and that another process has taken is left to that process."""
+    now = utcnow()
+    with write_tx(engine) as conn:
+        done = conn.execute(
+            update(outbox)
+            .where(outbox.c.id == row_id, outbox.c.claimed_by == owner, outbox.c.sent_at.is_(None))
+            .values(claimed_until=now + timedelta(seconds=LEASE_S))
+        )
+        return bool(done.rowcount)
+
+
 def _send_channel(
     engine: Engine,
     sender: Optional[Sender],
     rows: List[Mapping[Any, Any]],
     settings: Alerting,
     public_url: Optional[str],
+    owner: str,
 ) -> Sent:
     """Send one channel's rows in order; at the first failure the rest wait for the next round."""
     result = Sent()
     failure: Optional[str] = None
     for row in rows:
+        if failure is None and not _still_mine(engine, row["id"], owner):
+            break  # taken over (and the rows after it, in order, with it)
         now = utcnow()
         if failure is None:
             try:
@@ -153,18 +172,20 @@ def _send_channel(
                 failure = f"{type(err).__name__}: {err}"
         with write_tx(engine) as conn:
             if failure is None:
-                conn.execute(
+                marked = conn.execute(
                     update(outbox)
-                    .where(outbox.c.id == row["id"])
+                    .where(outbox.c.id == row["id"], outbox.c.sent_at.is_(None))
                     .values(sent_at=now, claimed_until=None, last_error=None, attempts=row["attempts"] + 1)
                 )
-                event(conn, row["incident_id"], "notified", now, channel=row["channel"], detail=f"{row['event']} sent")
+                if marked.rowcount:  # once on the timeline, however many processes sent it
+                    detail = f"{row['event']} sent"
+                    event(conn, row["incident_id"], "notified", now, channel=row["channel"], detail=detail)
                 result.sent += 1
             else:
                 delay = _backoff(row["attempts"], settings.retry_max_s)
                 conn.execute(
                     update(outbox)
-                    .where(outbox.c.id == row["id"])
+                    .where(outbox.c.id == row["id"], outbox.c.claimed_by == owner, outbox.c.sent_at.is_(None))
                     .values(
                         attempts=row["attempts"] + 1,
                         last_error=failure[:1000],
@@ -196,7 +217,8 @@ def dispatch_once(
     pool: Optional[ThreadPoolExecutor] = None,
 ) -> Sent:
     """Claim due notifications and send them, each channel in its own thread."""
-    rows = _claim(engine, owner or owner_id(), utcnow())
+    owner = owner or owner_id()
+    rows = _claim(engine, owner, utcnow())
     by_channel: Dict[str, List[Mapping[Any, Any]]] = {}
     for row in rows:
         by_channel.setdefault(row["channel"], []).append(row)
@@ -207,7 +229,7 @@ def dispatch_once(
     executor = pool or ThreadPoolExecutor(max_workers=max(1, len(by_channel)), thread_name_prefix="notify")
     try:
         futures = [
-            executor.submit(_send_channel, engine, senders.get(name), channel_rows, settings, public_url)
+            executor.submit(_send_channel, engine, senders.get(name), channel_rows, settings, public_url, owner)
             for name, channel_rows in by_channel.items()
         ]
         for future in futures:

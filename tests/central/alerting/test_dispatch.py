@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Dict, List
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from central.alerting import dispatch
 from central.alerting.channels import build_sender
 from central.alerting.dispatch import dispatch_once
 from central.alerting.incidents import run_round
@@ -142,3 +145,56 @@ def test_two_dispatchers_send_each_notification_once(
         assert len(set(ids)) == len(ids)  # no notification went out twice
         with read_tx(centre.engine) as conn:
             assert conn.execute(select(outbox.c.id).where(outbox.c.sent_at.is_(None))).all() == []
+
+
+def test_a_channel_slower_than_the_lease_is_still_sent_once_by_two_dispatchers(
+    client: TestClient, centre: Centre, tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch is sent row after row; when the whole batch takes longer than a lease (here a 1 s
+    lease and 0.4 s a send, standing for 120 s and 50 slow mails), each row is leased again as
+    its turn comes, and a row another process took over is left to it: nothing goes out twice."""
+    monkeypatch.setattr(dispatch, "LEASE_S", 1)
+    with http_receiver() as slow:
+        slow.replies.extend(Reply(delay_s=0.4) for _ in range(50))
+        (tmp_path / "k").write_text("key")
+        settings = Alerting.model_validate(
+            {
+                "channels": {"slow": {"type": "webhook", "url": slow.url, "secret_file": str(tmp_path / "k")}},
+                "routes": [{"channels": ["slow"]}],
+            }
+        )
+        for i in range(8):
+            n = Node(client, hostname=f"n{i}")
+            n.enrol(new_token(centre))
+            _deviate(n)
+        with write_tx(centre.engine) as conn:
+            run_round(conn, settings, datetime.now(timezone.utc))
+        with read_tx(centre.engine) as conn:
+            queued = len(conn.execute(select(outbox.c.id)).all())
+        assert queued >= 8
+        engines = [make_engine(database_url), make_engine(database_url)]
+        senders = {"slow": build_sender("slow", settings.channels["slow"])}
+        sent: Dict[int, int] = {0: 0, 1: 0}
+
+        def unsent() -> int:
+            with read_tx(engines[0]) as conn:
+                return len(conn.execute(select(outbox.c.id).where(outbox.c.sent_at.is_(None))).all())
+
+        def work(index: int) -> None:
+            deadline = time.monotonic() + 60
+            while unsent() and time.monotonic() < deadline:
+                sent[index] += dispatch_once(engines[index], settings, senders, owner=f"replica-{index}").sent
+                time.sleep(0.05)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        for engine in engines:
+            engine.dispose()
+        ids = [json.loads(r.body)["incident"]["id"] for r in slow.requests]
+        assert len(ids) == len(set(ids)) == queued  # each once, none lost
+        assert sent[0] + sent[1] == queued and min(sent.values()) > 0  # both took part
+    notified = [c for kind, c in _timeline(centre) if kind == "notified"]
+    assert len(notified) == queued
