@@ -33,10 +33,13 @@ _SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.Wea
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL lets readers run beside the one writer; NORMAL sync is durable across process
-    # crashes (the point of WAL), and busy_timeout makes writers queue instead of failing.
+    # WAL lets readers run beside the one writer. FULL syncs the WAL at every commit: an
+    # acknowledged report survives a power failure or a kernel crash too, not only a killed
+    # process (NORMAL may lose the last commits then, which the agent has already dropped from
+    # its spool). The group writer commits a batch at a time, so this is one fsync per batch.
+    # busy_timeout makes writers queue instead of failing.
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
