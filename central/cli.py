@@ -1,7 +1,8 @@
 """``tillsyn-central``: run the centre and administer it.
 
 Exit codes: 0 done, 1 a check found a problem (verify, policy check), 2 a usage or
-configuration error (nothing was changed).
+configuration error (nothing was changed), 75 the database could not be reached (try again:
+systemd restarts the centre then, but not after a 2).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from central.config import CentralConfig, ConfigError, load
 
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
+EXIT_TEMPFAIL = 75  # sysexits.h EX_TEMPFAIL: the database is down or unreachable, not misconfigured
 
 
 def _labels(values: Optional[List[str]]) -> Dict[str, str]:
@@ -238,7 +240,7 @@ def _admin(config: CentralConfig, args: argparse.Namespace) -> int:
 def _verify(config: CentralConfig, args: argparse.Namespace) -> int:
     from central.db import migrate
     from central.db.engine import make_engine
-    from central.verify import verify_store
+    from central.verify import verify_ledger
 
     # Only the database: a broken policy file must not stop an audit of the evidence.
     shown = _database(config)
@@ -246,11 +248,14 @@ def _verify(config: CentralConfig, args: argparse.Namespace) -> int:
     try:
         if migrate.current(engine) is None:
             raise ConfigError(f"{shown}: no Tillsyn schema here; check database_url / TILLSYN_DATABASE_URL")
-        checked, problems = verify_store(engine, args.agent)
+        done = verify_ledger(engine, args.agent, config.retention)
     finally:
         engine.dispose()
+    checked, problems = done.checked, done.problems
     if args.agent and not checked:
         raise ConfigError(f"no node {args.agent!r} (see: tillsyn-central agent list)")
+    for judged in done.relied_on:
+        print(judged.describe())
     for problem in problems:
         where = f" entry {problem.chain_index} (report {problem.report_id})" if problem.chain_index else ""
         print(f"BROKEN {problem.agent_id}{where}: {problem.problem}")
@@ -306,7 +311,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return EXIT_USAGE
         if isinstance(err, OperationalError):
             print(f"tillsyn-central: cannot use the database: {str(err.orig or err).strip()}", file=sys.stderr)
-            return EXIT_USAGE
+            return EXIT_TEMPFAIL
         raise
 
 

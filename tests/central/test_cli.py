@@ -15,6 +15,7 @@ from central.db import migrate
 from central.db.schema import audit_log
 from central.service import open_centre
 from tests.central.conftest import Node, cli_env, make_config, run_cli
+from tests.centre_process import free_port
 
 
 def test_the_admin_commands_on_sqlite(tmp_path: Path) -> None:
@@ -204,3 +205,15 @@ def test_user_and_key_commands_keep_an_admin_and_are_audited(tmp_path: Path) -> 
         centre.stop()
     actor = f"cli:{getpass.getuser()}"
     assert rows == [(actor, "apikey.create", "nightly", "cli"), (actor, "apikey.revoke", "nightly", "cli")]
+
+
+def test_a_database_that_cannot_be_reached_is_exit_75_not_a_configuration_error(tmp_path: Path) -> None:
+    """systemd restarts the centre after 75 (PostgreSQL still starting), but not after 2."""
+    env = cli_env(tmp_path, f"postgresql://tillsyn@127.0.0.1:{free_port()}/tillsyn")
+    for done in run_cli(env, ["serve"], ["db", "current"]):
+        assert done.returncode == 75, done.stderr
+        assert done.stderr.startswith("tillsyn-central: cannot use the database: ") and "Traceback" not in done.stderr
+    wrong = run_cli(cli_env(tmp_path, "mysql://u@h/db"), ["db", "current"])[0]
+    assert wrong.returncode == 2 and "database_url" in wrong.stderr
+    unit = (Path(__file__).resolve().parents[2] / "packaging" / "systemd" / "tillsyn-central.service").read_text()
+    assert "RestartPreventExitStatus=2\n" in unit and "Restart=on-failure" in unit

@@ -21,6 +21,7 @@ from typing import Dict, List
 import pytest
 
 from agent.config import from_mapping, load
+from central.config import DEFAULT_STATE
 from tests.centre_process import ROOT, free_port
 from tests.conftest import require_root, require_tool
 
@@ -164,7 +165,10 @@ def test_centre_state_is_its_own_and_the_agents_key_stays_out_of_reach() -> None
     assert centre["User"] == users == ["tillsyn"]
     assert agent["StateDirectory"] == ["tillsyn"] and agent["User"] == ["root"]
     assert centre["StateDirectory"] == ["tillsyn/central"]
-    assert f"TILLSYN_STATE_DIR=/var/lib/{centre['StateDirectory'][0]}" in centre["Environment"]
+    # the unit's state directory is state_dir's default, and nothing in the unit overrides
+    # central.yaml: the service and the admin commands run from a shell use one database
+    assert Path(f"/var/lib/{centre['StateDirectory'][0]}") == DEFAULT_STATE
+    assert not any("TILLSYN_" in line for line in centre.get("Environment", []))
     # The centre must traverse the agent's directory (0711) but not list or read it.
     assert agent["StateDirectoryMode"] == ["0711"] and centre["StateDirectoryMode"] == ["0700"]
 
