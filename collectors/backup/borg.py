@@ -95,6 +95,11 @@ _FAILURES = (
         ("was previously located at",),
         "repository {repository} was relocated since this node last saw it; confirm with borg as the agent's user",
     ),
+    (
+        ("read-only file system",),
+        "borg could not write its cache and security files for {repository} ({read_only}): "
+        "set borg_base_dir to a writable directory",
+    ),
     (("failed to create/acquire the lock",), "repository {repository} is locked (a backup may be running): {last}"),
     (("connection closed by remote host",), "cannot reach repository {repository}: {remote}"),
 )
@@ -108,6 +113,7 @@ def explain_failure(stderr: str, returncode: Optional[int], repository: str, pas
         "password_file": password_file,
         "last": _last_line(stderr),
         "remote": _last_line(stderr, prefer="Remote:"),
+        "read_only": _last_line(stderr, containing="read-only file system"),
     }
     for needles, template in _FAILURES:
         if all(needle in lowered for needle in needles):
@@ -115,9 +121,11 @@ def explain_failure(stderr: str, returncode: Optional[int], repository: str, pas
     return f"borg exited with status {returncode}: {values['last']}"
 
 
-def _last_line(text: str, prefer: str = "") -> str:
+def _last_line(text: str, prefer: str = "", containing: str = "") -> str:
+    """The last line (of those starting with ``prefer`` or holding ``containing``, when any do)."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    if prefer:
-        preferred = [line for line in lines if line.startswith(prefer)]
-        lines = preferred or lines
+    preferred = [
+        line for line in lines if (prefer and line.startswith(prefer)) or (containing and containing in line.lower())
+    ]
+    lines = preferred or lines
     return lines[-1][:300] if lines else "no message"

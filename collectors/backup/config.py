@@ -38,7 +38,10 @@ SCHEMA: Schema = {
     "borg_binary": Field(str, "borg", "borg executable"),
     "veeamconfig_binary": Field(str, "veeamconfig", "Veeam Agent for Linux CLI"),
     "borg_base_dir": Field(
-        (str, type(None)), None, "BORG_BASE_DIR for borg's cache and security files (default: agent user's home)"
+        (str, type(None)),
+        None,
+        "BORG_BASE_DIR for borg's cache and security files (default: borg/ in $STATE_DIRECTORY under systemd, "
+        "else the agent user's home)",
     ),
     "restore_test_dir": Field(str, DEFAULT_RESTORE_TEST_DIR, "where restore-test jobs write <name>.json"),
 }

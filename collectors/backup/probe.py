@@ -5,10 +5,11 @@ Every failure becomes a per-backup ``status``/``reason`` plus a :class:`Gap`, ne
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from collectors.backup import borg, restic, veeam
 from collectors.backup.config import Backup, config_problem
@@ -137,6 +138,16 @@ def _restic(run: _Probe) -> None:
     }
 
 
+def borg_base_dir(configured: Optional[str], environ: Mapping[str, str]) -> Optional[str]:
+    """Where borg keeps its cache and security files: ``borg_base_dir``, else ``borg`` in the
+    service's state directory when systemd gives one ($STATE_DIRECTORY; the home directory is
+    read-only under the shipped unit), else borg's own default (the user's home)."""
+    if configured:
+        return configured
+    state = environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return os.path.join(state, "borg") if state else None
+
+
 def _borg(run: _Probe) -> None:
     ctx, backup, settings, entry, gaps, label = run.ctx, run.backup, run.settings, run.entry, run.gaps, run.label
     assert backup.repository
@@ -148,9 +159,13 @@ def _borg(run: _Probe) -> None:
         env["BORG_PASSCOMMAND"] = "cat " + shlex.quote(backup.password_file)
     else:
         env["BORG_PASSPHRASE"] = ""  # an unencrypted repository: never fall back to a prompt
-    if settings.get("borg_base_dir"):
-        env["BORG_BASE_DIR"] = settings["borg_base_dir"]
-    result = ctx.command([binary, "list", "--json", "--last", "1"], timeout=backup.timeout, env=env)
+    base = borg_base_dir(settings.get("borg_base_dir"), os.environ)
+    if base:
+        env["BORG_BASE_DIR"] = base
+    # --bypass-lock: listing is read-only, and a repository this node may only read (a read-only
+    # share, or ProtectSystem= under systemd) has no room for borg's lock file
+    command = [binary, "list", "--bypass-lock", "--json", "--last", "1"]
+    result = ctx.command(command, timeout=backup.timeout, env=env)
     failed = _command_failed(result, "borg", "borg_binary", binary)
     if failed:
         _fail(run, *failed)

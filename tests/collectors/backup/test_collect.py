@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
 from collectors.backup import SPEC
+from collectors.backup.probe import borg_base_dir
 from collectors.base import Context
 from collectors.settings import SettingsError, validate
 from evidence.model import Status
 from tests.collectors.backup.helpers import restic_two_hosts, run_tool, tool_env
-from tests.conftest import FIXTURES, require_tool
+from tests.conftest import FIXTURES, require_root, require_tool
 from tests.evidence.shipped import judge_shipped
 
 
@@ -316,3 +318,39 @@ def test_watch_paths() -> None:
         "collectors.backup",
     )
     assert list(SPEC.watch_paths(settings)) == ["/var/lib/pg/last.json", "/var/lib/tillsyn/restore-tests/pg.json"]
+
+
+@pytest.fixture
+def read_only(repos: Path, tmp_path: Path) -> Iterator[Path]:
+    """The encrypted borg repository seen through a read-only bind mount (an NFS export mounted
+    ro, or ProtectSystem=strict under the shipped unit): nothing can be written there, not a lock."""
+    require_root("a read-only bind mount")
+    mount = require_tool("mount")
+    target = tmp_path / "ro-repo"
+    target.mkdir()
+    subprocess.run([mount, "--bind", str(repos / "borg-enc"), str(target)], check=True, timeout=30)
+    try:
+        subprocess.run([mount, "-o", "remount,ro,bind", str(target)], check=True, timeout=30)
+        yield target
+    finally:
+        subprocess.run(["umount", str(target)], check=False, timeout=30)
+
+
+def test_borg_lists_a_repository_it_may_only_read(root: Path, repos: Path, read_only: Path, tmp_path: Path) -> None:
+    with pytest.raises(OSError):
+        (read_only / "probe").write_text("x")  # truly read-only, even for root
+    outcome = collect(
+        root,
+        repos,
+        [{"name": "ro", "type": "borg", "repository": str(read_only), "password_file": str(repos / "password")}],
+        borg_base_dir=str(tmp_path / "base"),  # a node that has not seen the repository elsewhere
+    )
+    entry = outcome.observed["backups"][0]
+    assert entry.get("reason") is None, entry
+    assert entry["last_success_at"] == "2026-11-21T11:30:00Z"
+
+
+def test_borg_base_dir_defaults_to_the_services_state_directory() -> None:
+    assert borg_base_dir("/srv/borg", {"STATE_DIRECTORY": "/var/lib/tillsyn"}) == "/srv/borg"
+    assert borg_base_dir(None, {"STATE_DIRECTORY": "/var/lib/tillsyn:/var/lib/other"}) == "/var/lib/tillsyn/borg"
+    assert borg_base_dir(None, {}) is None  # borg's own default: the user's home

@@ -149,6 +149,11 @@ def test_borg_malformed(text: str) -> None:
             "password file P could not be read: passcommand supplied in BORG_PASSCOMMAND failed: "
             "Command '['cat', '/tmp/rx/nopw']' returned non-zero exit status 1.",
         ),
+        (  # the home directory read-only (ProtectHome= under systemd) and no borg_base_dir set
+            "borg-stderr_debian-12_borg-1.2.4_read-only-base-dir.txt",
+            "borg could not write its cache and security files for R (Error: [Errno 30] Read-only file system: "
+            "'/root/.config'): set borg_base_dir to a writable directory",
+        ),
     ],
 )
 def test_borg_failure_reasons(fixture: str, expected: str) -> None:
