@@ -4,6 +4,15 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 OLDEST_VENV="$ROOT/.venv-oldest"
 say() { printf '==> %s\n' "$*" >&2; }
+# Run a command whose stderr is chatter when it works, and shown when it fails.
+quiet() {
+    local err status=0
+    err="$(mktemp)"
+    "$@" 2>"$err" || status=$?
+    ((status == 0)) || cat "$err" >&2
+    rm -f "$err"
+    return "$status"
+}
 
 # Debian packages from a list file, installing only what is missing.
 install_debs() {
@@ -30,6 +39,11 @@ ensure_venv() {
         return 0
     fi
     say "setting up $VENV"
+    if [[ -x "$VENV/bin/python" ]] && ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+        # what a `python3 -m venv` without ensurepip left behind: start again
+        say "$VENV has no pip; making it again"
+        rm -rf "$VENV"
+    fi
     [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
     log="$(mktemp)"
     if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -e "$ROOT[central,dev]" >"$log" 2>&1; then

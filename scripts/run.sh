@@ -44,7 +44,7 @@ done
 
 if [[ ! -f "$RUN/agent/enrolment.json" ]]; then
     say "enrolling this machine"
-    token="$("$CENTRAL" token create --ttl 10m --uses 1 --note "scripts/run.sh" 2>/dev/null)"
+    token="$(quiet "$CENTRAL" token create --ttl 10m --uses 1 --note "scripts/run.sh")"
     "${AGENT[@]}" enroll --server "$URL" --token "$token"
 fi
 if [[ ! -s "$RUN/admin-password" ]]; then
@@ -52,7 +52,7 @@ if [[ ! -s "$RUN/admin-password" ]]; then
     "$CENTRAL" user create admin --role admin --tenant '*' --password-file "$RUN/admin-password" >/dev/null
 fi
 if [[ ! -s "$RUN/api-key" ]]; then
-    (umask 077 && "$CENTRAL" apikey create "scripts/run.sh" 2>/dev/null >"$RUN/api-key")
+    (umask 077 && quiet "$CENTRAL" apikey create "scripts/run.sh" >"$RUN/api-key")
 fi
 say "starting the agent daemon (log in run/agent.log)"
 "${AGENT[@]}" run >"$RUN/agent.log" 2>&1 &

@@ -3,7 +3,9 @@
 # packages the tests use. Idempotent: a second run does nothing and takes about a second.
 source "$(dirname "$0")/lib.sh"
 mode="${1:-run}"
-if ! python3 -m venv --help >/dev/null 2>&1; then
+# venv itself is in Python's standard library; what Debian splits off into python3-venv is
+# ensurepip, without which `python3 -m venv` leaves an environment with no pip
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     install_debs <(echo python3-venv)
 fi
 if [[ "$mode" == "--test" ]]; then
