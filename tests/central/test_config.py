@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Set
 
 import pytest
+from pydantic import BaseModel
 
-from central.config import ConfigError, from_mapping, load
+from central.config import CentralConfig, ConfigError, from_mapping, load
+from tests.centre_process import ROOT
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -100,3 +103,24 @@ def test_a_file_that_is_not_utf8_or_nests_too_deeply_is_a_config_error(
     )
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr.strip().endswith(str(path) + message) and "Traceback" not in done.stderr
+
+
+def _keys(model: Any) -> Set[str]:
+    """Every setting name of a pydantic model, of the models inside it too (in lists and maps)."""
+    names: Set[str] = set()
+    for name, info in model.model_fields.items():
+        names.add(name)
+        for inner in (info.annotation, *getattr(info.annotation, "__args__", ())):
+            for kind in (inner, *getattr(inner, "__args__", ())):
+                if isinstance(kind, type) and issubclass(kind, BaseModel):
+                    names |= _keys(kind)
+    return names
+
+
+def test_the_shipped_file_is_the_defaults_and_names_every_key() -> None:
+    shipped = ROOT / "config" / "central.yaml"
+    assert load(str(shipped), {}) == CentralConfig()
+    text = shipped.read_text()
+    missing = sorted(k for k in _keys(CentralConfig) if not re.search(rf"^[ #-]*{k}:", text, re.MULTILINE))
+    assert missing == []
+    assert {"smtp_host", "routing_key_file", "resend_s", "stop", "labels", "idle_minutes"} <= _keys(CentralConfig)
