@@ -41,13 +41,16 @@ class CommandResult:
     def text(self) -> str:
         return self.stdout.decode("utf-8", errors="replace")
 
-    def describe_failure(self) -> str:
-        """One line for a gap or error: which command, and what went wrong."""
+    def describe_failure(self, cause: str = "") -> str:
+        """One line for a gap or error: which command, and what went wrong (stderr's last line,
+        or its last line holding ``cause`` when one does: e.g. the line naming a device when the
+        tool ends with a bare "Command failed.")."""
         name = os.path.basename(self.argv[0]) if self.argv else "?"
         if self.error is not None:
             return f"{name}: {self.error}"
-        detail = self.stderr.decode("utf-8", errors="replace").strip().splitlines()
-        last = detail[-1][:300] if detail else "no message"
+        detail = [line.strip() for line in self.stderr.decode("utf-8", errors="replace").splitlines() if line.strip()]
+        telling = [line for line in detail if cause and cause in line] or detail
+        last = telling[-1][:300] if telling else "no message"
         return f"{name} exited with status {self.returncode}: {last}"
 
 

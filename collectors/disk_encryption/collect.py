@@ -188,7 +188,11 @@ def _load_dm_table(ctx: Context, scene: Scene, settings: Dict[str, Any]) -> None
         return
     result = ctx.command(["dmsetup", "table", "--target", "crypt"], timeout=float(settings["command_timeout"]))
     if not result.ok:
-        scene.dm_table_error = result.describe_failure()
+        scene.dm_table_error = result.describe_failure(cause="/dev/mapper/control") + (
+            " (device-mapper answers through /dev/mapper/control, with CAP_SYS_ADMIN: docs/operations.md)"
+            if result.error is None
+            else ""
+        )
         return
     try:
         scene.crypt_targets = parse_crypt_table(result.text)

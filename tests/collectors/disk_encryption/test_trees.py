@@ -378,3 +378,21 @@ def test_settings_skip_mountpoints_and_bad_key() -> None:
 def test_spec() -> None:
     assert (SPEC.name, SPEC.controls) == ("disk_encryption", ("M02",))
     assert list(SPEC.watch_paths({})) == ["/etc/crypttab", "/etc/fstab"]
+
+
+def test_a_failing_dmsetup_is_explained_by_the_line_naming_the_device() -> None:
+    """dmsetup ends with a bare "Command failed."; the gap quotes the line that says why (real
+    stderr of dmsetup where device-mapper cannot be reached), and where to look."""
+    stderr = (FIX / "dmsetup-stderr_debian-12_lvm2-2.03.16_no-device-mapper.txt").read_bytes()
+
+    def failing(argv: Sequence[str], **kwargs: Any) -> CommandResult:
+        return CommandResult(argv, 1, b"", stderr)
+
+    valid = settings_mod.validate({}, SPEC.settings, "collectors.disk_encryption")
+    outcome = SPEC.collect(Context(root=TREES / "debian-12_plain-dm-crypt", settings=valid, run=failing, euid=0))
+    reasons = {g.reason for g in outcome.gaps if g.what.startswith("cipher of")}
+    assert reasons == {
+        "dmsetup exited with status 1: /dev/mapper/control: open failed: No such device (device-mapper answers "
+        "through /dev/mapper/control, with CAP_SYS_ADMIN: docs/operations.md)"
+    }
+    assert by_point(outcome)["/srv/scratch"]["encrypted"] is None  # unknown, never passing
