@@ -44,9 +44,7 @@ def start(conn: Connection, now: datetime, settings: Sessions, user_id: str, sou
     return Started(token, csrf, settings.max_hours * 3600)
 
 
-def resume(
-    conn: Connection, now: datetime, settings: Sessions, token: str, *, use: bool = True
-) -> Optional[Principal]:
+def resume(conn: Connection, now: datetime, settings: Sessions, token: str, *, use: bool = True) -> Optional[Principal]:
     """The person behind a session cookie, or None when it is unknown, expired, idle or disabled.
 
     ``use`` false (a page reloading itself) does not count as use: a dashboard left open on a
