@@ -1,7 +1,7 @@
 """``tillsyn-central export report|verify`` and ``tillsyn-central retention run``.
 
 Exit codes as elsewhere: 0 done (or the export verified), 1 the export does not match,
-2 a usage or configuration error (nothing written).
+2 a usage or configuration error (nothing written), or an export nothing of which can be checked.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from central.config import CentralConfig, ConfigError
 
 COMMANDS = ("export", "retention")
 EXIT_PROBLEM = 1
+EXIT_UNUSABLE = 2
 
 
 def add_parsers(sub: Any) -> None:
@@ -55,6 +56,26 @@ def _request(args: argparse.Namespace) -> Any:
     return Request(end, None, tenant, args.with_evidence)
 
 
+def _settle(conn: Any, req: Any, args: argparse.Namespace) -> Any:
+    """The request, ending before the reports the centre has not judged yet: "now" is moved back
+    to just before the oldest of them; a time the user gave is refused (docs/audit-export.md)."""
+    from central.export import settled
+    from central.export.model import ExportError, iso
+
+    waiting = settled.pending(conn, req.tenant)
+    if not waiting.holds_back(req.end):
+        return req
+    if args.at or args.end:
+        given = "--at" if args.at else "--to"
+        raise ExportError(
+            f"{given} {iso(req.end)}: {waiting.why()}, so the centre cannot say yet what was true then; "
+            f"try again shortly, or give a time before {iso(waiting.oldest)}"
+        )
+    req = settled.cap(req, waiting)
+    print(f"{waiting.why()}: the export is as of {iso(req.end)}, just before it", file=sys.stderr)
+    return req
+
+
 def _report(config: CentralConfig, args: argparse.Namespace) -> int:
     from central.db.engine import read_tx
     from central.export import html, pdf, render
@@ -69,7 +90,7 @@ def _report(config: CentralConfig, args: argparse.Namespace) -> int:
     centre = open_centre(config)
     try:
         with read_tx(centre.engine) as conn:
-            data = build(conn, req, centre.policy.policy, config.retention)
+            data = build(conn, _settle(conn, req, args), centre.policy.policy, config.retention)
     finally:
         centre.stop()
     if args.format == "pdf":
@@ -84,24 +105,15 @@ def _report(config: CentralConfig, args: argparse.Namespace) -> int:
     return 0
 
 
-def _policy(config: CentralConfig) -> Optional[Any]:
-    """The policy when it can be read (it only names controls of retired rules); never a reason to stop."""
-    from central.policy_store import policy_path, read_policy
-    from evidence.policy import PolicyError
-
-    try:
-        return read_policy(policy_path(config.policy))
-    except PolicyError:
-        return None
-
-
 def _verify(config: CentralConfig, args: argparse.Namespace) -> int:
     from central.export import verify
 
     export = verify.load(args.file)
+    alone: Optional[verify.Offline] = None
     if args.offline:
-        problems: List[Any] = verify.offline(export)
-        what = "offline: signatures, entry hashes, links and heads of the cited reports"
+        alone = verify.offline(export)
+        problems: List[Any] = alone.problems
+        what = f"offline: {alone.tally()}"
     else:
         from central.db import migrate
         from central.db.engine import make_engine, read_tx
@@ -111,7 +123,7 @@ def _verify(config: CentralConfig, args: argparse.Namespace) -> int:
             if migrate.current(engine) is None:
                 raise ConfigError("no Tillsyn schema in this database; check database_url / TILLSYN_DATABASE_URL")
             with read_tx(engine) as conn:
-                problems = verify.against_store(conn, export, _policy(config))
+                problems = verify.against_store(conn, export, config.retention)
         finally:
             engine.dispose()
         what = "against the ledger"
@@ -120,9 +132,18 @@ def _verify(config: CentralConfig, args: argparse.Namespace) -> int:
     if len(problems) > 100:
         print(f"... and {len(problems) - 100} more")
     bad = [p for p in problems if not p.note]
-    verdict = "matches" if not bad else f"{len(bad)} mismatch(es)"
+    notes = len(problems) - len(bad)
+    unproven = alone is not None and alone.proves_nothing
+    if bad:
+        verdict = f"{len(bad)} mismatch(es)"
+    elif unproven:
+        verdict = "nothing in it could be checked"
+    else:
+        verdict = "matches" + (f" where checkable ({notes} NOTE(s))" if notes else "")
     print(f"{args.file}: {len(export.get('nodes', []))} node(s) checked {what}: {verdict}")
-    return EXIT_PROBLEM if bad else 0
+    if bad:
+        return EXIT_PROBLEM
+    return EXIT_UNUSABLE if unproven else 0
 
 
 def _retention(config: CentralConfig) -> int:

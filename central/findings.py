@@ -1,9 +1,10 @@
 """Findings: the verdict of each rule on each node, kept current as evidence arrives.
 
 A finding changes only when its verdict changes; each change is recorded in
-``finding_changes`` (the history incidents and audits are built from).  Every
-update is guarded on the old status, so two centre processes never record the
-same change twice.
+``finding_changes`` (the history incidents and audits are built from) with the controls
+and severity the rule had then, so the auditor's export can say what was true at a past
+moment after the policy has moved on.  Every update is guarded on the old status, so two
+centre processes never record the same change twice.
 """
 
 from __future__ import annotations
@@ -137,6 +138,8 @@ def record(
             "at": now,
             "observed": result.observed,
             "report_id": report_id,
+            "controls": new.controls,
+            "severity": new.severity,
         }
         if changes is None:
             conn.execute(_CHANGE, change)
@@ -172,7 +175,9 @@ def reevaluate(conn: Connection, policy: Policy, agent: RowMapping, now: datetim
         changes += record(conn, agent["id"], result, now, None if row is None else row.report_id)
     in_force = {r.id for r in rules}
     for old in conn.execute(
-        select(findings.c.rule_id, findings.c.status).where(findings.c.agent_id == agent["id"])
+        select(findings.c.rule_id, findings.c.status, findings.c.controls, findings.c.severity).where(
+            findings.c.agent_id == agent["id"]
+        )
     ).all():
         if old.rule_id in in_force:
             continue
@@ -187,6 +192,8 @@ def reevaluate(conn: Connection, policy: Policy, agent: RowMapping, now: datetim
                     at=now,
                     observed=None,
                     report_id=None,
+                    controls=old.controls,  # what it was classed under until then
+                    severity=old.severity,
                 )
             )
             changes += 1

@@ -77,6 +77,8 @@ class Checkpoint:
     entry_hash: str
     seq: int
     received_at: datetime
+    pruned_at: datetime
+    """When retention last moved it: the time of its ``retention.run`` audit entry."""
 
 
 @dataclass
@@ -105,7 +107,7 @@ def checkpoints(conn: Connection, agent_ids: Optional[list[str]] = None) -> Dict
     if agent_ids is not None:
         query = query.where(ledger_checkpoints.c.agent_id.in_(agent_ids))
     return {
-        row.agent_id: Checkpoint(row.agent_id, row.chain_index, row.entry_hash, row.seq, row.received_at)
+        row.agent_id: Checkpoint(row.agent_id, row.chain_index, row.entry_hash, row.seq, row.received_at, row.pruned_at)
         for row in conn.execute(query)
     }
 

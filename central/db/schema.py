@@ -170,6 +170,10 @@ finding_changes = Table(
     _ts("at", False),
     Column("observed", JSON, nullable=True),
     Column("report_id", String(64), nullable=True),
+    # what the finding was classed under when it changed (the export's past, not today's policy);
+    # NULL only in rows older than migration 0008 of rules it could not place
+    Column("controls", JSON, nullable=True),
+    Column("severity", String(16), nullable=True),
     Index("ix_finding_changes_agent_rule", "agent_id", "rule_id"),
 )
 

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, or_, select
 
 from central.config import Retention
 from central.db.schema import agents
-from central.export import context, history
+from central.export import context, history, settled
 from central.export.ledger_refs import cited_reports, head_at
 from central.export.model import FORMAT, Request, iso
 from central.retention import checkpoints
@@ -60,7 +60,6 @@ def _rules(
     at_end: Dict[str, history.Change],
     at_start: Optional[Dict[str, history.Change]],
     during: Dict[str, List[history.Change]],
-    controls: Any,
     sections: Dict[str, Any],
 ) -> List[Dict[str, Any]]:
     names = set(at_end) | set(at_start or {}) | set(during)
@@ -69,7 +68,7 @@ def _rules(
         now = at_end.get(rule_id)
         entry: Dict[str, Any] = {
             "rule_id": rule_id,
-            "controls": controls(node["id"], rule_id),
+            "controls": history.controls_at_end(now, during.get(rule_id, [])),
             "status": now.to_status if now else "not_in_force",
             "since": iso(now.at) if now else None,
             "observed": now.observed if now else None,
@@ -127,7 +126,13 @@ def build(
     retention: Optional[Retention] = None,
     now: Optional[datetime] = None,
 ) -> Dict[str, Any]:
-    """The whole export of ``req`` as JSON-ready data, read in the caller's transaction."""
+    """The whole export of ``req`` as JSON-ready data, read in the caller's transaction.
+
+    It ends no later than the centre has judged the reports it received (``scope`` says
+    when it ends: see :mod:`central.export.settled`).  ``policy`` is not read: each rule's
+    controls are those recorded with its changes (it stays for the callers that pass it).
+    """
+    req = settled.cap(req, settled.pending(conn, req.tenant))
     rows = _nodes(conn, req)
     ids = [r["id"] for r in rows]
     sections: Dict[str, Any] = {
@@ -135,11 +140,6 @@ def build(
         "maintenance_windows": context.windows_in_force(conn, req, rows),
         "incidents": context.incidents_during(conn, req, ids),
     }
-    mapping = history.rule_controls(conn, ids)
-
-    def controls(agent_id: str, rule_id: str) -> List[str]:
-        return history.controls_of(mapping, policy, agent_id, rule_id)
-
     at_end = history.states_at(conn, ids, req.end)
     at_start = history.states_at(conn, ids, req.start) if req.start is not None else None
     during = history.changes_between(conn, ids, req.start, req.end) if req.start is not None else {}
@@ -151,7 +151,6 @@ def build(
             at_end.get(row["id"], {}),
             None if at_start is None else at_start.get(row["id"], {}),
             during.get(row["id"], {}),
-            controls,
             sections,
         )
         ledger = head_at(conn, row["id"], req.end, marks.get(row["id"]))

@@ -3,7 +3,8 @@
 The status at ``t`` is the last change at or before ``t`` (ordered by time, then id).
 A rule whose last change is ``retired`` was no longer in force; one with no change yet
 had not been evaluated.  The observed value is the one recorded with that change: the
-value that made the status what it was (it is what an export can reproduce later).
+value that made the status what it was (it is what an export can reproduce later); so are
+the controls and severity the rule had then, whatever the policy says today.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from sqlalchemy import Connection, select
 
-from central.db.schema import finding_changes, findings
+from central.db.schema import finding_changes
 from central.findings import RETIRED
-from evidence.policy import Policy
 
 _CHUNK = 500
 
@@ -30,6 +30,9 @@ class Change:
     at: datetime
     observed: Any
     report_id: Optional[str]
+    controls: Optional[List[str]]
+    """None in changes older than migration 0008 of a rule it could not place."""
+    severity: Optional[str]
 
 
 def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -46,6 +49,8 @@ def _changes(conn: Connection, agent_ids: Sequence[str], *where: Any) -> Iterato
         finding_changes.c.at,
         finding_changes.c.observed,
         finding_changes.c.report_id,
+        finding_changes.c.controls,
+        finding_changes.c.severity,
     )
     for chunk in _chunks(agent_ids):
         rows = conn.execute(
@@ -76,27 +81,8 @@ def changes_between(
     return out
 
 
-def rule_controls(conn: Connection, agent_ids: Sequence[str]) -> Dict[tuple[str, str], List[str]]:
-    """(node, rule) -> controls: from the node's finding, else from the policy (see :func:`controls_of`)."""
-    out: Dict[tuple[str, str], List[str]] = {}
-    for chunk in _chunks(agent_ids):
-        query = select(findings.c.agent_id, findings.c.rule_id, findings.c.controls).where(
-            findings.c.agent_id.in_(chunk)
-        )
-        for agent_id, rule_id, controls in conn.execute(query):
-            out[(agent_id, rule_id)] = list(controls or [])
-    return out
-
-
-def controls_of(
-    mapping: Dict[tuple[str, str], List[str]], policy: Optional[Policy], agent_id: str, rule_id: str
-) -> List[str]:
-    """The controls a rule serves; a rule no longer known anywhere is listed under none."""
-    found = mapping.get((agent_id, rule_id))
-    if found is not None:
-        return found
-    if policy is not None:
-        for rule in policy.rules:
-            if rule.id == rule_id:
-                return list(rule.controls)
-    return []
+def controls_at_end(now: Optional[Change], during: Sequence[Change]) -> List[str]:
+    """The controls recorded with a rule's last change up to the export's end, its retirement
+    included (a rule no longer in force at the end is listed under what it served until then)."""
+    last = during[-1] if during else now
+    return list(last.controls or []) if last is not None else []

@@ -28,25 +28,17 @@ from central.db.schema import (
 )
 from central.duties import run_once
 from central.export.build import build
-from central.export.model import Request
+from central.export.model import Request, iso
 from central.ledger import Entry, verify_chain
 from central.retention import ACTOR, checkpoints, run
 from central.service import Centre
 from tests.central.conftest import Node, cli_env, evidence_record, run_cli, snapshot
+from tests.central.export_helpers import TELNET
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 OLD = NOW - timedelta(days=500)
 SETTINGS = Retention(reports_days=400, findings_history_days=400, audit_days=400)
 PSEUDONYM = "u-7f3a9c2e"
-TELNET = {
-    "protocol": "tcp",
-    "address": "0.0.0.0",
-    "port": 23,
-    "exposure": "all",
-    "tags": ["plaintext_remote"],
-    "services": ["telnet"],
-    "process": {"name": "inetd"},
-}
 
 
 def _age_reports(centre: Centre, node: Node, upto: int, at: datetime) -> None:
@@ -248,10 +240,10 @@ def test_cli_run_and_an_export_made_before_still_verifies(
     env = cli_env(
         tmp_path, centre.config.db_url, f"state_dir: {tmp_path / 'state'}\nretention: {{reports_days: 400}}\n"
     )
+    _age_reports(centre, node, 3, OLD)  # received long ago: the export made now says so
     path = tmp_path / "audit.json"
     made = run_cli(env, ["export", "report", "--all-tenants", "--with-evidence", "-o", str(path)])[0]
     assert made.returncode == 0, made.stderr
-    _age_reports(centre, node, 3, OLD)
     (pruned,) = run_cli(env, ["retention", "run"])
     assert pruned.returncode == 0, pruned.stderr
     assert pruned.stdout.startswith("deleted: 3 reports, 1 latest evidence, 1 nodes, 0 finding changes")
@@ -272,3 +264,9 @@ def test_tillsyn_central_verify_after_retention(centre: Centre, node: Node, tmp_
         run(conn, SETTINGS, NOW)
     (checked,) = run_cli(cli_env(tmp_path, centre.config.db_url), ["verify"])
     assert checked.returncode == 0, checked.stdout
+    with centre.engine.connect() as conn:
+        mark = checkpoints(conn)[node.agent_id]
+    assert checked.stdout.splitlines()[0] == (
+        f"CHECKPOINT {node.agent_id}: entries 1-2 deleted by retention at {iso(NOW)} (round's cut-off "
+        f"{iso(NOW - timedelta(days=400))}); verified on from entry 2 (hash {mark.entry_hash}, received {iso(OLD)})"
+    )

@@ -41,4 +41,4 @@ def test_hot_tables_keep_their_pages_and_the_migration_reverses(centre: Centre, 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_sqlite_upgrades_through_it_unchanged(centre: Centre) -> None:
-    assert migrate.current(centre.engine) == migrate.head() == "0007"
+    assert migrate.current(centre.engine) == migrate.head() >= "0007"  # through it, and any later
