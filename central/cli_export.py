@@ -60,20 +60,14 @@ def _settle(conn: Any, req: Any, args: argparse.Namespace) -> Any:
     """The request, ending before the reports the centre has not judged yet: "now" is moved back
     to just before the oldest of them; a time the user gave is refused (docs/audit-export.md)."""
     from central.export import settled
-    from central.export.model import ExportError, iso
+    from central.export.model import iso
 
     waiting = settled.pending(conn, req.tenant)
-    if not waiting.holds_back(req.end):
-        return req
-    if args.at or args.end:
-        given = "--at" if args.at else "--to"
-        raise ExportError(
-            f"{given} {iso(req.end)}: {waiting.why()}, so the centre cannot say yet what was true then; "
-            f"try again shortly, or give a time before {iso(waiting.oldest)}"
-        )
-    req = settled.cap(req, waiting)
-    print(f"{waiting.why()}: the export is as of {iso(req.end)}, just before it", file=sys.stderr)
-    return req
+    given = "--at" if args.at else "--to" if args.end else None
+    settled_req = settled.settle(req, waiting, given)
+    if settled_req is not req:
+        print(f"{waiting.why()}: the export is as of {iso(settled_req.end)}, just before it", file=sys.stderr)
+    return settled_req
 
 
 def _report(config: CentralConfig, args: argparse.Namespace) -> int:

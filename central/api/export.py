@@ -14,6 +14,7 @@ from central.auth.principal import Principal
 from central.db.engine import read_tx, write_tx
 from central.enrol import check_name
 from central.errors import refuse
+from central.export import settled
 from central.export.build import build
 from central.export.html import to_html
 from central.export.model import ExportError, parse_time
@@ -63,7 +64,12 @@ async def export(
 
     def work() -> Any:
         with read_tx(centre.engine) as conn:
-            data = build(conn, req, centre.policy.policy, centre.config.retention)
+            try:  # a moment the centre has not finished judging yet: refused, or for "now" moved back
+                given = "to" if end else "at" if at else None
+                settled_req = settled.settle(req, settled.pending(conn, req.tenant), given)
+                data = build(conn, settled_req, centre.policy.policy, centre.config.retention)
+            except ExportError as err:
+                raise refuse(409, "not_judged_yet", str(err)) from err
         body = {"json": to_json, "csv": to_csv, "html": to_html}[format](data)
         # recorded once the export is made: a request that fails leaves no entry claiming one
         with write_tx(centre.engine) as conn:

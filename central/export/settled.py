@@ -62,3 +62,16 @@ def cap(req: Request, waiting: Pending) -> Request:
     if req.start is not None and req.start >= latest:
         raise ExportError(f"the period starts after what the centre has judged: {waiting.why()}; try again shortly")
     return replace(req, end=latest)
+
+
+def settle(req: Request, waiting: Pending, given: Optional[str]) -> Request:
+    """``req`` as the centre can state it: a moment the user gave (``given`` names its option,
+    e.g. ``--at``) after the oldest unjudged report is refused; "now" is moved back before it."""
+    if not waiting.holds_back(req.end):
+        return req
+    if given:
+        raise ExportError(
+            f"{given} {iso(req.end)}: {waiting.why()}, so the centre cannot say yet what was true then; "
+            f"try again shortly, or give a time before {iso(waiting.oldest)}"
+        )
+    return cap(req, waiting)

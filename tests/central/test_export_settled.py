@@ -101,3 +101,22 @@ def test_verifying_waits_for_reports_received_by_the_exports_end(
     refused = cli(centre, tmp_path, "export", "verify", str(path))
     assert refused.returncode == 2, refused.stdout
     assert "cannot verify yet: the centre is still judging 1 report(s)" in refused.stderr
+
+
+def test_the_api_refuses_a_moment_not_judged_yet_and_records_nothing(
+    client: TestClient, centre: Centre, waiting: Dict[str, Any]
+) -> None:
+    from central.db.schema import audit_log
+    from tests.central.conftest import api_key
+
+    key = api_key(centre)
+    later = iso(waiting["received"] + timedelta(seconds=1))
+    for query in (f"at={later}", f"from={iso(waiting['received'])}"):  # a period starting then ends "now"
+        refused = client.get(f"/api/v1/export?tenant=acme&{query.replace('+', '%2B')}", headers=key)
+        assert refused.status_code == 409, (query, refused.text)
+        assert refused.json()["error"] == "not_judged_yet"
+        assert "the centre is still judging 1 report(s)" in refused.json()["message"]
+    made = client.get("/api/v1/export?tenant=acme", headers=key)  # "now": ends before the unjudged report
+    assert made.status_code == 200
+    with read_tx(centre.engine) as conn:
+        assert len(conn.execute(select(audit_log.c.id).where(audit_log.c.action == "export")).all()) == 1
