@@ -96,6 +96,7 @@ def _enroll(args: argparse.Namespace) -> int:
 
 
 def _run_once(args: argparse.Namespace) -> int:
+    import time
     from datetime import datetime, timezone
 
     from agent import status
@@ -117,6 +118,7 @@ def _run_once(args: argparse.Namespace) -> int:
         records = [pseudonymised(r, pseudonymiser) for r in records]
     spool = Spool(state / "spool")
     spooled = spool.add(key, enrolment.agent_id, __version__, collected_at, records)
+    spool.enforce_bounds(config.spool_max_bytes, config.spool_max_age, time.time())
     client = Client(enrolment.server, key, enrolment.agent_id, enrolment.ca_file)
     info = status.load(state)
     info.setdefault("collectors", {}).update(
@@ -137,6 +139,11 @@ def _run_once(args: argparse.Namespace) -> int:
         client.close()
         status.save(state, info)
     print(f"report {spooled.seq} spooled; delivered {result.sent}, {result.pending} waiting in the spool")
+    if result.damaged:
+        print(f"{result.damaged} damaged spool file(s) moved to spool/rejected")
+    if result.rejected:
+        print(f"{result.rejected} report(s) refused by the centre for good, kept in spool/rejected")
+        return EXIT_UNREACHABLE
     return 0
 
 
@@ -150,7 +157,9 @@ def _status(args: argparse.Namespace) -> int:
     spool = Spool(state / "spool")
     info = status.load(state)
     print(f"agent id:       {enrolment.agent_id}\nserver:         {enrolment.server}\nstate:          {state}")
-    print(f"spool depth:    {spool.depth()} (dropped at the bound: {spool.dropped().get('count', 0)})")
+    dropped = spool.dropped()
+    aside = f"; refused ones deleted: {dropped['rejected']}" if dropped.get("rejected") else ""
+    print(f"spool depth:    {spool.depth()} (dropped at the bound: {dropped.get('count', 0)}{aside})")
     print(f"last delivery:  {info.get('last_delivery_at', 'never')}")
     if info.get("last_delivery_error"):
         print(f"delivery error: {info['last_delivery_error']}")

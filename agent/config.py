@@ -117,6 +117,8 @@ def load(path: Path, *, required: bool) -> AgentConfig:
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err)
         raise ConfigError(f"{path}:{where}: not valid YAML: {problem}") from err
+    except RecursionError as err:  # the YAML parser recurses once per level of nesting
+        raise ConfigError(f"{path}: not a configuration: nested too deeply") from err
     return from_mapping(data, path)
 
 

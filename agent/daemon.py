@@ -1,51 +1,50 @@
 """``tillsyn-agent run``: the node daemon.
 
-One main loop that never blocks on a collector: collection rounds run in a worker
-thread (each collector with its own timeout), and between them the loop spools
-results, delivers with backoff, sends heartbeats, answers file events and pings the
-systemd watchdog.  SIGTERM/SIGINT stop it cleanly, SIGHUP reloads agent.yaml.
+One main loop that never blocks on a collector or on the centre: collection rounds run
+in a worker thread (each collector with its own timeout), deliveries and heartbeats in
+the courier's thread, and between them the loop spools results, answers file events and
+pings the systemd watchdog.  An unexpected exception in one step of the loop is logged
+and reported, and the loop turns on; a full disk is reported, never fatal.
+SIGTERM/SIGINT stop it cleanly (within ``STOP_GRACE_S`` and a moment), SIGHUP reloads agent.yaml.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
-import random
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from agent import __version__, heartbeat, status
+from agent import __version__, status
 from agent.backoff import Backoff
-from agent.collect import run_collectors
+from agent.collect import Running, run_collectors
 from agent.config import AgentConfig, ConfigError, load
-from agent.delivery import MAX_BATCH_REPORTS, deliver
-from agent.errors import TransportError
 from agent.identity import load_enrolment, load_key, pseudonym_key
+from agent.link import Link, utc
 from agent.notify import Notifier
 from agent.pseudonymise import Pseudonymiser, pseudonymised
+from agent.recent import Recent
+from agent.schedule import Schedule
 from agent.spool import Spool
-from agent.transport import Client
+from agent.state import os_reason
 from agent.watch import CONFIG, Watcher
 from collectors import REGISTRY
 from collectors.base import Context
 from evidence.model import Evidence
 
 log = logging.getLogger("tillsyn.agent")
-DEBOUNCE_S = 1.0
-COALESCE_S = 5.0
-"""Collectors due within this many seconds join the round that is starting (one report, not several)."""
-MAX_ERRORS = 10
-"""Recent errors kept for heartbeats (the wire carries at most 20)."""
-
-
-def _utc(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+MIN_SLEEP_S = 0.05
+FAILED_TURN_PAUSE_S = 1.0
+"""After a step failed unexpectedly, the loop pauses this long (the watchdog still gets its pings)."""
+STOP_GRACE_S = 10.0
+"""On SIGTERM, how long a running collection may still take to be spooled (TimeoutStopSec is 30 s)."""
 
 
 @dataclass
@@ -55,6 +54,8 @@ class _Round:
     collected_at: datetime
     thread: threading.Thread
     records: List[Evidence] = field(default_factory=list)
+    collected: bool = False
+    """Its records are pseudonymised and shown in the status: only spooling is left (or to retry)."""
 
 
 class Daemon:
@@ -69,28 +70,29 @@ class Daemon:
         self.key = load_key(state)
         self.spool = Spool(state / "spool")
         self.notifier = notifier or Notifier()
-        self.client = Client(self.enrolment.server, self.key, self.enrolment.agent_id, self.enrolment.ca_file)
         self.pseudonymiser = Pseudonymiser(pseudonym_key(state))
         self.wake = threading.Event()
+        self.info: Dict[str, Any] = {"started_at": utc(time.time()), "pid": os.getpid(), "collectors": {}}
+        self.recent = Recent()
+        self.link = Link(state, self.enrolment, self.key, self.spool, self.wake, self.info, self.recent)
+        self.link.configure(self.config)
+        self.running = Running()
         self.stopping = False
         self.reload_requested = False
-        self.triggered: Set[str] = set()
-        self.trigger_lock = threading.Lock()
-        self.triggered_at = 0.0
+        self.schedule = Schedule()
         self.watcher = Watcher(self._on_files)
-        self.due: Dict[str, float] = {}
         self.round: Optional[_Round] = None
-        self.backoff = Backoff(self.config.backoff_min, self.config.backoff_max)
-        self.next_delivery = 0.0
-        self.next_heartbeat = 0.0
+        self.spool_backoff = Backoff(self.config.backoff_min, self.config.backoff_max)
+        """Retries of a round that could not be spooled (a full disk), as for deliveries."""
+        self.next_spool_try = 0.0
+        self.spool_error: Optional[str] = None
+        self.bounds_checked = -math.inf
         self.ready = False
-        self.errors: List[str] = []
         self._last_status = ""
+        self._turn_failed = False
+        self._told: Dict[str, str] = {}
         self.next_probe: Dict[str, float] = {}
         self.probe_keys: Dict[str, Any] = {}
-        self.batch_limit = MAX_BATCH_REPORTS
-        self._bounds_checked = 0.0
-        self.info: Dict[str, Any] = {"started_at": _utc(time.time()), "pid": os.getpid(), "collectors": {}}
 
     # -- set-up ---------------------------------------------------------------
     def _watch(self) -> None:
@@ -101,10 +103,7 @@ class Daemon:
         self.watcher.start(paths)
 
     def _on_files(self, names: Set[str]) -> None:
-        with self.trigger_lock:
-            if not self.triggered:
-                self.triggered_at = time.monotonic()
-            self.triggered |= names
+        self.schedule.trigger(names, time.monotonic())
         self.wake.set()
 
     def _signals(self) -> None:
@@ -120,68 +119,65 @@ class Daemon:
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, reload)
 
+    # -- the log ----------------------------------------------------------------
+    def _tell(self, topic: str, text: str) -> bool:
+        """Whether ``text`` is news for ``topic`` (a failure repeated every turn is logged once)."""
+        news = self._told.get(topic) != text
+        self._told[topic] = text
+        return news
+
     # -- the parts of one loop iteration --------------------------------------
+    def _reload_if_asked(self, _now: float) -> None:
+        if self.reload_requested:
+            self.reload_requested = False
+            self._reload()
+
     def _reload(self) -> None:
         try:
             config = load(self.config_path, required=self.config_required)
         except ConfigError as err:
             log.error("new configuration refused, the running one stays in force: %s", err)
-            self._note(f"config: {err}")
+            self.recent.note(f"config: {err}")
             return
         # The refusal is over once a valid file is in force: heartbeats stop reporting it.
-        self.errors = [e for e in self.errors if not e.startswith("config: ")]
+        self.recent.forget("config: ", prefix=True)
         self.config = config
-        self.backoff = Backoff(config.backoff_min, config.backoff_max)
-        self.due = {n: min(self.due.get(n, 0.0), time.monotonic()) for n, c in config.collectors.items() if c.enabled}
+        self.link.configure(config)
+        self.spool_backoff = Backoff(config.backoff_min, config.backoff_max)
+        self.schedule.enable([n for n, c in config.collectors.items() if c.enabled], time.monotonic())
         self._watch()
         log.info("configuration reloaded from %s", self.config_path)
 
-    def _note(self, error: str) -> None:
-        """Remember an error for the next heartbeats: the latest few, each once."""
-        kept = [e for e in self.errors if e != error]
-        self.errors = [*kept[-(MAX_ERRORS - 1) :], error]
-
-    def _schedule_next(self, name: str, now: float) -> None:
-        interval = self.config.collectors[name].interval
-        self.due[name] = now + interval * (1 + self.config.jitter * random.random())  # noqa: S311  not crypto
-
     def _start_round(self, now: float) -> None:
-        with self.trigger_lock:
-            triggered = set(self.triggered) if now - self.triggered_at >= DEBOUNCE_S else set()
-            self.triggered -= triggered
+        if self.round is not None:
+            return
+        triggered = self.schedule.take_triggered(now)
         if CONFIG in triggered:
             triggered.discard(CONFIG)
             self._reload()
-        enabled = {n for n, c in self.config.collectors.items() if c.enabled}
-        if not triggered and min((self.due.get(n, 0.0) for n in enabled), default=now + 1) > now:
-            return
-        names = sorted(n for n in enabled if self.due.get(n, 0.0) <= now + COALESCE_S or n in triggered)
+        names = self.schedule.take_due(self.config, now, triggered)
         if not names:
             return
-        for name in names:
-            self._schedule_next(name, now)
         current = _Round(names, now, datetime.now(timezone.utc), threading.Thread())
 
         def work() -> None:
-            current.records = run_collectors(self.config, only=names)
-            self.wake.set()
+            try:
+                current.records = run_collectors(self.config, only=names, running=self.running)
+            finally:
+                self.wake.set()
 
         current.thread = threading.Thread(target=work, name="collection-round", daemon=True)
-        self.round = current
         current.thread.start()
+        self.round = current
 
-    def _finish_round(self) -> None:
-        current = self.round
-        if current is None or current.thread.is_alive():
-            return
-        self.round = None
-        records = current.records
+    def _collected(self, current: _Round) -> None:
+        """A round's records are in: pseudonymise them, show them in the status, log their errors."""
         if self.config.pseudonymise:
-            records = [pseudonymised(r, self.pseudonymiser) for r in records]
-        spooled = self.spool.add(self.key, self.enrolment.agent_id, __version__, current.collected_at, records)
-        for record in records:
+            current.records = [pseudonymised(r, self.pseudonymiser) for r in current.records]
+        current.collected = True
+        for record in current.records:
             self.info["collectors"][record.collector] = {
-                "last_run": _utc(current.collected_at.timestamp()),
+                "last_run": utc(current.collected_at.timestamp()),
                 "status": record.status.value,
                 "duration_ms": round(record.duration_ms, 1),
                 "error": record.error,
@@ -193,11 +189,41 @@ class Daemon:
                     record.error,
                     extra={"collector": record.collector, "control": ",".join(record.controls)},
                 )
+
+    def _finish_round(self, now: float) -> None:
+        """Spool a finished round; when that fails (a full disk) keep it and try again later."""
+        current = self.round
+        if current is None or current.thread.is_alive() or now < self.next_spool_try:
+            return
+        if not current.collected:
+            self._collected(current)
+        try:
+            spooled = self.spool.add(
+                self.key, self.enrolment.agent_id, __version__, current.collected_at, current.records
+            )
+        except OSError as err:
+            delay = self.spool_backoff.failed()
+            self.next_spool_try = now + delay
+            self.spool_error = f"spool: {os_reason(err)}"
+            self.recent.note(self.spool_error)
+            told = log.error if self._tell("spool", self.spool_error) else log.debug
+            told("report not spooled, kept in memory and tried again in %.1f s: %s", delay, err)
+            if not self.ready:  # running, and saying what is wrong, is what systemd is to know
+                self.ready = True
+                self.notifier.ready(f"first collection could not be spooled: {os_reason(err)}")
+            return
+        self.round = None
+        self.next_spool_try = 0.0
+        self.spool_backoff.succeeded()
+        self.recent.forget(self.spool_error)
+        self.spool_error = None
+        self._told.pop("spool", None)
         log.info("report %d spooled (%s)", spooled.seq, ", ".join(current.names))
         if not self.ready:
             self.ready = True
             self.notifier.ready(f"first collection spooled (report {spooled.seq})")
-        self.next_delivery = 0.0
+        self.link.next_delivery = 0.0
+        self.bounds_checked = -math.inf  # a report was added: check the bounds now
 
     def _probe(self, now: float) -> None:
         """Quick checks (e.g. UPS status every few seconds); a changed answer runs the collector now."""
@@ -213,55 +239,28 @@ class Daemon:
                 continue
             if name in self.probe_keys and self.probe_keys[name] != key:
                 log.info("%s changed (%s): collecting now", name, key, extra={"collector": name})
-                with self.trigger_lock:
-                    self.triggered.add(name)
-                    self.triggered_at = min(self.triggered_at, now - DEBOUNCE_S) if self.triggered else now - DEBOUNCE_S
+                self.schedule.trigger({name}, now, at_once=True)
             self.probe_keys[name] = key
 
-    def _deliver(self, now: float) -> None:
-        if now < self.next_delivery or not self.spool.depth():
+    def _bounds(self, now: float) -> None:
+        if now - self.bounds_checked < 60:
             return
+        self.bounds_checked = now
         try:
-            # One batch per turn of the loop: a long backlog after an outage must not keep the
-            # loop (and its watchdog pings and heartbeats) away for minutes.
-            result = deliver(self.spool, self.client, max_batches=1, batch_limit=self.batch_limit)
-        except TransportError as err:
-            delay = self.backoff.failed()
-            self.next_delivery = now + delay
-            self.info["last_delivery_error"] = str(err)
-            log.warning("delivery failed, retrying in %.0f s: %s", delay, err)
-            return
-        self.backoff.succeeded()
-        self.batch_limit = result.batch_limit
-        if result.pending:
-            self.next_delivery = 0.0
-            self.wake.set()
-        self.info["last_delivery_at"] = _utc(time.time())
-        self.info.pop("last_delivery_error", None)
-        if result.rejected:
-            self._note(f"{result.rejected} report(s) refused by the centre, kept in spool/rejected")
+            self.spool.enforce_bounds(self.config.spool_max_bytes, self.config.spool_max_age, time.time())
+        except OSError as err:  # cannot count the drops (a full disk): drop nothing until it can
+            if self._tell("bounds", str(err)):
+                log.error("spool bounds not enforced: %s", err)
 
-    def heartbeat_interval(self) -> int:
-        """agent.yaml's interval, but never slower than the centre asked for at enrolment."""
-        asked = self.enrolment.heartbeat_interval
-        return min(self.config.heartbeat_interval, asked) if asked else self.config.heartbeat_interval
+    # -- status, sleeping, the loop ---------------------------------------------
+    def _report_status(self, _now: float) -> None:
+        """Write status.json and tell systemd, only when something changed (each write is fsynced).
 
-    def _heartbeat(self, now: float) -> None:
-        if now < self.next_heartbeat:
-            return
-        self.next_heartbeat = now + self.heartbeat_interval()
-        dropped = int(self.spool.dropped().get("count", 0))
-        errors = list(self.errors) + ([f"{dropped} report(s) dropped at the spool bound"] if dropped else [])
-        try:
-            heartbeat.send(
-                self.client, self.state, self.enrolment.agent_id, datetime.now(timezone.utc), self.spool.depth(), errors
-            )
-            self.info["last_heartbeat_at"] = _utc(time.time())
-        except TransportError as err:
-            log.warning("heartbeat failed: %s", err)
-
-    def _report_status(self) -> None:
-        """Write status.json and tell systemd, only when something changed (each write is fsynced)."""
+        A status that cannot be written (a full disk) stays in memory, is reported in heartbeats
+        and is written again on the next turns.
+        """
+        for problem in self.spool.take_problems():
+            self.recent.note(problem)
         depth = self.spool.depth()
         self.info.update(
             {
@@ -272,30 +271,82 @@ class Daemon:
             }
         )
         snapshot = json.dumps(self.info, sort_keys=True, default=str)
-        if snapshot == self._last_status:
-            return
-        self._last_status = snapshot
-        status.save(self.state, self.info)
-        last = self.info.get("last_delivery_at", "never")
-        self.notifier.status(f"last delivery {last}; spool depth {depth}")
+        if snapshot != self._last_status:
+            try:
+                status.save(self.state, self.info)
+            except OSError as err:  # kept in memory and written again on the next turns
+                error = f"status: {os_reason(err)}"
+                if self._tell("status", error):
+                    log.error("status.json not written: %s", err)
+                self.recent.note(error)
+            else:
+                self._last_status = snapshot
+                self.recent.forget(self._told.pop("status", None))
+        line = f"last delivery {self.info.get('last_delivery_at', 'never')}; spool depth {depth}"
+        if self._tell("STATUS", line):
+            self.notifier.status(line)
 
     def _sleep_for(self, now: float) -> float:
-        candidates = [self.next_heartbeat - now, min(self.due.values(), default=now + 60) - now]
-        if self.spool.depth():
-            candidates.append(self.next_delivery - now)
-        if self.triggered:
-            candidates.append(self.triggered_at + DEBOUNCE_S - now)
-        if self.notifier.watchdog_interval:
-            candidates.append(self.notifier.watchdog_interval / 2)
+        candidates = [self.notifier.watchdog_interval / 2] if self.notifier.watchdog_interval else [60.0]
+        if self.round is None:
+            # While a round runs, what is due or triggered waits for it (its end wakes the loop).
+            candidates += [at - now for at in self.schedule.wake_times(now)]
+        elif not self.round.thread.is_alive():
+            candidates.append(self.next_spool_try - now)  # a finished round waiting for room on disk
+        candidates += [at - now for at in self.link.wake_times()]
         candidates += [at - now for at in self.next_probe.values()]
-        return max(0.05, min(candidates))
+        floor = FAILED_TURN_PAUSE_S if self._turn_failed else MIN_SLEEP_S
+        return min(max(floor, min(candidates)), candidates[0])
 
-    # -- the loop ---------------------------------------------------------------
+    def _guarded(self, name: str, step: Callable[[float], None], now: float) -> None:
+        """Run one step of the loop; an unexpected exception is logged and reported, never fatal."""
+        try:
+            step(now)
+        except Exception as err:
+            text = f"{name}: unexpected {type(err).__name__}: {err}"
+            if self._tell(f"step {name}", text):
+                log.exception("%s", text)
+            else:
+                log.error("%s (again)", text)
+            self.recent.note(text)
+            self._turn_failed = True
+
+    def _turn(self, now: float) -> None:
+        self._turn_failed = False
+        steps: List[Tuple[str, Callable[[float], None]]] = [
+            ("reload", self._reload_if_asked),
+            ("spooling", self._finish_round),
+            ("probes", self._probe),
+            ("collection", self._start_round),
+            ("spool bounds", self._bounds),
+            ("centre", self.link.turn),
+            ("status", self._report_status),
+        ]
+        for name, step in steps:
+            if self.stopping:
+                return
+            self._guarded(name, step, now)
+
+    def _stop(self) -> None:
+        """Spool the round that is running (waiting up to STOP_GRACE_S), then let go of everything."""
+        self.notifier.stopping()
+        self.watcher.stop()
+        current = self.round
+        if current is not None and current.thread.is_alive():
+            log.info("stopping: waiting up to %.0f s for the running collection", STOP_GRACE_S)
+            current.thread.join(STOP_GRACE_S)
+        if current is not None and not current.thread.is_alive():
+            self.next_spool_try = 0.0
+            self._guarded("spooling", self._finish_round, time.monotonic())
+        if self.round is not None:
+            log.warning("stopping: the collection that started at %s was not spooled", self.round.collected_at)
+        self.link.close()
+        self._guarded("status", self._report_status, time.monotonic())
+
     def run(self) -> int:
         self._signals()
         self._watch()
-        now = time.monotonic()
-        self.due = {n: now for n, c in self.config.collectors.items() if c.enabled}
+        self.schedule.enable([n for n, c in self.config.collectors.items() if c.enabled], time.monotonic())
         log.info(
             "agent %s started, reporting to %s",
             self.enrolment.agent_id,
@@ -303,26 +354,11 @@ class Daemon:
             extra={"agent_id": self.enrolment.agent_id},
         )
         while not self.stopping:
-            now = time.monotonic()
-            if self.reload_requested:
-                self.reload_requested = False
-                self._reload()
-            self._finish_round()
-            self._probe(now)
-            if self.round is None:
-                self._start_round(now)
-            if now - self._bounds_checked >= 60 or self.next_delivery == 0.0:
-                self._bounds_checked = now
-                self.spool.enforce_bounds(self.config.spool_max_bytes, self.config.spool_max_age, time.time())
-            self._deliver(now)
-            self._heartbeat(now)
-            self._report_status()
+            # Cleared before the turn: a wake-up during it (a round or a job ending) is not lost.
+            self.wake.clear()
+            self._turn(time.monotonic())
             self.notifier.watchdog()
             self.wake.wait(self._sleep_for(time.monotonic()))
-            self.wake.clear()
-        self.notifier.stopping()
-        self.watcher.stop()
-        self.client.close()
-        self._report_status()
+        self._stop()
         log.info("agent stopped")
         return 0

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from agent.errors import TransportError
-from agent.spool import Spool, Spooled
+from agent.spool import Spool, SpoolDamaged, Spooled
 from agent.transport import Client
 
 MAX_BATCH_BYTES = 2 * 1024 * 1024
@@ -20,6 +20,9 @@ log = logging.getLogger("tillsyn.agent.delivery")
 class Delivered:
     sent: int = 0
     rejected: int = 0
+    """Refused by the centre for good (moved to spool/rejected)."""
+    damaged: int = 0
+    """Spool files that could not be loaded (moved to spool/rejected)."""
     pending: int = 0
     batch_limit: int = MAX_BATCH_REPORTS
     """How many reports to send at once from now on (lowered when the centre says too large)."""
@@ -36,6 +39,35 @@ def _first_batch(items: List[Spooled], max_reports: int = MAX_BATCH_REPORTS) -> 
     return batch
 
 
+def _load(spool: Spool, item: Spooled, result: Delivered) -> Optional[Dict[str, Any]]:
+    """The spooled record, or None when the file was damaged (and is now set aside)."""
+    try:
+        return item.load()
+    except SpoolDamaged as damage:
+        spool.set_aside_damaged(item, damage)
+        result.damaged += 1
+        return None
+
+
+def _load_batch(spool: Spool, limit: int, result: Delivered) -> Tuple[List[Spooled], List[Dict[str, Any]]]:
+    """The next batch and its records; damaged files are set aside, vanished ones skipped."""
+    vanished = 0
+    while True:
+        try:
+            batch = _first_batch(spool.pending(), limit)
+            records = [_load(spool, item, result) for item in batch]
+        except FileNotFoundError:
+            # Removed meanwhile (delivered by ``run --once`` beside the daemon): look again, a
+            # few times (a name that is listed but never there, a dangling link, is an error).
+            vanished += 1
+            if vanished > 3:
+                raise
+            continue
+        loaded = [r for r in records if r is not None]
+        if len(loaded) == len(batch):
+            return batch, loaded
+
+
 def _refused_index(err: TransportError, batch_size: int) -> Optional[int]:
     """The report the centre refused for good, if it named one (4xx with an index)."""
     index = err.body.get("index")
@@ -44,22 +76,29 @@ def _refused_index(err: TransportError, batch_size: int) -> Optional[int]:
     return index
 
 
+def _acknowledged(answer: Dict[str, Any]) -> Set[str]:
+    ids = answer.get("acknowledged")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise TransportError("centre answered without a list of acknowledged report ids", retry=True)
+    return set(ids)
+
+
 def deliver(
     spool: Spool, client: Client, max_batches: Optional[int] = None, batch_limit: int = MAX_BATCH_REPORTS
 ) -> Delivered:
     """Send everything spooled, oldest first.
 
     A report the centre refuses for good (a 4xx naming it) is moved to ``spool/rejected``
-    and logged, so one bad report cannot block the queue; any other failure raises
-    :class:`TransportError` and everything stays spooled for the next try.
+    and logged, so one bad report cannot block the queue; so is a spool file that cannot
+    be loaded.  Any other failure raises :class:`TransportError` and everything stays
+    spooled for the next try.
     """
     result = Delivered(batch_limit=batch_limit)
     batches = 0
     while max_batches is None or batches < max_batches:
-        batch = _first_batch(spool.pending(), result.batch_limit)
+        batch, records = _load_batch(spool, result.batch_limit, result)
         if not batch:
             break
-        records = [item.load() for item in batch]
         body = json.dumps({"reports": [{"body": r["body"], "signature": r["signature"]} for r in records]})
         try:
             answer = client.post("/api/v1/reports", body.encode("utf-8"))
@@ -84,7 +123,7 @@ def deliver(
             spool.reject(batch[index], str(err))
             result.rejected += 1
             continue
-        acknowledged = set(answer.get("acknowledged", []))
+        acknowledged = _acknowledged(answer)
         done = [item for item, record in zip(batch, records) if record["report_id"] in acknowledged]
         if not done:
             raise TransportError("centre acknowledged none of the batch", retry=True)

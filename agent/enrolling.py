@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from pathlib import Path
 from typing import Optional
+
+import requests
 
 from agent import __version__
 from agent.errors import IdentityError, TransportError
@@ -13,6 +16,8 @@ from agent.identity import Enrolment, load_or_create_key, public_key_of, save_en
 from agent.transport import Client
 
 MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id")
+AGENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+"""What the centre may name a node (the wire format's identifier, evidence/wire.py)."""
 
 
 def machine_id(root: Path) -> str:
@@ -45,12 +50,24 @@ def enroll(state: Path, server: str, token: str, ca_file: Optional[str], root: P
     try:
         answer = client.post("/api/v1/enrol", json.dumps(request).encode("utf-8"))
     except TransportError as err:
+        # no answer (unreachable, timed out) or the centre failed (5xx): try again later, exit 3;
+        # a refusal (a bad token), a certificate not trusted (--ca) or an answer that is not a
+        # centre's (a wrong URL) cannot mend with time: exit 2
+        untrusted = isinstance(err.__cause__, requests.exceptions.SSLError)
+        if err.retry and not untrusted and (err.status is None or err.status >= 500):
+            raise TransportError(f"enrolment failed, not enrolled: {err}", retry=True) from err
         raise IdentityError(f"enrolment failed: {err}") from err
     finally:
         client.close()
+    agent_id = answer.get("agent_id")
+    if not isinstance(agent_id, str) or not AGENT_ID.fullmatch(agent_id):
+        raise IdentityError(
+            f"enrolment failed: {client.server} answered without a valid agent id ({agent_id!r}); "
+            "is that URL a Tillsyn centre? Not enrolled"
+        )
     interval = answer.get("heartbeat_interval_s")
     enrolment = Enrolment(
-        str(answer["agent_id"]),
+        agent_id,
         client.server,
         ca_file,
         public,

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Sequence
+from typing import List, Sequence, Tuple
 
-from agent.state import read_json, write_json
+from agent.counter import advance_even_unsaved
 from agent.transport import Client
 from evidence.wire import Heartbeat, canonical
 
 
-def next_seq(state: Path) -> int:
-    """The next heartbeat sequence, persisted first so a restart never reuses one."""
-    path = state / "heartbeat.json"
-    seq = int((read_json(path) or {}).get("seq", 0)) + 1
-    write_json(path, {"seq": seq})
-    return seq
+def next_seq(state: Path) -> Tuple[int, List[str]]:
+    """The next heartbeat sequence and what was repaired on the way.
+
+    Persisted first so a restart never reuses one; on a full disk the heartbeat still goes
+    (it is how the centre hears of the full disk), see :func:`advance_even_unsaved`.
+    """
+    return advance_even_unsaved(state / "heartbeat.json", "seq")
 
 
-def send(client: Client, state: Path, agent_id: str, now: datetime, spool_depth: int, errors: Sequence[str]) -> None:
-    beat = Heartbeat(agent_id, next_seq(state), now, spool_depth, tuple(errors))
+def send(
+    client: Client, state: Path, agent_id: str, now: datetime, spool_depth: int, errors: Sequence[str]
+) -> List[str]:
+    """Send one heartbeat; what had to be repaired for it (for the next heartbeats' errors)."""
+    seq, problems = next_seq(state)
+    beat = Heartbeat(agent_id, seq, now, spool_depth, tuple(errors))
     client.post("/api/v1/heartbeat", canonical(beat.to_dict()))
+    return problems

@@ -64,7 +64,10 @@ class Enrolment:
 
 
 def load_enrolment(state: Path) -> Enrolment:
-    data = read_json(state / ENROLMENT_FILE)
+    try:
+        data = read_json(state / ENROLMENT_FILE)
+    except ValueError as err:
+        raise IdentityError(f"{err}; enrol again: tillsyn-agent enroll --server URL --token T") from err
     if data is None:
         raise IdentityError(f"{state / ENROLMENT_FILE}: not enrolled; run: tillsyn-agent enroll --server URL --token T")
     try:

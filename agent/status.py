@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Dict
 
-from agent.state import read_json, write_json
+from agent.state import read_state, write_json
 
 FILE = "status.json"
+log = logging.getLogger("tillsyn.agent.status")
 
 
 def load(state: Path) -> Dict[str, Any]:
-    return read_json(state / FILE) or {}
+    """The last saved status; empty when there is none or it cannot be read (the daemon rewrites it)."""
+    data, problem = read_state(state / FILE)
+    if problem:
+        log.warning("%s; starting from an empty status", problem)
+    return data or {}
 
 
 def save(state: Path, status: Dict[str, Any]) -> None:

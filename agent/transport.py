@@ -39,6 +39,19 @@ def check_server_url(url: str) -> str:
     return url.rstrip("/")
 
 
+def _refusal(status: int, reason: str, body: Dict[str, Any]) -> TransportError:
+    """The error for a 4xx/5xx answer, whatever its body holds (a proxy's page, a list, wrong types)."""
+    message = body.get("message")
+    hint = body.get("hint")
+    text = message if isinstance(message, str) and message else (reason or "no reason given")
+    text += f" ({hint})" if isinstance(hint, str) and hint else ""
+    # 5xx and 429 are the centre's trouble: try again later. A clock refusal passes once the
+    # node's clock is right (or the centre's clock catches up with the report's time). Any
+    # other 4xx: this request will never pass.
+    retry = status >= 500 or status == 429 or body.get("error") == "clock"
+    return TransportError(f"centre refused ({status}): {text}", retry=retry, status=status, body=body)
+
+
 class Client:
     """One reused session to the centre; every body is signed with the node's key."""
 
@@ -69,20 +82,15 @@ class Client:
         try:
             data = response.json()
         except ValueError:
-            data = {}
+            data = None
         if response.status_code >= 400:
-            message = data.get("message") or response.reason
-            hint = f" ({data['hint']})" if data.get("hint") else ""
-            # 5xx and 429 are the centre's trouble: try again later. 4xx: this request will never pass.
-            retry = response.status_code >= 500 or response.status_code == 429
-            raise TransportError(
-                f"centre refused ({response.status_code}): {message}{hint}",
-                retry=retry,
-                status=response.status_code,
-                body=data,
-            )
+            raise _refusal(response.status_code, response.reason, data if isinstance(data, dict) else {})
         if not isinstance(data, dict):
-            raise TransportError("centre answered with something that is not a JSON object", retry=True)
+            raise TransportError(
+                f"centre answered {response.status_code} with something that is not a JSON object",
+                retry=True,
+                status=response.status_code,
+            )
         return data
 
     def close(self) -> None:

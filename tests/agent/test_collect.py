@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import List
 
-from agent.collect import run_collectors
+from agent.collect import Running, run_collectors
 from agent.config import from_mapping
 from collectors import REGISTRY
 from collectors.base import CollectorSpec, Context
@@ -67,3 +68,42 @@ def test_wrong_return_type_is_an_error() -> None:
     records = run_collectors(config, only=["power"], registry={"power": _spec("power", lambda ctx: {"a": 1})})
     assert records[0].status is Status.ERROR
     assert records[0].error == "collector returned dict, not an Outcome"
+
+
+def test_a_collector_still_stuck_from_an_earlier_round_is_not_started_again() -> None:
+    """Each round would otherwise leave one more hung thread, until TasksMax stops every thread start."""
+    release = threading.Event()
+    calls: List[str] = []
+
+    def stuck(ctx: Context) -> Outcome:
+        calls.append("stuck")
+        release.wait(30)
+        return Outcome.from_parts({}, [])
+
+    registry = {"backup": _spec("backup", stuck), "power": _spec("power", _fine)}
+    config = from_mapping({"collectors": {"backup": {"timeout": 0.2}}}, None)
+    running = Running()
+    try:
+        first = {
+            r.collector: r for r in run_collectors(config, only=["backup", "power"], registry=registry, running=running)
+        }
+        assert first["backup"].error == "timed out after 0.2 s; abandoned"
+        for _ in range(3):
+            again = {
+                r.collector: r
+                for r in run_collectors(config, only=["backup", "power"], registry=registry, running=running)
+            }
+            assert again["power"].status is Status.COMPLETE
+            hung = again["backup"]
+            assert hung.status is Status.ERROR and hung.error is not None
+            assert hung.error.startswith(f"still running since {first['backup'].collected_at:%Y-%m-%dT%H:%M:%S}")
+        assert calls == ["stuck"], "the stuck collector was started again (one more thread each round)"
+    finally:
+        release.set()
+    # Once its thread has ended, the collector runs again.
+    deadline = time.monotonic() + 10
+    while running.since("backup") is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    records = run_collectors(config, only=["backup"], registry=registry, running=running)
+    assert records[0].status is Status.COMPLETE
+    assert calls == ["stuck", "stuck"]

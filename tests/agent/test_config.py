@@ -45,6 +45,7 @@ def test_missing_named_file_is_an_error(tmp_path: Path) -> None:
         ("colectors: {}\n", "colectors: unknown setting"),
         ("- just\n- a list\n", "expected a mapping, got list"),
         ("collectors:\n  power: {enabled: yes\n", "line 3, column 1: not valid YAML"),
+        ("a: " + "[" * 100000, "not a configuration: nested too deeply"),
     ],
 )
 def test_errors_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
@@ -69,3 +70,11 @@ def test_path_resolution_order() -> None:
     assert resolve_path("/a.yaml", {"TILLSYN_AGENT_CONFIG": "/b.yaml"}) == (Path("/a.yaml"), True)
     assert resolve_path(None, {"TILLSYN_AGENT_CONFIG": "/b.yaml"}) == (Path("/b.yaml"), True)
     assert resolve_path(None, {}) == (Path("/etc/tillsyn/agent.yaml"), False)
+
+
+def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "agent.yaml"
+    path.write_bytes(b"collectors:\n  power:\n    enabled: caf\xe9\n")
+    with pytest.raises(ConfigError) as info:
+        load(path, required=True)
+    assert str(info.value).startswith(f"{path}:") and "not valid YAML" in str(info.value)

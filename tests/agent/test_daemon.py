@@ -19,13 +19,21 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Tuple
 
 import pytest
 
 from tests.centre_process import ROOT, CentreProcess
 
 SPOOLED = re.compile(r"report (\d+) spooled \(([^)]*)\)")
+
+
+class Enrolling(Protocol):
+    """What enrolling needs of a centre: a real one (CentreProcess) or a scripted one (fake_centre)."""
+
+    url: str
+
+    def token(self) -> str: ...
 
 
 def agent_env(**extra: str) -> Dict[str, str]:
@@ -98,7 +106,7 @@ def agent_yaml(
 class AgentDaemon:
     """An enrolled agent state directory and its ``run`` process, stderr captured to a file."""
 
-    def __init__(self, work: Path, centre: CentreProcess, config_text: str) -> None:
+    def __init__(self, work: Path, centre: Enrolling, config_text: str) -> None:
         self.work = work
         self.centre = centre
         self.state = work / "state"

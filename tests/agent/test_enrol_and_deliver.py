@@ -82,11 +82,14 @@ def test_expired_token(centre: CentreProcess, tmp_path: Path) -> None:
 
 
 def test_wrong_url_is_unreachable_not_a_crash(tmp_path: Path) -> None:
+    """Exit 3, as for any centre that cannot be reached: a provisioning tool may try again (a
+    refused token is 2: trying again cannot help)."""
     url = f"http://127.0.0.1:{free_port()}"
     result = agent(tmp_path / "a", "enroll", "--server", url, "--token", "tse_x")
-    assert result.returncode == 2
-    assert f"enrolment failed: {url}: unreachable" in result.stderr
+    assert result.returncode == 3
+    assert f"enrolment failed, not enrolled: {url}: unreachable" in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "a" / "enrolment.json").exists()
 
 
 def test_plain_http_to_another_host_is_refused(tmp_path: Path) -> None:

@@ -16,7 +16,9 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.identity import load_key
 from agent.spool import Spool
@@ -119,12 +121,13 @@ def test_age_bound_drops_oldest_counts_and_reports_it(
     assert "spool depth:    0 (dropped at the bound: 2)" in shown
 
 
-def _evidence(size: int) -> Evidence:
+def evidence(size: int, at: Optional[datetime] = None) -> Evidence:
+    """A backup record of about ``size`` bytes (shared with the agent's other spool tests)."""
     return Evidence(
         collector="backup",
         collector_version="1.0",
         controls=("M04",),
-        collected_at=datetime.now(timezone.utc),
+        collected_at=at or datetime.now(timezone.utc),
         duration_ms=1.0,
         status=Status.COMPLETE,
         observed={"blob": "x" * size},
@@ -139,18 +142,37 @@ def test_size_bound_drops_oldest_first_and_keeps_counting(tmp_path: Path) -> Non
     key = new_private_key()
     spool = Spool(tmp_path / "spool")
     for _ in range(6):
-        spool.add(key, "agent-0001", "t", datetime.now(timezone.utc), [_evidence(30_000)])
+        spool.add(key, "agent-0001", "t", datetime.now(timezone.utc), [evidence(30_000)])
     size = spool.pending()[0].size
     assert spool.enforce_bounds(size * 4, 3600, time.time()) == 2
     assert [s.seq for s in spool.pending()] == [3, 4, 5, 6]
     assert sum(s.size for s in spool.pending()) <= size * 4
     assert spool.enforce_bounds(size * 4, 3600, time.time()) == 0
-    spool.add(key, "agent-0001", "t", datetime.now(timezone.utc), [_evidence(30_000)])
+    spool.add(key, "agent-0001", "t", datetime.now(timezone.utc), [evidence(30_000)])
     assert spool.enforce_bounds(size * 4, 3600, time.time()) == 1
     assert [s.seq for s in spool.pending()] == [4, 5, 6, 7]
     assert spool.dropped() == {"count": 3, "last_seq": 3}
     # A new spool object (a restarted agent) goes on numbering after the highest ever used.
     assert Spool(tmp_path / "spool").add(key, "agent-0001", "t", datetime.now(timezone.utc), []).seq == 8
+
+
+def spool_malformed(spool: Spool, key: Ed25519PrivateKey, agent_id: str, seq: int) -> None:
+    """Spool report ``seq`` signed by this node but malformed (an evidence status the centre does not
+    know): the centre refuses it for good (400 with its index in the batch)."""
+    bad = {
+        "type": "report",
+        "v": 1,
+        "agent_id": agent_id,
+        "report_id": uuid.uuid4().hex,
+        "seq": seq,
+        "collected_at": "2026-11-27T10:00:00Z",
+        "agent_version": "t",
+        "evidence": [{**evidence(10).to_dict(), "status": "splendid"}],
+    }
+    body = canonical(bad)
+    (spool.dir / f"{seq:020d}.json").write_text(
+        json.dumps({"report_id": bad["report_id"], "seq": seq, "body": b64(body), "signature": sign(key, body)})
+    )
 
 
 def test_refused_report_moves_to_rejected_and_does_not_block(
@@ -161,24 +183,9 @@ def test_refused_report_moves_to_rejected_and_does_not_block(
     key = load_key(daemon.state)
     spool = Spool(daemon.state / "spool")
     now = datetime.now(timezone.utc)
-    spool.add(key, daemon.agent_id, "t", now, [_evidence(10)])
-    # Report 2 is signed by this node but malformed (an evidence status the centre does not know):
-    # the centre refuses it for good (400 with its index in the batch).
-    bad = {
-        "type": "report",
-        "v": 1,
-        "agent_id": daemon.agent_id,
-        "report_id": uuid.uuid4().hex,
-        "seq": 2,
-        "collected_at": "2026-11-27T10:00:00Z",
-        "agent_version": "t",
-        "evidence": [{**_evidence(10).to_dict(), "status": "splendid"}],
-    }
-    body = canonical(bad)
-    (spool.dir / f"{2:020d}.json").write_text(
-        json.dumps({"report_id": bad["report_id"], "seq": 2, "body": b64(body), "signature": sign(key, body)})
-    )
-    spool.add(key, daemon.agent_id, "t", now, [_evidence(10)])
+    spool.add(key, daemon.agent_id, "t", now, [evidence(10)])
+    spool_malformed(spool, key, daemon.agent_id, 2)
+    spool.add(key, daemon.agent_id, "t", now, [evidence(10)])
     daemons.append(daemon.start())
     stored = wait_for(
         "reports 1, 3 and the daemon's 4 stored", lambda: len(daemon.stored()) == 3 and daemon.stored(), 20, daemon
@@ -275,3 +282,35 @@ def test_two_processes_spooling_at_once_lose_nothing(tmp_path: Path) -> None:
     items = Spool(directory).pending()
     assert len(items) == 120
     assert len({i.load()["report_id"] for i in items}) == 120
+
+
+def _size(directory: Path) -> int:
+    return sum(p.stat().st_size for p in directory.iterdir())
+
+
+def test_rejected_reports_count_in_the_bounds_and_go_first(tmp_path: Path) -> None:
+    """Twenty refused 50 KB reports and a 100 KiB bound: rejected/ is cut to what fits, oldest first,
+    counted; the queued reports are kept while set-aside ones can go instead."""
+    from evidence.signing import new_private_key
+
+    key = new_private_key()
+    spool = Spool(tmp_path / "spool")
+    for _ in range(20):
+        item = spool.add(key, "agent-0001", "t", datetime.now(timezone.utc), [evidence(50_000)])
+        spool.reject(item, "centre refused (400): malformed")
+    queued = spool.add(key, "agent-0001", "t", datetime.now(timezone.utc), [evidence(10_000)])
+    rejected = spool.dir / "rejected"
+    assert _size(rejected) > 1_000_000
+    assert spool.enforce_bounds(100 * 1024, 3600, time.time()) == 0
+    assert [p.path.name for p in spool.pending()] == [queued.path.name]
+    assert sorted(p.name for p in rejected.iterdir()) == [f"{20:020d}.json", f"{20:020d}.reason.json"]
+    assert _size(rejected) + queued.size <= 100 * 1024
+    assert spool.dropped() == {"count": 0, "rejected": 19}
+    # By age too: a set-aside report older than max_age goes, and is counted.
+    old = time.time() - 7200
+    for path in rejected.iterdir():
+        os.utime(path, (old, old))
+    assert spool.enforce_bounds(100 * 1024, 3600, time.time()) == 0
+    assert list(rejected.iterdir()) == []
+    assert spool.dropped() == {"count": 0, "rejected": 20}
+    assert [p.path.name for p in spool.pending()] == [queued.path.name]

@@ -1,0 +1,107 @@
+"""A full disk under the state directory is reported, never fatal (a real small tmpfs, a real daemon).
+
+The state directory is a 256 KiB tmpfs with few inodes, filled up (no new file, no free block):
+a round that cannot be spooled is kept in memory and spooled once there is room, heartbeats go
+on (their number unsaved but safe), carrying "spool: no space left on device", even across a
+restart on the full disk.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Iterator, List
+
+import pytest
+
+from tests.agent import test_daemon
+from tests.agent.test_daemon import AgentDaemon, agent_yaml, wait_for
+from tests.centre_process import CentreProcess
+from tests.conftest import in_ci
+
+centre = test_daemon.centre  # the fixtures, shared
+daemons = test_daemon.daemons
+FULL = "spool: no space left on device"
+
+
+def _mount_small_tmpfs(where: Path) -> None:
+    where.mkdir(parents=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k,nr_inodes=64,mode=0700", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        message = f"mounting a small tmpfs is not permitted here (needs root with CAP_SYS_ADMIN): {mounted.stderr}"
+        if in_ci() or os.geteuid() == 0:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture
+def small_state(tmp_path: Path) -> Iterator[Path]:
+    """``tmp_path/a/state`` on its own small tmpfs (where AgentDaemon keeps its state)."""
+    state = tmp_path / "a" / "state"
+    _mount_small_tmpfs(state)
+    yield state
+    subprocess.run(["umount", "--lazy", str(state)], check=False)
+
+
+def _fill(directory: Path) -> List[Path]:
+    """Take every free inode, then every free block; the files that did it."""
+    made = []
+    try:
+        while True:
+            path = directory / f"filler-{len(made)}"
+            path.touch()
+            made.append(path)
+    except OSError as err:
+        assert err.errno == errno.ENOSPC, err
+    chunk = b"\0" * 4096
+    try:
+        with open(made[0], "wb") as handle:
+            while True:
+                handle.write(chunk)
+                handle.flush()
+    except OSError as err:
+        assert err.errno == errno.ENOSPC, err
+    return made
+
+
+def _health(daemon: AgentDaemon) -> str:
+    return str(daemon.node()["health"] or "")
+
+
+def test_a_full_disk_is_reported_and_the_round_spooled_once_there_is_room(
+    centre: CentreProcess, small_state: Path, tmp_path: Path, daemons: List[AgentDaemon]
+) -> None:
+    work = tmp_path / "a"
+    daemon = AgentDaemon(work, centre, agent_yaml(work, ports=None, backup=3600, heartbeat=5))
+    daemons.append(daemon.start())
+    wait_for("report 1 stored", lambda: len(daemon.stored()) == 1, 30, daemon)
+    fillers = _fill(small_state)
+    (work / "marker.json").write_text(json.dumps({"finished_at": "2026-11-27T10:00:00Z", "result": "success"}))
+    wait_for("the round not spooled", lambda: "report not spooled" in daemon.text(), 15, daemon)
+    assert "No space left on device" in daemon.text()
+    wait_for("the full disk in a heartbeat", lambda: FULL in _health(daemon), 20, daemon)
+    assert daemon.alive() and daemon.spool_files() == []
+    # Stopped and started again on the full disk: it runs, and its heartbeats are still accepted.
+    assert daemon.stop() == 0
+    beat = daemon.node()["last_heartbeat_seq"]
+    daemon.start()
+    wait_for("a heartbeat after the restart", lambda: daemon.node()["last_heartbeat_seq"] > beat, 20, daemon)
+    wait_for("the full disk reported again", lambda: FULL in _health(daemon), 20, daemon)
+    # Room again: the round kept in memory is spooled and delivered, and the error is over.
+    for path in fillers:
+        path.unlink()
+    wait_for("the kept round delivered", lambda: len(daemon.stored()) == 2, 30, daemon)
+    stored = daemon.stored()
+    assert stored[1]["seq"] > stored[0]["seq"]
+    assert {e["collector"] for e in stored[1]["report"]["evidence"]} == {"backup"}
+    wait_for("a heartbeat without the error", lambda: FULL not in _health(daemon), 20, daemon)
+    assert json.loads((small_state / "status.json").read_text())["spool_depth"] == 0
+    assert daemon.stop() == 0
