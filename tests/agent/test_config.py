@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from agent.config import ConfigError, load, resolve_path
+from agent.config import COMMON, DELIVERY, PRIVACY, SPOOL, TOP, ConfigError, from_mapping, load, resolve_path
+from collectors import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,6 +23,16 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_shipped_config_is_valid() -> None:
     config = load(ROOT / "config" / "agent.yaml", required=True)
     assert set(config.collectors) == {"power", "disk_encryption", "antivirus", "backup", "ports"}
+
+
+def test_the_shipped_file_is_the_defaults_and_names_every_key() -> None:
+    """README: the shipped config files list every key (packagers ship it as /etc/tillsyn/agent.yaml)."""
+    shipped = ROOT / "config" / "agent.yaml"
+    assert replace(load(shipped, required=True), source=None) == from_mapping({}, None)
+    text = shipped.read_text()
+    schemas = [TOP, SPOOL, DELIVERY, PRIVACY, COMMON, *(spec.settings for spec in REGISTRY.values())]
+    missing = sorted({k for schema in schemas for k in schema if not re.search(rf"^[ #-]*{k}:", text, re.MULTILINE)})
+    assert missing == []
 
 
 def test_missing_default_file_means_defaults(tmp_path: Path) -> None:
