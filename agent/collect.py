@@ -18,8 +18,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from agent.config import AgentConfig
 from agent.scrub import scrub
+from agent.text import utf8_safe
 from collectors.base import CollectorSpec, Context
-from evidence.model import Evidence, Outcome, utc_iso
+from evidence.model import Evidence, Gap, Outcome, utc_iso
 
 
 @dataclass
@@ -138,9 +139,10 @@ def run_collectors(
                 collected_at=moment,
                 duration_ms=duration,
                 status=outcome.status,
-                observed=outcome.observed,
-                gaps=tuple(outcome.gaps),
-                error=outcome.error,
+                # paths and names read from the system may not be UTF-8 (agent/text.py)
+                observed=utf8_safe(dict(outcome.observed)),
+                gaps=tuple(Gap(utf8_safe(g.what), utf8_safe(g.reason)) for g in outcome.gaps),
+                error=utf8_safe(outcome.error),
             )
         )
     return records

@@ -47,15 +47,17 @@ def advance(path: Path, key: str, at_least: int = 0) -> Tuple[int, List[str]]:
     return value, problems
 
 
-def advance_even_unsaved(path: Path, key: str) -> Tuple[int, List[str]]:
+def advance_even_unsaved(path: Path, key: str, at_least: int = 0) -> Tuple[int, List[str]]:
     """Like :func:`advance`, but when the number cannot be saved (a full disk) it is still handed out.
 
     The file is then emptied instead, which needs no free space: the next reading (in this
     process or after a restart) finds it unreadable and goes on from the clock, above the
-    number used now.  OSError only when even that fails.
+    number used now.  ``at_least`` is the highest number this process handed out: a clock
+    stepped back while the disk is full must not take the numbering below it.  OSError only
+    when even emptying the file fails.
     """
     current, problems = _current(path, key)
-    value = current + 1
+    value = max(current, at_least) + 1
     try:
         write_json(path, {key: value})
     except OSError as err:

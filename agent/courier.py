@@ -10,6 +10,7 @@ On a stop the loop does not wait for it: what it was sending stays spooled and g
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -28,6 +29,8 @@ class Courier:
         self._wake = wake
         self._thread: Optional[threading.Thread] = None
         self._done: Optional[Done] = None
+        self._job = ""
+        self._started = 0.0
 
     @property
     def busy(self) -> bool:
@@ -47,13 +50,31 @@ class Courier:
             self._wake.set()
 
         thread = threading.Thread(target=run, name=f"courier-{name}", daemon=True)
+        self._job, self._started = name, time.monotonic()
         thread.start()
         self._thread = thread
 
     def take(self) -> Optional[Done]:
-        """The finished job, once; None while it runs or when there is none."""
-        if self._thread is None or self._thread.is_alive():
+        """The finished job, once; None while it runs or when there is none.
+
+        Decided by the result, not by the thread's end: the job wakes the loop as soon as it has
+        a result, a moment before its thread ends, and that wake-up must not be missed."""
+        if self._thread is None or self._done is None:
             return None
         self._thread = None
         done, self._done = self._done, None
         return done
+
+    @property
+    def started(self) -> float:
+        """When the running (or last) job started (monotonic)."""
+        return self._started
+
+    def overdue(self, now: float, limit: float) -> Optional[str]:
+        """The running job's name when it has run for more than ``limit`` seconds (monotonic ``now``).
+
+        The transport's read timeout bounds each wait for a byte, not a whole request: a server
+        that sends one byte every few seconds could hold a job for ever."""
+        if self._thread is not None and self._done is None and now - self._started > limit:
+            return self._job
+        return None

@@ -195,22 +195,20 @@ class Daemon:
         current = self.round
         if current is None or current.thread.is_alive() or now < self.next_spool_try:
             return
-        if not current.collected:
-            self._collected(current)
         try:
+            if not current.collected:
+                self._collected(current)
             spooled = self.spool.add(
                 self.key, self.enrolment.agent_id, __version__, current.collected_at, current.records
             )
-        except OSError as err:
-            delay = self.spool_backoff.failed()
-            self.next_spool_try = now + delay
-            self.spool_error = f"spool: {os_reason(err)}"
-            self.recent.note(self.spool_error)
-            told = log.error if self._tell("spool", self.spool_error) else log.debug
-            told("report not spooled, kept in memory and tried again in %.1f s: %s", delay, err)
-            if not self.ready:  # running, and saying what is wrong, is what systemd is to know
-                self.ready = True
-                self.notifier.ready(f"first collection could not be spooled: {os_reason(err)}")
+        except Exception as err:  # not only a full disk: the round may not make a report at all
+            if isinstance(err, OSError):
+                self._spool_failed(current, now, err)
+                return
+            # Kept, it would be tried again every turn and no other round would start: dropped, said.
+            log.error("the collection of %s could not be made a report; dropped", current.collected_at, exc_info=err)
+            self.recent.note(f"report not made: {type(err).__name__}: {err}")
+            self.round = None
             return
         self.round = None
         self.next_spool_try = 0.0
@@ -224,6 +222,18 @@ class Daemon:
             self.notifier.ready(f"first collection spooled (report {spooled.seq})")
         self.link.next_delivery = 0.0
         self.bounds_checked = -math.inf  # a report was added: check the bounds now
+
+    def _spool_failed(self, current: _Round, now: float, err: OSError) -> None:
+        """A full disk (or another OSError): keep the round in memory and try again later."""
+        delay = self.spool_backoff.failed()
+        self.next_spool_try = now + delay
+        self.spool_error = f"spool: {os_reason(err)}"
+        self.recent.note(self.spool_error)
+        told = log.error if self._tell("spool", self.spool_error) else log.debug
+        told("report not spooled, kept in memory and tried again in %.1f s: %s", delay, err)
+        if not self.ready:  # running, and saying what is wrong, is what systemd is to know
+            self.ready = True
+            self.notifier.ready(f"first collection could not be spooled: {os_reason(err)}")
 
     def _probe(self, now: float) -> None:
         """Quick checks (e.g. UPS status every few seconds); a changed answer runs the collector now."""
@@ -287,7 +297,17 @@ class Daemon:
             self.notifier.status(line)
 
     def _sleep_for(self, now: float) -> float:
-        candidates = [self.notifier.watchdog_interval / 2] if self.notifier.watchdog_interval else [60.0]
+        """How long the loop may wait; what cannot be read for it (e.g. the spool's directory) makes
+        the wait short, never ends the loop."""
+        longest = self.notifier.watchdog_interval / 2 if self.notifier.watchdog_interval else 60.0
+        try:
+            return self._wait_until_due(now, longest)
+        except Exception as err:  # noqa: BLE001  as in _guarded: logged and reported, never fatal
+            self._unexpected("waiting", err)
+            return min(longest, FAILED_TURN_PAUSE_S)
+
+    def _wait_until_due(self, now: float, longest: float) -> float:
+        candidates = [longest]
         if self.round is None:
             # While a round runs, what is due or triggered waits for it (its end wakes the loop).
             candidates += [at - now for at in self.schedule.wake_times(now)]
@@ -302,14 +322,17 @@ class Daemon:
         """Run one step of the loop; an unexpected exception is logged and reported, never fatal."""
         try:
             step(now)
-        except Exception as err:
-            text = f"{name}: unexpected {type(err).__name__}: {err}"
-            if self._tell(f"step {name}", text):
-                log.exception("%s", text)
-            else:
-                log.error("%s (again)", text)
-            self.recent.note(text)
+        except Exception as err:  # noqa: BLE001  logged with its traceback by _unexpected
+            self._unexpected(name, err)
             self._turn_failed = True
+
+    def _unexpected(self, name: str, err: Exception) -> None:
+        text = f"{name}: unexpected {type(err).__name__}: {err}"
+        if self._tell(f"step {name}", text):
+            log.exception("%s", text, exc_info=err)
+        else:
+            log.error("%s (again)", text)
+        self.recent.note(text)
 
     def _turn(self, now: float) -> None:
         self._turn_failed = False

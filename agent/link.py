@@ -13,7 +13,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Set
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -29,6 +29,8 @@ from agent.spool import Spool
 from agent.transport import Client
 
 log = logging.getLogger("tillsyn.agent")
+JOB_DEADLINE_S = 90.0
+"""Longest a delivery or heartbeat may take (a batch is at most a few MB) before it is abandoned."""
 
 
 def utc(ts: float) -> str:
@@ -49,6 +51,7 @@ class Link:
         self.state = state
         self.enrolment = enrolment
         self.spool = spool
+        self.key = key
         self.client = Client(enrolment.server, key, enrolment.agent_id, enrolment.ca_file)
         self.courier = Courier(wake)
         self.wake = wake
@@ -61,7 +64,9 @@ class Link:
         self.next_delivery = 0.0
         self.next_heartbeat = 0.0
         self.batch_limit = MAX_BATCH_REPORTS
-        self._counter_problems: List[str] = []
+        self._counter_problems: Set[str] = set()
+        self.beat_floor = 0
+        """The highest heartbeat number this process used: the next is above it, whatever the clock."""
 
     def configure(self, config: AgentConfig) -> None:
         self.backoff = Backoff(config.backoff_min, config.backoff_max)
@@ -74,6 +79,9 @@ class Link:
         done = self.courier.take()
         if done is not None:
             (self._delivered if done.name == "deliver" else self._heartbeat_sent)(done, time.monotonic())
+        late = self.courier.overdue(now, JOB_DEADLINE_S)
+        if late is not None:
+            self._abandon(late, now)
         if self.courier.busy:
             return
         if now >= self.next_heartbeat:
@@ -83,10 +91,29 @@ class Link:
             limit = self.batch_limit
             self.courier.start("deliver", lambda: deliver(self.spool, self.client, max_batches=1, batch_limit=limit))
 
+    def _abandon(self, name: str, now: float) -> None:
+        """Give up a job that has run past JOB_DEADLINE_S: a new connection and courier take over.
+
+        Nothing is lost: only reports the centre acknowledged leave the spool, and the heartbeat's
+        number was saved (and is the floor of the next) before it was sent."""
+        text = f"centre: a {name} took over {JOB_DEADLINE_S:.0f} s and was abandoned; connecting again"
+        log.error("%s (what it was sending stays spooled)", text)
+        self.recent.note(text)
+        stuck = self.client
+        self.client = Client(self.enrolment.server, self.key, self.enrolment.agent_id, self.enrolment.ca_file)
+        self.courier = Courier(self.wake)
+        if name == "deliver":
+            self.next_delivery = now + self.backoff.failed()
+        try:
+            stuck.close()
+        except Exception:
+            log.debug("closing the abandoned connection failed", exc_info=True)
+
     def wake_times(self) -> List[float]:
-        """When the loop must turn for the centre (none while a job runs: its end wakes the loop)."""
+        """When the loop must turn for the centre (while a job runs: its end wakes the loop, and its
+        deadline is kept)."""
         if self.courier.busy:
-            return []
+            return [self.courier_deadline()]
         return [self.next_heartbeat, self.next_delivery] if self.spool.depth() else [self.next_heartbeat]
 
     def _delivered(self, done: Done, now: float) -> None:
@@ -111,7 +138,7 @@ class Link:
         if result.rejected:
             self.recent.note(f"{result.rejected} report(s) refused by the centre, kept in spool/rejected")
 
-    def _heartbeat_job(self) -> Callable[[], List[str]]:
+    def _heartbeat_job(self) -> Callable[[], heartbeat.Sent]:
         dropped = self.spool.dropped()
         errors = self.recent.items()
         if dropped.get("count"):
@@ -120,24 +147,32 @@ class Link:
             errors.append(f"{dropped['rejected']} refused report(s) deleted from spool/rejected at the spool bound")
         depth = self.spool.depth()
         now = datetime.now(timezone.utc)
-        return lambda: heartbeat.send(self.client, self.state, self.enrolment.agent_id, now, depth, errors)
+        floor, client = self.beat_floor, self.client
+
+        def used(seq: int) -> None:
+            self.beat_floor = max(self.beat_floor, seq)
+
+        return lambda: heartbeat.send(client, self.state, self.enrolment.agent_id, now, depth, errors, floor, used)
 
     def _heartbeat_sent(self, done: Done, _now: float) -> None:
         if done.error is None:
             self.info["last_heartbeat_at"] = utc(time.time())
-            if not done.value:  # its number was saved again: earlier trouble with it is over
-                for problem in self._counter_problems:
-                    self.recent.forget(problem)
-                self._counter_problems = []
-            for problem in done.value:
-                log.error("heartbeat: %s", problem)
-                self._counter_problems.append(f"heartbeat: {problem}")
-                self.recent.note(f"heartbeat: {problem}")
+            problems = {f"heartbeat: {problem}" for problem in done.value.problems}
+            for gone in self._counter_problems - problems:  # its number was saved again: that trouble is over
+                self.recent.forget(gone)
+            for problem in sorted(problems - self._counter_problems):
+                log.error("%s", problem)
+            for problem in sorted(problems):
+                self.recent.note(problem)
+            self._counter_problems = problems
         elif isinstance(done.error, TransportError):
             log.warning("heartbeat failed: %s", done.error)
         else:
             log.error("heartbeat failed", exc_info=done.error)
             self.recent.note(f"heartbeat: {type(done.error).__name__}: {done.error}")
+
+    def courier_deadline(self) -> float:
+        return self.courier.started + JOB_DEADLINE_S + 0.1
 
     def close(self) -> None:
         """Let go of the connection; a request still in the courier is abandoned (its reports stay spooled)."""
