@@ -7,7 +7,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List
 
 import pytest
 from fastapi.testclient import TestClient
@@ -95,6 +95,17 @@ def test_down_channel_waits_without_blocking_the_other(
             assert dispatch_once(centre.engine, settings2, senders2).sent == 0
 
 
+def _as_two_replicas(work: Callable[[int], None], engines: List[Any], timeout: float) -> None:
+    """``work(0)`` and ``work(1)`` at once, as two centre processes with an engine each; then the engines go."""
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    for engine in engines:
+        engine.dispose()
+
+
 def test_two_dispatchers_send_each_notification_once(
     client: TestClient, centre: Centre, tmp_path: Path, database_url: str
 ) -> None:
@@ -133,13 +144,7 @@ def test_two_dispatchers_send_each_notification_once(
                 total += sent
             results[index] = total
 
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        for engine in engines:
-            engine.dispose()
+        _as_two_replicas(work, engines, 60)
         ids = [json.loads(r.body)["incident"]["id"] for r in up.requests]
         assert len(ids) == queued == results[0] + results[1]
         assert len(set(ids)) == len(ids)  # no notification went out twice
@@ -186,13 +191,7 @@ def test_a_channel_slower_than_the_lease_is_still_sent_once_by_two_dispatchers(
                 sent[index] += dispatch_once(engines[index], settings, senders, owner=f"replica-{index}").sent
                 time.sleep(0.05)
 
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(90)
-        for engine in engines:
-            engine.dispose()
+        _as_two_replicas(work, engines, 90)
         ids = [json.loads(r.body)["incident"]["id"] for r in slow.requests]
         assert len(ids) == len(set(ids)) == queued  # each once, none lost
         assert sent[0] + sent[1] == queued and min(sent.values()) > 0  # both took part
