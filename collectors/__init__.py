@@ -12,7 +12,7 @@ from collectors.base import CollectorSpec
 
 
 def _load() -> Dict[str, CollectorSpec]:
-    from collectors import antivirus, backup, disk_encryption, ports, power
+    from collectors import antivirus, backup, disk_encryption, ports, power, time
 
     specs = [
         power.SPEC,
@@ -20,6 +20,7 @@ def _load() -> Dict[str, CollectorSpec]:
         antivirus.SPEC,
         backup.SPEC,
         ports.SPEC,
+        time.SPEC,
     ]
     return {spec.name: spec for spec in specs}
 
