@@ -12,7 +12,7 @@ from collectors.base import CollectorSpec
 
 
 def _load() -> Dict[str, CollectorSpec]:
-    from collectors import antivirus, backup, disk_encryption, ports, power, time
+    from collectors import antivirus, backup, disk_encryption, ports, power, sshd, time
 
     specs = [
         power.SPEC,
@@ -21,6 +21,7 @@ def _load() -> Dict[str, CollectorSpec]:
         backup.SPEC,
         ports.SPEC,
         time.SPEC,
+        sshd.SPEC,
     ]
     return {spec.name: spec for spec in specs}
 

@@ -42,6 +42,10 @@ class Context:
     command_timeout: float = runner.DEFAULT_TIMEOUT
     hostname: str = field(default_factory=socket.gethostname)
     """This node's name as the kernel has it (uname -n), which restic records in its snapshots."""
+    state_dir: Optional[Path] = None
+    """The agent's state directory, for a collector that keeps something between runs (a baseline)."""
+    keep_state: bool = False
+    """Whether this run may write there: the daemon's runs do; ``collect`` and ``check`` only read."""
 
     def path(self, absolute: str) -> Path:
         """``absolute`` (e.g. ``/sys/block``) below :attr:`root`."""
@@ -66,7 +70,17 @@ class Context:
         return self.euid == 0
 
     def with_settings(self, settings: Mapping[str, Any]) -> Context:
-        return Context(self.root, settings, self.run, self.now, self.euid, self.command_timeout, self.hostname)
+        return Context(
+            self.root,
+            settings,
+            self.run,
+            self.now,
+            self.euid,
+            self.command_timeout,
+            self.hostname,
+            self.state_dir,
+            self.keep_state,
+        )
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from collectors import REGISTRY
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config" / "agent.yaml"
-COLLECTORS = {"power", "disk_encryption", "antivirus", "backup", "ports"}
+COLLECTORS = set(REGISTRY)
 
 
 def _agent(*args: str) -> subprocess.CompletedProcess[str]:

@@ -22,7 +22,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 def test_shipped_config_is_valid() -> None:
     config = load(ROOT / "config" / "agent.yaml", required=True)
-    assert set(config.collectors) == {"power", "disk_encryption", "antivirus", "backup", "ports", "time"}
+    assert set(config.collectors) == {"power", "disk_encryption", "antivirus", "backup", "ports", "time", "sshd"}
 
 
 def test_the_shipped_file_is_the_defaults_and_names_every_key() -> None:

@@ -28,6 +28,7 @@ from agent.config import load
 from agent.identity import load_key
 from agent.spool import Spool
 from agent.state import write_json
+from collectors import REGISTRY
 from tests.centre_process import ROOT, CentreProcess, free_port
 
 SPOOLED = re.compile(r"report (\d+) spooled")
@@ -54,12 +55,19 @@ def grows_past(count: Callable[[], int], floor: int) -> Callable[[], bool]:
 
 
 def agent_yaml(nut_port: Optional[int] = None, nut_dir: Optional[Path] = None, nudge: int = 0, extra: str = "") -> str:
-    """Short intervals: power and ports every 10 s, heartbeats every 5 s, quick retries, others off.
+    """Short intervals: power and ports every 10 s, heartbeats every 5 s, quick retries, others off
+    unless ``extra`` (more lines under ``collectors:``) configures them.
 
     Without ``nut_port`` the power collector asks a port where nothing listens (not present,
     quickly); ``nut_dir`` keeps the host's own /etc/nut out of the evidence.
     """
     port = nut_port or free_port()
+    # every other collector off unless ``extra`` configures it (collectors added later too)
+    off = "".join(
+        f"  {name}: {{enabled: false}}\n"
+        for name in sorted(REGISTRY)
+        if name not in ("power", "ports") and f"  {name}:" not in extra
+    )
     nut_conf = f", nut_config_dir: {nut_dir}" if nut_dir else ""
     return (
         "heartbeat_interval: 5\n"
@@ -69,9 +77,7 @@ def agent_yaml(nut_port: Optional[int] = None, nut_dir: Optional[Path] = None, n
         f"  power: {{interval: 10, nut_servers: [{{host: 127.0.0.1, port: {port}}}], apcupsd_servers: [],\n"
         f"          nut_follow_upsmon: false, power_supply: false, server_timeout: 1.0{nut_conf}}}\n"
         "  ports: {interval: 10}\n"
-        "  disk_encryption: {enabled: false}\n"
-        "  antivirus: {enabled: false}\n"
-        "  backup: {enabled: false}\n"
+        f"{off}"
         f"{extra}"
         f"# nudge {nudge}\n"
     )
