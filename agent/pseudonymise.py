@@ -1,6 +1,6 @@
 """Pseudonymising personal data in evidence before it leaves the node (M13).
 
-Usernames (in fields named ``user``, ``username``, ``owner`` or ``login``) and the
+Usernames (in fields named ``user``, ``users``, ``username``, ``owner`` or ``login``) and the
 user part of home paths (``/home/<name>/…``) are replaced by a keyed hash:
 ``u-`` and 12 hex digits of HMAC-SHA256 under the fleet's pseudonym key.  The same
 person gets the same pseudonym on every node of the fleet, so evidence can still
@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Optional
 
 from evidence.model import Evidence
 
-USER_FIELDS = frozenset({"user", "username", "owner", "login"})
+USER_FIELDS = frozenset({"user", "users", "username", "owner", "login"})
 UID_MIN = 1000  # Debian's and RHEL's login.defs default
 _HOME = re.compile(r"^(/home/|/var/home/)([^/]+)")
 

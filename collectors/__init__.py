@@ -12,7 +12,7 @@ from collectors.base import CollectorSpec
 
 
 def _load() -> Dict[str, CollectorSpec]:
-    from collectors import antivirus, backup, disk_encryption, ports, power, sshd, time
+    from collectors import accounts, antivirus, backup, disk_encryption, ports, power, sshd, time
 
     specs = [
         power.SPEC,
@@ -22,6 +22,7 @@ def _load() -> Dict[str, CollectorSpec]:
         ports.SPEC,
         time.SPEC,
         sshd.SPEC,
+        accounts.SPEC,
     ]
     return {spec.name: spec for spec in specs}
 

@@ -50,6 +50,7 @@ def test_usernames_and_home_paths_become_stable_pseudonyms() -> None:
         "paths": ["/home/bob", "/var/home/alice/x", "/srv/home/alice"],
         "count": 3,
         "login": "",
+        "duplicate_uids": [{"uid": 1000, "users": ["alice", "root"]}],  # the accounts collector's list
     }
     out = p.apply(observed)
     assert out["listening"][0]["process"] == {"user": alice, "exe": f"/home/{alice}/bin/server", "name": "server"}
@@ -58,6 +59,7 @@ def test_usernames_and_home_paths_become_stable_pseudonyms() -> None:
     assert out["owner"] == p.name("bob")
     assert out["paths"] == [f"/home/{p.name('bob')}", f"/var/home/{alice}/x", "/srv/home/alice"]
     assert out["count"] == 3 and out["login"] == ""
+    assert out["duplicate_uids"] == [{"uid": 1000, "users": [alice, "root"]}]
     assert observed["owner"] == "bob"  # the input is not changed
 
 

@@ -1,0 +1,133 @@
+"""Accounts made by useradd/usermod in a test root, login records by lastlog and utmpdump, keys by
+ssh-keygen: what a sysadmin would see, and what the shipped rules say of it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from collectors.accounts import SPEC
+from evidence.model import Status
+from tests.collectors.accounts.helpers import NOW, add_key, context, make_root, run, useradd, wtmp_login
+from tests.evidence.shipped import judge_shipped
+
+
+def _by_user(observed: dict) -> dict:  # type: ignore[type-arg]
+    return {a["user"]: a for a in observed["accounts"]}
+
+
+def test_a_clean_node_passes(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    useradd(root, "-m", "-s", "/bin/bash", "-G", "sudo", "anna")
+    run(["usermod", "--prefix", str(root), "-p", "$6$salt$hash", "anna"])
+    add_key(root, "anna", "ed25519", None, 'from="198.51.100.0/24,192.0.2.1",no-agent-forwarding')
+    add_key(root, "anna", "rsa", 3072)
+    wtmp_login(root, "anna", "2026-11-30T10:00:00,000000+00:00")
+    (root / "etc" / "sudoers").write_text(
+        "root ALL=(ALL:ALL) ALL\n%sudo ALL=(ALL:ALL) ALL\n@includedir /etc/sudoers.d\n"
+    )
+    outcome = SPEC.collect(context(root))
+    assert outcome.status is Status.COMPLETE, outcome.gaps
+    anna = _by_user(outcome.observed)["anna"]
+    assert (anna["uid"], anna["personal"], anna["password"], anna["locked"]) == (1000, True, "hash", False)
+    assert anna["last_login"] == "2026-11-30T10:00:00Z" and anna["dormant"] is False
+    assert anna["admin_groups"] == ["sudo"]
+    keys = anna["authorized_keys"]
+    assert keys["count"] == 2 and keys["types"] == ["ssh-ed25519", "ssh-rsa"]
+    assert keys["keys"][0] == {
+        "type": "ssh-ed25519",
+        "bits": 256,
+        "options": ["from", "no-agent-forwarding"],
+        "from": ["198.51.100.0/24", "192.0.2.1"],
+    }
+    assert keys["keys"][1]["bits"] == 3072
+    assert "laptop" not in str(outcome.observed) and "AAAA" not in str(outcome.observed)  # never keys or comments
+    assert outcome.observed["admin_group_members"] == [{"group": "sudo", "user": "anna"}]
+    assert [(r["group"], r["all_commands"], r["nopasswd"]) for r in outcome.observed["sudo_rules"]] == [
+        (None, True, False),
+        ("sudo", True, False),
+    ]
+    assert set(judge_shipped("accounts", outcome, NOW).values()) == {"passing"}
+
+
+def test_extra_uid0_empty_password_nopasswd_and_dormant_fail(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    useradd(root, "-o", "-u", "0", "-g", "0", "-M", "-d", "/root", "-s", "/bin/bash", "toor")
+    useradd(root, "-m", "-s", "/bin/bash", "bertil")
+    run(["usermod", "--prefix", str(root), "-p", "", "bertil"])  # an empty password
+    useradd(root, "-m", "-s", "/bin/bash", "-u", "1000", "-o", "cecilia")
+    run(["usermod", "--prefix", str(root), "-p", "$6$x$y", "cecilia"])
+    # cecilia last logged in in the spring, more than dormant_days (90) before NOW
+    wtmp_login(root, "cecilia", "2026-04-01T08:00:00,000000+00:00")
+    (root / "etc" / "sudoers").write_text("root ALL=(ALL:ALL) ALL\n#includedir /etc/sudoers.d\n")
+    (root / "etc" / "sudoers.d" / "90-cloud-init-users").write_text(
+        "# Created by cloud-init\nbertil ALL=(ALL) NOPASSWD:ALL\n"
+    )
+    (root / "etc" / "sudoers.d" / "README.txt").write_text(
+        "bertil ALL=(ALL) NOPASSWD:ALL\n"
+    )  # has a '.': sudo skips it
+    outcome = SPEC.collect(context(root))
+    accounts = _by_user(outcome.observed)
+    assert accounts["toor"]["uid"] == 0 and accounts["toor"]["personal"] is False
+    assert accounts["bertil"]["password"] == "empty"
+    assert outcome.observed["duplicate_uids"] == [
+        {"uid": 0, "users": ["root", "toor"]},
+        {"uid": 1000, "users": ["bertil", "cecilia"]},
+    ]
+    nopasswd = [r for r in outcome.observed["sudo_rules"] if r["nopasswd"]]
+    assert nopasswd == [
+        {
+            "source": "/etc/sudoers.d/90-cloud-init-users:2",
+            "runas": "ALL",
+            "all_commands": True,
+            "nopasswd": True,
+            "user": "bertil",
+            "group": None,
+            "kind": "user",
+        }
+    ]
+    assert accounts["cecilia"]["last_login"] == "2026-04-01T08:00:00Z" and accounts["cecilia"]["dormant"] is True
+    verdicts = judge_shipped("accounts", outcome, NOW)
+    assert verdicts == {
+        "accounts-no-extra-uid0": "failing",
+        "accounts-no-shared-uid": "failing",
+        "accounts-no-empty-password": "failing",
+        "accounts-no-dormant": "failing",
+        "accounts-sudo-needs-password": "failing",
+    }
+
+
+def test_never_logged_in_is_dormant_only_once_the_password_is_old(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    useradd(root, "-m", "-s", "/bin/bash", "-p", "$6$a$b", "david")  # password set today (useradd's day)
+    today = _by_user(SPEC.collect(context(root)).observed)["david"]
+    assert today["never_logged_in"] is True
+    # useradd writes today's day into shadow; seen 100 days later the account is dormant
+    from datetime import timedelta
+
+    later = _by_user(SPEC.collect(context(root, now=NOW.replace(year=2027) + timedelta(days=100))).observed)["david"]
+    assert later["dormant"] is True
+    # a lastlog record (lastlog -S writes "now") ends "never"
+    run(["lastlog", "-R", str(root), "-S", "-u", "david"])
+    seen = _by_user(SPEC.collect(context(root, now=NOW.replace(year=2030))).observed)["david"]
+    assert seen["never_logged_in"] is False and seen["last_login"] is not None
+
+
+def test_unreadable_files_are_gaps_and_the_rules_are_unknown(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    useradd(root, "-m", "-s", "/bin/bash", "erik")
+    (root / "etc" / "sudoers").write_text("root ALL=(ALL:ALL) ALL\n")
+    for name in ("etc/shadow", "etc/sudoers", "var/log/lastlog", "var/log/wtmp"):
+        os.unlink(root / name)
+        (root / name).mkdir()  # reading a directory fails like an unreadable file (root reads any mode)
+    outcome = SPEC.collect(context(root))
+    assert outcome.status is Status.PARTIAL
+    whats = {g.what for g in outcome.gaps}
+    assert {"password state and expiry", "sudo rules in /etc/sudoers", "dormant accounts"} <= whats
+    erik = _by_user(outcome.observed)["erik"]
+    assert erik["password"] is None and erik["dormant"] is None
+    verdicts = judge_shipped("accounts", outcome, NOW)
+    assert verdicts["accounts-no-empty-password"] == "unknown"
+    assert verdicts["accounts-sudo-needs-password"] == "unknown"
+    assert verdicts["accounts-no-dormant"] == "unknown"
+    assert verdicts["accounts-no-extra-uid0"] == "passing"  # passwd was read: that is known
