@@ -22,7 +22,14 @@ _ORDER = {Verdict.FAILING: 0, Verdict.UNKNOWN: 1, Verdict.STALE: 2, Verdict.PASS
 _MARK = {Verdict.PASSING: "pass", Verdict.FAILING: "FAIL", Verdict.UNKNOWN: "UNKNOWN", Verdict.STALE: "STALE"}
 
 
-def run_check(config: AgentConfig, policy_flag: Optional[str], root: Path, *, as_json: bool = False) -> int:
+def run_check(
+    config: AgentConfig,
+    policy_flag: Optional[str],
+    root: Path,
+    *,
+    as_json: bool = False,
+    state_dir: Optional[Path] = None,
+) -> int:
     path = policy_path(Path(policy_flag) if policy_flag else None)
     try:
         policy = parse_policy(path.read_text(encoding="utf-8"), str(path), list(REGISTRY))
@@ -32,7 +39,7 @@ def run_check(config: AgentConfig, policy_flag: Optional[str], root: Path, *, as
         raise ConfigError(str(err)) from err
     rules = policy.rules_for()
     needed = sorted({r.collector for r in rules} & set(REGISTRY))
-    records = {r.collector: r.to_dict() for r in run_collectors(config, only=needed, root=root)}
+    records = {r.collector: r.to_dict() for r in run_collectors(config, only=needed, root=root, state_dir=state_dir)}
     now = datetime.now(timezone.utc)
     results = [evaluate(rule, records.get(rule.collector), now) for rule in rules]
     if as_json:

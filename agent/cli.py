@@ -75,7 +75,7 @@ def _collect(args: argparse.Namespace) -> int:
     path, required = resolve_path(args.config, os.environ)
     config = load(path, required=required)
     only = _only(args.only, list(REGISTRY))
-    records = run_collectors(config, only=only, root=Path(args.root))
+    records = run_collectors(config, only=only, root=Path(args.root), state_dir=state_dir(args.state_dir, os.environ))
     if args.json:
         json.dump([r.to_dict() for r in records], sys.stdout, indent=2, sort_keys=False)
         sys.stdout.write("\n")
@@ -112,7 +112,7 @@ def _run_once(args: argparse.Namespace) -> int:
     path, required = resolve_path(args.config, os.environ)
     config = load(path, required=required)
     collected_at = datetime.now(timezone.utc)
-    records = run_collectors(config)
+    records = run_collectors(config, state_dir=state)
     if config.pseudonymise:
         pseudonymiser = Pseudonymiser(pseudonym_key(state))
         records = [pseudonymised(r, pseudonymiser) for r in records]
@@ -192,7 +192,9 @@ def _check(args: argparse.Namespace) -> int:
 
     path, required = resolve_path(args.config, os.environ)
     config = load(path, required=required)
-    return run_check(config, args.policy, Path(args.root), as_json=args.json)
+    return run_check(
+        config, args.policy, Path(args.root), as_json=args.json, state_dir=state_dir(args.state_dir, os.environ)
+    )
 
 
 COMMANDS = {"collect": _collect, "enroll": _enroll, "status": _status, "run": _run, "check": _check}

@@ -98,11 +98,15 @@ def run_collectors(
     base: Optional[Context] = None,
     clock: Callable[[], float] = time.monotonic,
     running: Optional[Running] = None,
+    state_dir: Optional[Path] = None,
+    keep_state: bool = False,
 ) -> List[Evidence]:
     """Run the enabled collectors (or those named in ``only``) and return their evidence.
 
     ``running`` remembers threads across calls (the daemon's rounds), so that a collector
-    still stuck in an earlier round is reported instead of started again.
+    still stuck in an earlier round is reported instead of started again.  ``state_dir`` is
+    where collectors keep caches between runs (the updates collector's package simulation);
+    ``keep_state`` lets them write state there (the daemon's runs).
     """
     if registry is None:
         from collectors import REGISTRY
@@ -110,7 +114,9 @@ def run_collectors(
         registry = REGISTRY
     running = running or Running()
     names = list(only) if only else [n for n, c in config.collectors.items() if c.enabled]
-    base_ctx = base or Context(root=root, command_timeout=config.command_timeout)
+    base_ctx = base or Context(
+        root=root, command_timeout=config.command_timeout, state_dir=state_dir, keep_state=keep_state
+    )
     jobs = []
     for name in names:
         spec = registry[name]

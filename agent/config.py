@@ -33,6 +33,8 @@ COMMON_DEFAULTS: Dict[str, Dict[str, Any]] = {
     "power": {"poll": 5.0},
     "disk_encryption": {"interval": 3600},
     "backup": {"interval": 900, "timeout": 120.0},
+    # The simulated upgrade inside may take a minute or two when it is due (every 6 h).
+    "updates": {"interval": 900, "timeout": 300.0},
 }
 
 TOP: Dict[str, Field] = {

@@ -162,7 +162,9 @@ class Daemon:
 
         def work() -> None:
             try:
-                current.records = run_collectors(self.config, only=names, running=self.running)
+                current.records = run_collectors(
+                    self.config, only=names, running=self.running, state_dir=self.state, keep_state=True
+                )
             finally:
                 self.wake.set()
 

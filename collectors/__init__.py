@@ -12,7 +12,7 @@ from collectors.base import CollectorSpec
 
 
 def _load() -> Dict[str, CollectorSpec]:
-    from collectors import accounts, antivirus, backup, disk_encryption, ports, power, sshd, time
+    from collectors import accounts, antivirus, backup, disk_encryption, ports, power, sshd, time, updates
 
     specs = [
         power.SPEC,
@@ -23,6 +23,7 @@ def _load() -> Dict[str, CollectorSpec]:
         time.SPEC,
         sshd.SPEC,
         accounts.SPEC,
+        updates.SPEC,
     ]
     return {spec.name: spec for spec in specs}
 

@@ -45,7 +45,9 @@ class Context:
     state_dir: Optional[Path] = None
     """The agent's state directory, for a collector that keeps something between runs (a baseline)."""
     keep_state: bool = False
-    """Whether this run may write there: the daemon's runs do; ``collect`` and ``check`` only read."""
+    """Whether this run may write there: the daemon's runs do; ``collect`` and ``check`` only read.
+    A cache that only saves work and changes no answer (the updates collector's simulated upgrade)
+    is written by every run that can."""
 
     def path(self, absolute: str) -> Path:
         """``absolute`` (e.g. ``/sys/block``) below :attr:`root`."""

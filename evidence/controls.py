@@ -34,7 +34,7 @@ _TABLE = [
         "M03",
         "Protection against malicious code",
         "Systems are protected against viruses, trojans and intrusion",
-        "A.8.7",
+        "A.8.7 A.8.8",
         "32(1)(b)",
     ),
     ("M04", "Backup", "Regular, separate, protected backups with tested restore", "A.8.13", "32(1)(c) 32(1)(d)"),
