@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -17,7 +18,19 @@ from evidence.controls import CONTROLS
 from evidence.rules import OPERATORS, OPS_WITHOUT_VALUE, Check, Rule, Test, parse_duration
 
 SYSTEM_POLICY = Path("/etc/tillsyn/policy.yaml")
-SHIPPED_POLICY = Path(__file__).resolve().parents[1] / "config" / "policy.yaml"
+
+
+def shipped(name: str) -> Path:
+    """A shipped default from the repository's ``config/`` (agent.yaml, central.yaml, policy.yaml),
+    installed as the package data of ``evidence.defaults`` (setup.py), so an installed agent or
+    centre finds it without the repository."""
+    resource = files("evidence.defaults") / name
+    # an installed package is a directory on disk (wheel, .deb, .rpm), never a zip archive
+    assert isinstance(resource, Path), f"evidence.defaults is not on disk: {resource}"
+    return resource
+
+
+SHIPPED_POLICY = shipped("policy.yaml")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 
