@@ -30,15 +30,17 @@ install_debs() {
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# The virtual environment with the project installed (editable) and its extras for the
-# centre and for development, rebuilt only when pyproject.toml changed since last time.
+# The virtual environment: the exact versions the lock file pins (checked against their hashes),
+# then the project itself (editable, without dependencies), rebuilt only when pyproject.toml or the
+# lock changed since last time (pip then moves each package to the version the lock pins).
+LOCK="$ROOT/packaging/lock/dev.txt"
 ensure_venv() {
     local stamp="$VENV/.tillsyn-stamp" want log
-    want="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+    want="$(cat "$ROOT/pyproject.toml" "$ROOT/setup.py" "$LOCK" "$ROOT/packaging/lock/systemd.txt" | sha256sum | cut -c1-16)"
     if [[ -x "$VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
         return 0
     fi
-    say "setting up $VENV"
+    say "setting up $VENV from ${LOCK#"$ROOT"/}"
     if [[ -x "$VENV/bin/python" ]] && ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
         # what a `python3 -m venv` without ensurepip left behind: start again
         say "$VENV has no pip; making it again"
@@ -46,7 +48,8 @@ ensure_venv() {
     fi
     [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
     log="$(mktemp)"
-    if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -e "$ROOT[central,dev]" >"$log" 2>&1; then
+    if ! { "$VENV/bin/python" -m pip install --disable-pip-version-check --require-hashes -r "$LOCK" &&
+           "$VENV/bin/python" -m pip install --disable-pip-version-check --no-deps -e "$ROOT"; } >"$log" 2>&1; then
         cat "$log" >&2
         rm -f "$log"
         return 1

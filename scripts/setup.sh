@@ -14,7 +14,8 @@ fi
 ensure_venv
 if [[ "$mode" == "--test" ]] && ! "$VENV/bin/python" -c 'import systemd.journal' 2>/dev/null; then
     # python-systemd (optional at run time) is built against libsystemd-dev from test-deps.txt;
-    # the journald tests use it.
+    # the journald tests use it.  The version the lock pins.
     say "installing systemd-python into $VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "systemd-python>=235"
+    quiet "$VENV/bin/python" -m pip install -q --disable-pip-version-check --require-hashes \
+        -r "$ROOT/packaging/lock/systemd.txt"
 fi

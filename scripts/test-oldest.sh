@@ -16,7 +16,7 @@ if [[ -z "$py" ]]; then
 fi
 reqs="$ROOT/packaging/oldest-deps.txt"
 stamp="$OLDEST_VENV/.tillsyn-stamp"
-want="$(cat "$reqs" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)-$("$py" --version)"
+want="$(cat "$reqs" "$ROOT/pyproject.toml" "$ROOT/setup.py" | sha256sum | cut -c1-16)-$("$py" --version)"
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
     say "setting up $OLDEST_VENV with $("$py" --version)"
     rm -rf "$OLDEST_VENV"
