@@ -12,7 +12,7 @@ from collectors.base import CollectorSpec
 
 
 def _load() -> Dict[str, CollectorSpec]:
-    from collectors import accounts, antivirus, backup, disk_encryption, ports, power, sshd, time, updates
+    from collectors import accounts, antivirus, backup, disk_encryption, firewall, ports, power, sshd, time, updates
 
     specs = [
         power.SPEC,
@@ -24,6 +24,7 @@ def _load() -> Dict[str, CollectorSpec]:
         sshd.SPEC,
         accounts.SPEC,
         updates.SPEC,
+        firewall.SPEC,
     ]
     return {spec.name: spec for spec in specs}
 
