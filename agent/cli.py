@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     enroll.add_argument("--ca", help="CA certificate file that signed the centre's certificate (pinned)")
     run = sub.add_parser("run", help="collect, spool and deliver reports")
     run.add_argument("--once", action="store_true", help="one collection, deliver, and exit (no daemon)")
+    run.add_argument("--root", default=os.environ.get("TILLSYN_ROOT", "/"), help=argparse.SUPPRESS)
     sub.add_parser("status", help="identity, server, last delivery, spool depth, last run of each collector")
     check = sub.add_parser(
         "check", help="evaluate fresh evidence of this machine against the policy (exit 1 unless all pass)"
@@ -112,7 +113,7 @@ def _run_once(args: argparse.Namespace) -> int:
     path, required = resolve_path(args.config, os.environ)
     config = load(path, required=required)
     collected_at = datetime.now(timezone.utc)
-    records = run_collectors(config, state_dir=state)
+    records = run_collectors(config, root=Path(args.root), state_dir=state, keep_state=True)
     if config.pseudonymise:
         pseudonymiser = Pseudonymiser(pseudonym_key(state))
         records = [pseudonymised(r, pseudonymiser) for r in records]
@@ -184,7 +185,7 @@ def _run(args: argparse.Namespace) -> int:
     state = state_dir(args.state_dir, os.environ)
     logsetup.setup(load_enrolment(state).agent_id)
     path, required = resolve_path(args.config, os.environ)
-    return Daemon(state, path, required).run()
+    return Daemon(state, path, required, root=Path(args.root)).run()
 
 
 def _check(args: argparse.Namespace) -> int:

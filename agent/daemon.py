@@ -60,9 +60,16 @@ class _Round:
 
 class Daemon:
     def __init__(
-        self, state: Path, config_path: Path, config_required: bool, notifier: Optional[Notifier] = None
+        self,
+        state: Path,
+        config_path: Path,
+        config_required: bool,
+        notifier: Optional[Notifier] = None,
+        root: Path = Path("/"),
     ) -> None:
         self.state = state
+        self.root = root
+        """The filesystem root the collectors read below (``--root``; tests and captured trees)."""
         self.config_path = config_path
         self.config_required = config_required
         self.config: AgentConfig = load(config_path, required=config_required)
@@ -99,7 +106,7 @@ class Daemon:
         paths: Dict[str, List[str]] = {CONFIG: [str(self.config_path)]}
         for name, conf in self.config.collectors.items():
             if conf.enabled:
-                paths[name] = list(REGISTRY[name].watch_paths(conf.settings))
+                paths[name] = [str(self.root / p.lstrip("/")) for p in REGISTRY[name].watch_paths(conf.settings)]
         self.watcher.start(paths)
 
     def _on_files(self, names: Set[str]) -> None:
@@ -163,7 +170,7 @@ class Daemon:
         def work() -> None:
             try:
                 current.records = run_collectors(
-                    self.config, only=names, running=self.running, state_dir=self.state, keep_state=True
+                    self.config, only=names, running=self.running, root=self.root, state_dir=self.state, keep_state=True
                 )
             finally:
                 self.wake.set()

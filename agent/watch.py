@@ -1,7 +1,9 @@
 """File-event triggers: a change to a file a collector depends on runs that collector at once.
 
 Watches the parent directory of each file (files are often replaced by rename, which
-a watch on the file itself would miss) with ``watchdog`` (inotify on Linux).
+a watch on the file itself would miss) with ``watchdog`` (inotify on Linux).  A path that is a
+directory (``/etc/sudoers.d``) is watched itself as well: a change to any file directly in it
+counts as a change to it.
 """
 
 from __future__ import annotations
@@ -20,9 +22,16 @@ CONFIG = "<config>"
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, targets: Mapping[str, Set[str]], notify: Callable[[Set[str]], None]) -> None:
+    def __init__(
+        self,
+        targets: Mapping[str, Set[str]],
+        notify: Callable[[Set[str]], None],
+        inside: Optional[Mapping[str, Set[str]]] = None,
+    ) -> None:
         self.targets = targets
         self.notify = notify
+        self.inside = inside or {}
+        """Watched directories -> the names that depend on every file in them."""
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         # Only changes count: newer watchdog also reports opens and reads (IN_OPEN,
@@ -32,7 +41,9 @@ class _Handler(FileSystemEventHandler):
         names: Set[str] = set()
         for raw in (event.src_path, getattr(event, "dest_path", "")):
             path = os.fsdecode(raw) if isinstance(raw, bytes) else str(raw or "")
-            names |= self.targets.get(os.path.normpath(path), set()) if path else set()
+            if path:
+                path = os.path.normpath(path)
+                names |= self.targets.get(path, set()) | self.inside.get(os.path.dirname(path), set())
         if names:
             self.notify(names)
 
@@ -83,8 +94,10 @@ class Watcher:
             for path in paths:
                 targets.setdefault(os.path.normpath(path), set()).add(name)
         directories = {os.path.dirname(p) for p in targets if os.path.isdir(os.path.dirname(p))}
+        inside = {p: names for p, names in targets.items() if os.path.isdir(p)}
+        directories |= set(inside)
         observer = Observer()
-        handler = _Handler(targets, self.notify)
+        handler = _Handler(targets, self.notify, inside)
         for directory in sorted(directories):
             try:
                 _schedule(observer, handler, directory)

@@ -12,7 +12,19 @@ from collectors.base import CollectorSpec
 
 
 def _load() -> Dict[str, CollectorSpec]:
-    from collectors import accounts, antivirus, backup, disk_encryption, firewall, ports, power, sshd, time, updates
+    from collectors import (
+        accounts,
+        antivirus,
+        backup,
+        disk_encryption,
+        file_integrity,
+        firewall,
+        ports,
+        power,
+        sshd,
+        time,
+        updates,
+    )
 
     specs = [
         power.SPEC,
@@ -25,6 +37,7 @@ def _load() -> Dict[str, CollectorSpec]:
         accounts.SPEC,
         updates.SPEC,
         firewall.SPEC,
+        file_integrity.SPEC,
     ]
     return {spec.name: spec for spec in specs}
 

@@ -74,7 +74,7 @@ def test_a_request_that_never_ends_is_abandoned_and_the_agent_talks_again(
         fake.stop()
     point_at(tmp_path / "state", drip.url)
     monkeypatch.setattr(link, "JOB_DEADLINE_S", 2.0)  # stands for 90 s
-    monkeypatch.setattr(daemon_module, "run_collectors", lambda config, only=None, running=None: [])
+    monkeypatch.setattr(daemon_module, "run_collectors", lambda config, only=None, running=None, **_: [])
     daemon = daemon_module.Daemon(tmp_path / "state", tmp_path / "agent.yaml", True, notifier=Notifier({}))
     threading.Timer(7, lambda: (setattr(daemon, "stopping", True), daemon.wake.set())).start()
     started = time.monotonic()
@@ -144,7 +144,7 @@ def test_a_round_that_cannot_be_made_a_report_is_dropped_and_the_next_one_goes(
         config.write_text(agent_yaml(tmp_path, ports=10, heartbeat=5))  # a round every 10 s
         enrolled = agent_cli(tmp_path / "state", config, "enroll", "--server", fake.url, "--token", "t")
         assert enrolled.returncode == 0, enrolled.stderr
-        monkeypatch.setattr(daemon_module, "run_collectors", lambda config, only=None, running=None: [])
+        monkeypatch.setattr(daemon_module, "run_collectors", lambda config, only=None, running=None, **_: [])
         daemon = daemon_module.Daemon(tmp_path / "state", config, True, notifier=Notifier({}))
         real_add, calls, spooled = daemon.spool.add, [], []
 

@@ -87,3 +87,25 @@ def test_restart_watches_the_new_set_only(tmp_path: Path) -> None:
         assert "backup" not in events.names()
     finally:
         watcher.stop()
+
+
+def test_a_watched_directory_counts_every_file_directly_in_it(tmp_path: Path) -> None:
+    drop_ins = tmp_path / "sudoers.d"
+    drop_ins.mkdir()
+    (drop_ins / "deeper").mkdir()
+    events = Events()
+    watcher = Watcher(events)
+    try:
+        # the directory and its parent (which sees the directory replaced or removed)
+        assert watcher.start({"file_integrity": [str(drop_ins)]}) == 2
+        (drop_ins / "90-admins").write_text("anna ALL=(ALL) NOPASSWD: ALL\n")
+        assert events.wait("file_integrity")
+        time.sleep(1.0)  # the write's later events (modified, closed) arrive too
+        events.clear()
+        (drop_ins / "deeper" / "x").write_text("x")  # not recursive: a subdirectory's files are not
+        time.sleep(1.0)
+        assert events.names() == set()
+        (drop_ins / "90-admins").unlink()
+        assert events.wait("file_integrity")
+    finally:
+        watcher.stop()

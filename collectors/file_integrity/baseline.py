@@ -1,0 +1,55 @@
+"""The hash baseline in the agent's state directory (``file_integrity/baseline.json``).
+
+Written by the daemon's runs only (``Context.keep_state``), atomically (a temporary file renamed
+over the old one, then fsync of file and directory), so a crash leaves the old or the new
+baseline, never a torn one.  ``collect`` and ``check`` read it and leave it alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+FORMAT = 1
+NAME = Path("file_integrity") / "baseline.json"
+
+
+def load(state_dir: Optional[Path]) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+    """(baseline, None); (None, None) when there is none yet; (None, why) when it cannot be used."""
+    if state_dir is None:
+        return None, "no state directory given: only the daemon keeps a baseline"
+    path = state_dir / NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, None
+    except (OSError, ValueError) as err:
+        return None, f"{path}: cannot be read ({err}); a new baseline is made"
+    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("files"), dict):
+        return None, f"{path}: not a baseline of format {FORMAT}; a new baseline is made"
+    return data, None
+
+
+def save(state_dir: Path, data: Dict[str, Any]) -> None:
+    """Write the baseline atomically; raises OSError (a full disk) for the caller to report."""
+    path = state_dir / NAME
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=".baseline.", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, separators=(",", ":"), sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    directory = os.open(str(path.parent), os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
