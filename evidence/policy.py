@@ -16,6 +16,7 @@ import yaml
 
 from evidence.controls import CONTROLS
 from evidence.rules import OPERATORS, OPS_WITHOUT_VALUE, Check, Rule, Test, parse_duration
+from evidence.sentences import parse_say
 
 SYSTEM_POLICY = Path("/etc/tillsyn/policy.yaml")
 
@@ -58,6 +59,8 @@ _RULE_KEYS = {
     "gdpr",
     "when_not_present",
     "enabled",
+    "say",
+    "depends_on",
 }
 _CHECK_KEYS = {"path", "expect", "test", "where", "show", "if_empty", "op", "value", "field"}
 _OVERRIDABLE = {"enabled", "severity", "max_age", "value", "when_not_present"}
@@ -233,6 +236,14 @@ def _rule(data: Any, index: int, known_collectors: Optional[Sequence[str]]) -> R
     when = data.get("when_not_present", "fail")
     if when not in ("fail", "pass", "unknown"):
         raise PolicyError(f"{where}: when_not_present must be fail, pass or unknown")
+    check = _check(data.get("check"), f"{where}.check")
+    try:
+        say = parse_say(data.get("say"), f"{where}.say", check.show)
+    except ValueError as err:
+        raise PolicyError(str(err)) from err
+    depends_on = _strs(data.get("depends_on"), f"{where}.depends_on")
+    if data["id"] in depends_on:
+        raise PolicyError(f"{where}.depends_on: a rule cannot depend on itself")
     return Rule(
         id=data["id"],
         version=version,
@@ -240,7 +251,7 @@ def _rule(data: Any, index: int, known_collectors: Optional[Sequence[str]]) -> R
         controls=controls,
         severity=data["severity"],
         collector=data["collector"],
-        check=_check(data.get("check"), f"{where}.check"),
+        check=check,
         max_age_s=max_age,
         rationale=str(data.get("rationale", "")),
         remediation=str(data.get("remediation", "")),
@@ -248,7 +259,29 @@ def _rule(data: Any, index: int, known_collectors: Optional[Sequence[str]]) -> R
         gdpr=_strs(data.get("gdpr"), f"{where}.gdpr"),
         when_not_present=when,
         enabled=_bool(data.get("enabled", True), f"{where}.enabled"),
+        say=tuple(say.items()),
+        depends_on=depends_on,
     )
+
+
+def _check_dependencies(rules: Mapping[str, Rule]) -> None:
+    """Every rule named in ``depends_on`` exists, and no rule depends on itself through others."""
+    for rule in rules.values():
+        for cause in rule.depends_on:
+            if cause not in rules:
+                raise PolicyError(f"rule {rule.id!r}.depends_on: no rule {cause!r} in this policy")
+    for rule in rules.values():
+        path, todo = [rule.id], list(rule.depends_on)
+        seen = set()
+        while todo:
+            cause = todo.pop()
+            if cause == rule.id:
+                raise PolicyError(f"rule {rule.id!r}.depends_on: a cycle leads back to it ({' -> '.join(path)} ...)")
+            if cause in seen:
+                continue
+            seen.add(cause)
+            path.append(cause)
+            todo.extend(rules[cause].depends_on)
 
 
 def _check_change(rule: Rule, change: Mapping[str, Any], where: str) -> None:
@@ -342,6 +375,7 @@ def parse_policy(text: str, source: str, known_collectors: Optional[Sequence[str
             if rule.id in seen:
                 raise PolicyError(f"rule {rule.id!r}: defined twice")
             seen[rule.id] = rule
+        _check_dependencies(seen)
         override_list = data.get("overrides") or []
         if not isinstance(override_list, list):
             raise PolicyError("overrides: expected a list")

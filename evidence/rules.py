@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from evidence.model import parse_utc
 from evidence.operators import OPERATORS, OPS_WITHOUT_VALUE, Tri, doubt, parse_duration
+from evidence.sentences import Template
+from evidence.telling import tell
 
 __all__ = [
     "OPERATORS",
@@ -97,6 +99,13 @@ class Rule:
     gdpr: Tuple[str, ...] = ()
     when_not_present: str = "fail"
     enabled: bool = True
+    say: Tuple[Tuple[str, Template], ...] = ()
+    """Sentence templates by kind (failing, passing, unknown, resolved, empty): evidence/sentences.py."""
+    depends_on: Tuple[str, ...] = ()
+    """Rules of the same node whose failure explains this one's: while one fails, this one pages nobody."""
+
+    def template(self, kind: str) -> Optional[Template]:
+        return dict(self.say).get(kind)
 
 
 @dataclass(frozen=True)
@@ -105,8 +114,11 @@ class Result:
     verdict: Verdict
     observed: Any
     message: str
+    """One sentence a person reads, with the observed value (the rule's ``say`` templates)."""
     evidence_at: Optional[datetime] = None
     extra: Dict[str, Any] = field(default_factory=dict)
+    detail: str = ""
+    """The engine's own account of the check (paths and operators), for the policy's author."""
 
 
 def _show(item: Any, fields: Sequence[str]) -> Any:
@@ -212,10 +224,38 @@ def evaluate_check(check: Check, observed: Mapping[str, Any], now: datetime) -> 
     return False, [_show(i, check.show) for i in bad[:MAX_SHOWN]], f"none of {total} pass {what}"
 
 
+def _unsure_why(tests: Sequence[Optional[Test]], item: Any, now: datetime, name: str = "the value") -> Optional[str]:
+    for test in tests:
+        if test is not None and test(item, now) is None:
+            return test.doubt(item, now) or f"{test.field or name} not reported"
+    return None
+
+
+def undecided(check: Check, observed: Mapping[str, Any], now: datetime) -> List[Tuple[Any, str]]:
+    """The items (projected through ``show``) a check could not decide, each with why, in words."""
+    value = lookup(observed, check.path)
+    if check.expect == "value":
+        why = _unsure_why([check.test], value, now, check.path)
+        return [(value, why)] if why else []
+    if not isinstance(value, list):
+        return [(None, f"{check.path} was not reported" + ("" if value is None else " as a list"))]
+    out: List[Tuple[Any, str]] = []
+    for item in value:
+        why = _unsure_why([*check.where, check.test], item, now)
+        if why:
+            out.append((_show(item, check.show), why))
+    return out
+
+
 def evaluate(rule: Rule, record: Optional[Mapping[str, Any]], now: datetime) -> Result:
     """The verdict of ``rule`` on a node's latest evidence record of ``rule.collector``."""
     if record is None:
         return Result(rule, Verdict.STALE, None, f"no evidence from the {rule.collector} collector yet")
+    result = _judge(rule, record, now)
+    return replace(result, detail=result.message, message=tell(result, record, now))
+
+
+def _judge(rule: Rule, record: Mapping[str, Any], now: datetime) -> Result:
     collected = parse_utc(str(record["collected_at"]))
     age = (now - collected).total_seconds()
     if age > rule.max_age_s:

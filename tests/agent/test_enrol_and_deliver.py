@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.centre_process import ROOT, CentreProcess, free_port
+from tests.shipped import shipped_rule_count
 
 AGENT_CONFIG = ROOT / "config" / "agent.yaml"
 
@@ -54,7 +55,7 @@ def test_enrol_then_deliver_one_collection(centre: CentreProcess, tmp_path: Path
     assert len(nodes) == 1 and nodes[0]["ledger_length"] == 1
     # Every rule of the policy has a verdict for the node; nothing unseen counts as passing.
     findings = centre.get(f"/api/v1/findings?node={nodes[0]['id']}", centre.api_key())
-    assert len(findings) == 20
+    assert len(findings) == shipped_rule_count()
     assert centre.cli("verify").returncode == 0
     # Enrolling again with the same key and machine is idempotent: same agent id.
     again = agent(state, "enroll", "--server", centre.url, "--token", centre.token())

@@ -11,6 +11,7 @@ from central import apikeys
 from central.db.engine import write_tx
 from central.service import Centre
 from tests.central.conftest import Node, api_key, evidence_record, new_token
+from tests.shipped import shipped_rule_count
 
 TELNET = {"protocol": "tcp", "address": "0.0.0.0", "port": 23, "exposure": "all", "tags": ["plaintext_remote"]}
 
@@ -49,8 +50,18 @@ def test_nodes_findings_filters_and_detail(client: TestClient, centre: Centre) -
         ("web1.example.net", "failing"),
     ]
     by_host = {n["hostname"]: n for n in nodes}
-    assert by_host["web1.example.net"]["findings"] == {"passing": 2, "failing": 1, "unknown": 0, "stale": 17}
-    assert by_host["DB1.Example.net"]["findings"] == {"passing": 3, "failing": 0, "unknown": 0, "stale": 17}
+    assert by_host["web1.example.net"]["findings"] == {
+        "passing": 2,
+        "failing": 1,
+        "unknown": 0,
+        "stale": shipped_rule_count() - 3,
+    }
+    assert by_host["DB1.Example.net"]["findings"] == {
+        "passing": 3,
+        "failing": 0,
+        "unknown": 0,
+        "stale": shipped_rule_count() - 3,
+    }
     assert by_host["web1.example.net"]["last_report_at"] is not None
     failing = client.get("/api/v1/nodes?state=failing", headers=headers).json()
     assert [n["id"] for n in failing] == [web.agent_id]
@@ -76,7 +87,11 @@ def test_nodes_findings_filters_and_detail(client: TestClient, centre: Centre) -
     assert client.get("/api/v1/findings", headers=headers).json()[0]["status"] == "failing"
 
     detail = client.get(f"/api/v1/nodes/{web.agent_id}", headers=headers).json()
-    assert (detail["hostname"], detail["state"], len(detail["findings_detail"])) == ("web1.example.net", "failing", 20)
+    assert (detail["hostname"], detail["state"], len(detail["findings_detail"])) == (
+        "web1.example.net",
+        "failing",
+        shipped_rule_count(),
+    )
     (evidence,) = detail["evidence"]
     assert (evidence["collector"], evidence["record"]["observed"]["sockets"][0]["port"]) == ("ports", 23)
     missing = client.get("/api/v1/nodes/no-such-node", headers=headers)

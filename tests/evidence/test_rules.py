@@ -206,12 +206,17 @@ UPS_PRESENT = Check("ups_count", "value", ItemTest("", "ge", 1))
     ("the_rule", "the_record", "verdict", "message_part"),
     [
         (rule(UPS_PRESENT), None, Verdict.STALE, "no evidence from the power collector yet"),
-        (rule(UPS_PRESENT), record(age_min=21, ups_count=1), Verdict.STALE, "h old (maximum 0.333333 h)"),
-        (rule(UPS_PRESENT), record(age_min=19, ups_count=1), Verdict.PASSING, "ups_count = 1: ok"),
-        (rule(UPS_PRESENT), record(ups_count=0), Verdict.FAILING, "ups_count = 0: deviates"),
-        (rule(UPS_PRESENT), record("error"), Verdict.UNKNOWN, "collector error: timed out after 10 s"),
+        (
+            rule(UPS_PRESENT),
+            record(age_min=21, ups_count=1),
+            Verdict.STALE,
+            "evidence is 21 min old (evidence older than 20 min",
+        ),
+        (rule(UPS_PRESENT), record(age_min=19, ups_count=1), Verdict.PASSING, "t (ups_count is 1)"),
+        (rule(UPS_PRESENT), record(ups_count=0), Verdict.FAILING, "t: not met (ups_count is 0)"),
+        (rule(UPS_PRESENT), record("error"), Verdict.UNKNOWN, "cannot tell: power collector error: timed out after 10 s"),
         (rule(UPS_PRESENT), record("partial"), Verdict.UNKNOWN, "not seen: upsd: refused"),
-        (rule(UPS_PRESENT), record("not_present"), Verdict.FAILING, "not present: upsd: refused"),
+        (rule(UPS_PRESENT), record("not_present"), Verdict.FAILING, "not present on this node: upsd: refused"),
         (rule(UPS_PRESENT, when_not_present="pass"), record("not_present"), Verdict.PASSING, "not applicable"),
         (rule(UPS_PRESENT, when_not_present="unknown"), record("not_present"), Verdict.UNKNOWN, "not present"),
     ],
@@ -314,9 +319,19 @@ def test_shipped_ports_rules_on_the_real_collector_output() -> None:
     results = _by_id(captured, "ports")
     assert {k: v.verdict for k, v in results.items()} == dict.fromkeys(results, Verdict.UNKNOWN)
     assert results["ports-no-exposed-database"].observed == [
-        {"protocol": "tcp", "address": "0.0.0.0", "port": 2024, "services": [], "process.name": None}
+        {
+            "protocol": "tcp",
+            "address": "0.0.0.0",
+            "port": 2024,
+            "services": [],
+            "process.name": None,
+            "process.pid": None,
+        }
     ]
-    assert "1 sockets undecided: tags: a list with members not seen" in results["ports-no-remote-service"].message
+    assert results["ports-no-remote-service"].message == (
+        "cannot tell whether 0.0.0.0:2024/tcp (owner not seen) is a remote-service port:"
+        " tags: a list with members not seen"
+    )
     # the sockets whose owners were seen, all on loopback: every rule passes
     observed = dict(captured, sockets=[s for s in captured["sockets"] if s["process"] is not None])
     results = _by_id(observed, "ports")
@@ -326,8 +341,19 @@ def test_shipped_ports_rules_on_the_real_collector_output() -> None:
     failing = _by_id(dict(observed, sockets=exposed), "ports")["ports-no-exposed-database"]
     assert failing.verdict is Verdict.FAILING
     assert failing.observed == [
-        {"protocol": "tcp", "address": "0.0.0.0", "port": 3306, "services": ["mysql"], "process.name": "mariadbd"}
+        {
+            "protocol": "tcp",
+            "address": "0.0.0.0",
+            "port": 3306,
+            "services": ["mysql"],
+            "process.name": "mariadbd",
+            "process.pid": failing.observed[0]["process.pid"],
+        }
     ]
+    assert failing.message == (
+        f"mariadbd (pid {failing.observed[0]['process.pid']}) listens on 0.0.0.0:3306/tcp (mysql),"
+        " a database reachable beyond loopback"
+    )
 
 
 def test_shipped_backup_rules_on_the_real_collector_output(tmp_path: Path) -> None:

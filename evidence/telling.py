@@ -1,0 +1,125 @@
+"""The sentence of a verdict: what a rule found, with the observed value, in words.
+
+Pure.  A rule's ``say`` templates (evidence/sentences.py) name the facts; a rule without them
+still gets a readable default built from its title and shown values.  The engine's own account
+(paths and operators) stays in ``Result.detail`` for the policy's author.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, List, Mapping, Optional
+
+from evidence.model import parse_utc
+from evidence.sentences import Context, Template, duration_words, join, label, limit_of, render, words
+
+if TYPE_CHECKING:  # evidence.rules imports this module
+    from evidence.rules import Result, Rule
+
+
+def _age(seconds: float) -> str:
+    return duration_words(round(seconds / 60) * 60) if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def _gap_reasons(record: Mapping[str, Any]) -> str:
+    reasons = []
+    for gap in record.get("gaps") or []:
+        what, why = str(gap.get("what") or ""), str(gap.get("reason") or "")
+        reasons.append(why if what in ("", "everything") else f"{what}: {why}")
+    return "; ".join(reasons)
+
+
+def _context(rule: Rule, observed: Mapping[str, Any], now: datetime) -> Context:
+    test = rule.check.test
+    listed = observed.get(rule.check.path) if isinstance(observed, Mapping) else None
+    count = len(listed) if isinstance(listed, list) else None
+    return Context(now, limit_of(test.op, test.value) if test else None, count)
+
+
+def _each(template: Optional[Template], items: List[Any], ctx: Context, default: str) -> str:
+    return join([render(template, item, ctx) if template else f"{default}{label(item)}" for item in items])
+
+
+def _failing(rule: Rule, observed: Any, ctx: Context) -> str:
+    check = rule.check
+    template = rule.template("failing")
+    if check.expect in ("value", "count"):
+        if template:
+            return render(template, observed, ctx)
+        return f"{rule.title}: not met ({check.path} is {words(observed)})"
+    items = observed if isinstance(observed, list) else []
+    if not items:
+        empty = rule.template("empty")
+        return render(empty, None, ctx) if empty else f"{rule.title}: not met, no {check.path} reported"
+    return _each(template, items, ctx, f"{rule.title}: not met by ")
+
+
+def _passing(rule: Rule, observed: Any, ctx: Context) -> str:
+    template = rule.template("passing")
+    if template:
+        return render(template, observed, ctx)
+    if rule.check.expect in ("value", "count"):
+        return f"{rule.title} ({rule.check.path} is {words(observed)})"
+    return f"{rule.title} ({ctx.count if ctx.count is not None else 'all'} checked)"
+
+
+def _unknown(rule: Rule, record: Mapping[str, Any], ctx: Context, now: datetime) -> str:
+    from evidence.rules import undecided  # the engine, which imports this module
+
+    template = rule.template("unknown")
+    unsure = undecided(rule.check, record.get("observed") or {}, now)
+    if not unsure and ctx.count == 0:
+        empty = rule.template("empty")
+        text = f"cannot tell: {render(empty, None, ctx)}" if empty else f"cannot tell: no {rule.check.path} reported"
+    elif not unsure:
+        text = f"cannot tell: none of the {rule.check.path} could be checked"
+    else:
+        parts = []
+        for item, why in unsure:
+            if template:
+                parts.append(f"{render(template, item, ctx)}: {why}")
+            elif rule.check.expect == "value" or item is None:
+                parts.append(f"cannot tell: {why}")
+            else:
+                parts.append(f"cannot tell for {label(item)}: {why}")
+        text = join(parts)
+    gaps = _gap_reasons(record)
+    return text + (f" (not seen: {gaps})" if gaps else "")
+
+
+def tell(result: Result, record: Mapping[str, Any], now: datetime) -> str:
+    """One sentence for ``result``, judged on ``record`` (the collector's latest evidence)."""
+    rule, verdict = result.rule, result.verdict.value
+    if verdict == "stale":
+        seconds = (now - parse_utc(str(record["collected_at"]))).total_seconds()
+        return (
+            f"the latest {rule.collector} evidence is {_age(seconds)} old "
+            f"(evidence older than {duration_words(rule.max_age_s)} is not judged)"
+        )
+    if record.get("status") == "error":
+        return f"cannot tell: {rule.collector} collector error: {record.get('error')}"
+    if record.get("status") == "not_present":
+        reasons = _gap_reasons(record) or f"the {rule.collector} collector found nothing to check"
+        return {"failing": "not present on this node: ", "passing": "not applicable: "}.get(
+            verdict, "cannot tell, not present on this node: "
+        ) + reasons
+    observed = record.get("observed") or {}
+    ctx = _context(rule, observed, now)
+    if verdict == "failing":
+        return _failing(rule, result.observed, ctx)
+    if verdict == "passing":
+        return _passing(rule, result.observed, ctx)
+    return _unknown(rule, record, ctx, now)
+
+
+def resolved(rule: Rule, observed: Any, now: datetime) -> str:
+    """What changed when a failing finding passes again, said of what it had observed failing."""
+    template = rule.template("resolved")
+    ctx = _context(rule, {}, now)
+    if isinstance(observed, Mapping) and "not_present" in observed:
+        return f"{rule.title}: now present and met"
+    if template is None:
+        return f"{rule.title}: met again"
+    if rule.check.expect in ("value", "count") or not isinstance(observed, list) or not observed:
+        return render(template, observed if rule.check.expect in ("value", "count") else None, ctx)
+    return join([render(template, item, ctx) for item in observed])

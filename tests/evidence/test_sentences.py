@@ -1,0 +1,285 @@
+"""Every shipped rule says, in words, what it found: passing, failing and unknown evidence."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Dict, List, Mapping
+
+import pytest
+
+from evidence.policy import PolicyError, parse_policy
+from evidence.rules import Verdict, evaluate
+from evidence.sentences import Context, parse_template, render
+from evidence.telling import resolved
+
+SHIPPED = Path(__file__).resolve().parents[2] / "config" / "policy.yaml"
+NOW = datetime(2026, 12, 7, 3, 0, tzinfo=timezone.utc)
+OPERATOR_WORDS = re.compile(
+    r"is_true|is_false|not_null|max_age|not_in|\bne\b|\bge\b|\beq\b|\d+ of \d+ fail|deviates|"
+    r"undecided|where none is allowed|[{}]|\bNone\b|\bTrue\b|\bFalse\b|\[\]|'"
+)
+
+
+def at(**delta: float) -> str:
+    return (NOW - timedelta(**delta)).isoformat().replace("+00:00", "Z")
+
+
+def ups(**changes: Any) -> Dict[str, Any]:
+    base = {"name": "acc", "server": "ups1:3493", "status_raw": "OL", "flags": ["OL"], "on_line": True,
+            "battery_charge_pct": 100.0, "runtime_s": 3600, "self_test_result": "Done and passed",
+            "self_test_date": at(days=3)}  # fmt: skip
+    return {**base, **changes}
+
+
+def backup(**changes: Any) -> Dict[str, Any]:
+    base = {"name": "X", "type": "restic", "status": "ok", "reason": None, "repository": "sftp:nas01:/srv/restic",
+            "separate": True, "separate_reason": "remote repository (sftp) on nas01", "encrypted": True,
+            "encryption": "restic (always encrypted)", "last_success_at": at(hours=3),
+            "restore_test": {"tested_at": at(days=10), "result": "passed", "detail": None}}  # fmt: skip
+    return {**base, **changes}
+
+
+def sock(port: int, service: str, tags: List[Any], process: Any = None, address: str = "127.0.0.1") -> Dict[str, Any]:
+    return {"protocol": "tcp", "address": address, "port": port, "services": [service], "tags": tags,
+            "exposure": "loopback" if address.startswith("127.") else "all",
+            "process": process}  # fmt: skip
+
+
+CLAM = {"product": "clamav", "name": "ClamAV", "installed": True, "running": True,
+        "signature_time": at(hours=5), "real_time_protection": True}  # fmt: skip
+MOUNT = {"mountpoint": "/", "fstype": "ext4", "device": "dm-1", "encrypted": True, "boot": False, "volatile": False,
+         "chain": ["vda -> vda2 (part) -> dm-0 (crypt LUKS2)"]}  # fmt: skip
+SWAP = {"path": "/dev/dm-2", "device": "dm-2", "encrypted": True, "volatile": False, "chain": ["vda3 -> dm-2"]}
+TELNETD = {"pid": 4121, "name": "telnetd"}
+
+EVIDENCE: Mapping[str, Mapping[str, Dict[str, Any]]] = {
+    "passing": {
+        "power": {"ups_count": 1, "ups": [ups()], "shutdown_client_configured": True},
+        "disk_encryption": {"mounts": [MOUNT], "swaps": [SWAP]},
+        "antivirus": {"products": [CLAM]},
+        "backup": {"backups": [backup()]},
+        "ports": {"sockets": [sock(22, "ssh", [], {"pid": 1, "name": "sshd"}, "0.0.0.0"),
+                              sock(5432, "postgresql", ["database"], {"pid": 9, "name": "postgres"})]},
+    },
+    "failing": {
+        "power": {"ups_count": 0, "shutdown_client_configured": False,
+                  "ups": [ups(status_raw="OB DISCHRG LB RB", flags=["OB", "DISCHRG", "LB", "RB"], on_line=False,
+                              runtime_s=1740, battery_charge_pct=18.0, self_test_result="Done and error",
+                              self_test_date=at(days=40))]},
+        "disk_encryption": {"mounts": [dict(MOUNT, device="vda", encrypted=False, chain=["vda"])],
+                            "swaps": [dict(SWAP, path="/swapfile", device="vda", encrypted=False)]},
+        "antivirus": {"products": [dict(CLAM, running=False, real_time_protection=False)]},
+        "backup": {"backups": [backup(last_success_at=at(days=10), separate=False, encrypted=False,
+                                      separate_reason="local path /var/backups is on ext4 /dev/vda1: on this node",
+                                      encryption="none", status="error", reason="wrong password",
+                                      restore_test={"tested_at": at(days=100), "result": "failed",
+                                                    "detail": "3 files differ"})]},
+        "ports": {"sockets": [sock(23, "telnet", ["plaintext_remote", "remote_service"], TELNETD, "0.0.0.0"),
+                              sock(5432, "postgresql", ["database"], {"pid": 9, "name": "postgres"}, "::")]},
+    },
+    "unknown": {
+        "power": {"ups_count": None, "shutdown_client_configured": None,
+                  "ups": [ups(flags=["OL", None], on_line=None, self_test_result=None, self_test_date=None)]},
+        "disk_encryption": {"mounts": [dict(MOUNT, encrypted=None)], "swaps": None},
+        "antivirus": {"products": [dict(CLAM, running=None, signature_time=None, real_time_protection=None)]},
+        "backup": {"backups": [backup(status=None, last_success_at=None, separate=None, encrypted=None,
+                                      restore_test=None)]},
+        "ports": {"sockets": [sock(2024, "", [None], None, "0.0.0.0")]},
+    },
+}  # fmt: skip
+"""Per verdict and collector, evidence on which every shipped rule of that collector has that
+verdict (a rule whose failing case needs facts its siblings would not fail on is listed below)."""
+# with one UPS present the ups_count rule passes; its failing case is ups_count 0 (above)
+NOT_THIS = {("failing", "power-ups-present")}
+
+
+def _record(observed: Mapping[str, Any], status: str = "complete") -> Dict[str, Any]:
+    gaps = (
+        [{"what": "owner of 1 socket", "reason": "not root: cannot read /proc/4121/fd"}] if status != "complete" else []
+    )
+    return {"collected_at": at(minutes=1), "status": status, "observed": dict(observed), "gaps": gaps,
+            "error": "timed out after 10 s" if status == "error" else None}  # fmt: skip
+
+
+def _clean(sentence: str, what: str) -> None:
+    assert sentence.strip(), f"{what}: an empty sentence"
+    found = OPERATOR_WORDS.search(sentence)
+    assert found is None, f"{what}: operator words {found.group(0)!r} in {sentence!r}"
+
+
+POLICY = parse_policy(SHIPPED.read_text(), str(SHIPPED))
+
+
+@pytest.mark.parametrize("verdict", ["passing", "failing", "unknown"])
+@pytest.mark.parametrize("rule", POLICY.rules, ids=lambda r: r.id)
+def test_every_shipped_rule_says_what_it_found(rule: Any, verdict: str) -> None:
+    observed = EVIDENCE[verdict][rule.collector]
+    if (verdict, rule.id) in NOT_THIS:
+        observed = dict(observed, ups=[], ups_count=0)
+    result = evaluate(rule, _record(observed), NOW)
+    assert result.verdict.value == verdict, (rule.id, result.message, result.detail)
+    _clean(result.message, f"{rule.id} {verdict}")
+    assert result.rule.template(verdict), f"{rule.id} has no {verdict} sentence"
+    if verdict == "failing":
+        _clean(resolved(rule, result.observed, NOW), f"{rule.id} resolved")
+        assert rule.template("resolved"), f"{rule.id} has no resolved sentence"
+
+
+@pytest.mark.parametrize("status", ["error", "partial", "not_present"])
+@pytest.mark.parametrize("rule", POLICY.rules, ids=lambda r: r.id)
+def test_every_shipped_rule_says_why_it_cannot_tell(rule: Any, status: str) -> None:
+    result = evaluate(rule, _record(EVIDENCE["unknown"][rule.collector], status), NOW)
+    _clean(result.message, f"{rule.id} {status}")
+    if status != "not_present":
+        assert result.verdict is Verdict.UNKNOWN
+        assert "timed out after 10 s" in result.message if status == "error" else "not root" in result.message
+
+
+def test_the_sentences_a_sysadmin_reads_at_3_am() -> None:
+    failing = {r.id: evaluate(r, _record(EVIDENCE["failing"][r.collector]), NOW) for r in POLICY.rules}
+    assert failing["power-ups-on-line"].message == (
+        "UPS acc@ups1:3493 is on battery (OB DISCHRG LB RB), 29 min runtime left, battery at 18 %"
+    )
+    assert failing["disk-mounts-encrypted"].message == "/ (ext4 on vda) is not on an encrypted layer"
+    assert failing["backup-recent"].message == (
+        "last restic backup X of sftp:nas01:/srv/restic was 10.0 days ago (limit 26 h)"
+    )
+    assert failing["ports-no-plaintext-remote"].message == (
+        "telnetd (pid 4121) listens on 0.0.0.0:23/tcp (telnet, plaintext)"
+    )
+    assert failing["ports-no-exposed-database"].message.startswith("postgres (pid 9) listens on [::]:5432/tcp")
+    assert failing["av-running"].message == "ClamAV is installed but not running"
+    assert resolved(failing["power-ups-on-line"].rule, failing["power-ups-on-line"].observed, NOW) == (
+        "UPS acc@ups1:3493 back on line power"
+    )
+    unknown = evaluate(POLICY.rules[1], _record(EVIDENCE["unknown"]["power"], "partial"), NOW)
+    assert unknown.message == (
+        "cannot tell whether UPS acc@ups1:3493 is on line power: on_line not reported"
+        " (not seen: owner of 1 socket: not root: cannot read /proc/4121/fd)"
+    )
+
+
+def test_a_custom_rule_without_sentences_still_reads() -> None:
+    policy = parse_policy(
+        """
+rules:
+  - id: my-ups
+    title: Every UPS is on line power
+    controls: [M01]
+    severity: high
+    collector: power
+    check: {path: ups, expect: all, test: {field: on_line, op: is_true}, show: [name, status_raw]}
+  - id: my-client
+    title: A shutdown client is configured
+    controls: [M01]
+    severity: low
+    collector: power
+    check: {path: shutdown_client_configured, op: is_true}
+""",
+        "custom.yaml",
+    )
+    said = {r.id: evaluate(r, _record(EVIDENCE["failing"]["power"]), NOW).message for r in policy.rules}
+    assert said == {
+        "my-ups": "Every UPS is on line power: not met by acc, OB DISCHRG LB RB",
+        "my-client": "A shutdown client is configured: not met (shutdown_client_configured is no)",
+    }
+    for rule in policy.rules:
+        for verdict in ("passing", "unknown"):
+            _clean(evaluate(rule, _record(EVIDENCE[verdict]["power"]), NOW).message, f"{rule.id} {verdict}")
+        assert resolved(rule, [], NOW) == f"{rule.title}: met again"
+
+
+@pytest.mark.parametrize(
+    ("template", "item", "said"),
+    [
+        ("{name} has {runtime_s|minutes} left", {"name": "a", "runtime_s": 1740}, "a has 29 min left"),
+        ("{name}[, {runtime_s|minutes} left]", {"name": "a", "runtime_s": None}, "a"),
+        ("{name}[, {runtime_s|minutes} left]", {"name": "a"}, "a"),
+        ("{process.name?a process not seen} on {address|addr}", {"address": "::"}, "a process not seen on [::]"),
+        ("{process.name} on {port}", {"process.name": "sshd", "port": 22}, "sshd on 22"),
+        ("{process.name}", {"process": {"name": "sshd"}}, "sshd"),
+        ("{count|plural:socket}, {value|plural:UPS:UPS}", 2, "1 socket, 2 UPS"),
+        ("{t|ago}, {t|date}", {"t": "2026-11-27T03:00:00Z"}, "10.0 days ago, 2026-11-27 03:00 UTC"),
+        ("{t|ago}", {"t": "2026-12-07T05:00:00Z"}, "2.0 h in the future"),
+        ("{d|date}", {"d": "2026-09-01"}, "2026-09-01"),
+        ("{x} and {y|pct}", {"x": True, "y": 95.0}, "yes and 95 %"),
+        ("{missing}", {}, "unknown"),
+        ("{{literal}} [[x]]", {}, "{literal} [x]"),
+        ("{tags|list}", {"tags": ["a", None, "b"]}, "a, b"),
+        ("{limit}", {}, "26 h"),
+    ],
+)
+def test_templates(template: str, item: Any, said: str) -> None:
+    assert render(parse_template(template), item, Context(NOW, limit="26 h", count=1)) == said
+
+
+@pytest.mark.parametrize(
+    ("say", "error"),
+    [
+        ("{failing: '{name'}", "unclosed {"),
+        ("{failing: '{name|minuets}'}", "unknown filter 'minuets'"),
+        ("{failing: '[a [b]]'}", "do not nest"),
+        ("{failing: 'a ]'}", "] without ["),
+        ("{failing: '[{name}'}", "unclosed ["),
+        ("{failing: ''}", "expected a non-empty sentence"),
+        ("{failing: '{uptime}'}", "{uptime} is not among the fields shown (name, status_raw)"),
+        ("{failing: '{name|plural}'}", "only plural takes a word"),
+        ("{falling: '{name}'}", "unknown key (known: failing, passing, unknown, resolved, empty)"),
+        ("'just text'", "expected a mapping of failing"),
+    ],
+)
+def test_a_bad_sentence_is_refused_with_the_rule_and_the_reason(say: str, error: str) -> None:
+    text = f"""
+rules:
+  - id: my-ups
+    title: t
+    controls: [M01]
+    severity: high
+    collector: power
+    say: {say}
+    check: {{path: ups, expect: all, test: {{field: on_line, op: is_true}}, show: [name, status_raw]}}
+"""
+    with pytest.raises(PolicyError, match=re.escape(error)) as caught:
+        parse_policy(text, "custom.yaml")
+    assert str(caught.value).startswith("custom.yaml: rule 'my-ups'.say")
+
+
+@pytest.mark.parametrize(
+    ("depends", "error"),
+    [
+        ("[nope]", "rule 'b'.depends_on: no rule 'nope' in this policy"),
+        ("[b]", "rule 'b'.depends_on: a rule cannot depend on itself"),
+        ("[a]", "a cycle leads back to it"),
+    ],
+)
+def test_dependencies_name_existing_rules_without_cycles(depends: str, error: str) -> None:
+    text = f"""
+rules:
+  - id: a
+    title: t
+    controls: [M01]
+    severity: high
+    collector: power
+    depends_on: [b]
+    check: {{path: ups_count, op: ge, value: 1}}
+  - id: b
+    title: t
+    controls: [M01]
+    severity: high
+    collector: power
+    depends_on: {depends}
+    check: {{path: ups_count, op: ge, value: 1}}
+"""
+    with pytest.raises(PolicyError, match=re.escape(error)):
+        parse_policy(text, "custom.yaml")
+
+
+def test_the_shipped_policy_declares_the_obvious_causes() -> None:
+    causes = {r.id: r.depends_on for r in POLICY.rules}
+    assert causes["av-signatures-fresh"] == ("av-running",)
+    assert causes["av-real-time"] == ("av-running",)
+    for rule in ("power-ups-on-line", "power-battery-not-low", "power-self-test-passed", "power-self-test-recent"):
+        assert causes[rule] == ("power-ups-present",)
+    assert causes["backup-recent"] == ("backup-readable",)
