@@ -249,11 +249,14 @@ class Context:
     now: datetime
     limit: Any = None
     count: Optional[int] = None
+    value: Any = None
+    """The checked value, when the item is the whole observed mapping (a rule on one value)."""
+    whole: bool = False
 
 
 def _lookup(item: Any, path: str, ctx: Context) -> Any:
     if path == "value":
-        return item
+        return ctx.value if ctx.whole else item
     if path == "limit":
         return ctx.limit
     if path == "count":

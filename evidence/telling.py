@@ -7,6 +7,7 @@ still gets a readable default built from its title and shown values.  The engine
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, List, Mapping, Optional
 
@@ -40,12 +41,16 @@ def _each(template: Optional[Template], items: List[Any], ctx: Context, default:
     return join([render(template, item, ctx) if template else f"{default}{label(item)}" for item in items])
 
 
-def _failing(rule: Rule, observed: Any, ctx: Context) -> str:
+def _whole(ctx: Context, observed: Any) -> Context:
+    return replace(ctx, value=observed, whole=True)
+
+
+def _failing(rule: Rule, observed: Any, ctx: Context, root: Mapping[str, Any]) -> str:
     check = rule.check
     template = rule.template("failing")
     if check.expect in ("value", "count"):
-        if template:
-            return render(template, observed, ctx)
+        if template:  # a rule on one value may name any other fact of the record: {reason}
+            return render(template, root, _whole(ctx, observed))
         return f"{rule.title}: not met ({check.path} is {words(observed)})"
     items = observed if isinstance(observed, list) else []
     if not items:
@@ -54,8 +59,10 @@ def _failing(rule: Rule, observed: Any, ctx: Context) -> str:
     return _each(template, items, ctx, f"{rule.title}: not met by ")
 
 
-def _passing(rule: Rule, observed: Any, ctx: Context) -> str:
+def _passing(rule: Rule, observed: Any, ctx: Context, root: Mapping[str, Any]) -> str:
     template = rule.template("passing")
+    if template and rule.check.expect in ("value", "count"):
+        return render(template, root, _whole(ctx, observed))
     if template:
         return render(template, observed, ctx)
     if rule.check.expect in ("value", "count"):
@@ -76,7 +83,10 @@ def _unknown(rule: Rule, record: Mapping[str, Any], ctx: Context, now: datetime)
     else:
         parts = []
         for item, why in unsure:
-            if template:
+            if template and rule.check.expect in ("value", "count"):
+                root = record.get("observed") or {}
+                parts.append(f"{render(template, root, _whole(ctx, item))}: {why}")
+            elif template:
                 parts.append(f"{render(template, item, ctx)}: {why}")
             elif rule.check.expect == "value" or item is None:
                 parts.append(f"cannot tell: {why}")
@@ -106,9 +116,9 @@ def tell(result: Result, record: Mapping[str, Any], now: datetime) -> str:
     observed = record.get("observed") or {}
     ctx = _context(rule, observed, now)
     if verdict == "failing":
-        return _failing(rule, result.observed, ctx)
+        return _failing(rule, result.observed, ctx, observed)
     if verdict == "passing":
-        return _passing(rule, result.observed, ctx)
+        return _passing(rule, result.observed, ctx, observed)
     return _unknown(rule, record, ctx, now)
 
 

@@ -37,8 +37,14 @@ TELNET = {
     "process": {"name": "<b>inetd</b>"},
 }
 OBSERVED = [
-    {"protocol": "tcp", "address": "0.0.0.0", "port": 23, "services": ["telnet"], "process.name": "<b>inetd</b>",
-     "process.pid": None}  # fmt: skip
+    {
+        "protocol": "tcp",
+        "address": "0.0.0.0",
+        "port": 23,
+        "services": ["telnet"],
+        "process.name": "<b>inetd</b>",
+        "process.pid": None,
+    }
 ]
 HOSTILE = "<script>alert(1)</script>"
 BASE = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=100)

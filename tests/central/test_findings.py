@@ -60,8 +60,14 @@ def test_stale_then_failing_then_passing_each_change_once(client: TestClient, ce
     failing = finding(client, headers, node, RULE)
     assert (failing["status"], failing["report_id"], failing["rule_version"]) == ("failing", bad["report_id"], 1)
     assert failing["observed"] == [
-        {"protocol": "tcp", "address": "0.0.0.0", "port": 23, "services": ["telnet"], "process.name": "inetd",
-         "process.pid": None}  # fmt: skip
+        {
+            "protocol": "tcp",
+            "address": "0.0.0.0",
+            "port": 23,
+            "services": ["telnet"],
+            "process.name": "inetd",
+            "process.pid": None,
+        }
     ]
     assert failing["controls"] == ["M07"] and failing["severity"] == "high"
     assert failing["message"] == "inetd listens on 0.0.0.0:23/tcp (telnet, plaintext)"
@@ -112,7 +118,10 @@ def test_collector_error_and_partial_evidence_are_unknown(client: TestClient, ce
     broken = broken.__class__(**{**broken.__dict__, "error": "collector timed out after 10 s"})
     node.send(node.report(broken, evidence_record("backup", {"configured": 1, "readable": 0}, Status.PARTIAL)))
     ups = finding(client, headers, node, "power-ups-present")
-    assert (ups["status"], ups["message"]) == ("unknown", "cannot tell: power collector error: collector timed out after 10 s")
+    assert (ups["status"], ups["message"]) == (
+        "unknown",
+        "cannot tell: power collector error: collector timed out after 10 s",
+    )
     assert finding(client, headers, node, "backup-recent")["status"] == "unknown"
     unknown = client.get(f"/api/v1/findings?node={node.agent_id}&status=unknown", headers=headers).json()
     assert {f["rule_id"] for f in unknown} >= {"power-ups-present", "power-shutdown-client", "backup-recent"}

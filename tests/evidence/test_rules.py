@@ -214,7 +214,7 @@ UPS_PRESENT = Check("ups_count", "value", ItemTest("", "ge", 1))
         ),
         (rule(UPS_PRESENT), record(age_min=19, ups_count=1), Verdict.PASSING, "t (ups_count is 1)"),
         (rule(UPS_PRESENT), record(ups_count=0), Verdict.FAILING, "t: not met (ups_count is 0)"),
-        (rule(UPS_PRESENT), record("error"), Verdict.UNKNOWN, "cannot tell: power collector error: timed out after 10 s"),
+        (rule(UPS_PRESENT), record("error"), Verdict.UNKNOWN, "power collector error: timed out after 10 s"),
         (rule(UPS_PRESENT), record("partial"), Verdict.UNKNOWN, "not seen: upsd: refused"),
         (rule(UPS_PRESENT), record("not_present"), Verdict.FAILING, "not present on this node: upsd: refused"),
         (rule(UPS_PRESENT, when_not_present="pass"), record("not_present"), Verdict.PASSING, "not applicable"),

@@ -62,6 +62,8 @@ EVIDENCE: Mapping[str, Mapping[str, Dict[str, Any]]] = {
         "backup": {"backups": [backup()]},
         "ports": {"sockets": [sock(22, "ssh", [], {"pid": 1, "name": "sshd"}, "0.0.0.0"),
                               sock(5432, "postgresql", ["database"], {"pid": 9, "name": "postgres"})]},
+        "time": {"synchronised": True, "source": "chrony", "reference": "ntp1.example.net", "stratum": 3,
+                 "offset_abs_s": 0.0012},
     },
     "failing": {
         "power": {"ups_count": 0, "shutdown_client_configured": False,
@@ -78,6 +80,8 @@ EVIDENCE: Mapping[str, Mapping[str, Dict[str, Any]]] = {
                                                     "detail": "3 files differ"})]},
         "ports": {"sockets": [sock(23, "telnet", ["plaintext_remote", "remote_service"], TELNETD, "0.0.0.0"),
                               sock(5432, "postgresql", ["database"], {"pid": 9, "name": "postgres"}, "::")]},
+        "time": {"synchronised": False, "source": "chrony", "offset_abs_s": 2.5, "reference": None,
+                 "reason": "chronyd has no selectable source now (2 configured)"},
     },
     "unknown": {
         "power": {"ups_count": None, "shutdown_client_configured": None,
@@ -87,6 +91,7 @@ EVIDENCE: Mapping[str, Mapping[str, Dict[str, Any]]] = {
         "backup": {"backups": [backup(status=None, last_success_at=None, separate=None, encrypted=None,
                                       restore_test=None)]},
         "ports": {"sockets": [sock(2024, "", [None], None, "0.0.0.0")]},
+        "time": {"synchronised": None, "offset_abs_s": None, "reason": "chronyc: permission denied"},
     },
 }  # fmt: skip
 """Per verdict and collector, evidence on which every shipped rule of that collector has that
@@ -151,6 +156,9 @@ def test_the_sentences_a_sysadmin_reads_at_3_am() -> None:
     )
     assert failing["ports-no-exposed-database"].message.startswith("postgres (pid 9) listens on [::]:5432/tcp")
     assert failing["av-running"].message == "ClamAV is installed but not running"
+    assert failing["time-synchronised"].message == (
+        "the clock is not synchronised (chrony): chronyd has no selectable source now (2 configured)"
+    )
     assert resolved(failing["power-ups-on-line"].rule, failing["power-ups-on-line"].observed, NOW) == (
         "UPS acc@ups1:3493 back on line power"
     )
@@ -283,3 +291,4 @@ def test_the_shipped_policy_declares_the_obvious_causes() -> None:
     for rule in ("power-ups-on-line", "power-battery-not-low", "power-self-test-passed", "power-self-test-recent"):
         assert causes[rule] == ("power-ups-present",)
     assert causes["backup-recent"] == ("backup-readable",)
+    assert causes["time-offset-small"] == ("time-synchronised",)
