@@ -65,7 +65,7 @@ def _age(seconds: float) -> str:
 
 def duration_words(seconds: float) -> str:
     """``26 h``, ``31 days``, ``15 min``, ``90 s``: a threshold as a person writes it."""
-    if seconds >= 2 * 86400 and seconds % 86400 == 0:
+    if seconds >= 3 * 86400 and seconds % 86400 == 0:
         return f"{seconds / 86400:g} days"
     if seconds >= 3600 and seconds % 3600 == 0:
         return f"{seconds / 3600:g} h"

@@ -83,7 +83,9 @@ def _unknown(rule: Rule, record: Mapping[str, Any], ctx: Context, now: datetime)
     else:
         parts = []
         for item, why in unsure:
-            if template and rule.check.expect in ("value", "count"):
+            if item is None and rule.check.expect not in ("value", "count"):
+                parts.append(f"cannot tell: {why}")  # the list itself was not reported
+            elif template and rule.check.expect in ("value", "count"):
                 root = record.get("observed") or {}
                 parts.append(f"{render(template, root, _whole(ctx, item))}: {why}")
             elif template:

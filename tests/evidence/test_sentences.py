@@ -18,7 +18,7 @@ SHIPPED = Path(__file__).resolve().parents[2] / "config" / "policy.yaml"
 NOW = datetime(2026, 12, 7, 3, 0, tzinfo=timezone.utc)
 OPERATOR_WORDS = re.compile(
     r"is_true|is_false|not_null|max_age|not_in|\bne\b|\bge\b|\beq\b|\d+ of \d+ fail|deviates|"
-    r"undecided|where none is allowed|[{}]|\bNone\b|\bTrue\b|\bFalse\b|\[\]|'"
+    r"undecided|where none is allowed|[{}]|\bNone\b|\bTrue\b|\bFalse\b|\[\]|'[^'\s]*'"
 )
 
 
@@ -53,6 +53,7 @@ MOUNT = {"mountpoint": "/", "fstype": "ext4", "device": "dm-1", "encrypted": Tru
          "chain": ["vda -> vda2 (part) -> dm-0 (crypt LUKS2)"]}  # fmt: skip
 SWAP = {"path": "/dev/dm-2", "device": "dm-2", "encrypted": True, "volatile": False, "chain": ["vda3 -> dm-2"]}
 TELNETD = {"pid": 4121, "name": "telnetd"}
+ROOT = {"user": "root", "uid": 0, "shell": "/bin/bash", "password": "hashed", "personal": False, "dormant": False}
 
 EVIDENCE: Mapping[str, Mapping[str, Dict[str, Any]]] = {
     "passing": {
@@ -64,6 +65,14 @@ EVIDENCE: Mapping[str, Mapping[str, Dict[str, Any]]] = {
                               sock(5432, "postgresql", ["database"], {"pid": 9, "name": "postgres"})]},
         "time": {"synchronised": True, "source": "chrony", "reference": "ntp1.example.net", "stratum": 3,
                  "offset_abs_s": 0.0012},
+        "sshd": {"contexts": [{"context": "global", "permit_root_login": "prohibit-password",
+                               "password_login_possible": False, "permit_empty_passwords": False}],
+                 "not_modern": []},
+        "updates": {"security_count": 0, "pending_count": 0, "lists_updated_at": at(hours=3),
+                    "reboot_required": False, "running_kernel_is_newest": True, "running_kernel": "6.1.0-9-amd64"},
+        "accounts": {"accounts": [ROOT, dict(ROOT, user="u1", uid=1000, personal=True)], "duplicate_uids": [],
+                     "sudo_rules": [{"source": "/etc/sudoers", "user": None, "group": "sudo",
+                                     "all_commands": True, "nopasswd": False}]},
     },
     "failing": {
         "power": {"ups_count": 0, "shutdown_client_configured": False,
@@ -82,6 +91,19 @@ EVIDENCE: Mapping[str, Mapping[str, Dict[str, Any]]] = {
                               sock(5432, "postgresql", ["database"], {"pid": 9, "name": "postgres"}, "::")]},
         "time": {"synchronised": False, "source": "chrony", "offset_abs_s": 2.5, "reference": None,
                  "reason": "chronyd has no selectable source now (2 configured)"},
+        "sshd": {"contexts": [{"context": "global", "permit_root_login": "yes", "password_login_possible": True,
+                               "password_authentication": "yes", "kbd_interactive_authentication": "no",
+                               "authentication_methods": "any", "permit_empty_passwords": True}],
+                 "not_modern": [{"kind": "cipher", "name": "3des-cbc"}]},
+        "updates": {"security_count": 3, "pending_count": 12, "lists_updated_at": at(days=5),
+                    "reboot_required": True, "reboot_required_packages": ["linux-image-6.1.0-10-amd64"],
+                    "running_kernel_is_newest": False, "running_kernel": "6.1.0-9-amd64",
+                    "newest_kernel": "6.1.0-10-amd64"},
+        "accounts": {"accounts": [dict(ROOT, user="toor", shell="/bin/sh", password="empty", personal=True,
+                                       dormant=True, last_login=at(days=200))],
+                     "duplicate_uids": [{"uid": 0, "users": ["root", "toor"]}],
+                     "sudo_rules": [{"source": "/etc/sudoers.d/deploy", "user": "deploy", "group": None,
+                                     "all_commands": True, "nopasswd": True}]},
     },
     "unknown": {
         "power": {"ups_count": None, "shutdown_client_configured": None,
@@ -92,6 +114,13 @@ EVIDENCE: Mapping[str, Mapping[str, Dict[str, Any]]] = {
                                       restore_test=None)]},
         "ports": {"sockets": [sock(2024, "", [None], None, "0.0.0.0")]},
         "time": {"synchronised": None, "offset_abs_s": None, "reason": "chronyc: permission denied"},
+        "sshd": {"contexts": [{"context": "global", "permit_root_login": None, "password_login_possible": None,
+                               "permit_empty_passwords": None}], "not_modern": None},
+        "updates": {"security_count": None, "pending_count": None, "lists_updated_at": None,
+                    "lists_source": "no /var/lib/apt/lists", "reboot_required": None,
+                    "running_kernel_is_newest": None},
+        "accounts": {"accounts": [{"user": "u2", "uid": None, "password": None, "personal": None, "dormant": None}],
+                     "duplicate_uids": None, "sudo_rules": [{"source": "/etc/sudoers", "nopasswd": None}]},
     },
 }  # fmt: skip
 """Per verdict and collector, evidence on which every shipped rule of that collector has that
