@@ -53,6 +53,8 @@ MOUNT = {"mountpoint": "/", "fstype": "ext4", "device": "dm-1", "encrypted": Tru
          "chain": ["vda -> vda2 (part) -> dm-0 (crypt LUKS2)"]}  # fmt: skip
 SWAP = {"path": "/dev/dm-2", "device": "dm-2", "encrypted": True, "volatile": False, "chain": ["vda3 -> dm-2"]}
 TELNETD = {"pid": 4121, "name": "telnetd"}
+FW_SSH = {"protocol": "tcp", "address": "0.0.0.0", "port": 22, "process": "sshd", "reachable_from_anywhere": True,
+          "allowed_open": True, "reason": "accepted by inet filter input rule 8"}  # fmt: skip
 ROOT = {"user": "root", "uid": 0, "shell": "/bin/bash", "password": "hashed", "personal": False, "dormant": False}
 
 EVIDENCE: Mapping[str, Mapping[str, Dict[str, Any]]] = {
@@ -73,6 +75,9 @@ EVIDENCE: Mapping[str, Mapping[str, Dict[str, Any]]] = {
         "accounts": {"accounts": [ROOT, dict(ROOT, user="u1", uid=1000, personal=True)], "duplicate_uids": [],
                      "sudo_rules": [{"source": "/etc/sudoers", "user": None, "group": "sudo",
                                      "all_commands": True, "nopasswd": False}]},
+        "firewall": {"active": True, "default_denies": True, "input_default": {"ipv4": "closed", "ipv6": "closed"},
+                     "sockets": [FW_SSH]},
+        "file_integrity": {"changes": [], "changes_total": 0},
     },
     "failing": {
         "power": {"ups_count": 0, "shutdown_client_configured": False,
@@ -104,6 +109,11 @@ EVIDENCE: Mapping[str, Mapping[str, Dict[str, Any]]] = {
                      "duplicate_uids": [{"uid": 0, "users": ["root", "toor"]}],
                      "sudo_rules": [{"source": "/etc/sudoers.d/deploy", "user": "deploy", "group": None,
                                      "all_commands": True, "nopasswd": True}]},
+        "firewall": {"active": False, "default_denies": False, "input_default": {"ipv4": "open", "ipv6": "open"},
+                     "sockets": [dict(FW_SSH, port=8080, reachable_from_anywhere=True, allowed_open=False,
+                                      process="java", reason="no input chain filters this traffic")]},
+        "file_integrity": {"changes": [{"path": "/etc/sudoers", "change": "modified", "changed_at": at(hours=1),
+                                        "process": {"name": "vi"}, "login": "u1"}], "changes_total": 1},
     },
     "unknown": {
         "power": {"ups_count": None, "shutdown_client_configured": None,
@@ -121,6 +131,10 @@ EVIDENCE: Mapping[str, Mapping[str, Dict[str, Any]]] = {
                     "running_kernel_is_newest": None},
         "accounts": {"accounts": [{"user": "u2", "uid": None, "password": None, "personal": None, "dormant": None}],
                      "duplicate_uids": None, "sudo_rules": [{"source": "/etc/sudoers", "nopasswd": None}]},
+        "firewall": {"active": None, "default_denies": None, "input_default": {"ipv4": "unknown", "ipv6": "closed"},
+                     "sockets": [dict(FW_SSH, port=8080, reachable_from_anywhere=None, allowed_open=False,
+                                      reason="nft: permission denied")]},
+        "file_integrity": {"changes": [None], "changes_total": None},
     },
 }  # fmt: skip
 """Per verdict and collector, evidence on which every shipped rule of that collector has that
