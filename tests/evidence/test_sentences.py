@@ -78,6 +78,9 @@ EVIDENCE: Mapping[str, Mapping[str, Dict[str, Any]]] = {
         "firewall": {"active": True, "default_denies": True, "input_default": {"ipv4": "closed", "ipv6": "closed"},
                      "sockets": [FW_SSH]},
         "file_integrity": {"changes": [], "changes_total": 0},
+        "logging": {"audit": {"running": True, "pid": 612, "rules": 14, "rules_source": "loaded (auditctl -l)"},
+                    "journald": {"persistent": True, "storage": "persistent"},
+                    "forwarding": {"forwarded": True, "hosts": ["logs.example.net"]}},
     },
     "failing": {
         "power": {"ups_count": 0, "shutdown_client_configured": False,
@@ -114,6 +117,9 @@ EVIDENCE: Mapping[str, Mapping[str, Dict[str, Any]]] = {
                                       process="java", reason="no input chain filters this traffic")]},
         "file_integrity": {"changes": [{"path": "/etc/sudoers", "change": "modified", "changed_at": at(hours=1),
                                         "process": {"name": "vi"}, "login": "u1"}], "changes_total": 1},
+        "logging": {"audit": {"running": False, "rules": 0, "rules_source": "loaded (auditctl -l)"},
+                    "journald": {"persistent": False, "storage": "auto", "storage_source": "default (auto)"},
+                    "forwarding": {"forwarded": False, "hosts": []}},
     },
     "unknown": {
         "power": {"ups_count": None, "shutdown_client_configured": None,
@@ -135,6 +141,8 @@ EVIDENCE: Mapping[str, Mapping[str, Dict[str, Any]]] = {
                      "sockets": [dict(FW_SSH, port=8080, reachable_from_anywhere=None, allowed_open=False,
                                       reason="nft: permission denied")]},
         "file_integrity": {"changes": [None], "changes_total": None},
+        "logging": {"audit": {"running": None, "rules": None, "reason": "auditctl: not root"},
+                    "journald": {"persistent": None, "storage": "sometimes"}, "forwarding": {"forwarded": None}},
     },
 }  # fmt: skip
 """Per verdict and collector, evidence on which every shipped rule of that collector has that
