@@ -73,7 +73,10 @@ def collect(ctx: Context) -> Outcome:
         "summarised": len(changes) > len(listed),
         "summary": report.summarise(changes) if len(changes) > len(listed) else None,
     }
-    if ctx.keep_state and ctx.state_dir is not None:
+    # Written (with an fsync of file and directory) only when it changes, or once per process so
+    # that ``found_at_startup`` knows which process compared last.
+    stale = old is None or bool(changes) or old.get("pid") != os.getpid() or old.get("roots") != roots
+    if ctx.keep_state and ctx.state_dir is not None and stale:
         data = {"format": baseline.FORMAT, "written_at": utc_iso(ctx.now()), "pid": os.getpid()}
         try:
             baseline.save(ctx.state_dir, {**data, "roots": roots, "files": now.files})
