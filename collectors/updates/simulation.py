@@ -155,12 +155,11 @@ def _apt(ctx: Context) -> Result:
 
 def _dnf(ctx: Context, manager: str) -> Result:
     # -C (--cacheonly): never fetch metadata, unless refresh is configured (then makecache first).
-    base = [manager, "-q", "-C"]
-    if str(ctx.root) != "/":
-        base.append(f"--installroot={ctx.root}")
+    root = [f"--installroot={ctx.root}"] if str(ctx.root) != "/" else []
+    base = [manager, "-q", "-C", *root]
     refreshed: Optional[str] = None
     if ctx.settings.get("refresh"):
-        update = ctx.command([manager, "-q", "makecache"], timeout=_timeout(ctx))
+        update = ctx.command([manager, "-q", *root, "makecache"], timeout=_timeout(ctx))
         if not update.ok:
             return _failed(update, f"{manager} makecache (refresh: true)")
         refreshed = utc_iso(ctx.now())
@@ -191,7 +190,9 @@ def _dnf(ctx: Context, manager: str) -> Result:
             package["security"] = package["name"] in security
     elif not info.ok:
         result["security_reason"] = f"{manager} updateinfo list --security failed: {info.describe_failure()}"
-    restart = ctx.command(["needs-restarting", "-r"], timeout=_timeout(ctx))
+    # dnf's needs-restarting plugin (dnf-plugins-core); on yum hosts the yum-utils command.
+    argv = [*base, "needs-restarting", "-r"] if manager == "dnf" else ["needs-restarting", "-r"]
+    restart = ctx.command(argv, timeout=_timeout(ctx))
     # needs-restarting -r: exit 1 means a reboot is needed, 0 that it is not; anything else is unknown.
     answered = restart.error is None and restart.returncode in (0, 1)
     result["reboot_required"] = (restart.returncode == 1) if answered else None

@@ -8,6 +8,7 @@ collector ever read or change the machine's own apt state.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Dict, Sequence, Tuple
@@ -91,3 +92,90 @@ def node_files(root: Path, files: Dict[str, str]) -> None:
         target = root / absolute.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
+
+
+# ---------------------------------------------------------------- dnf: RPMs, a repository with updateinfo
+SPEC_TEMPLATE = """Name: {name}
+Version: {version}
+Release: 1
+Summary: test package for the updates collector
+License: MIT
+BuildArch: noarch
+%description
+test package
+%files
+"""
+
+UPDATEINFO = """<?xml version="1.0" encoding="UTF-8"?>
+<updates>
+  <update from="tests@example.invalid" status="final" type="security" version="2.0">
+    <id>{advisory}</id>
+    <title>Important: {name} security update</title>
+    <issued date="2026-12-01 00:00:00"/>
+    <severity>Important</severity>
+    <description>Fixes a test vulnerability.</description>
+    <pkglist>
+      <collection short="tillsyn">
+        <name>tillsyn</name>
+        <package name="{name}" version="{version}" release="1" epoch="0" arch="noarch" src="{name}-{version}-1.src.rpm">
+          <filename>{name}-{version}-1.noarch.rpm</filename>
+        </package>
+      </collection>
+    </pkglist>
+  </update>
+</updates>
+"""
+
+
+def rpms(workdir: Path, packages: Sequence[Package]) -> Dict[Package, Path]:
+    """Empty noarch RPMs built with rpmbuild, by (name, version)."""
+    top = workdir / "rpmbuild"
+    (top / "SPECS").mkdir(parents=True, exist_ok=True)
+    built = {}
+    for name, version in packages:
+        spec = top / "SPECS" / f"{name}-{version}.spec"
+        spec.write_text(SPEC_TEMPLATE.format(name=name, version=version))
+        subprocess.run(
+            [require_tool("rpmbuild"), "-bb", "--quiet", "--define", f"_topdir {top}", str(spec)],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        built[(name, version)] = top / "RPMS" / "noarch" / f"{name}-{version}-1.noarch.rpm"
+    return built
+
+
+def dnf_root(workdir: Path, installed: Sequence[Package], offered: Sequence[Package], security: Package) -> Path:
+    """An RPM node below ``workdir/root``: ``installed`` in its RPM database, a local repository
+    offering ``offered`` with a security advisory for ``security``, and dnf's cache made (the
+    test's doing: the collector itself always runs dnf with -C)."""
+    built = rpms(workdir, [*installed, *offered])
+    repo = workdir / "repo"
+    repo.mkdir()
+    for package in offered:
+        shutil.copy(built[package], repo)
+    subprocess.run([require_tool("createrepo_c"), "-q", str(repo)], check=True, capture_output=True, timeout=60)
+    info = workdir / "updateinfo.xml"
+    info.write_text(UPDATEINFO.format(advisory="TILLSYN-2026:0001", name=security[0], version=security[1]))
+    subprocess.run(
+        [require_tool("modifyrepo_c"), str(info), str(repo / "repodata")], check=True, capture_output=True, timeout=60
+    )
+    root = workdir / "root"
+    for d in ("etc/yum.repos.d", "etc/dnf/vars", "var/lib/rpm"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    (root / "etc/yum.repos.d/test.repo").write_text(
+        f"[tillsyn-test]\nname=Tillsyn test repository\nbaseurl=file://{repo}\ngpgcheck=0\nenabled=1\n"
+    )
+    (root / "etc/dnf/vars/releasever").write_text("9\n")  # no system-release package to read it from
+    rpm = require_tool("rpm")
+    subprocess.run([rpm, "--root", str(root), "--initdb"], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [rpm, "--root", str(root), "-i", "--nodeps", "--nosignature", *(str(built[p]) for p in installed)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    subprocess.run(
+        [require_tool("dnf"), "-q", f"--installroot={root}", "makecache"], check=True, capture_output=True, timeout=120
+    )
+    return root

@@ -15,7 +15,7 @@ from collectors.runner import CommandResult
 from collectors.settings import validate
 from collectors.updates import SPEC, simulation
 from evidence.model import Outcome, Status
-from tests.collectors.updates.helpers import apt_root, apt_update, node_files, repository, write_status
+from tests.collectors.updates.helpers import apt_root, apt_update, dnf_root, node_files, repository, write_status
 from tests.conftest import FIXTURES
 from tests.evidence.shipped import judge_shipped
 
@@ -149,6 +149,33 @@ def test_no_package_manager_is_not_present(tmp_path: Path) -> None:
     outcome = SPEC.collect(context(tmp_path, tmp_path / "state")[0])
     assert outcome.status is Status.NOT_PRESENT
     assert "no package database" in outcome.gaps[0].reason
+
+
+# ---------------------------------------------------------------- dnf, real (dnf 4.14 as Debian packages it)
+def test_pending_and_security_updates_on_real_dnf(tmp_path: Path) -> None:
+    root = dnf_root(
+        tmp_path,
+        installed=[("tillsyn-demo", "1.0"), ("tillsyn-tool", "1.0")],
+        offered=[("tillsyn-demo", "1.1"), ("tillsyn-tool", "2.0")],
+        security=("tillsyn-demo", "1.1"),
+    )
+    ctx, recorder = context(root, tmp_path / "state")
+    outcome = SPEC.collect(ctx)
+    o = outcome.observed
+    assert (o["manager"], o["pending_count"], o["security_count"]) == ("dnf", 2, 1)
+    assert [(p["name"], p["candidate"], p["security"], p["origin"]) for p in o["pending"]] == [
+        ("tillsyn-demo", "1.1-1", True, "tillsyn-test"),
+        ("tillsyn-tool", "2.0-1", False, "tillsyn-test"),
+    ]
+    assert o["lists_updated_at"] and o["lists_source"] == "newest repomd.xml in /var/cache/dnf"
+    # dnf only ever from its cache (-C), inside the test root; needs-restarting answered
+    dnf_calls = [c for c in recorder.calls if c[0] == "dnf"]
+    assert all("-C" in c and f"--installroot={root}" in c for c in dnf_calls)
+    commands = {c[c.index(f"--installroot={root}") + 1] for c in dnf_calls}
+    assert commands == {"check-update", "updateinfo", "needs-restarting"}
+    # needs-restarting -r counts only core packages (kernel, glibc, systemd …) installed since boot
+    assert o["reboot_required"] is False and o["reboot_source"] == "needs-restarting -r"
+    assert judge_shipped("updates", outcome)["updates-no-security-pending"] == "failing"
 
 
 # ---------------------------------------------------------------- dnf from captured output

@@ -75,6 +75,16 @@ def test_dnf_check_update_and_updateinfo() -> None:
         parse_dnf.parse_check_update("Error: Failed to download metadata for repo 'baseos'\n")
 
 
+def test_dnf_captured_here() -> None:
+    updates = parse_dnf.parse_check_update(read("dnf-check-update_debian-12_dnf-4.14.0_local-repo.txt"))
+    assert updates == [
+        {"name": "tillsyn-demo", "architecture": "noarch", "candidate": "1.1-1", "repository": "tillsyn-test"},
+        {"name": "tillsyn-tool", "architecture": "noarch", "candidate": "2.0-1", "repository": "tillsyn-test"},
+    ]
+    security = parse_dnf.parse_updateinfo(read("dnf-updateinfo-list-security_debian-12_dnf-4.14.0_local-repo.txt"))
+    assert security == {"tillsyn-demo"}
+
+
 def test_kernel_ordering_and_boot_files() -> None:
     assert parse_kernel.newest(["6.1.0-9-amd64", "6.1.0-28-amd64", "5.10.0-30-amd64"]) == "6.1.0-28-amd64"
     files = ["vmlinuz-5.14.0-362.8.1.el9_3.x86_64", "vmlinuz-0-rescue-0123abcd", "config-x", "vmlinuz-", "initrd.img"]
