@@ -6,7 +6,9 @@ user part of home paths (``/home/<name>/…``) are replaced by a keyed hash:
 person gets the same pseudonym on every node of the fleet, so evidence can still
 be correlated, but the name cannot be read back without the key.  System
 accounts (uid below 1000, e.g. root, www-data) are not personal data and are kept:
-that a service runs as root is evidence.
+that a service runs as root is evidence.  Group names (fields ``group``, ``groups``) are kept,
+except a group named after a person's account (Debian's user private group ``anna`` of user
+``anna``), which gets that person's pseudonym.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, Callable, Dict, Optional
 from evidence.model import Evidence
 
 USER_FIELDS = frozenset({"user", "users", "username", "owner", "login"})
+GROUP_FIELDS = frozenset({"group", "groups"})
 UID_MIN = 1000  # Debian's and RHEL's login.defs default
 _HOME = re.compile(r"^(/home/|/var/home/)([^/]+)")
 
@@ -32,12 +35,26 @@ def _system_account(name: str) -> bool:
         return False
 
 
+def _personal_account(name: str) -> bool:
+    try:
+        return pwd.getpwnam(name).pw_uid >= UID_MIN
+    except KeyError:
+        return False
+
+
 class Pseudonymiser:
-    def __init__(self, key: bytes, is_system: Callable[[str], bool] = _system_account) -> None:
+    def __init__(
+        self,
+        key: bytes,
+        is_system: Callable[[str], bool] = _system_account,
+        is_person: Callable[[str], bool] = _personal_account,
+    ) -> None:
         if len(key) < 16:
             raise ValueError("pseudonym key must be at least 16 bytes")
         self.key = key
         self.is_system = is_system
+        self.is_person = is_person
+        """Whether a group name is also a person's account name (a user private group)."""
         self._cache: Dict[str, str] = {}
 
     def name(self, user: str) -> str:
@@ -64,6 +81,8 @@ class Pseudonymiser:
             return [self.apply(v, field) for v in value]
         if isinstance(value, str):
             if field in USER_FIELDS and value:
+                return self.name(value)
+            if field in GROUP_FIELDS and value and self.is_person(value):
                 return self.name(value)
             return self._path(value)
         return value

@@ -84,15 +84,18 @@ def test_uid0_root_login_and_file_edits_fail_and_are_found_after_a_stop(
     (extra_root,) = uid0["observed"]
     assert extra_root["uid"] == 0 and extra_root["shell"] == "/bin/bash"
     assert extra_root["user"].startswith("u-")  # pseudonymised (not an account of this host)
-    assert uid0["message"]
+    # the rule's sentence, with the observed value in words
+    assert f"account {extra_root['user']} has user id 0, the powers of root (shell /bin/bash)" in uid0["message"]
     login = finding(ROOT_LOGIN)
     assert login["observed"] == [{"context": "global", "permit_root_login": "yes"}], login
+    assert "sshd lets root log in with a password (global: PermitRootLogin yes)" in login["message"], login
     files = finding(FILES)
     by_path = {c["path"]: c for c in files["observed"]}
     assert {"/etc/passwd", "/etc/ssh/sshd_config", "/etc/crontab"} <= set(by_path), files
     assert by_path["/etc/crontab"]["sha256"] == hashlib.sha256(crontab.read_bytes()).hexdigest()
     assert by_path["/etc/crontab"]["change"] == "modified" and by_path["/etc/crontab"]["owner"] == "root"
     assert by_path["/etc/crontab"]["actor_note"].startswith("who changed it is unknown")  # no auditd here
+    assert "/etc/crontab was modified at " in files["message"], files
 
     # The next report has no new change: the finding passes again (the ledger keeps the change).
     wait_until(status_is(FILES, "passing"), 30, lambda: f"{FILES} passing again: {finding(FILES)}", 0.5)

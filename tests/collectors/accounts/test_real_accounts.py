@@ -131,3 +131,35 @@ def test_unreadable_files_are_gaps_and_the_rules_are_unknown(tmp_path: Path) -> 
     assert verdicts["accounts-sudo-needs-password"] == "unknown"
     assert verdicts["accounts-no-dormant"] == "unknown"
     assert verdicts["accounts-no-extra-uid0"] == "passing"  # passwd was read: that is known
+
+
+def test_a_person_has_one_pseudonym_across_collectors(tmp_path: Path) -> None:
+    """M13: the accounts list, a file_integrity change owned by the person and sshd's AllowUsers
+    name the same pseudonym, so a finding can be followed up without the name leaving the node."""
+    from agent.pseudonymise import Pseudonymiser
+    from collectors.base import Context
+    from collectors.file_integrity import SPEC as FILES
+    from collectors.settings import validate
+    from collectors.sshd.facts import principals
+
+    root = make_root(tmp_path)
+    useradd(root, "-m", "-s", "/bin/bash", "-U", "anna")  # with a user private group, as Debian does
+    files = Context(
+        root=root,
+        settings=validate({"paths": ["/etc/sudoers.d"]}, FILES.settings, "fi"),
+        state_dir=tmp_path / "state",
+        keep_state=True,
+    )
+    FILES.collect(files)
+    (root / "etc" / "sudoers.d" / "anna").write_text("anna ALL=(ALL) ALL\n")
+    os.chown(root / "etc" / "sudoers.d" / "anna", 1000, 1000)
+    changed = FILES.collect(files).observed
+    pseudonyms = Pseudonymiser(b"k" * 32, is_system=lambda name: name == "root", is_person=lambda name: name == "anna")
+    accounts = pseudonyms.apply(SPEC.collect(context(root)).observed)
+    anna = pseudonyms.name("anna")
+    assert anna.startswith("u-") and "anna" not in str(accounts)
+    assert [a["user"] for a in accounts["accounts"]] == ["root", anna]
+    change = pseudonyms.apply(changed)["changes"][0]
+    assert (change["owner"], change["group"]) == (anna, anna)  # anna's user private group too
+    assert accounts["accounts"][1]["groups"] == [anna]
+    assert pseudonyms.apply(principals({"allowusers": ["anna@10.0.0.0/8"]}))["allow_users"][0]["user"] == anna
