@@ -160,6 +160,7 @@ def journald(ctx: Context, reader: _Reader) -> Dict[str, Any]:
     running = ctx.path("/run/systemd/journal/socket").exists()
     persistent = parse_journald.persistent(storage, journal_dir) if running else False
     return {
+        "reason": _journal_reason(running, storage, sources.get("Storage"), journal_dir, persistent),
         "running": running,
         "storage": storage,
         "storage_source": sources.get("Storage", "default (auto)"),
@@ -169,6 +170,22 @@ def journald(ctx: Context, reader: _Reader) -> Dict[str, Any]:
         "max_retention": values.get("MaxRetentionSec") or None,
         "forward_to_syslog": parse_journald_bool(values.get("ForwardToSyslog")),
     }
+
+
+def _journal_reason(
+    running: bool, storage: str, source: Optional[str], journal_dir: bool, persistent: Optional[bool]
+) -> Optional[str]:
+    """Why the journal is not kept on disk, as a phrase (None when it is)."""
+    if persistent:
+        return None
+    if not running:
+        return "systemd-journald is not running (no /run/systemd/journal/socket)"
+    where = f" (set in {source})" if source else " (the default)"
+    if persistent is None:
+        return f"Storage={storage}{where} is not a value journald accepts"
+    if storage == "auto":
+        return f"Storage=auto{where} and /var/log/journal does not exist"
+    return f"Storage={storage}{where}"
 
 
 def parse_journald_bool(value: Optional[str]) -> Optional[bool]:
@@ -214,7 +231,28 @@ def forwarding(ctx: Context, reader: _Reader, names: Names) -> Dict[str, Any]:
     else:
         forwarded = False
     hosts = sorted({str(t["host"]) for t in live if t["active"] is not False})
-    return {"forwarded": forwarded, "hosts": hosts, "targets": targets}
+    return {"forwarded": forwarded, "hosts": hosts, "reason": _forward_reason(targets, forwarded), "targets": targets}
+
+
+def _forward_reason(targets: List[Dict[str, Any]], forwarded: Optional[bool]) -> Optional[str]:
+    """Why nothing is known to be forwarded, as a phrase (None when something is)."""
+    if forwarded:
+        return None
+    if not targets:
+        return "no rsyslog, syslog-ng or systemd-journal-upload configuration names a remote target"
+    why = []
+    for t in targets:
+        where = f"{t['host']} ({t['daemon']}, {t['source']})"
+        if not t["off_host"]:
+            why.append(f"{where} is this host")
+        elif not t.get("used"):
+            what = "no log path uses it" if t["daemon"] == "syslog-ng" else "the unit is not enabled"
+            why.append(f"{where}: {what}")
+        elif t.get("daemon_running") is False:
+            why.append(f"{where}: the daemon is not running")
+        else:
+            why.append(f"{where}: whether the daemon runs is unknown")
+    return "; ".join(why)
 
 
 def _active(target: Mapping[str, Any]) -> Optional[bool]:

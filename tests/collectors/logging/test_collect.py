@@ -112,7 +112,12 @@ def test_debian_defaults_without_auditd_fail_auditd_and_forwarding(tmp_path: Pat
     assert (o["audit"]["running"], o["audit"]["enabled"], o["audit"]["rules"]) == (False, False, 0)
     # Storage=auto with /var/log/journal present: persistent
     assert (o["journald"]["storage"], o["journald"]["persistent"]) == ("auto", True)
-    assert o["forwarding"] == {"forwarded": False, "hosts": [], "targets": []}
+    assert o["forwarding"] == {
+        "forwarded": False,
+        "hosts": [],
+        "reason": "no rsyslog, syslog-ng or systemd-journal-upload configuration names a remote target",
+        "targets": [],
+    }
     assert judge_shipped("logging", outcome) == {
         "logging-auditd-running": "failing",
         "logging-audit-rules": "failing",
@@ -146,9 +151,12 @@ def test_volatile_journal_syslog_ng_forwarding_and_unused_destination(tmp_path: 
     )
     outcome, _ = collect(root, {})
     o = outcome.observed
-    assert o["journald"]["persistent"] is False
+    assert o["journald"]["persistent"] is False and o["journald"]["reason"] == (
+        "Storage=volatile (set in /etc/systemd/journald.conf)"
+    )
     assert o["forwarding"]["forwarded"] is False  # the destination exists but no log path uses it
     assert o["forwarding"]["targets"][0]["used"] is False
+    assert o["forwarding"]["reason"] == "10.1.2.3 (syslog-ng, /etc/syslog-ng/conf.d/remote.conf:1): no log path uses it"
     (root / "etc/syslog-ng/conf.d/remote.conf").write_text(
         'destination d_siem { network("10.1.2.3" port(514)); };\nlog { source(s_src); destination(d_siem); };\n'
     )
