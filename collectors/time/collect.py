@@ -138,7 +138,9 @@ def timesyncd(ctx: Context, names: Names) -> Dict[str, Any]:
     has_server = parsed["server_address"] is not None and (parsed["packet_count"] or 0) > 0
     record.update(
         {
-            "synchronised": kernel if kernel is False or not has_server else True,
+            # timesyncd synchronises only with a server that answered; the kernel's flag may be
+            # another daemon's doing, so it can only take the answer away
+            "synchronised": has_server and kernel is not False,
             "reference": parsed["server_name"] or parsed["server_address"],
             "stratum": parsed["stratum"],
             "offset_s": parsed["offset_s"],

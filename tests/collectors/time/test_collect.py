@@ -146,6 +146,18 @@ def test_timesyncd_without_a_server_fails_and_kernel_no_fails(tmp_path: Path) ->
     assert judge_shipped("time", outcome)["time-synchronised"] == "failing"
 
 
+def test_timesyncd_without_a_server_is_not_synchronised_whatever_the_kernel_says(tmp_path: Path) -> None:
+    root = proc_tree(tmp_path, "systemd-timesyn")
+    outcome, _ = _replayed(
+        root,
+        {
+            ("timesync-status",): ("timedatectl-timesync-status_reconstructed_systemd-252_no-server.txt", "", 0),
+            ("show",): ("timedatectl-show_reconstructed_systemd-252_synchronised.txt", "", 0),
+        },
+    )
+    assert outcome.observed["synchronised"] is False
+
+
 def test_timesyncd_running_without_dbus_is_unknown_never_passing(tmp_path: Path) -> None:
     root = proc_tree(tmp_path, "systemd-timesyn")
     (root / "var/lib/systemd/timesync").mkdir(parents=True)
