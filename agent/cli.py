@@ -16,9 +16,9 @@ from typing import List, Optional, Sequence
 
 from agent import __version__
 from agent.collect import run_collectors
+from agent.collect_table import render
 from agent.config import ConfigError, load, resolve_path
 from agent.state import state_dir
-from agent.table import render
 
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
@@ -101,11 +101,11 @@ def _run_once(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
     from agent import status
-    from agent.delivery import deliver
     from agent.identity import load_enrolment, load_key, pseudonym_key
     from agent.pseudonymise import Pseudonymiser, pseudonymised
     from agent.spool import Spool
-    from agent.transport import Client
+    from agent.uplink.deliver_reports import deliver
+    from agent.uplink.signed_http import Client
 
     state = state_dir(args.state_dir, os.environ)
     enrolment = load_enrolment(state)

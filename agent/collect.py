@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from agent.config import AgentConfig
+from agent.safe_text import utf8_safe
 from agent.scrub import scrub
-from agent.text import utf8_safe
 from collectors.base import CollectorSpec, Context
 from evidence.model import Evidence, Gap, Outcome, utc_iso
 
@@ -145,7 +145,7 @@ def run_collectors(
                 collected_at=moment,
                 duration_ms=duration,
                 status=outcome.status,
-                # paths and names read from the system may not be UTF-8 (agent/text.py)
+                # paths and names read from the system may not be UTF-8 (agent/safe_text.py)
                 observed=utf8_safe(dict(outcome.observed)),
                 gaps=tuple(Gap(utf8_safe(g.what), utf8_safe(g.reason)) for g in outcome.gaps),
                 error=utf8_safe(outcome.error),

@@ -20,7 +20,7 @@ DEFAULT_PATH = Path("/etc/tillsyn/agent.yaml")
 ENV_PATH = "TILLSYN_AGENT_CONFIG"
 MAX_FILE_BYTES = 1024 * 1024
 
-# Keys every collector has, beside its own settings.
+# Keys every collector has, beside its own settings; a collector's spec gives its own defaults.
 COMMON: Dict[str, Field] = {
     "enabled": Field(bool, True, "run this collector"),
     "interval": Field(int, 300, "seconds between runs in the daemon", minimum=10),
@@ -28,13 +28,6 @@ COMMON: Dict[str, Field] = {
     "poll": Field(
         float, 0.0, "seconds between quick checks that run the collector at once on a change (0: off)", minimum=0
     ),
-}
-COMMON_DEFAULTS: Dict[str, Dict[str, Any]] = {
-    "power": {"poll": 5.0},
-    "disk_encryption": {"interval": 3600},
-    "backup": {"interval": 900, "timeout": 120.0},
-    # The simulated upgrade inside may take a minute or two when it is due (every 6 h).
-    "updates": {"interval": 900, "timeout": 300.0},
 }
 
 TOP: Dict[str, Field] = {
@@ -138,7 +131,7 @@ def from_mapping(data: Any, source: Optional[Path]) -> AgentConfig:
             )
         collectors = {name: _collector(name, sections.get(name)) for name in REGISTRY}
         spool = validate(top["spool"], SPOOL, "agent.spool")
-        delivery = validate(top["delivery"], DELIVERY, "agent.delivery")
+        delivery = validate(top["delivery"], DELIVERY, "agent.uplink.deliver_reports")
         privacy = validate(top["privacy"], PRIVACY, "agent.privacy")
     except SettingsError as err:
         raise ConfigError(f"{label}: {err.key[len('agent.') :]}: {err.message}") from err
@@ -162,7 +155,8 @@ def _collector(name: str, section: Any) -> CollectorConfig:
         section = {}
     if not isinstance(section, Mapping):
         raise SettingsError(prefix, f"expected a mapping, got {type(section).__name__}")
-    own = REGISTRY[name].settings
+    spec = REGISTRY[name]
+    own = spec.settings
     clash = set(own) & set(COMMON)
     assert not clash, f"collector {name} redefines common settings {clash}"
     unknown = sorted(set(section) - set(COMMON) - set(own))
@@ -172,7 +166,7 @@ def _collector(name: str, section: Any) -> CollectorConfig:
     common_part = {k: v for k, v in section.items() if k in COMMON}
     own_part = {k: v for k, v in section.items() if k not in COMMON}
     schema = {**COMMON}
-    for key, value in COMMON_DEFAULTS.get(name, {}).items():
+    for key, value in (("interval", spec.interval), ("timeout", spec.timeout), ("poll", spec.poll)):
         field = schema[key]
         schema[key] = Field(field.type, value, field.help, minimum=field.minimum)
     common = validate(common_part, schema, prefix)

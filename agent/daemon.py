@@ -23,17 +23,17 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from agent import __version__, status
-from agent.backoff import Backoff
 from agent.collect import Running, run_collectors
 from agent.config import AgentConfig, ConfigError, load
 from agent.identity import load_enrolment, load_key, pseudonym_key
-from agent.link import Link, utc
 from agent.notify import Notifier
 from agent.pseudonymise import Pseudonymiser, pseudonymised
-from agent.recent import Recent
+from agent.recent_errors import Recent
 from agent.schedule import Schedule
 from agent.spool import Spool
 from agent.state import os_reason
+from agent.uplink.backoff import Backoff
+from agent.uplink.pace import Link, utc
 from agent.watch import CONFIG, Watcher
 from collectors import REGISTRY
 from collectors.base import Context
@@ -98,8 +98,8 @@ class Daemon:
         self._last_status = ""
         self._turn_failed = False
         self._told: Dict[str, str] = {}
-        self.next_probe: Dict[str, float] = {}
-        self.probe_keys: Dict[str, Any] = {}
+        self.next_quick_check: Dict[str, float] = {}
+        self.quick_check_keys: Dict[str, Any] = {}
 
     # -- set-up ---------------------------------------------------------------
     def _watch(self) -> None:
@@ -244,22 +244,27 @@ class Daemon:
             self.ready = True
             self.notifier.ready(f"first collection could not be spooled: {os_reason(err)}")
 
-    def _probe(self, now: float) -> None:
+    def _quick_checks(self, now: float) -> None:
         """Quick checks (e.g. UPS status every few seconds); a changed answer runs the collector now."""
         for name, conf in self.config.collectors.items():
             spec = REGISTRY[name]
-            if not conf.enabled or conf.poll <= 0 or spec.probe is None or now < self.next_probe.get(name, 0.0):
+            if (
+                not conf.enabled
+                or conf.poll <= 0
+                or spec.quick_check is None
+                or now < self.next_quick_check.get(name, 0.0)
+            ):
                 continue
-            self.next_probe[name] = now + conf.poll
+            self.next_quick_check[name] = now + conf.poll
             try:
-                key = spec.probe(Context(settings=conf.settings, command_timeout=self.config.command_timeout))
-            except Exception as err:  # noqa: BLE001  a failing probe only means no early run
-                log.debug("probe of %s failed: %s", name, err)
+                key = spec.quick_check(Context(settings=conf.settings, command_timeout=self.config.command_timeout))
+            except Exception as err:  # noqa: BLE001  a failing quick check only means no early run
+                log.debug("quick check of %s failed: %s", name, err)
                 continue
-            if name in self.probe_keys and self.probe_keys[name] != key:
+            if name in self.quick_check_keys and self.quick_check_keys[name] != key:
                 log.info("%s changed (%s): collecting now", name, key, extra={"collector": name})
                 self.schedule.trigger({name}, now, at_once=True)
-            self.probe_keys[name] = key
+            self.quick_check_keys[name] = key
 
     def _bounds(self, now: float) -> None:
         if now - self.bounds_checked < 60:
@@ -323,7 +328,7 @@ class Daemon:
         elif not self.round.thread.is_alive():
             candidates.append(self.next_spool_try - now)  # a finished round waiting for room on disk
         candidates += [at - now for at in self.link.wake_times()]
-        candidates += [at - now for at in self.next_probe.values()]
+        candidates += [at - now for at in self.next_quick_check.values()]
         floor = FAILED_TURN_PAUSE_S if self._turn_failed else MIN_SLEEP_S
         return min(max(floor, min(candidates)), candidates[0])
 
@@ -348,7 +353,7 @@ class Daemon:
         steps: List[Tuple[str, Callable[[float], None]]] = [
             ("reload", self._reload_if_asked),
             ("spooling", self._finish_round),
-            ("probes", self._probe),
+            ("quick checks", self._quick_checks),
             ("collection", self._start_round),
             ("spool bounds", self._bounds),
             ("centre", self.link.turn),

@@ -13,7 +13,7 @@ import requests
 from agent import __version__
 from agent.errors import IdentityError, TransportError
 from agent.identity import Enrolment, load_or_create_key, public_key_of, save_enrolment
-from agent.transport import Client
+from agent.uplink.signed_http import Client
 
 MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id")
 AGENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")

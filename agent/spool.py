@@ -26,7 +26,7 @@ from typing import Any, Dict, Iterable, List, Sequence, Tuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import counter
+from agent import sequence_numbers
 from agent.state import os_reason, read_state, write_atomic, write_json
 from evidence.model import Evidence
 from evidence.signing import b64, sign
@@ -112,7 +112,7 @@ class Spool:
         # Persisted before the report exists: a crash between the two skips a number (harmless)
         # but never reuses one (which the centre would refuse as a replay).
         highest = max([0] + [s.seq for s in self.pending()])
-        seq, problems = counter.advance(self._seq_file, "last", at_least=highest)
+        seq, problems = sequence_numbers.advance(self._seq_file, "last", at_least=highest)
         for problem in problems:
             self._problem(f"spool: {problem}")
         return seq

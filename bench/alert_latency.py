@@ -37,7 +37,7 @@ import yaml
 
 from bench.docs import replace_section
 from bench.machine import describe
-from collectors.power import net
+from collectors.power import read_servers
 from tests.centre_process import CentreProcess
 from tests.collectors.power.test_nut_upsd import ON_LINE, Nut
 from tests.e2e.alert_helpers import Hook, query, webhook, write_key
@@ -139,7 +139,7 @@ def nut_server(base: Path) -> Iterator[Nut]:
 
 
 def flags(server: Nut) -> List[str]:
-    return next((u.flags for u in net.query_nut("127.0.0.1", server.port, 1.0).ups if u.name == "flip"), [])
+    return next((u.flags for u in read_servers.query_nut("127.0.0.1", server.port, 1.0).ups if u.name == "flip"), [])
 
 
 def set_ups(server: Nut, text: str, wanted: List[str]) -> float:

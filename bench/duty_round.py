@@ -27,7 +27,7 @@ from bench.machine import describe
 from central.config import from_mapping
 from central.db.engine import read_tx
 from central.db.schema import incidents, outbox
-from central.service import open_centre
+from central.runtime.service import open_centre
 
 
 def _count(centre: Any, table: Table, *where: Any) -> int:

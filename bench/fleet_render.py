@@ -21,24 +21,23 @@ from sqlalchemy import text
 
 from bench.docs import command_line, on_databases, publish
 from bench.machine import describe
-from central import apikeys
 from central.api.app import create_app
-from central.auth import sessions, users
+from central.auth import apikeys, sessions, users
 from central.config import from_mapping
 from central.db.engine import write_tx
 from central.db.schema import agents, findings
-from central.service import open_centre
+from central.runtime.service import open_centre
 
 RULES = [(f"rule-{i:02d}", [f"M{(i % 13) + 1:02d}"]) for i in range(22)]  # the shipped policy has 22 rules
 GOAL_MS = 300.0
 HOW = (
-    "How: the state filter, the search and the paging run in SQL (`central/node_states.py`, shared by the API "
+    "How: the state filter, the search and the paging run in SQL (`central/judging/node_states.py`, shared by the API "
     "list, the fleet page and the metrics), and only the page's nodes have their findings counted: looked up "
     "by primary key for a page, or for a page of more than 500 nodes counted in one pass over the primary-key "
     "index (totals) and one over the status index, which holds agent_id since migration 0006 (findings not "
     "passing). The API list is built from plain rows (JSON columns parsed once, times read without conversion) "
     "and serialised by orjson in the worker thread, without FastAPI validating it first (the same bytes), "
-    "with Python's cyclic collector paused meanwhile (`central/gc_pause.py`): it walked the list's 50,000 new "
+    "with Python's cyclic collector paused meanwhile (`central/runtime/gc_pause.py`): it walked the list's 50,000 new "
     "objects for nothing, a third of the time."
 )
 

@@ -4,7 +4,7 @@ The ingest goal compares the centre's ingest rate with its rate on an empty endp
 (``/livez``).  Before it may store a report the centre must check two Ed25519
 signatures (the request's and the report's own), read the batch, and parse and
 type-check the report; a heartbeat needs one signature and its parsing.  These are
-the centre's own functions (``central.ingest``, ``evidence.signing``), timed here in
+the centre's own functions (``central.ingest.receive``, ``evidence.signing``), timed here in
 the load generator's process on requests built exactly as in the timed phases, so the
 benchmark can show how much of the goal's budget they take before any storing.
 """
@@ -18,7 +18,7 @@ from typing import Callable, Dict, Sequence, Tuple
 
 from bench.load_nodes import Node
 from central.config import Limits
-from central.ingest import parse_signed, prepare_heartbeat, unpack_reports
+from central.ingest.receive import parse_signed, prepare_heartbeat, unpack_reports
 from evidence.model import Evidence
 from evidence.signing import public_key_text, verify
 

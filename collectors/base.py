@@ -1,8 +1,8 @@
 """What every collector is given and what it declares.
 
 A collector is a :class:`CollectorSpec`: a name, a version, the control ids it
-serves, a settings schema, and a ``collect(ctx)`` function returning an
-:class:`~evidence.model.Outcome`.  All I/O goes through the :class:`Context`, so
+serves, a settings schema, its scheduling defaults, and a ``collect(ctx)`` function
+returning an :class:`~evidence.model.Outcome`.  All I/O goes through the :class:`Context`, so
 tests move the filesystem root, replace the clock or point sockets at private
 servers without patching.
 """
@@ -87,10 +87,11 @@ class Context:
 
 @dataclass(frozen=True)
 class CollectorSpec:
-    """A registered collector."""
+    """A registered collector (see docs/adding-a-collector.md for the package layout)."""
 
     name: str
     version: str
+    """``MAJOR.MINOR``: a new minor for new facts, a new major when a fact changes meaning."""
     controls: Tuple[str, ...]
     collect: Callable[[Context], Outcome]
     settings: Schema = field(default_factory=dict)
@@ -98,8 +99,14 @@ class CollectorSpec:
     """One line of key facts for the ``collect`` table, from ``observed``."""
     watch_paths: Callable[[Mapping[str, Any]], Sequence[str]] = lambda settings: ()
     """Files whose change should trigger this collector at once (used by the daemon)."""
-    probe: Optional[Callable[[Context], Hashable]] = None
-    """A quick check the daemon runs every ``poll`` seconds; a changed answer runs the collector at once."""
+    quick_check: Optional[Callable[[Context], Hashable]] = None
+    """A cheap check (``quick.py``) run every ``poll`` seconds; a changed answer runs the collector at once."""
+    interval: int = 300
+    """Default seconds between runs in the daemon (``interval`` in agent.yaml overrides it)."""
+    timeout: float = 30.0
+    """Default seconds before a run is abandoned and reported as errored (``timeout`` in agent.yaml)."""
+    poll: float = 0.0
+    """Default seconds between quick checks (0: off; only meaningful with a ``quick_check``)."""
 
 
 def describe_os_error(err: OSError, what: str) -> str:

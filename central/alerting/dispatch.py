@@ -24,10 +24,10 @@ from sqlalchemy import Engine, and_, exists, or_, select, update
 from central.alerting.channels import ChannelError, Sender
 from central.alerting.incidents import event, view
 from central.alerting.settings import Alerting
-from central.background import Background
+from central.clock import utcnow
 from central.db.engine import write_tx
 from central.db.schema import agents, incidents, outbox
-from central.ids import utcnow
+from central.runtime.background import Background
 
 log = logging.getLogger("tillsyn.central.alerting")
 LEASE_S = 120
@@ -243,7 +243,7 @@ def dispatch_once(
 
 
 class Dispatcher(Background):
-    """Works the outbox every ``interval`` seconds, or when poked, until stopped."""
+    """Works the outbox every ``interval`` seconds, or when woken, until stopped."""
 
     def __init__(self, interval: float, job: Callable[[], Sent]) -> None:
         super().__init__("tillsyn-dispatch", interval)

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Select, Table, and_, func, select, update
 from central import audit
 from central.alerting.incidents import acknowledge
 from central.db.schema import agents, incident_events, incidents, maintenance_windows, waivers
-from central.ids import new_id
+from central.identifiers import new_id
 
 
 class ManageError(ValueError):

@@ -1,4 +1,4 @@
-"""Enrolment, the agents' first request (reports and heartbeats: central/api/ingest_path.py).  Signed, idempotent."""
+"""Enrolment, the agents' first request (reports and heartbeats: central/ingest/endpoints.py).  Signed, idempotent."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from typing import Any, Dict
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from central import enrol as enrolment
-from central import findings
-from central.api.body import read_limited
-from central.api.ingest_path import SIGNATURE_HEADER
+from central import enrolment
+from central.clock import utcnow
 from central.db.engine import write_tx
 from central.errors import RequestRefused, refuse
-from central.ids import utcnow
-from central.service import Centre
+from central.ingest.endpoints import SIGNATURE_HEADER
+from central.ingest.request_body import read_limited
+from central.judging import findings
+from central.runtime.service import Centre
 from evidence.signing import SignatureError, verify
 
 router = APIRouter(prefix="/api/v1", tags=["agents"])

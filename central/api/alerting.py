@@ -14,12 +14,12 @@ from central.alerting import manage
 from central.api.params import Before, IncidentId
 from central.auth.deps import principal, require
 from central.auth.principal import Principal
+from central.clock import utcnow
 from central.db.engine import read_tx, write_tx
 from central.db.schema import agents
 from central.db.schema import incidents as incidents_table
 from central.errors import refuse
-from central.ids import utcnow
-from central.service import Centre
+from central.runtime.service import Centre
 
 router = APIRouter(prefix="/api/v1", tags=["alerting"])
 Key = Annotated[Principal, Depends(principal)]

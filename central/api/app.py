@@ -13,12 +13,12 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from central import web
-from central.api import agents, alerting, export, read, session
-from central.api.ingest_path import CentreApp
+from central.api import agents, alerting, export, read_routes, session
 from central.db.engine import read_tx
 from central.errors import RequestRefused
-from central.evaluation import backlog as evaluation_backlog
-from central.service import Centre
+from central.ingest.endpoints import CentreApp
+from central.judging.evaluation import backlog as evaluation_backlog
+from central.runtime.service import Centre
 
 
 def create_app(centre: Centre, *, duties: bool = True) -> CentreApp:
@@ -78,7 +78,7 @@ def create_app(centre: Centre, *, duties: bool = True) -> CentreApp:
         return PlainTextResponse(data, media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(agents.router)
-    app.include_router(read.router)
+    app.include_router(read_routes.router)
     app.include_router(alerting.router)
     app.include_router(session.router)
     app.include_router(export.router)

@@ -11,8 +11,9 @@ from starlette.concurrency import run_in_threadpool
 from central import audit
 from central.auth.deps import principal
 from central.auth.principal import Principal
+from central.clock import utcnow
 from central.db.engine import read_tx, write_tx
-from central.enrol import check_name
+from central.enrolment import check_name
 from central.errors import refuse
 from central.export import settled
 from central.export.build import build
@@ -20,7 +21,6 @@ from central.export.html import to_html
 from central.export.model import ExportError, parse_time
 from central.export.model import Request as ExportRequest
 from central.export.render import to_csv, to_json
-from central.ids import utcnow
 
 router = APIRouter(prefix="/api/v1", tags=["export"])
 MEDIA = {"json": "application/json", "csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8"}

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Path, Query
 
-from central.ids import ROW_MAX
+from central.identifiers import ROW_MAX
 
 IncidentId = Annotated[int, Path(ge=1, le=ROW_MAX, description="an incident's id")]
 Offset = Annotated[int, Query(ge=0, le=ROW_MAX, description="rows to skip")]

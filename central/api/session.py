@@ -11,9 +11,9 @@ from starlette.concurrency import run_in_threadpool
 from central import audit
 from central.auth import sessions, users
 from central.auth.deps import current
+from central.clock import utcnow
 from central.db.engine import read_tx, write_tx
 from central.errors import refuse
-from central.ids import utcnow
 
 router = APIRouter(prefix="/api/v1", tags=["session"])
 

@@ -9,14 +9,14 @@ from fastapi import Request
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from central import apikeys
+from central.auth import apikeys
 from central.auth.principal import Principal
 from central.auth.sessions import COOKIE, REFRESH_COOKIE, resume
 from central.auth.users import principal_of
+from central.clock import utcnow
 from central.db.engine import read_tx, write_tx
 from central.db.schema import users
 from central.errors import refuse
-from central.ids import utcnow
 
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")

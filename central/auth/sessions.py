@@ -13,7 +13,7 @@ from central.auth.principal import Principal
 from central.auth.users import principal_of
 from central.config import Sessions
 from central.db.schema import sessions, users
-from central.ids import secret_hash
+from central.identifiers import secret_hash
 
 COOKIE = "tillsyn_session"
 REFRESH_COOKIE = "tillsyn_refresh"

@@ -15,7 +15,7 @@ from central.auth.passwords import burn_time, check_strength, hash_password, nee
 from central.auth.principal import ALL_TENANTS, ROLES, Principal, tenants_of
 from central.config import Sessions
 from central.db.schema import users
-from central.ids import new_id
+from central.identifiers import new_id
 
 _USERNAME = re.compile(r"[a-z][a-z0-9._-]{1,63}")
 

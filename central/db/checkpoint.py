@@ -19,7 +19,7 @@ from typing import Any, Optional, Tuple
 
 from sqlalchemy import Engine, event
 
-from central.background import Background
+from central.runtime.background import Background
 
 log = logging.getLogger("tillsyn.central.checkpoint")
 INTERVAL_S = 1.0

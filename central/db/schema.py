@@ -128,7 +128,7 @@ pending_evaluation = Table(
     Column("agent_id", String(32), nullable=False),
     Index("ix_pending_evaluation_agent_id", "agent_id"),
 )
-"""Reports stored and chained but not yet evaluated (see central/evaluation.py)."""
+"""Reports stored and chained but not yet evaluated (see central/judging/evaluation.py)."""
 
 latest_evidence = Table(
     "latest_evidence",
@@ -156,7 +156,7 @@ findings = Table(
     _ts("evaluated_at", False),
     _ts("evidence_at"),
     Column("report_id", String(64), nullable=True),
-    Index("ix_findings_status", "status", "agent_id"),  # covers the problem counts (central/node_states.py)
+    Index("ix_findings_status", "status", "agent_id"),  # covers the problem counts (central/judging/node_states.py)
 )
 
 finding_changes = Table(

@@ -13,7 +13,7 @@ from central.db.schema import agents
 from central.export import context, history, settled
 from central.export.ledger_refs import cited_reports, head_at
 from central.export.model import FORMAT, Request, iso
-from central.retention import checkpoints
+from central.retention.sweep import checkpoints
 from evidence.controls import CONTROLS
 from evidence.policy import Policy
 

@@ -2,14 +2,14 @@
 
 An export carries only the reports it cites: :func:`check_entries` checks each entry on
 its own and every link between neighbours that are both present.  A whole chain (from
-genesis or from a retention checkpoint) is :func:`central.ledger.verify_chain`.
+genesis or from a retention checkpoint) is :func:`central.ingest.ledger.verify_chain`.
 """
 
 from __future__ import annotations
 
 from typing import List, Optional, Sequence
 
-from central.ledger import GENESIS, Break, Entry, check_entry
+from central.ingest.ledger import GENESIS, Break, Entry, check_entry
 
 
 def check_entries(agent_id: str, public_key: Optional[str], entries: Sequence[Entry]) -> List[Break]:

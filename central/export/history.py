@@ -16,7 +16,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 from sqlalchemy import Connection, select
 
 from central.db.schema import finding_changes
-from central.findings import RETIRED
+from central.judging.findings import RETIRED
 
 _CHUNK = 500
 

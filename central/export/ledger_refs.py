@@ -9,8 +9,8 @@ from sqlalchemy import Connection, func, select
 
 from central.db.schema import reports
 from central.export.model import iso
-from central.ledger import GENESIS
-from central.retention import Checkpoint
+from central.ingest.ledger import GENESIS
+from central.retention.sweep import Checkpoint
 from evidence.signing import b64
 
 _FIELDS = (

@@ -19,7 +19,7 @@ from central.export.build import control_summary
 from central.export.chain import check_entries
 from central.export.compare import Problem, diff, short
 from central.export.model import ExportError
-from central.ledger import GENESIS, Entry
+from central.ingest.ledger import GENESIS, Entry
 from evidence.signing import SignatureError, fingerprint
 
 

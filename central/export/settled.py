@@ -1,7 +1,7 @@
 """How far the centre has judged what it received: the latest moment an export can state.
 
 Ingest stores a report and answers; the evaluator judges it a moment later and records the
-finding changes at the report's ``received_at`` (central/evaluation.py).  Until then the
+finding changes at the report's ``received_at`` (central/judging/evaluation.py).  Until then the
 finding history up to that time is incomplete, so an export ending at or after the oldest
 unjudged report's ``received_at`` would say something the same export rebuilt later does
 not.  An export made "now" ends just before that report instead; an export asked for a

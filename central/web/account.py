@@ -1,7 +1,7 @@
 """Every signed-in person's own page: their account, a new password (proved with the current one),
 and personal API keys (created and shown once, listed, revoked); admins may revoke anyone's key.
 
-Changes are recorded in the audit trail by central.auth.users and central.apikeys.
+Changes are recorded in the audit trail by central.auth.users and central.auth.apikeys.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from central import apikeys
-from central.auth import sessions, users
+from central.auth import apikeys, sessions, users
 from central.auth.principal import Principal
-from central.ids import new_id, utcnow
+from central.clock import utcnow
+from central.identifiers import new_id
 from central.web.common import centre_of, fields, person, read, safe_next, source, write
 from central.web.people import session_only
 from central.web.render import page, redirect, when

@@ -17,7 +17,7 @@ from central.alerting import manage
 from central.api.alerting import _within_tenants
 from central.api.params import IncidentId
 from central.auth.principal import Principal
-from central.ids import utcnow
+from central.clock import utcnow
 from central.web.common import fields, needs, person, read, source, write
 from central.web.render import page, redirect
 

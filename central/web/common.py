@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from central.auth.deps import current
 from central.auth.principal import Principal
 from central.db.engine import read_tx, write_tx
-from central.service import Centre
+from central.runtime.service import Centre
 from central.web.render import page
 
 

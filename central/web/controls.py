@@ -9,8 +9,8 @@ from fastapi.responses import Response
 from sqlalchemy import Connection, and_, select
 
 from central.auth.principal import Principal
+from central.clock import utcnow
 from central.db.schema import agents, findings
-from central.ids import utcnow
 from central.web import history
 from central.web.common import person, read
 from central.web.render import page

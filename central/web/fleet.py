@@ -8,13 +8,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection, select
 
-from central import reads
 from central.alerting import manage
 from central.alerting.suppress import in_force
+from central.api import read_queries
 from central.auth.principal import Principal
+from central.clock import utcnow
 from central.db.schema import agents, finding_changes
-from central.ids import utcnow
-from central.web import queries
+from central.web import page_queries
 from central.web.common import person, read
 from central.web.render import page
 
@@ -31,17 +31,17 @@ async def fleet(
     q: Optional[str] = Query(None, max_length=255),
     page_no: int = Query(1, alias="page", ge=1, le=100000),
 ) -> Response:
-    if state not in queries.FLEET_STATES:
+    if state not in page_queries.FLEET_STATES:
         state = None
     search = (q or "").strip() or None
-    result = await read(request, queries.fleet, who.tenant_filter(agents.c.tenant), state, search, page_no)
-    pages = max(1, -(-result.total // queries.PAGE_SIZE))
+    result = await read(request, page_queries.fleet, who.tenant_filter(agents.c.tenant), state, search, page_no)
+    pages = max(1, -(-result.total // page_queries.PAGE_SIZE))
     return page(
         request,
         "fleet.html",
         who,
         fleet=result,
-        states=queries.FLEET_STATES,
+        states=page_queries.FLEET_STATES,
         state=state,
         q=search or "",
         page_no=page_no,
@@ -50,12 +50,12 @@ async def fleet(
 
 
 def node_detail(conn: Connection, agent_id: str, who: Principal) -> Optional[Dict[str, Any]]:
-    node = reads.get_node(conn, agent_id, who.tenant_filter(agents.c.tenant))
+    node = read_queries.get_node(conn, agent_id, who.tenant_filter(agents.c.tenant))
     if node is None:
         return None
     now = utcnow()
     force = in_force(conn, now)
-    findings = reads.list_findings(conn, agent_id)
+    findings = read_queries.list_findings(conn, agent_id)
     for finding in findings:
         finding["accepted"] = force.accepted(node, finding["rule_id"])
     changes = conn.execute(
@@ -75,7 +75,7 @@ def node_detail(conn: Connection, agent_id: str, who: Principal) -> Optional[Dic
     return {
         "node": node,
         "findings": findings,
-        "evidence": reads.latest(conn, agent_id),
+        "evidence": read_queries.latest(conn, agent_id),
         "history": history,
         "controls_of": controls_of,
         "incidents": manage.list_incidents(conn, agent_id=agent_id, limit=50),

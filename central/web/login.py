@@ -14,8 +14,8 @@ from central import audit
 from central.api.session import log_in, log_out, set_cookie
 from central.auth.deps import current
 from central.auth.sessions import COOKIE
+from central.clock import utcnow
 from central.errors import RequestRefused
-from central.ids import utcnow
 from central.web.common import centre_of, safe_next, source, write
 from central.web.render import HERE, page, redirect, secure
 

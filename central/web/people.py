@@ -1,7 +1,7 @@
 """People for admins: accounts with role, tenants, last login and state; create, change, disable,
 reset a password, and every API key of everyone (M05, M09).
 
-Every change goes through central.auth.users and central.apikeys, which record it in the audit
+Every change goes through central.auth.users and central.auth.apikeys, which record it in the audit
 trail with the admin and their address; a refusal re-renders the page with the reason and
 changes nothing (the transaction is rolled back).
 """
@@ -15,11 +15,10 @@ from fastapi.responses import Response
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
-from central import apikeys
-from central.auth import sessions, users
+from central.auth import apikeys, sessions, users
 from central.auth.passwords import generate
 from central.auth.principal import ROLES, Principal
-from central.ids import utcnow
+from central.clock import utcnow
 from central.web.common import every_tenant_admin, fields, person, read, source, write
 from central.web.render import page, redirect
 

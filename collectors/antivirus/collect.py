@@ -3,12 +3,12 @@ ClamAV and Defender details.  Facts only; rules judge freshness and coverage."""
 
 from __future__ import annotations
 
-from typing import AbstractSet, Any, Callable, Dict, List, Optional, Sequence
+from typing import AbstractSet, Any, Callable, Dict, List, Mapping, Optional, Sequence
 
-from collectors.antivirus import system
-from collectors.antivirus.clamav import collect_clamav
-from collectors.antivirus.defender import collect_defender
+from collectors.antivirus import read_system
 from collectors.antivirus.products import PRODUCTS, ProcessInfo, looked_for, processes_of
+from collectors.antivirus.read_clamav import collect_clamav
+from collectors.antivirus.read_defender import collect_defender
 from collectors.base import Context
 from evidence.model import Gap, Outcome
 
@@ -19,28 +19,28 @@ CMDLINE_NAMES = frozenset({"freshclam"})
 
 
 def collect(ctx: Context) -> Outcome:
-    return collect_with(ctx, system.list_processes)
+    return collect_with(ctx, read_system.list_processes)
 
 
 def collect_with(ctx: Context, list_processes: ProcessLister) -> Outcome:
     """``collect`` with the process pass injectable, so tests can replay a captured process list."""
     settings = ctx.settings
     gaps: List[Gap] = []
-    installed_paths = {p.key: system.existing_paths(ctx, p.paths) for p in PRODUCTS}
+    installed_paths = {p.key: read_system.existing_paths(ctx, p.paths) for p in PRODUCTS}
     need_all = any(installed_paths[p.key] and p.program_dirs for p in PRODUCTS)
     try:
         processes: Sequence[ProcessInfo] = list_processes(None if need_all else CMDLINE_NAMES)
     except Exception as err:  # noqa: BLE001  psutil.Error or OSError reading /proc: record, carry on
         processes = []
         gaps.append(Gap("processes", f"cannot list processes: {err}"))
-    hidden = system.hidden_processes_reason(ctx)
+    hidden = read_system.hidden_processes_reason(ctx)
     if hidden:
         gaps.append(Gap("processes", hidden))
     running_known = not hidden and not any(g.what == "processes" for g in gaps)
 
     products: List[Dict[str, Any]] = []
     for product in PRODUCTS:
-        units = system.existing(ctx, settings["unit_dirs"], product.units)
+        units = read_system.existing(ctx, settings["unit_dirs"], product.units)
         paths = installed_paths[product.key]
         procs = processes_of(product, processes)
         if not (units or paths or procs):
@@ -112,3 +112,19 @@ def _found_by_its_tool(product: str, name: str, running_known: bool, paths: List
         "paths": paths,
         "processes": [],
     }
+
+
+def summary(observed: Mapping[str, Any]) -> str:
+    """E.g. ``ClamAV running, signatures 2026-11-25T09:24:01Z, on-access off; mdatp running, real-time on``."""
+    parts: List[str] = []
+    for product in observed.get("products", []):
+        running = product.get("running")
+        state = "running" if running else ("not running" if running is False else "running: unknown")
+        words = [f"{product.get('name') or product.get('product')} {state}"]
+        if product.get("signature_time"):
+            words.append(f"signatures {product['signature_time']}")
+        rtp = product.get("real_time_protection")
+        if rtp is not None:
+            words.append(f"real-time {'on' if rtp else 'off'}")
+        parts.append(", ".join(words))
+    return "; ".join(parts) or "no antivirus"

@@ -8,17 +8,17 @@ file reads.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from collectors.base import Context, describe_os_error
-from collectors.disk_encryption.containers import find_containers
-from collectors.disk_encryption.dmtable import DmTableFormatError, parse_crypt_table
-from collectors.disk_encryption.procfs import ProcFormatError, SwapEntry, parse_swaps
+from collectors.disk_encryption.parse_dmtable import DmTableFormatError, parse_crypt_table
+from collectors.disk_encryption.parse_procfs import ProcFormatError, SwapEntry, parse_swaps
+from collectors.disk_encryption.parse_zfs import ZfsFormatError, parse_zfs_get, parse_zpool_status
+from collectors.disk_encryption.read_containers import find_containers
+from collectors.disk_encryption.read_sysfs import SysfsUnreadable, read_block_devices
 from collectors.disk_encryption.resolve import Scene, judge_mount, judge_swap_device
-from collectors.disk_encryption.schema import SCHEMA
+from collectors.disk_encryption.settings import SETTINGS
 from collectors.disk_encryption.stack import Decision
-from collectors.disk_encryption.sysfs import SysfsUnreadable, read_block_devices
-from collectors.disk_encryption.zfs import ZfsFormatError, parse_zfs_get, parse_zpool_status
 from collectors.mounts import MountEntry, mount_holding, read_mountinfo
 from collectors.settings import defaults
 from evidence.model import Gap, Outcome
@@ -111,7 +111,7 @@ def _unknown_gaps(what: str, decision: Decision) -> List[Gap]:
 
 def collect(ctx: Context) -> Outcome:
     """Observe every data mount and swap, its device stack and encryption, and LUKS containers."""
-    settings = dict(defaults(SCHEMA))
+    settings = dict(defaults(SETTINGS))
     settings.update(ctx.settings)
     gaps: List[Gap] = []
     try:
@@ -243,3 +243,29 @@ def _ciphers(
                 Gap(f"cipher of {name}", scene.dm_table_error or f"dmsetup table lists no crypt target named {dm_name}")
             )
     return ciphers
+
+
+def summary(observed: Mapping[str, Any]) -> str:
+    """``4 mounts: 2 encrypted, 2 unencrypted (1 boot); swap 1/1 encrypted; LUKS not opened: 1``."""
+    mounts = observed.get("mounts") or []
+    swaps = observed.get("swaps") or []
+
+    def count(records: Sequence[Mapping[str, Any]], value: Any) -> int:
+        return sum(1 for r in records if r.get("encrypted") is value)
+
+    parts = [f"{len(mounts)} mounts: {count(mounts, True)} encrypted, {count(mounts, False)} unencrypted"]
+    boot = count([m for m in mounts if m.get("boot")], False)
+    if boot:
+        parts[0] += f" ({boot} boot)"
+    if count(mounts, None):
+        parts[0] += f", {count(mounts, None)} unknown"
+    if observed.get("mounts") is None:
+        parts[0] = "mounts unknown"
+    if observed.get("swaps") is None:
+        parts.append("swap unknown")
+    elif swaps:
+        parts.append(f"swap {count(swaps, True)}/{len(swaps)} encrypted")
+    closed = sum(1 for c in observed.get("luks_containers") or [] if not c.get("opened"))
+    if closed:
+        parts.append(f"LUKS not opened: {closed}")
+    return "; ".join(parts)

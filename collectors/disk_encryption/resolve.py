@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from collectors.disk_encryption.model import Devices
+from collectors.disk_encryption.parse_zfs import ZfsEncryption
+from collectors.disk_encryption.read_sysfs import btrfs_members, by_dm_name, by_majmin
 from collectors.disk_encryption.stack import Decision, decide, merge
-from collectors.disk_encryption.sysfs import btrfs_members, by_dm_name, by_majmin
-from collectors.disk_encryption.zfs import ZfsEncryption
 from collectors.mounts import NETWORK_FSTYPES, VM_HOST_FSTYPES, MountEntry
 
 

@@ -1,63 +1,19 @@
 """Power collector (M01): UPS state through NUT's upsd and apcupsd's NIS, host batteries
 from /sys/class/power_supply, and whether a shutdown client (upsmon, apcupsd) is set up.
 
-Modules: ``nut_protocol`` and ``apcupsd_nis`` (pure protocol parsers), ``status_flags``,
-``values``, ``sysfs``, ``shutdown_config`` (pure), ``net`` (sockets), ``gather`` (assembly).
+Modules: ``settings`` (keys, watched files), ``collect`` (servers, sysfs and shutdown clients
+through the context, assembled into the outcome), ``quick`` (the status check the daemon
+polls), ``read_servers`` (sockets to upsd and apcupsd), pure parsers ``parse_nut``,
+``parse_apcupsd``, ``parse_status_flags``, ``parse_values``, ``parse_power_supply``,
+``parse_shutdown_config``, and the records in ``model``.
 """
 
 from __future__ import annotations
 
-from typing import Any, List, Mapping, Sequence
-
 from collectors.base import CollectorSpec
-from collectors.power.gather import collect, summary
-from collectors.power.probe import status_key
-from collectors.settings import Field, Schema
-
-NUT_SERVER: Schema = {
-    "host": Field(str, "127.0.0.1", "upsd host name or address"),
-    "port": Field(int, 3493, "upsd TCP port (IANA 3493)", minimum=1),
-    "username": Field((str, type(None)), None, "upsd.users user for USERNAME (optional; LIST needs none)"),
-    "password_file": Field(
-        (str, type(None)), None, "file whose first line is that user's password (read below the agent's root)"
-    ),
-}
-
-APCUPSD_SERVER: Schema = {
-    "host": Field(str, "127.0.0.1", "apcupsd NIS host name or address"),
-    "port": Field(int, 3551, "apcupsd NIS TCP port (NISPORT, IANA 3551)", minimum=1),
-}
-
-SETTINGS: Schema = {
-    "nut_servers": Field(
-        list,
-        [{"host": "127.0.0.1", "port": 3493, "username": None, "password_file": None}],
-        "NUT upsd servers to ask for every UPS they serve",
-        items=NUT_SERVER,
-    ),
-    "nut_follow_upsmon": Field(bool, True, "also ask the upsd servers named in upsmon.conf MONITOR lines"),
-    "apcupsd_servers": Field(
-        list,
-        [{"host": "127.0.0.1", "port": 3551}],
-        "apcupsd NIS servers to ask for status",
-        items=APCUPSD_SERVER,
-    ),
-    "server_timeout": Field(float, 2.0, "seconds for each server's whole exchange", minimum=0.1),
-    "power_supply": Field(bool, True, "read /sys/class/power_supply for host batteries"),
-    "nut_config_dir": Field(str, "/etc/nut", "directory with nut.conf and upsmon.conf"),
-    "apcupsd_config": Field(str, "/etc/apcupsd/apcupsd.conf", "apcupsd configuration file"),
-    "apcupsd_default": Field(str, "/etc/default/apcupsd", "Debian's apcupsd defaults file (ISCONFIGURED)"),
-}
-
-
-def watch_paths(settings: Mapping[str, Any]) -> Sequence[str]:
-    """Configuration whose change alters the shutdown-client facts."""
-    nut_dir = str(settings.get("nut_config_dir", "/etc/nut")).rstrip("/")
-    paths: List[str] = [f"{nut_dir}/nut.conf", f"{nut_dir}/upsmon.conf"]
-    paths.append(str(settings.get("apcupsd_config", "/etc/apcupsd/apcupsd.conf")))
-    paths.append(str(settings.get("apcupsd_default", "/etc/default/apcupsd")))
-    return paths
-
+from collectors.power.collect import collect, summary
+from collectors.power.quick import status_key
+from collectors.power.settings import SETTINGS, watch_paths
 
 SPEC = CollectorSpec(
     name="power",
@@ -67,5 +23,6 @@ SPEC = CollectorSpec(
     settings=SETTINGS,
     summary=summary,
     watch_paths=watch_paths,
-    probe=status_key,
+    quick_check=status_key,
+    poll=5.0,
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.backoff import Backoff
+from agent.uplink.backoff import Backoff
 
 
 def test_ceiling_doubles_up_to_the_maximum() -> None:

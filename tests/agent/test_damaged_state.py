@@ -15,7 +15,7 @@ from typing import Iterator, List
 
 import pytest
 
-from agent import counter
+from agent import sequence_numbers
 from agent.daemon import Daemon
 from agent.identity import load_key
 from agent.notify import Notifier
@@ -86,7 +86,7 @@ def test_damaged_counters_and_status_are_rebuilt_and_numbers_go_on(
     wait_for("report 1 and a heartbeat", lambda: daemon.stored() and daemon.node()["last_heartbeat_seq"], 30, daemon)
     assert daemon.stop() == 0
     beat = daemon.node()["last_heartbeat_seq"]
-    before = counter.clock_floor()
+    before = sequence_numbers.clock_floor()
     garbage = {
         daemon.state / "spool" / "seq.json": b'{"last": ',
         daemon.state / "heartbeat.json": b"\x00\x00\x00",
@@ -114,11 +114,11 @@ def test_damaged_counters_and_status_are_rebuilt_and_numbers_go_on(
 
 def test_counter_files(tmp_path: Path) -> None:
     path = tmp_path / "seq.json"
-    assert counter.advance(path, "last") == (1, [])
-    assert counter.advance(path, "last", at_least=7) == (8, [])
+    assert sequence_numbers.advance(path, "last") == (1, [])
+    assert sequence_numbers.advance(path, "last", at_least=7) == (8, [])
     path.write_text("{")
-    before = counter.clock_floor()
-    value, problems = counter.advance(path, "last")
+    before = sequence_numbers.clock_floor()
+    value, problems = sequence_numbers.advance(path, "last")
     assert value > before and len(problems) == 1 and str(path) in problems[0]
     assert json.loads(path.read_text()) == {"last": value}
 

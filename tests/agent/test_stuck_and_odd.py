@@ -12,12 +12,13 @@ from typing import Any, Iterator, List
 import pytest
 
 import agent.daemon as daemon_module
-from agent import counter, heartbeat, link
+from agent import sequence_numbers
 from agent.collect import run_collectors
 from agent.config import from_mapping
-from agent.courier import Courier
 from agent.notify import Notifier
-from agent.text import utf8_safe
+from agent.safe_text import utf8_safe
+from agent.uplink import heartbeats, pace
+from agent.uplink.network_thread import Courier
 from collectors.base import CollectorSpec, Context
 from evidence.model import Outcome
 from tests.agent.fake_centre import FakeCentre, point_at
@@ -73,7 +74,7 @@ def test_a_request_that_never_ends_is_abandoned_and_the_agent_talks_again(
     finally:
         fake.stop()
     point_at(tmp_path / "state", drip.url)
-    monkeypatch.setattr(link, "JOB_DEADLINE_S", 2.0)  # stands for 90 s
+    monkeypatch.setattr(pace, "JOB_DEADLINE_S", 2.0)  # stands for 90 s
     monkeypatch.setattr(daemon_module, "run_collectors", lambda config, only=None, running=None, **_: [])
     daemon = daemon_module.Daemon(tmp_path / "state", tmp_path / "agent.yaml", True, notifier=Notifier({}))
     threading.Timer(7, lambda: (setattr(daemon, "stopping", True), daemon.wake.set())).start()
@@ -104,11 +105,11 @@ def test_heartbeat_numbers_stay_above_the_last_one_used_when_the_clock_steps_bac
     """A full disk empties heartbeat.json (numbering goes on from the clock); NTP then steps the
     clock back an hour: the next number must still be above the one this process used."""
     (tmp_path / "heartbeat.json").write_bytes(b"")  # as a full disk leaves it
-    monkeypatch.setattr(counter, "clock_floor", lambda: 1_800_000_000_000)
-    first, _ = heartbeat.next_seq(tmp_path)
+    monkeypatch.setattr(sequence_numbers, "clock_floor", lambda: 1_800_000_000_000)
+    first, _ = heartbeats.next_seq(tmp_path)
     (tmp_path / "heartbeat.json").write_bytes(b"")
-    monkeypatch.setattr(counter, "clock_floor", lambda: 1_800_000_000_000 - 3_600_000)
-    second, _ = heartbeat.next_seq(tmp_path, at_least=first)
+    monkeypatch.setattr(sequence_numbers, "clock_floor", lambda: 1_800_000_000_000 - 3_600_000)
+    second, _ = heartbeats.next_seq(tmp_path, at_least=first)
     assert second == first + 1
 
 

@@ -26,8 +26,8 @@ from sqlalchemy import create_engine, text
 from central.api.app import create_app
 from central.config import CentralConfig, from_mapping
 from central.db.engine import write_tx
-from central.enrol import create_token
-from central.service import Centre, open_centre
+from central.enrolment import create_token
+from central.runtime.service import Centre, open_centre
 from evidence.model import Evidence, Status
 from evidence.signing import b64, new_private_key, public_key_text, sign
 from evidence.wire import Heartbeat, Report, canonical
@@ -226,7 +226,7 @@ def node(client: TestClient, centre: Centre) -> Node:
 
 
 def api_key(centre: Centre) -> Dict[str, str]:
-    from central import apikeys
+    from central.auth import apikeys
 
     with write_tx(centre.engine) as conn:
         _, secret = apikeys.create(conn, "tests", datetime.now(timezone.utc))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from central.service import Centre
-from central.verify import verify_store
+from central.ingest.ledger_check import verify_store
+from central.runtime.service import Centre
 from tests.central.conftest import Node, api_key, evidence_record
 
 

@@ -22,9 +22,9 @@ from typing import Any, Callable, Dict, Iterator, List, Tuple
 import pytest
 import requests
 
-from tests.central.alerting.test_channel_alertmanager import alertmanager
-from tests.central.alerting.test_channel_email import PASSWORD, USER, smtp_server
-from tests.central.alerting.test_channel_http import make_pki
+from tests.central.alerting.channels.test_alertmanager import alertmanager
+from tests.central.alerting.channels.test_email import PASSWORD, USER, smtp_server
+from tests.central.alerting.channels.test_http import make_pki
 from tests.central.conftest import PG_ADMIN_URL, _drop_pg_database, _fresh_pg_database, _pg_available
 from tests.centre_process import CentreProcess
 from tests.collectors.power.test_nut_upsd import ON_LINE, Nut, nut  # noqa: F401  (nut: the fixture)
@@ -465,7 +465,7 @@ def _engine_with_telnet(tmp_path: Path, settings: Any) -> Any:
     from central.api.app import create_app
     from central.db.engine import read_tx, write_tx
     from central.db.schema import outbox
-    from central.service import open_centre
+    from central.runtime.service import open_centre
     from tests.central.conftest import Node, make_config, new_token
 
     centre = open_centre(make_config(tmp_path, f"sqlite:///{tmp_path / 'c.db'}"))
@@ -532,7 +532,7 @@ def test_a_resolve_never_overtakes_its_trigger_after_an_outage(tmp_path: Path) -
     from central.api.app import create_app
     from central.db.engine import write_tx
     from central.db.schema import outbox
-    from central.service import open_centre
+    from central.runtime.service import open_centre
     from tests.central.conftest import Node, make_config, new_token
 
     hook = Hook()  # down for now

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
-from collectors.power import net
+from collectors.power import read_servers
 from tests.centre_process import CentreProcess
 from tests.collectors.power.test_nut_upsd import ON_LINE, Nut, nut  # noqa: F401  (nut: the fixture)
 from tests.e2e.harness import AgentProcess, agent_yaml, assert_exactly_once, wait_until
@@ -22,7 +22,7 @@ POWER_INTERVAL = 10
 
 
 def _flip_flags(server: Nut) -> List[str]:
-    return next((u.flags for u in net.query_nut("127.0.0.1", server.port, 1.0).ups if u.name == "flip"), [])
+    return next((u.flags for u in read_servers.query_nut("127.0.0.1", server.port, 1.0).ups if u.name == "flip"), [])
 
 
 def _set_ups(server: Nut, text: str, flags: List[str]) -> float:

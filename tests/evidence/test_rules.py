@@ -309,7 +309,8 @@ def test_shipped_disk_rules_on_the_real_collector_output() -> None:
 
 
 def test_shipped_ports_rules_on_the_real_collector_output() -> None:
-    from collectors.ports import SPEC, assemble
+    from collectors.ports import SPEC
+    from collectors.ports.collect import assemble
     from collectors.settings import defaults
     from tests.collectors.ports.helpers import load_capture
 

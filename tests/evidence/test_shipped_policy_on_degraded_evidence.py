@@ -24,7 +24,7 @@ from collectors.antivirus.products import ProcessInfo as AvProcess
 from collectors.backup import SPEC as BACKUP
 from collectors.base import Context
 from collectors.disk_encryption import SPEC as DISK
-from collectors.ports import assemble
+from collectors.ports.collect import assemble
 from collectors.ports.model import ProcessInfo
 from collectors.power import SPEC as POWER
 from collectors.settings import defaults, validate

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-from central.alerting.channels import text
+from central.alerting.channels import incident_words
 from central.alerting.channels.base import check_event, rfc3339, to_json, utc
 from central.alerting.channels.http import post_json
 from central.alerting.settings import Channel
@@ -34,10 +34,10 @@ def labels(incident: Mapping[str, Any]) -> Dict[str, str]:
     out = {label_name(k): str(v) for k, v in (incident.get("labels") or {}).items() if v not in (None, "")}
     ours = {
         "alertname": str(incident.get("rule_id")),
-        "node": text.node(incident),
+        "node": incident_words.node(incident),
         "agent_id": str(incident.get("agent_id")),
         "severity": str(incident.get("severity")),
-        "controls": text.controls(incident),
+        "controls": incident_words.controls(incident),
         "tenant": str(incident.get("tenant") or ""),
         "group": str(incident.get("group") or ""),
         "source": "tillsyn",
@@ -52,10 +52,10 @@ def alert(event: str, incident: Mapping[str, Any], now: datetime, resend_s: int)
     else:
         ends = now + timedelta(seconds=resend_s * RESENDS_ALIVE)
     annotations = {
-        "summary": text.summary(incident),
+        "summary": incident_words.summary(incident),
         "description": str(incident.get("message") or incident.get("title") or ""),
-        "observed": text.observed(incident),
-        "what_to_do": text.advice("trigger", incident),
+        "observed": incident_words.observed(incident),
+        "what_to_do": incident_words.advice("trigger", incident),
         "incident_id": str(incident.get("id")),
     }
     out: Dict[str, Any] = {

@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Any, Mapping, Optional, Tuple
 
-from central.alerting.channels import text
+from central.alerting.channels import incident_words
 from central.alerting.channels.base import ChannelError, check_event, read_secret
 from central.alerting.settings import Channel
 
@@ -40,16 +40,16 @@ def thread_id(incident: Mapping[str, Any], sender: str) -> str:
 
 
 def subject(event: str, incident: Mapping[str, Any]) -> str:
-    return " ".join(f"{SUBJECT_PREFIX} {text.headline(event, incident)}".split())[:250]
+    return " ".join(f"{SUBJECT_PREFIX} {incident_words.headline(event, incident)}".split())[:250]
 
 
 def body(event: str, incident: Mapping[str, Any]) -> str:
-    rows = text.details(incident)
+    rows = incident_words.details(incident)
     width = max(len(label) for label, _ in rows) + 2
     width = max(width, LABEL_WIDTH)  # the same column in every mail, easy to scan and to grep
-    lines = [text.headline(event, incident), ""]
+    lines = [incident_words.headline(event, incident), ""]
     lines += [f"{label + ':':<{width}}{value}" for label, value in rows]
-    lines += ["", *textwrap.wrap("What to do: " + text.advice(event, incident), 76)]
+    lines += ["", *textwrap.wrap("What to do: " + incident_words.advice(event, incident), 76)]
     lines += ["", "-- ", f"Tillsyn incident {incident.get('id')} ({incident.get('dedup_key')})"]
     return "\n".join(lines) + "\n"
 

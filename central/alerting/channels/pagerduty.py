@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
-from central.alerting.channels import text
+from central.alerting.channels import incident_words
 from central.alerting.channels.base import check_event, read_secret, rfc3339, to_json
 from central.alerting.channels.http import post_json
 from central.alerting.settings import Channel
@@ -30,10 +30,10 @@ def body(event: str, incident: Mapping[str, Any], routing_key: str) -> Dict[str,
     }
     if event_action == "resolve":
         return out  # PagerDuty ignores a payload on resolve
-    summary = text.summary(incident)
+    summary = incident_words.summary(incident)
     out["payload"] = {
         "summary": summary[:SUMMARY_MAX],
-        "source": text.node(incident),
+        "source": incident_words.node(incident),
         "severity": SEVERITY.get(str(incident.get("severity")), "error"),
         "timestamp": rfc3339(incident.get("opened_at")),
         "component": str(incident.get("rule_id")),
@@ -49,14 +49,14 @@ def body(event: str, incident: Mapping[str, Any], routing_key: str) -> Dict[str,
             "message": incident.get("message"),
             "opened_at": rfc3339(incident.get("opened_at")),
             "incident_id": incident.get("id"),
-            "what_to_do": text.advice(event, incident),
+            "what_to_do": incident_words.advice(event, incident),
         },
     }
     out["payload"] = {k: v for k, v in out["payload"].items() if v is not None}
     out["client"] = "Tillsyn"
     if incident.get("url"):
         out["client_url"] = incident["url"]
-        out["links"] = [{"href": incident["url"], "text": f"{text.node(incident)} on the Tillsyn centre"}]
+        out["links"] = [{"href": incident["url"], "text": f"{incident_words.node(incident)} on the Tillsyn centre"}]
     return out
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping
 
-from central.alerting.channels import text
+from central.alerting.channels import incident_words
 from central.alerting.channels.http import ChatWebhookSender, chat_webhook
 from central.alerting.settings import Channel
 
@@ -21,16 +21,16 @@ def escape(value: str) -> str:
 
 
 def payload(event: str, incident: Mapping[str, Any]) -> Dict[str, Any]:
-    headline = text.headline(event, incident)
+    headline = incident_words.headline(event, incident)
     fields = [
         {"type": "mrkdwn", "text": f"*{label}*\n{escape(value)[:1900]}"}
-        for label, value in text.details(incident)
+        for label, value in incident_words.details(incident)
         if label != "Link"
     ][:10]
     blocks: List[Dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": headline[:150], "emoji": True}},
         {"type": "section", "fields": fields},
-        {"type": "section", "text": {"type": "mrkdwn", "text": escape(text.advice(event, incident))}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": escape(incident_words.advice(event, incident))}},
     ]
     url = incident.get("url")
     if url:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping
 
-from central.alerting.channels import text
+from central.alerting.channels import incident_words
 from central.alerting.channels.http import ChatWebhookSender, chat_webhook
 from central.alerting.settings import Channel
 
@@ -20,7 +20,7 @@ def card(event: str, incident: Mapping[str, Any]) -> Dict[str, Any]:
     body: List[Dict[str, Any]] = [
         {
             "type": "TextBlock",
-            "text": text.headline(event, incident),
+            "text": incident_words.headline(event, incident),
             "weight": "Bolder",
             "size": "Medium",
             "color": COLOURS[event],
@@ -28,9 +28,11 @@ def card(event: str, incident: Mapping[str, Any]) -> Dict[str, Any]:
         },
         {
             "type": "FactSet",
-            "facts": [{"title": label, "value": value} for label, value in text.details(incident) if label != "Link"],
+            "facts": [
+                {"title": label, "value": value} for label, value in incident_words.details(incident) if label != "Link"
+            ],
         },
-        {"type": "TextBlock", "text": text.advice(event, incident), "wrap": True},
+        {"type": "TextBlock", "text": incident_words.advice(event, incident), "wrap": True},
     ]
     content: Dict[str, Any] = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",

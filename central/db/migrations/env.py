@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-import central.retention  # noqa: F401  its table is on the shared metadata
+import central.retention.sweep  # noqa: F401  its table is on the shared metadata
 from central.db.schema import metadata
 
 connection = context.config.attributes.get("connection")

@@ -20,8 +20,8 @@ from central.alerting.incidents import run_round
 from central.alerting.settings import Alerting
 from central.db.engine import make_engine, read_tx, write_tx
 from central.db.schema import incident_events, outbox
-from central.service import Centre
-from tests.central.alerting.test_channel_http import Reply, free_port, http_receiver
+from central.runtime.service import Centre
+from tests.central.alerting.channels.test_http import Reply, free_port, http_receiver
 from tests.central.conftest import Node, evidence_record, new_token
 
 TELNET = {

@@ -14,7 +14,7 @@ from central.alerting.manage import Scope, create_waiver, create_window
 from central.alerting.settings import Alerting
 from central.db.engine import read_tx, write_tx
 from central.db.schema import agents, findings, incident_events, incidents, outbox
-from central.service import Centre
+from central.runtime.service import Centre
 from tests.central.conftest import Node, evidence_record, new_token
 
 TELNET = {

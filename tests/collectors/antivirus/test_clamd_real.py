@@ -11,7 +11,7 @@ from typing import Iterator, Tuple
 
 import pytest
 
-from collectors.antivirus import clamd_client, system
+from collectors.antivirus import read_clamd, read_system
 from collectors.antivirus.collect import collect_with
 from evidence.model import Status
 from tests.collectors.antivirus.helpers import FIX, clamd_engine_version, context, make_tree, start_clamd, stop
@@ -42,15 +42,15 @@ def running_clamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[Pa
 
 def test_client_ping_version_and_unknown_command(running_clamd: Tuple[Path, str]) -> None:
     tree, engine = running_clamd
-    address = clamd_client.ClamdAddress(path=str(tree / "run/clamav/clamd.ctl"))
-    assert clamd_client.query(address, "PING", 2.0) == "PONG"
-    assert clamd_client.query(address, "VERSION", 2.0) == f"ClamAV {engine}"
-    assert clamd_client.query(address, "FOO", 2.0) == "UNKNOWN COMMAND"
+    address = read_clamd.ClamdAddress(path=str(tree / "run/clamav/clamd.ctl"))
+    assert read_clamd.query(address, "PING", 2.0) == "PONG"
+    assert read_clamd.query(address, "VERSION", 2.0) == f"ClamAV {engine}"
+    assert read_clamd.query(address, "FOO", 2.0) == "UNKNOWN COMMAND"
 
 
 def test_collect_with_running_clamd(running_clamd: Tuple[Path, str]) -> None:
     tree, engine = running_clamd
-    outcome = collect_with(context(tree), system.list_processes)
+    outcome = collect_with(context(tree), read_system.list_processes)
     json.dumps(outcome.observed)  # evidence must be JSON-serialisable
     assert outcome.status is Status.COMPLETE, outcome.gaps
     clamav = outcome.observed["products"][0]
@@ -121,7 +121,7 @@ def test_hung_real_clamd_is_not_running(tmp_path: Path) -> None:
     proc = start_clamd(clamd, tmp_path / "work", tree / "run/clamav/clamd.ctl")
     try:
         os.kill(proc.pid, signal.SIGSTOP)
-        outcome = collect_with(context(tree, socket_timeout=0.5), system.list_processes)
+        outcome = collect_with(context(tree, socket_timeout=0.5), read_system.list_processes)
     finally:
         os.kill(proc.pid, signal.SIGCONT)
         stop(proc)

@@ -9,7 +9,7 @@ from typing import Any, List, Sequence
 
 import pytest
 
-from collectors.antivirus import SPEC, system
+from collectors.antivirus import SPEC, read_system
 from collectors.antivirus.collect import collect_with
 from collectors.antivirus.products import ProcessInfo
 from collectors.base import Context
@@ -315,10 +315,10 @@ def test_mdatp_not_installed_runs_no_command(tmp_path: Path) -> None:
 
 
 def test_real_process_pass_sees_this_process() -> None:
-    me = next(p for p in system.list_processes(frozenset({"freshclam"})) if p.pid == os.getpid())
+    me = next(p for p in read_system.list_processes(frozenset({"freshclam"})) if p.pid == os.getpid())
     assert me.name.startswith("python") or "pytest" in me.name
     assert me.cmdline == ()  # command lines are read only for the names asked for
-    me_full = next(p for p in system.list_processes(None) if p.pid == os.getpid())
+    me_full = next(p for p in read_system.list_processes(None) if p.pid == os.getpid())
     assert any("pytest" in part for part in me_full.cmdline)
 
 

@@ -11,10 +11,10 @@ from typing import Any, Dict, Optional
 
 import pytest
 
-from collectors.antivirus.clamconf import parse_clamd_conf, parse_freshclam_conf
-from collectors.antivirus.clamd_proto import parse_pong, parse_version
-from collectors.antivirus.cvd import parse_cvd_header
-from collectors.antivirus.mdatp import parse_mdatp_health
+from collectors.antivirus.parse_clamconf import parse_clamd_conf, parse_freshclam_conf
+from collectors.antivirus.parse_clamd import parse_pong, parse_version
+from collectors.antivirus.parse_cvd import parse_cvd_header
+from collectors.antivirus.parse_mdatp import parse_mdatp_health
 from tests.conftest import FIXTURES, require_tool
 
 FIX = FIXTURES / "antivirus"

@@ -12,7 +12,7 @@ from typing import Any, Dict, Iterator, List, Optional
 import pytest
 
 from collectors.backup import SPEC
-from collectors.backup.probe import borg_base_dir
+from collectors.backup.read_backup import borg_base_dir
 from collectors.base import Context
 from collectors.settings import SettingsError, validate
 from evidence.model import Status

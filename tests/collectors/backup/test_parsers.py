@@ -7,10 +7,10 @@ from typing import List, Optional
 
 import pytest
 
-from collectors.backup import borg, restic, veeam
+from collectors.backup import parse_borg, parse_restic, parse_veeam
 from collectors.backup.location import classify, scrub, separation
-from collectors.backup.records import parse_marker, parse_restore_test
-from collectors.backup.times import parse_naive, parse_rfc3339
+from collectors.backup.parse_markers import parse_marker, parse_restore_test
+from collectors.backup.parse_times import parse_naive, parse_rfc3339
 from collectors.mounts import MountEntry, MountinfoFormatError, parse_mountinfo
 from tests.conftest import FIXTURES
 
@@ -47,7 +47,7 @@ def test_naive_time_in_given_zone() -> None:
 def test_restic_snapshots(
     fixture: str, count: int, latest_time: Optional[datetime], latest_host: Optional[str]
 ) -> None:
-    listing = restic.parse_snapshots(read(fixture))
+    listing = parse_restic.parse_snapshots(read(fixture))
     assert len(listing.snapshots) == count
     latest = listing.latest
     assert (latest.time if latest else None) == latest_time
@@ -60,7 +60,7 @@ def test_restic_snapshots(
 @pytest.mark.parametrize("text", [read("restic-snapshots-json_malformed_id-not-string.json"), "[{}]", "{", "7"])
 def test_restic_malformed(text: str) -> None:
     with pytest.raises(ValueError, match="restic"):
-        restic.parse_snapshots(text)
+        parse_restic.parse_snapshots(text)
 
 
 @pytest.mark.parametrize(
@@ -85,7 +85,7 @@ def test_restic_malformed(text: str) -> None:
     ],
 )
 def test_restic_failure_reasons(fixture: str, code: int, expected: str) -> None:
-    assert restic.explain_failure(read(fixture), code, "R", "P") == expected
+    assert parse_restic.explain_failure(read(fixture), code, "R", "P") == expected
 
 
 @pytest.mark.parametrize(
@@ -109,7 +109,7 @@ def test_restic_failure_reasons(fixture: str, code: int, expected: str) -> None:
     ],
 )
 def test_borg_list(fixture: str, archive: Optional[str], when: Optional[datetime], mode: str, encrypted: bool) -> None:
-    listing = borg.parse_list(read(fixture))
+    listing = parse_borg.parse_list(read(fixture))
     assert (listing.latest.name if listing.latest else None) == archive
     assert (listing.latest.time if listing.latest else None) == when
     assert listing.encryption_mode == mode
@@ -122,7 +122,7 @@ def test_borg_authenticated_mode_is_not_encrypted_and_checkpoints_are_skipped() 
         ' {"name": "a", "id": "2", "start": "2026-11-22T00:00:00.000000"}],'
         ' "encryption": {"mode": "authenticated-blake2"}}'
     )
-    listing = borg.parse_list(text)
+    listing = parse_borg.parse_list(text)
     assert listing.encrypted is False
     assert listing.latest is not None and listing.latest.name == "a"
 
@@ -130,7 +130,7 @@ def test_borg_authenticated_mode_is_not_encrypted_and_checkpoints_are_skipped() 
 @pytest.mark.parametrize("text", [read("borg-list-json_malformed_truncated.json"), "[]", '{"archives": [1]}'])
 def test_borg_malformed(text: str) -> None:
     with pytest.raises(ValueError, match="borg"):
-        borg.parse_list(text)
+        parse_borg.parse_list(text)
 
 
 @pytest.mark.parametrize(
@@ -157,20 +157,20 @@ def test_borg_malformed(text: str) -> None:
     ],
 )
 def test_borg_failure_reasons(fixture: str, expected: str) -> None:
-    assert borg.explain_failure(read(fixture), 2, "R", "P") == expected
+    assert parse_borg.explain_failure(read(fixture), 2, "R", "P") == expected
 
 
 def test_veeam_session_list() -> None:
-    sessions = veeam.parse_session_list(read("veeamconfig-session-list_veeam-agent-linux-6_two-jobs.txt"), UTC)
+    sessions = parse_veeam.parse_session_list(read("veeamconfig-session-list_veeam-agent-linux-6_two-jobs.txt"), UTC)
     assert len(sessions) == 5
     assert sessions[2].job == "etc-files" and sessions[2].state == "Warning"
     assert sessions[4].finished_at is None
-    daily = veeam.backup_sessions(sessions, "Daily system")
+    daily = parse_veeam.backup_sessions(sessions, "Daily system")
     assert [s.state for s in daily] == ["Success", "Failed", "Running"]
-    best = veeam.last_success(daily)
+    best = parse_veeam.last_success(daily)
     assert best is not None and best.finished_at == datetime(2026, 11, 18, 22, 14, tzinfo=UTC)
     assert best.id == "9d0f7e2c-3b61-4a53-9a35-0c6b4c6f1a01"
-    newest_any = veeam.last_success(veeam.backup_sessions(sessions, None))
+    newest_any = parse_veeam.last_success(parse_veeam.backup_sessions(sessions, None))
     assert newest_any is not None and newest_any.job == "etc-files"
 
 
@@ -179,13 +179,13 @@ def test_veeam_session_list() -> None:
     [(read("veeamconfig-session-list_veeam-agent-linux-6_no-sessions.txt"), 0), ("", 0)],
 )
 def test_veeam_absent(text: str, count: int) -> None:
-    assert len(veeam.parse_session_list(text, UTC)) == count
+    assert len(parse_veeam.parse_session_list(text, UTC)) == count
 
 
 @pytest.mark.parametrize("text", [read("veeamconfig-session-list_malformed_truncated-row.txt"), "Error: no access\n"])
 def test_veeam_malformed(text: str) -> None:
     with pytest.raises(ValueError, match="veeamconfig session list"):
-        veeam.parse_session_list(text, UTC)
+        parse_veeam.parse_session_list(text, UTC)
 
 
 MTIME = datetime(2026, 11, 19, 2, 0, tzinfo=UTC)

@@ -7,13 +7,13 @@ from typing import Optional
 
 import pytest
 
-from collectors.disk_encryption.dmtable import DmTableFormatError, parse_crypt_table
-from collectors.disk_encryption.lsblk import LsblkFormatError, parse_lsblk_json
-from collectors.disk_encryption.luks import LuksFormatError, parse_luks_header, parse_udev_properties
 from collectors.disk_encryption.model import kind_from_dm_uuid, luks_uuid_from_dm_uuid
-from collectors.disk_encryption.procfs import ProcFormatError, parse_swaps
+from collectors.disk_encryption.parse_dmtable import DmTableFormatError, parse_crypt_table
+from collectors.disk_encryption.parse_lsblk import LsblkFormatError, parse_lsblk_json
+from collectors.disk_encryption.parse_luks import LuksFormatError, parse_luks_header, parse_udev_properties
+from collectors.disk_encryption.parse_procfs import ProcFormatError, parse_swaps
+from collectors.disk_encryption.parse_zfs import ZfsFormatError, parse_zfs_get, parse_zpool_status
 from collectors.disk_encryption.stack import decide
-from collectors.disk_encryption.zfs import ZfsFormatError, parse_zfs_get, parse_zpool_status
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "disk_encryption"
 TREES = FIX / "trees"

@@ -15,8 +15,8 @@ import pytest
 
 from collectors.base import Context
 from collectors.disk_encryption import SPEC
-from collectors.disk_encryption.containers import read_header_area
-from collectors.disk_encryption.luks import parse_luks_header
+from collectors.disk_encryption.parse_luks import parse_luks_header
+from collectors.disk_encryption.read_containers import read_header_area
 from tests.conftest import require_root, require_tool
 
 pytestmark = pytest.mark.root

@@ -16,7 +16,7 @@ import pytest
 from collectors import settings as settings_mod
 from collectors.base import Context
 from collectors.disk_encryption import SPEC
-from collectors.disk_encryption.lsblk import parse_lsblk_json
+from collectors.disk_encryption.parse_lsblk import parse_lsblk_json
 from collectors.disk_encryption.stack import decide
 from collectors.runner import CommandResult
 from evidence.model import Outcome, Status

@@ -7,8 +7,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Dict, List, Tuple
 
-from collectors.ports.cgroup import parse_cgroup
 from collectors.ports.model import ProcessInfo
+from collectors.ports.parse_cgroup import parse_cgroup
 from evidence.model import Gap
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ports"

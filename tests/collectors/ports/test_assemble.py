@@ -6,7 +6,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
-from collectors.ports import SPEC, assemble
+from collectors.ports import SPEC
+from collectors.ports.collect import assemble
 from collectors.ports.model import ProcessInfo
 from collectors.settings import SettingsError, defaults, validate
 from evidence.model import Gap, Status

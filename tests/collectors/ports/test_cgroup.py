@@ -7,7 +7,7 @@ from typing import Optional
 
 import pytest
 
-from collectors.ports.cgroup import CgroupMembership, parse_cgroup, unit_from_path
+from collectors.ports.parse_cgroup import CgroupMembership, parse_cgroup, unit_from_path
 
 CASES = [
     (

@@ -22,7 +22,8 @@ import psutil  # imported before any fork so a child dropping privileges needs n
 import pytest
 
 from collectors.base import Context
-from collectors.ports import SPEC, collect
+from collectors.ports import SPEC
+from collectors.ports.collect import collect
 from collectors.settings import defaults, validate
 from evidence.model import Status
 from tests.conftest import require_root

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from collectors.ports.model import Listener
-from collectors.ports.sockets import listeners
+from collectors.ports.parse_sockets import listeners
 from tests.collectors.ports.helpers import load_capture
 
 

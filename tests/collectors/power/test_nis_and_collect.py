@@ -12,7 +12,7 @@ from typing import Iterator
 
 import pytest
 
-from collectors.power import SPEC, net
+from collectors.power import SPEC, read_servers
 from collectors.settings import SettingsError, validate
 from evidence.model import Status
 from tests.collectors.power.helpers import FIXTURES, NisServer, context
@@ -28,7 +28,7 @@ def smart_ups() -> Iterator[NisServer]:
 
 
 def test_nis_status_exchange(smart_ups: NisServer) -> None:
-    result = net.query_apcupsd("127.0.0.1", smart_ups.port, 2.0)
+    result = read_servers.query_apcupsd("127.0.0.1", smart_ups.port, 2.0)
     assert smart_ups.requests == [b"status"]
     assert (result.reachable, result.error) == (True, None)
     ups = result.ups[0]
@@ -55,7 +55,7 @@ def test_nis_server_that_is_not_apcupsd() -> None:
 
         thread = threading.Thread(target=answer, daemon=True)
         thread.start()
-        result = net.query_apcupsd("127.0.0.1", port, 2.0)
+        result = read_servers.query_apcupsd("127.0.0.1", port, 2.0)
         thread.join(2)
     assert result.reachable is False
     assert result.error is not None and "not an apcupsd NIS reply" in result.error
@@ -65,7 +65,7 @@ def test_silent_server_times_out_within_the_setting() -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)  # accepts (kernel backlog) but never answers
-        result = net.query_nut("127.0.0.1", listener.getsockname()[1], 0.3)
+        result = read_servers.query_nut("127.0.0.1", listener.getsockname()[1], 0.3)
     assert (result.reachable, result.error) == (False, "timed out")
 
 

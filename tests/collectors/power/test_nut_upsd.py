@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
-from collectors.power import net
+from collectors.power import read_servers
 from evidence.model import Outcome, Status
 from tests.collectors.power.helpers import FIXTURES, context, free_port
 from tests.conftest import require_tool
@@ -77,7 +77,7 @@ def nut(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nut]:
         server.procs.append(subprocess.Popen([upsd, "-F", *user], env=env, stdout=log, stderr=log))
 
         def ready() -> bool:
-            result = net.query_nut("127.0.0.1", server.port, 1.0)
+            result = read_servers.query_nut("127.0.0.1", server.port, 1.0)
             return len(result.ups) == 2 and all(u.flags for u in result.ups)
 
         _wait(ready, 15, "upsd and both dummy-ups drivers")
@@ -95,7 +95,7 @@ def nut(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nut]:
 
 
 def _flip_flags(nut: Nut) -> List[str]:
-    return next((u.flags for u in net.query_nut("127.0.0.1", nut.port, 1.0).ups if u.name == "flip"), [])
+    return next((u.flags for u in read_servers.query_nut("127.0.0.1", nut.port, 1.0).ups if u.name == "flip"), [])
 
 
 def _by_name(outcome: Outcome) -> Dict[str, Dict[str, Any]]:
@@ -207,7 +207,7 @@ def ctx_collect(ctx: Any) -> Outcome:
 
 def test_probe_sees_a_status_change_cheaply(nut: Nut, tmp_path: Path) -> None:
     """The daemon's quick probe: its key changes exactly when a UPS's status words do."""
-    from collectors.power.probe import status_key
+    from collectors.power.quick import status_key
 
     ctx = context(tmp_path, nut_servers=[{"host": "127.0.0.1", "port": nut.port}], apcupsd_servers=[])
     nut.set_flip(ON_LINE)

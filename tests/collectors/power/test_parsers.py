@@ -6,7 +6,14 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
-from collectors.power import apcupsd_nis, nut_protocol, shutdown_config, status_flags, sysfs, values
+from collectors.power import (
+    parse_apcupsd,
+    parse_nut,
+    parse_power_supply,
+    parse_shutdown_config,
+    parse_status_flags,
+    parse_values,
+)
 from tests.collectors.power.helpers import FIXTURES
 
 
@@ -18,20 +25,20 @@ def read(name: str) -> str:
 
 
 def test_list_ups_captured_with_escaped_quotes() -> None:
-    assert nut_protocol.parse_list_ups(read("nut-list-ups_debian-12_nut-2.8.0_dummy-ups.txt")) == {
+    assert parse_nut.parse_list_ups(read("nut-list-ups_debian-12_nut-2.8.0_dummy-ups.txt")) == {
         "pr1000": 'CyberPower PR1000 "rack"'
     }
 
 
 def test_list_ups_absent_is_empty() -> None:
-    assert nut_protocol.parse_list_ups(read("nut-list-ups_absent_no-ups.txt")) == {}
+    assert parse_nut.parse_list_ups(read("nut-list-ups_absent_no-ups.txt")) == {}
 
 
 def test_list_var_captured_maps_to_ups() -> None:
-    variables = nut_protocol.parse_list_var(read("nut-list-var_debian-12_nut-2.8.0_dummy-ups-pr1000.txt"), "pr1000")
+    variables = parse_nut.parse_list_var(read("nut-list-var_debian-12_nut-2.8.0_dummy-ups-pr1000.txt"), "pr1000")
     assert variables["ups.status"] == "OL"
     assert variables["battery.runtime"] == "14340"
-    ups = nut_protocol.ups_from_vars("pr1000", "127.0.0.1:3493", variables)
+    ups = parse_nut.ups_from_vars("pr1000", "127.0.0.1:3493", variables)
     assert (ups.flags, ups.on_line, ups.battery_charge_pct, ups.runtime_s, ups.load_pct) == (
         ["OL"],
         True,
@@ -52,8 +59,8 @@ def test_list_var_captured_maps_to_ups() -> None:
     ],
 )
 def test_list_var_bad_replies_raise(name: str, code: Optional[str]) -> None:
-    with pytest.raises(nut_protocol.NutProtocolError) as info:
-        nut_protocol.parse_list_var(read(name), "pr1000")
+    with pytest.raises(parse_nut.NutProtocolError) as info:
+        parse_nut.parse_list_var(read(name), "pr1000")
     assert info.value.code == code
 
 
@@ -66,16 +73,16 @@ def test_list_var_bad_replies_raise(name: str, code: Optional[str]) -> None:
     ],
 )
 def test_split_words(line: str, words: List[str]) -> None:
-    assert nut_protocol.split_words(line) == words
+    assert parse_nut.split_words(line) == words
 
 
 def test_split_words_unterminated_quote() -> None:
-    with pytest.raises(nut_protocol.NutProtocolError):
-        nut_protocol.split_words('VAR ups x "open')
+    with pytest.raises(parse_nut.NutProtocolError):
+        parse_nut.split_words('VAR ups x "open')
 
 
 def test_ups_from_vars_test_result_and_wait() -> None:
-    ups = nut_protocol.ups_from_vars(
+    ups = parse_nut.ups_from_vars(
         "u", "s", {"ups.status": "OB LB DISCHRG", "ups.test.result": "Done and passed", "ups.test.date": "05/18/24"}
     )
     assert (ups.flags, ups.on_line, ups.self_test_result, ups.self_test_date) == (
@@ -84,7 +91,7 @@ def test_ups_from_vars_test_result_and_wait() -> None:
         "Done and passed",
         "2024-05-18",
     )
-    waiting = nut_protocol.ups_from_vars("u", "s", {"ups.status": "WAIT"})
+    waiting = parse_nut.ups_from_vars("u", "s", {"ups.status": "WAIT"})
     assert (waiting.flags, waiting.on_line, waiting.status_raw) == ([], None, "WAIT")
 
 
@@ -135,7 +142,7 @@ APC_CASES: List[Tuple[str, Dict[str, Any]]] = [
 
 @pytest.mark.parametrize(("name", "expected"), APC_CASES)
 def test_apcaccess_captures(name: str, expected: Dict[str, Any]) -> None:
-    ups = apcupsd_nis.ups_from_status(apcupsd_nis.parse_status(read(name)), "127.0.0.1:3551").to_dict()
+    ups = parse_apcupsd.ups_from_status(parse_apcupsd.parse_status(read(name)), "127.0.0.1:3551").to_dict()
     assert {key: ups[key] for key in expected} == expected
     assert ups["source"] == "apcupsd" and ups["manufacturer"] is None
 
@@ -150,7 +157,7 @@ def test_apcupsd_self_test_codes(code: str, result: Optional[str]) -> None:
     text = read("apcaccess_debian_apcupsd-3.14.14_smart-ups-sc450-rm.txt").replace(
         "SELFTEST : NO", f"SELFTEST : {code}"
     )
-    ups = apcupsd_nis.ups_from_status(apcupsd_nis.parse_status(text), "127.0.0.1:3551")
+    ups = parse_apcupsd.ups_from_status(parse_apcupsd.parse_status(text), "127.0.0.1:3551")
     assert (ups.self_test_result, ups.self_test_result_raw, ups.self_test_date) == (
         result,
         code,
@@ -163,17 +170,17 @@ def test_apcupsd_self_test_codes(code: str, result: Optional[str]) -> None:
     ["apcaccess_absent_apcupsd-3.14.14_connection-refused.txt", "apcaccess_malformed_truncated-no-separators.txt"],
 )
 def test_apcaccess_absent_or_malformed_raises(name: str) -> None:
-    with pytest.raises(apcupsd_nis.NisError):
-        apcupsd_nis.parse_status(read(name))
+    with pytest.raises(parse_apcupsd.NisError):
+        parse_apcupsd.parse_status(read(name))
 
 
 def test_nis_frames_round_trip_and_partial() -> None:
-    data = apcupsd_nis.encode_frame(b"APC      : 001\n") + apcupsd_nis.encode_frame(b"STATUS   : ONLINE\n")
-    records, done, used = apcupsd_nis.decode_frames(data + b"\x00")  # half of the end marker
+    data = parse_apcupsd.encode_frame(b"APC      : 001\n") + parse_apcupsd.encode_frame(b"STATUS   : ONLINE\n")
+    records, done, used = parse_apcupsd.decode_frames(data + b"\x00")  # half of the end marker
     assert (records, done, used) == ([b"APC      : 001\n", b"STATUS   : ONLINE\n"], False, len(data))
-    assert apcupsd_nis.decode_frames(b"\x00\x00") == ([], True, 2)
-    with pytest.raises(apcupsd_nis.NisError):
-        apcupsd_nis.decode_frames(b"HTTP/1.1 400 Bad Request\r\n")
+    assert parse_apcupsd.decode_frames(b"\x00\x00") == ([], True, 2)
+    with pytest.raises(parse_apcupsd.NisError):
+        parse_apcupsd.decode_frames(b"HTTP/1.1 400 Bad Request\r\n")
 
 
 @pytest.mark.parametrize(
@@ -188,7 +195,7 @@ def test_nis_frames_round_trip_and_partial() -> None:
     ],
 )
 def test_apcupsd_status_words(text: str, flags: List[str], unmapped: List[str]) -> None:
-    assert status_flags.parse_apcupsd_status(text) == (flags, unmapped)
+    assert parse_status_flags.parse_apcupsd_status(text) == (flags, unmapped)
 
 
 @pytest.mark.parametrize(
@@ -196,7 +203,7 @@ def test_apcupsd_status_words(text: str, flags: List[str], unmapped: List[str]) 
     [(["OL", "CHRG"], True), (["OB", "DISCHRG"], False), (["OL", "OB"], False), (["FSD"], None), ([], None)],
 )
 def test_on_line(flags: List[str], expected: Optional[bool]) -> None:
-    assert status_flags.on_line(flags) is expected
+    assert parse_status_flags.on_line(flags) is expected
 
 
 @pytest.mark.parametrize(
@@ -210,7 +217,7 @@ def test_on_line(flags: List[str], expected: Optional[bool]) -> None:
     ],
 )
 def test_test_date(text: Optional[str], expected: Optional[str]) -> None:
-    assert values.test_date(text) == expected
+    assert parse_values.test_date(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -218,7 +225,7 @@ def test_test_date(text: Optional[str], expected: Optional[str]) -> None:
     [("35.0 Minutes", 2100), ("969", 969), ("120 Seconds", 120), ("N/A", None), (None, None)],
 )
 def test_seconds(text: Optional[str], expected: Optional[int]) -> None:
-    assert values.seconds(text) == expected
+    assert parse_values.seconds(text) == expected
 
 
 # --- sysfs power_supply ----------------------------------------------------------------
@@ -227,7 +234,7 @@ SYSFS = FIXTURES / "sysfs_laptop-dell" / "sys" / "class" / "power_supply"
 
 
 def test_sysfs_battery_uevent() -> None:
-    supply = sysfs.supply_from_uevent("BAT0", (SYSFS / "BAT0" / "uevent").read_text())
+    supply = parse_power_supply.supply_from_uevent("BAT0", (SYSFS / "BAT0" / "uevent").read_text())
     assert (supply.type, supply.status, supply.capacity_pct, supply.present, supply.model) == (
         "Battery",
         "Charging",
@@ -235,19 +242,21 @@ def test_sysfs_battery_uevent() -> None:
         True,
         "DELL PN1VN08",
     )
-    assert sysfs.is_host_power(supply)
+    assert parse_power_supply.is_host_power(supply)
 
 
 def test_sysfs_mains_type_from_type_file() -> None:
-    supply = sysfs.supply_from_uevent("AC", (SYSFS / "AC" / "uevent").read_text(), "Mains\n")
+    supply = parse_power_supply.supply_from_uevent("AC", (SYSFS / "AC" / "uevent").read_text(), "Mains\n")
     assert (supply.type, supply.online, supply.capacity_pct) == ("Mains", True, None)
-    assert not sysfs.is_host_power(supply)
+    assert not parse_power_supply.is_host_power(supply)
 
 
 def test_sysfs_peripheral_and_malformed() -> None:
-    mouse = sysfs.supply_from_uevent("hidpp_battery_0", (SYSFS / "hidpp_battery_0" / "uevent").read_text())
-    assert (mouse.type, mouse.scope, sysfs.is_host_power(mouse)) == ("Battery", "Device", False)
-    broken = sysfs.supply_from_uevent("BAT1", "POWER_SUPPLY_CAPACITY=lots\ngarbage\nPOWER_SUPPLY_CAPACITY_X")
+    mouse = parse_power_supply.supply_from_uevent("hidpp_battery_0", (SYSFS / "hidpp_battery_0" / "uevent").read_text())
+    assert (mouse.type, mouse.scope, parse_power_supply.is_host_power(mouse)) == ("Battery", "Device", False)
+    broken = parse_power_supply.supply_from_uevent(
+        "BAT1", "POWER_SUPPLY_CAPACITY=lots\ngarbage\nPOWER_SUPPLY_CAPACITY_X"
+    )
     assert (broken.name, broken.type, broken.capacity_pct) == ("BAT1", None, None)
 
 
@@ -255,7 +264,7 @@ def test_sysfs_peripheral_and_malformed() -> None:
 
 
 def test_upsmon_monitor_lines_without_passwords() -> None:
-    config = shutdown_config.parse_upsmon_conf(read("etc_netclient/etc/nut/upsmon.conf"))
+    config = parse_shutdown_config.parse_upsmon_conf(read("etc_netclient/etc/nut/upsmon.conf"))
     assert [(m.ups, m.host, m.port, m.power_value, m.role) for m in config.monitors] == [
         ("rack1", "nas.example.net", 3493, 1, "secondary"),
         ("pr1000", "127.0.0.1", 34999, 1, "secondary"),
@@ -265,9 +274,9 @@ def test_upsmon_monitor_lines_without_passwords() -> None:
 
 
 def test_upsmon_debian_default_has_no_monitor() -> None:
-    config = shutdown_config.parse_upsmon_conf(read("etc_debian-12_nut-2.8.0_default/etc/nut/upsmon.conf"))
+    config = parse_shutdown_config.parse_upsmon_conf(read("etc_debian-12_nut-2.8.0_default/etc/nut/upsmon.conf"))
     assert config.monitors == []
-    mode = shutdown_config.parse_shell_assignments(read("etc_debian-12_nut-2.8.0_default/etc/nut/nut.conf"))
+    mode = parse_shutdown_config.parse_shell_assignments(read("etc_debian-12_nut-2.8.0_default/etc/nut/nut.conf"))
     assert mode["MODE"] == "none"
 
 
@@ -276,9 +285,9 @@ def test_upsmon_debian_default_has_no_monitor() -> None:
     [("ups", ("ups", "localhost", 3493)), ("a@h:1234", ("a", "h", 1234)), ("a@[::1]:3494", ("a", "::1", 3494))],
 )
 def test_split_system(system: str, expected: Tuple[str, str, int]) -> None:
-    assert shutdown_config.split_system(system) == expected
+    assert parse_shutdown_config.split_system(system) == expected
 
 
 def test_apcupsd_conf() -> None:
-    conf = shutdown_config.parse_apcupsd_conf(read("etc_apcupsd/etc/apcupsd/apcupsd.conf"))
+    conf = parse_shutdown_config.parse_apcupsd_conf(read("etc_apcupsd/etc/apcupsd/apcupsd.conf"))
     assert (conf["UPSTYPE"], conf["BATTERYLEVEL"], conf["NISPORT"]) == ("usb", "5", "3551")

@@ -4,7 +4,7 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-27 19:50:00.000000
 
-The table and indexes are defined in central/retention.py on the shared metadata.
+The table and indexes are defined in central/retention/sweep.py on the shared metadata.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Revises: 0005
 Create Date: 2026-11-27 22:30:00.000000
 
 The fleet page and the node list count each node's findings that are not passing through this
-index; with agent_id in it they no longer read a table row per such finding (central/node_states.py).
+index; with agent_id in it they no longer read a table row per such finding (central/judging/node_states.py).
 """
 
 from __future__ import annotations

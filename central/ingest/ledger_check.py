@@ -1,0 +1,88 @@
+"""``tillsyn-central verify``: every node's chain, entry by entry, against the stored node record,
+from the retention checkpoint where there is one, once the checkpoint is shown to be retention's
+(central/retention/checkpoint_origin.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterator, List, Optional, Tuple
+
+from sqlalchemy import Connection, Engine, select
+
+from central.clock import utcnow
+from central.config import Retention
+from central.db.engine import read_tx
+from central.db.schema import agents, reports
+from central.ingest.ledger import Break, Entry, verify_chain
+from central.retention.checkpoint_origin import Judged, judge
+from central.retention.sweep import checkpoints
+
+
+def ledger_entries(conn: Connection, agent_id: str) -> Iterator[Entry]:
+    """A node's stored chain entries in order (streamed)."""
+    rows = conn.execute(
+        select(
+            reports.c.agent_id,
+            reports.c.chain_index,
+            reports.c.prev_hash,
+            reports.c.entry_hash,
+            reports.c.body,
+            reports.c.body_sha256,
+            reports.c.signature,
+            reports.c.report_id,
+        )
+        .where(reports.c.agent_id == agent_id)
+        .order_by(reports.c.chain_index)
+        .execution_options(yield_per=500)
+    )
+    for row in rows:
+        yield Entry(*row)
+
+
+@dataclass
+class Verified:
+    checked: int = 0
+    problems: List[Break] = field(default_factory=list)
+    relied_on: List[Judged] = field(default_factory=list)
+    """The retention checkpoints chains were verified from (those that are not retention's are problems too)."""
+
+
+def verify_ledger(
+    engine: Engine,
+    agent_id: Optional[str] = None,
+    retention: Optional[Retention] = None,
+    now: Optional[datetime] = None,
+) -> Verified:
+    done = Verified()
+    with read_tx(engine) as conn:
+        query = select(agents.c.id, agents.c.public_key, agents.c.ledger_length, agents.c.ledger_head)
+        if agent_id:
+            query = query.where(agents.c.id == agent_id)
+        marks = judge(
+            conn, checkpoints(conn, [agent_id] if agent_id else None), retention or Retention(), now or utcnow()
+        )
+        for node in conn.execute(query).all():
+            done.checked += 1
+            start = marks.get(node.id)  # retention removed the oldest reports: the chain goes on from there
+            if start is not None:
+                done.relied_on.append(start)
+                if start.problem is not None:
+                    done.problems.append(Break(node.id, None, None, f"checkpoint {start.problem}"))
+            done.problems += verify_chain(
+                node.id,
+                node.public_key,
+                ledger_entries(conn, node.id),
+                node.ledger_length,
+                node.ledger_head,
+                *(() if start is None else (start.mark.chain_index, start.mark.entry_hash)),
+            )
+    return done
+
+
+def verify_store(
+    engine: Engine, agent_id: Optional[str] = None, retention: Optional[Retention] = None
+) -> Tuple[int, List[Break]]:
+    """(nodes checked, every break): :func:`verify_ledger` without the checkpoints it relied on."""
+    done = verify_ledger(engine, agent_id, retention)
+    return done.checked, done.problems

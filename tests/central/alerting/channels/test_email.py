@@ -1,0 +1,205 @@
+"""Email through a real SMTP server (aiosmtpd on loopback) with STARTTLS and AUTH."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, List, Optional
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP as SMTPServer
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+
+from central.alerting.channels import ChannelError, build_sender
+from central.alerting.channels.email import body, message
+from central.alerting.settings import Channel
+from tests.central.alerting.channels.test_http import Pki, free_port, make_pki, resolved, sample_incident
+
+USER, PASSWORD = "alerts", "correct horse battery staple"
+
+
+@dataclass
+class Mailbox:
+    port: int
+    messages: List[email.message.EmailMessage] = field(default_factory=list)
+    envelopes: List[Envelope] = field(default_factory=list)
+    tls: List[bool] = field(default_factory=list)
+
+
+class Handler:
+    def __init__(self, box: Mailbox) -> None:
+        self.box = box
+
+    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
+        assert isinstance(envelope.content, bytes)
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(parsed, email.message.EmailMessage)
+        self.box.messages.append(parsed)
+        self.box.envelopes.append(envelope)
+        self.box.tls.append(session.ssl is not None)
+        return "250 OK"
+
+
+def _authenticate(server: SMTPServer, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
+    ok = isinstance(data, LoginPassword) and data.login == USER.encode() and data.password == PASSWORD.encode()
+    return AuthResult(success=ok, handled=False)
+
+
+@contextmanager
+def smtp_server(pki: Optional[Pki]) -> Iterator[Mailbox]:
+    """aiosmtpd on 127.0.0.1: with ``pki`` STARTTLS is offered and required, and AUTH after it."""
+    box = Mailbox(port=free_port())
+    options: dict[str, Any] = {}
+    if pki is not None:
+        options = {
+            "tls_context": pki.server_context(),
+            "require_starttls": True,
+            "authenticator": _authenticate,
+            "auth_required": True,
+            "auth_require_tls": True,
+        }
+    controller = Controller(Handler(box), hostname="127.0.0.1", port=box.port, **options)
+    controller.start()
+    try:
+        yield box
+    finally:
+        controller.stop()
+
+
+def _channel(tmp_path: Path, port: int, pki: Optional[Pki], password: str = PASSWORD, **changes: Any) -> Channel:
+    secret = tmp_path / "smtp.password"
+    secret.write_text(password + "\n")
+    settings: dict[str, Any] = {
+        "type": "email",
+        "smtp_port": port,
+        "username": USER,
+        "password_file": secret,
+        "sender": "Tillsyn <tillsyn@centre.example>",
+        "to": ["oncall@hosting.example", "soc@hosting.example"],
+        "ca_file": pki.ca_file if pki else None,
+        "timeout_s": 5,
+    }
+    settings.update(changes)
+    return Channel.model_validate(settings)
+
+
+def test_trigger_and_resolve_arrive_over_starttls_in_one_thread(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    incident = sample_incident()
+    with smtp_server(pki) as box:
+        sender = build_sender("mail", _channel(tmp_path, box.port, pki))
+        sender.send("trigger", incident)
+        sender.send("repeat", incident)
+        sender.send("resolve", resolved(incident))
+    assert box.tls == [True, True, True]
+    assert box.envelopes[0].rcpt_tos == ["oncall@hosting.example", "soc@hosting.example"]
+    assert box.envelopes[0].mail_from == "tillsyn@centre.example"
+    trigger, repeat, resolve = box.messages
+    assert trigger["Subject"] == "[Tillsyn] FAILING high M01 web1: Every UPS runs on line power"
+    assert repeat["Subject"] == "[Tillsyn] REMINDER high M01 web1: Every UPS runs on line power"
+    assert resolve["Subject"] == "[Tillsyn] RESOLVED high M01 web1: Every UPS runs on line power"
+    root = trigger["Message-ID"]
+    assert root.startswith("<tillsyn.42.") and root.endswith("@centre.example>")
+    for later in (repeat, resolve):
+        assert later["In-Reply-To"] == root and later["References"] == root
+        assert later["Message-ID"] != root
+    assert len({repeat["Message-ID"], resolve["Message-ID"]}) == 2
+    assert trigger["Auto-Submitted"] == "auto-generated"
+    text = trigger.get_content()
+    lines = text.splitlines()
+    assert "Node:         web1 (agent a1b2c3, tenant acme, group web)" in lines
+    assert "Rule:         ups-on-line (controls M01)" in lines
+    assert "Severity:     high" in lines
+    assert "Since:        2024-05-01T12:00:05.000Z" in lines
+    assert "Link:         https://centre.example/nodes/a1b2c3" in lines
+    assert 'Observed:     {"ups": "ups1", "status": "OB DISCHRG", "charge_pct": 87}' in lines
+    assert any(line.startswith("What to do:") for line in lines)
+    assert "Resolved:     2024-05-01T12:30:00.000Z" in resolve.get_content().splitlines()
+
+
+def test_the_trigger_message_id_is_stable_so_a_resend_threads_too() -> None:
+    import datetime as dt
+
+    now = dt.datetime.now(dt.timezone.utc)
+    first = message("trigger", sample_incident(), sender="tillsyn@c.example", to=("a@b",), now=now)
+    again = message("trigger", sample_incident(), sender="tillsyn@c.example", to=("a@b",), now=now)
+    other = message(
+        "trigger", sample_incident(dedup_key="tillsyn/zz/other"), sender="tillsyn@c.example", to=("a@b",), now=now
+    )
+    assert first["Message-ID"] == again["Message-ID"] != other["Message-ID"]
+
+
+def test_silent_node_mail_says_what_to_check() -> None:
+    incident = sample_incident(
+        kind="silent",
+        rule_id="silent",
+        controls=[],
+        observed=None,
+        title="No heartbeat for 3 minutes",
+        severity="critical",
+    )
+    text = body("trigger", incident)
+    assert text.startswith("SILENT critical web1: No heartbeat for 3 minutes\n")
+    assert "systemctl status tillsyn-agent" in text.replace("\n", " ")
+    assert "Observed:" not in text
+
+
+def test_server_without_starttls_is_refused_not_sent_in_plain_text(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    with smtp_server(None) as box:
+        sender = build_sender("mail", _channel(tmp_path, box.port, pki))
+        with pytest.raises(ChannelError, match="does not offer STARTTLS") as err:
+            sender.send("trigger", sample_incident())
+    assert box.messages == []
+    assert err.value.retry is False
+
+
+def test_plain_relay_on_loopback_when_asked(tmp_path: Path) -> None:
+    with smtp_server(None) as box:
+        channel = Channel(type="email", smtp_port=box.port, starttls=False, to=["oncall@hosting.example"])
+        build_sender("mail", channel).send("trigger", sample_incident())
+    assert [m["Subject"] for m in box.messages] == ["[Tillsyn] FAILING high M01 web1: Every UPS runs on line power"]
+
+
+def test_password_not_sent_in_plain_text_to_a_remote_host(tmp_path: Path) -> None:
+    channel = _channel(tmp_path, 25, None, starttls=False, smtp_host="smtp.hosting.example")
+    with pytest.raises(ChannelError, match="plain text"):
+        build_sender("mail", channel)
+
+
+def test_wrong_password(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    with smtp_server(pki) as box:
+        sender = build_sender("mail", _channel(tmp_path, box.port, pki, password="wrong"))
+        with pytest.raises(ChannelError, match="refused the login of 'alerts': 535") as err:
+            sender.send("trigger", sample_incident())
+    assert box.messages == []
+    assert err.value.retry is False
+    assert "wrong" not in str(err.value)
+
+
+def test_untrusted_certificate(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    other = make_pki(tmp_path / "other")
+    with smtp_server(pki) as box:
+        sender = build_sender("mail", _channel(tmp_path, box.port, other))
+        with pytest.raises(ChannelError, match="not trusted") as err:
+            sender.send("trigger", sample_incident())
+    assert box.messages == [] and err.value.retry is False
+
+
+def test_server_down_is_retried(tmp_path: Path) -> None:
+    sender = build_sender("mail", _channel(tmp_path, free_port(), None))
+    with pytest.raises(ChannelError, match=r"SMTP server 127\.0\.0\.1") as err:
+        sender.send("trigger", sample_incident())
+    assert err.value.retry is True
+
+
+def test_missing_password_file_fails_at_build(tmp_path: Path) -> None:
+    channel = _channel(tmp_path, 25, None, password_file=tmp_path / "nope")
+    with pytest.raises(ChannelError, match=r"password_file .*nope: no such file"):
+        build_sender("mail", channel)
