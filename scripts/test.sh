@@ -10,7 +10,7 @@ AGENT_CODE=(agent collectors evidence)
 say "ruff"
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
-say "mypy (strict on agent, collectors, evidence)"
+say "mypy (strict on agent, collectors, evidence, central)"
 "$VENV/bin/mypy" "${AGENT_CODE[@]}" central
 say "vermin: agent code must run on Python 3.9"
 "$VENV/bin/vermin" -q --no-tips --violations --target=3.9- "${AGENT_CODE[@]}"
