@@ -215,7 +215,5 @@ def test_a_database_that_cannot_be_reached_is_exit_75_not_a_configuration_error(
         assert done.stderr.startswith("tillsyn-central: cannot use the database: ") and "Traceback" not in done.stderr
     wrong = run_cli(cli_env(tmp_path, "mysql://u@h/db"), ["db", "current"])[0]
     assert wrong.returncode == 2 and "database_url" in wrong.stderr
-    unit = (
-        Path(__file__).resolve().parents[2] / "packaging" / "systemd" / "tillsyn-central.runtime.service"
-    ).read_text()
+    unit = (Path(__file__).resolve().parents[3] / "packaging" / "systemd" / "tillsyn-central.service").read_text()
     assert "RestartPreventExitStatus=2\n" in unit and "Restart=on-failure" in unit
