@@ -1,7 +1,7 @@
 """file_integrity collector (M09): changes to critical files, with hash, owner, mode, time and actor.
 
-Modules: ``settings`` (schema and watched paths), ``scan`` (the files now, through the Context),
-``baseline`` (the state kept between runs), ``compare``, ``parse_audit`` and ``report`` (pure),
+Modules: ``settings`` (schema and watched paths), ``read_files`` (the files now, through the Context),
+``store_baseline`` (the state kept between runs), ``compare``, ``parse_audit`` and ``report`` (pure),
 ``collect`` (the run).
 """
 

@@ -12,10 +12,10 @@ import os
 from typing import Any, Dict, List, Optional, Tuple
 
 from collectors.base import Context, describe_os_error
-from collectors.file_integrity import baseline, report
+from collectors.file_integrity import report, store_baseline
 from collectors.file_integrity.compare import compare
 from collectors.file_integrity.parse_audit import last_actors
-from collectors.file_integrity.scan import scan
+from collectors.file_integrity.read_files import scan
 from evidence.model import Gap, Outcome, utc_iso
 
 AUDIT_HINT = "add audit watches such as 'auditctl -w /etc/passwd -p wa -k tillsyn' (docs/collectors/file_integrity.md)"
@@ -43,7 +43,7 @@ def collect(ctx: Context) -> Outcome:
     gaps: List[Gap] = [Gap("a watched path", p) for p in now.problems[:5]]
     if now.truncated:
         gaps.append(Gap("files beyond max_files", f"only the first {settings['max_files']} files are watched"))
-    old, why = baseline.load(ctx.state_dir)
+    old, why = store_baseline.load(ctx.state_dir)
     created = old is None and ctx.keep_state and ctx.state_dir is not None
     changes: List[Dict[str, Any]] = []
     listed: List[Optional[Dict[str, Any]]] = []
@@ -77,9 +77,9 @@ def collect(ctx: Context) -> Outcome:
     # that ``found_at_startup`` knows which process compared last.
     stale = old is None or bool(changes) or old.get("pid") != os.getpid() or old.get("roots") != roots
     if ctx.keep_state and ctx.state_dir is not None and stale:
-        data = {"format": baseline.FORMAT, "written_at": utc_iso(ctx.now()), "pid": os.getpid()}
+        data = {"format": store_baseline.FORMAT, "written_at": utc_iso(ctx.now()), "pid": os.getpid()}
         try:
-            baseline.save(ctx.state_dir, {**data, "roots": roots, "files": now.files})
+            store_baseline.save(ctx.state_dir, {**data, "roots": roots, "files": now.files})
         except OSError as err:
             gaps.append(Gap("baseline", f"not saved, the same changes will be reported again: {err.strerror or err}"))
     return Outcome.from_parts(observed, gaps)

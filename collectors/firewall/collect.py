@@ -222,14 +222,14 @@ def assemble(
 
 def collect(ctx: Context, entries: Optional[Sequence[Any]] = None) -> Outcome:
     """Read everything and describe it; ``entries`` (psutil-shaped) replace the live socket table."""
-    from collectors.ports import probe
-    from collectors.ports.sockets import listeners
+    from collectors.ports import read_psutil
+    from collectors.ports.parse_sockets import listeners
 
     rulesets, sources, gaps = read_rulesets(ctx)
     if not sources:
         return Outcome.not_present("neither nft nor iptables-save is installed: no packet filter can be read")
     if entries is None:
-        read, why = probe.read_connections()
+        read, why = read_psutil.read_connections()
         if read is None:
             return Outcome.failed(why or "cannot list sockets")
         entries = read

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from collectors.base import Context, Observed, describe_os_error
 from collectors.updates import parse_kernel
-from collectors.updates.simulation import simulated
+from collectors.updates.read_simulation import simulated
 from evidence.model import Gap, Outcome, utc_iso
 
 REBOOT_MARKERS = ("/run/reboot-required", "/var/run/reboot-required")

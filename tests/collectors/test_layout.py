@@ -21,8 +21,8 @@ PACKAGES = ROOT / "collectors"
 NAMES = sorted(REGISTRY)
 REQUIRED_FILES = ("__init__.py", "settings.py", "collect.py")
 
-# What a pure module (``parse_*.py`` and every module other than collect, quick and read_*) may
-# not do: open files, run commands, use sockets or psutil, or take the Context that does.
+# What a pure module (``parse_*.py`` and every module other than collect, quick, read_* and
+# store_*) may not do: open files, run commands, use sockets or psutil, or take the Context that does.
 IO_MODULES = {"subprocess", "psutil", "shutil", "select", "collectors.runner"}
 IO_CALLS = {"open", "listdir", "scandir", "stat", "lstat", "read_text", "read_bytes", "iterdir", "glob", "readlink"}
 SOCKET_CALLS = {"socket", "create_connection", "socketpair", "getaddrinfo"}
@@ -99,10 +99,10 @@ def test_init_holds_only_the_spec_and_names_every_module(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_modules_other_than_collect_quick_and_read_do_no_io(name: str) -> None:
+def test_modules_other_than_collect_quick_read_and_store_do_no_io(name: str) -> None:
     for path in _modules(name):
         stem = path.stem
-        if stem in {"collect", "quick"} or stem.startswith("read_"):
+        if stem in {"collect", "quick"} or stem.startswith(("read_", "store_")):
             continue
         uses = sorted(set(_io_uses(_tree(path))))
         assert uses == [], f"{path.relative_to(ROOT)} is meant to be pure but uses {uses}"

@@ -11,7 +11,7 @@ from typing import Any, Dict
 
 from collectors.base import Context
 from collectors.file_integrity import SPEC
-from collectors.file_integrity.baseline import NAME
+from collectors.file_integrity.store_baseline import NAME
 from collectors.settings import validate
 from evidence.model import Status
 from tests.conftest import FIXTURES

@@ -13,7 +13,7 @@ from collectors import runner
 from collectors.base import Context
 from collectors.runner import CommandResult
 from collectors.settings import validate
-from collectors.updates import SPEC, simulation
+from collectors.updates import SPEC, read_simulation
 from evidence.model import Outcome, Status
 from tests.collectors.updates.helpers import apt_root, apt_update, dnf_root, node_files, repository, write_status
 from tests.conftest import FIXTURES
@@ -42,7 +42,7 @@ def context(root: Path, state: Path, **settings: Any) -> Tuple[Context, Recorder
 
 @pytest.fixture(autouse=True)
 def _no_memory_cache() -> None:
-    simulation._MEMORY.clear()
+    read_simulation._MEMORY.clear()
 
 
 @pytest.fixture
@@ -104,11 +104,11 @@ def test_the_simulation_is_cached_until_packages_change(node: Path, tmp_path: Pa
     apt_update(node)
     ctx, recorder = context(node, tmp_path / "state")
     SPEC.collect(ctx)
-    simulation._MEMORY.clear()  # a new process (the next `tillsyn-agent collect`) reads the state file
+    read_simulation._MEMORY.clear()  # a new process (the next `tillsyn-agent collect`) reads the state file
     again = SPEC.collect(ctx)
     assert len(recorder.calls) == 1 and again.observed["simulation_cached"] is True
     assert again.observed["pending_count"] == 2
-    assert (tmp_path / "state" / simulation.CACHE_FILE).exists()
+    assert (tmp_path / "state" / read_simulation.CACHE_FILE).exists()
     # the admin upgrades tillsyn-tool: dpkg's status changes, the next run simulates again
     status = node / "var/lib/dpkg/status"
     write_status(node, [("tillsyn-openssl", "1.0"), ("tillsyn-tool", "2.0")])
@@ -117,8 +117,8 @@ def test_the_simulation_is_cached_until_packages_change(node: Path, tmp_path: Pa
     assert len(recorder.calls) == 2 and after.observed["simulation_cached"] is False
     assert [p["name"] for p in after.observed["pending"]] == ["tillsyn-openssl"]
     # a damaged cache file is simulated over, never an error
-    (tmp_path / "state" / simulation.CACHE_FILE).write_text("{not json")
-    simulation._MEMORY.clear()
+    (tmp_path / "state" / read_simulation.CACHE_FILE).write_text("{not json")
+    read_simulation._MEMORY.clear()
     assert SPEC.collect(ctx).observed["pending_count"] == 1 and len(recorder.calls) == 3
 
 
