@@ -7,8 +7,7 @@ Modules: ``settings`` (schema, watched paths), ``parse_passwd``, ``parse_sudoers
 
 from __future__ import annotations
 
-from collectors.accounts.collect import collect
-from collectors.accounts.report import summary
+from collectors.accounts.collect import collect, summary
 from collectors.accounts.settings import SETTINGS, watch_paths
 from collectors.base import CollectorSpec
 

@@ -158,3 +158,18 @@ def collect(ctx: Context) -> Outcome:
         admin_groups=[str(g) for g in ctx.settings["admin_groups"]],
     )
     return Outcome.from_parts(assemble(inputs), gaps)
+
+
+def summary(observed: Mapping[str, Any]) -> str:
+    accounts = observed.get("accounts")
+    if not isinstance(accounts, list):
+        return ""
+    uid0 = [a for a in accounts if isinstance(a, Mapping) and a.get("uid") == 0]
+    empty = sum(1 for a in accounts if isinstance(a, Mapping) and a.get("password") == "empty")
+    dormant = sum(1 for a in accounts if isinstance(a, Mapping) and a.get("dormant"))
+    rules = [r for r in observed.get("sudo_rules") or [] if isinstance(r, Mapping)]
+    nopasswd = sum(1 for r in rules if r.get("nopasswd"))
+    return (
+        f"{observed.get('login_accounts', 0)} login accounts, {len(uid0)} with uid 0, {empty} empty passwords,"
+        f" {dormant} dormant, {len(rules)} sudo rules ({nopasswd} NOPASSWD)"
+    )

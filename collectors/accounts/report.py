@@ -142,18 +142,3 @@ def assemble(inputs: Inputs) -> Dict[str, Any]:
         "sudo_rules": inputs.sudo_rules,
         "dormant_days": inputs.dormant_days,
     }
-
-
-def summary(observed: Mapping[str, Any]) -> str:
-    accounts = observed.get("accounts")
-    if not isinstance(accounts, list):
-        return ""
-    uid0 = [a for a in accounts if isinstance(a, Mapping) and a.get("uid") == 0]
-    empty = sum(1 for a in accounts if isinstance(a, Mapping) and a.get("password") == "empty")
-    dormant = sum(1 for a in accounts if isinstance(a, Mapping) and a.get("dormant"))
-    rules = [r for r in observed.get("sudo_rules") or [] if isinstance(r, Mapping)]
-    nopasswd = sum(1 for r in rules if r.get("nopasswd"))
-    return (
-        f"{observed.get('login_accounts', 0)} login accounts, {len(uid0)} with uid 0, {empty} empty passwords,"
-        f" {dormant} dormant, {len(rules)} sudo rules ({nopasswd} NOPASSWD)"
-    )

@@ -8,8 +8,7 @@ Modules: ``settings`` (schema and watched paths), ``read_files`` (the files now,
 from __future__ import annotations
 
 from collectors.base import CollectorSpec
-from collectors.file_integrity.collect import collect
-from collectors.file_integrity.report import summary
+from collectors.file_integrity.collect import collect, summary
 from collectors.file_integrity.settings import SETTINGS, watch_paths
 
 SPEC = CollectorSpec(

@@ -9,7 +9,7 @@ with it and leave it.  Who made a change comes from the kernel audit log when it
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from collectors.base import Context, describe_os_error
 from collectors.file_integrity import report, store_baseline
@@ -90,3 +90,14 @@ def _read(ctx: Context, path: str) -> Optional[str]:
         return ctx.read_text(path)
     except OSError:
         return None
+
+
+def summary(observed: Mapping[str, Any]) -> str:
+    """One line for the ``collect`` table."""
+    total = observed.get("changes_total")
+    if not isinstance(total, int):
+        return ""
+    line = f"{observed.get('files', 0)} files watched, {total} changed"
+    if observed.get("baseline_created"):
+        line += " (baseline made now)"
+    return line

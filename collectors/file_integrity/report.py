@@ -80,14 +80,3 @@ def summarise(changes: List[Dict[str, Any]]) -> Dict[str, Any]:
         directory = os.path.dirname(change["path"])
         by_directory[directory] = by_directory.get(directory, 0) + 1
     return {"by_change": by_kind, "by_directory": by_directory}
-
-
-def summary(observed: Mapping[str, Any]) -> str:
-    """One line for the ``collect`` table."""
-    total = observed.get("changes_total")
-    if not isinstance(total, int):
-        return ""
-    line = f"{observed.get('files', 0)} files watched, {total} changed"
-    if observed.get("baseline_created"):
-        line += " (baseline made now)"
-    return line

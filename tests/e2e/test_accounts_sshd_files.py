@@ -5,7 +5,7 @@ configuration read by the real ``sshd -T``, watched files), reports to a real ce
 - ``PermitRootLogin yes`` turns ``sshd-no-root-password-login`` failing,
 - the edits turn ``files-unchanged`` failing at once (the file watch), with path, hash and owner,
   and passing again with the next report; an edit made while the agent is stopped is found at
-  its start;
+  its start, and a maintenance window allowing the rule accepts it (no incident for it);
 - ``tillsyn-agent check`` on the same root fails on the first two.
 """
 
@@ -100,8 +100,10 @@ def test_uid0_root_login_and_file_edits_fail_and_are_found_after_a_stop(
     # The next report has no new change: the finding passes again (the ledger keeps the change).
     wait_until(status_is(FILES, "passing"), 30, lambda: f"{FILES} passing again: {finding(FILES)}", 0.5)
 
-    # Changed while the agent is stopped: found by its first run after the start.
+    # Changed while the agent is stopped, under a declared maintenance window that allows the rule:
+    # found by its first run after the start, and accepted (no incident pages anyone for it).
     assert agent.stop() == 0
+    centre.cli("window", "create", "--agent", agent.agent_id, "--for", "1h", "--reason", "CHG-7", "--allows", FILES)
     crontab.write_text(crontab.read_text().replace("/tmp/fetch.sh", "/usr/local/bin/fetch.sh"))
     agent.start()
 
@@ -117,6 +119,18 @@ def test_uid0_root_login_and_file_edits_fail_and_are_found_after_a_stop(
     assert [c["path"] for c in after_start["changes"]] == ["/etc/crontab"]
     assert after_start["found_at_startup"] is True
     wait_until(status_is(FILES, "failing"), 20, lambda: f"{FILES} failing after start: {finding(FILES)}", 0.5)
+
+    def file_incidents() -> List[Dict[str, Any]]:
+        return [i for i in centre.get(f"/api/v1/incidents?node={agent.agent_id}", api_key) if i["rule_id"] == FILES]
+
+    # The first edit's incident (no window then) was still open when the window began (a fix must
+    # last resolve_after_s, 60 s, before the resolve notice): the window accepts it, and the edit
+    # made under the window opens none.
+    wait_until(lambda: file_incidents() and all(i["status"] == "resolved" for i in file_incidents()), 40, "resolved")
+    (incident,) = file_incidents()
+    shown: Any = centre.get(f"/api/v1/incidents/{incident['id']}", api_key)
+    resolved = [e for e in shown["timeline"] if e["kind"] == "resolved"]
+    assert len(resolved) == 1 and resolved[0]["detail"].startswith("accepted: maintenance window"), shown
     assert agent.stop() == 0
 
     # The agent's own check on the same root: the two M05 deviations fail it.

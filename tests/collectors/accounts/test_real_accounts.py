@@ -87,6 +87,9 @@ def test_extra_uid0_empty_password_nopasswd_and_dormant_fail(tmp_path: Path) -> 
         }
     ]
     assert accounts["cecilia"]["last_login"] == "2026-04-01T08:00:00Z" and accounts["cecilia"]["dormant"] is True
+    assert SPEC.summary(outcome.observed) == (
+        "4 login accounts, 2 with uid 0, 1 empty passwords, 1 dormant, 2 sudo rules (1 NOPASSWD)"
+    )
     verdicts = judge_shipped("accounts", outcome, NOW)
     assert verdicts == {
         "accounts-no-extra-uid0": "failing",

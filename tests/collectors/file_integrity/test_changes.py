@@ -49,6 +49,7 @@ def test_changes_between_runs_are_reported_once(tmp_path: Path) -> None:
     assert first.status is Status.COMPLETE, first.gaps
     assert first.observed["baseline_created"] is True and first.observed["changes"] == []
     assert first.observed["files"] == 4 and (state / NAME).exists()
+    assert SPEC.summary(first.observed) == "4 files watched, 0 changed (baseline made now)"
     assert judge_shipped("file_integrity", first)["files-unchanged"] == "passing"
 
     (root / "etc/passwd").write_text((root / "etc/passwd").read_text() + "toor:x:0:0::/root:/bin/bash\n")
@@ -81,6 +82,7 @@ def test_changes_between_runs_are_reported_once(tmp_path: Path) -> None:
     # no audit log in this root: who did it is unknown, and the evidence says why
     assert passwd["process"] is None and "audit.log does not exist" in passwd["actor_note"]
     assert second.status is Status.PARTIAL and second.gaps[0].what == "who made the changes"
+    assert SPEC.summary(second.observed) == "4 files watched, 4 changed"
     verdict = judge_shipped("file_integrity", second)
     assert verdict["files-unchanged"] == "failing"
 
