@@ -7,13 +7,13 @@ so tests and several replicas each get their own.  Errors name the file and key.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.exc import ArgumentError
 
-from central.alerting.settings import Alerting
+from central.alerting.settings import CHANNEL_TYPES, Alerting
 from central.db.engine import DatabaseURLError, normalise_url
 
 DEFAULT_PATH = Path("/etc/tillsyn/central.yaml")
@@ -98,11 +98,40 @@ class CentralConfig(_Strict):
 _ENV = {"state_dir": "TILLSYN_STATE_DIR", "database_url": "TILLSYN_DATABASE_URL", "policy": "TILLSYN_POLICY"}
 
 
+def _channel_type(loc: Sequence[Any], i: int) -> bool:
+    """Whether ``loc[i]`` is the channel type pydantic puts after a channel's name in an error's path."""
+    return i >= 2 and loc[i - 2] == "channels" and loc[i] in CHANNEL_TYPES
+
+
+def _key(loc: Sequence[Any]) -> str:
+    """The dotted key of an error as central.yaml spells it."""
+    return ".".join(str(p) for i, p in enumerate(loc) if not _channel_type(loc, i)) or "(top level)"
+
+
+def _message(first: Mapping[str, Any], loc: Sequence[Any]) -> str:
+    """pydantic's words for an error, as a sentence about central.yaml."""
+    kind, ctx = first["type"], first.get("ctx") or {}
+    kinds = ", ".join(CHANNEL_TYPES)
+    if kind == "extra_forbidden":
+        channel = next(
+            (p for i, p in enumerate(loc) if i >= 2 and loc[i - 2] == "channels" and p in CHANNEL_TYPES), None
+        )
+        return f"unknown setting for a {channel} channel" if channel else "unknown setting"
+    if kind == "missing":
+        return "is required"
+    if kind == "union_tag_not_found":
+        return f"a channel needs 'type' (one of {kinds})"
+    if kind == "union_tag_invalid":
+        return f"unknown channel type {ctx.get('tag')!r} (one of {kinds})"
+    if kind == "too_short":
+        return f"needs at least {ctx.get('min_length')} item(s)"
+    return str(first["msg"]).removeprefix("Value error, ")
+
+
 def _describe(err: ValidationError, from_env: Mapping[str, str]) -> str:
     first = err.errors()[0]
-    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    message = "unknown setting" if first["type"] == "extra_forbidden" else first["msg"]
-    message = message.removeprefix("Value error, ")
+    key = _key(first["loc"])
+    message = _message(first, first["loc"])
     origin = f" (from ${from_env[key]})" if key in from_env else ""
     more = len(err.errors()) - 1
     return f"{key}{origin}: {message}" + (f" (and {more} more)" if more else "")

@@ -9,9 +9,9 @@ raises one ``silent`` incident, not a stale one per control.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from sqlalchemy import Connection, RowMapping, and_, bindparam, func, or_, select, update
 
@@ -30,6 +30,38 @@ class Round:
     resolved: int = 0
     notified: int = 0
     held: int = 0
+
+
+@dataclass(frozen=True)
+class Opening:
+    """An incident about to open: for which node and rule, what it says, and what was observed."""
+
+    agent: Mapping[Any, Any]
+    rule_id: str
+    kind: str
+    severity: str
+    title: str
+    controls: List[str]
+    observed: Any
+    message: str
+    """The timeline's "detected" line."""
+
+
+@dataclass
+class _Scene:
+    """What one round reads once and its three phases share."""
+
+    conn: Connection
+    settings: Alerting
+    now: datetime
+    force: InForce
+    agents: Dict[Any, RowMapping]
+    open_rows: Sequence[RowMapping]
+    counts: Round = field(default_factory=Round)
+
+    @property
+    def open_keys(self) -> Set[Tuple[Any, Any]]:
+        return {(i["agent_id"], i["rule_id"]) for i in self.open_rows}
 
 
 # Built once: a statement built per call (``.values(...)`` with the values in it) cost more than its
@@ -93,42 +125,29 @@ def enqueue(
     return len(names)
 
 
-def _open(
-    conn: Connection,
-    settings: Alerting,
-    agent: Mapping[Any, Any],
-    rule_id: str,
-    kind: str,
-    severity: str,
-    title: str,
-    controls: List[str],
-    observed: Any,
-    message: str,
-    now: datetime,
-    force: InForce,
-    counts: Round,
-) -> None:
+def _open(scene: _Scene, opening: Opening) -> None:
+    conn, now, agent = scene.conn, scene.now, opening.agent
     result = conn.execute(
         _OPEN,
         {
             "agent_id": agent["id"],
-            "rule_id": rule_id,
-            "kind": kind,
+            "rule_id": opening.rule_id,
+            "kind": opening.kind,
             "status": "open",
-            "severity": severity,
-            "title": title,
-            "controls": controls,
-            "observed": observed,
-            "dedup_key": f"tillsyn/{agent['id']}/{rule_id}",
+            "severity": opening.severity,
+            "title": opening.title,
+            "controls": opening.controls,
+            "observed": opening.observed,
+            "dedup_key": f"tillsyn/{agent['id']}/{opening.rule_id}",
             "opened_at": now,
         },
     )
     key = result.inserted_primary_key
     assert key is not None
     incident_id = int(key[0])
-    event(conn, incident_id, "detected", now, detail=message[:2000])
-    counts.opened += 1
-    window = force.window(agent)
+    event(conn, incident_id, "detected", now, detail=opening.message[:2000])
+    scene.counts.opened += 1
+    window = scene.force.window(agent)
     if window is not None:
         event(
             conn,
@@ -138,10 +157,10 @@ def _open(
             detail=f"maintenance window {window['id']} until {window['ends_at']:%Y-%m-%d %H:%M} UTC: "
             f"{window['reason']}",
         )
-        counts.held += 1
+        scene.counts.held += 1
         return
     row = _whole(conn, incident_id)
-    counts.notified += enqueue(conn, settings, row, agent, "trigger", now)
+    scene.counts.notified += enqueue(conn, scene.settings, row, agent, "trigger", now)
 
 
 _AGENT_DECIDING = (
@@ -163,21 +182,31 @@ _AGENT_GONE = select(*_AGENT_DECIDING).where(agents.c.id == bindparam("b_id"))
 
 
 def run_round(conn: Connection, settings: Alerting, now: datetime) -> Round:
-    counts = Round()
-    force = in_force(conn, now)
-    agent_rows = {a["id"]: a for a in conn.execute(_AGENTS_DECIDING).mappings()}
+    """One round: open incidents for silent nodes, then for lasting deviations; resolve what
+    cleared and remind of what stays open."""
     # what deciding needs, without the JSON columns: most rounds notify nothing, and a fleet has
     # hundreds of open incidents; the whole row is read for the few that are sent (_whole)
-    open_rows = conn.execute(select(*_DECIDING).where(incidents.c.status == "open")).mappings().all()
-    open_keys = {(i["agent_id"], i["rule_id"]) for i in open_rows}
+    scene = _Scene(
+        conn,
+        settings,
+        now,
+        in_force(conn, now),
+        {a["id"]: a for a in conn.execute(_AGENTS_DECIDING).mappings()},
+        conn.execute(select(*_DECIDING).where(incidents.c.status == "open")).mappings().all(),
+    )
+    _open_silent(scene)
+    _open_deviations(scene)
+    _resolve_or_remind(scene)
+    return scene.counts
 
-    # Silent nodes: one incident per node.
-    for agent in agent_rows.values():
+
+def _open_silent(scene: _Scene) -> None:
+    """Silent nodes: one incident per node."""
+    open_keys = scene.open_keys
+    for agent in scene.agents.values():
         if agent["silent"] and (agent["id"], SILENT) not in open_keys:
             since = agent["last_heartbeat_at"] or agent["enrolled_at"]
-            _open(
-                conn,
-                settings,
+            opening = Opening(
                 agent,
                 SILENT,
                 SILENT,
@@ -186,14 +215,17 @@ def run_round(conn: Connection, settings: Alerting, now: datetime) -> Round:
                 [],
                 {"last_heartbeat_at": since.isoformat() if since else None},
                 f"no heartbeat since {since:%Y-%m-%d %H:%M:%S} UTC",
-                now,
-                force,
-                counts,
             )
+            _open(scene, opening)
 
-    # Deviations that lasted open_after_s.
-    # Evidence that *went* stale is news; a rule that never had evidence (a node just
-    # enrolled, a collector turned off) shows as stale on the finding but pages nobody.
+
+def _open_deviations(scene: _Scene) -> None:
+    """Deviations that lasted ``open_after_s``.
+
+    Evidence that *went* stale is news; a rule that never had evidence (a node just enrolled, a
+    collector turned off) shows as stale on the finding but pages nobody.
+    """
+    settings, open_keys = scene.settings, scene.open_keys
     deviating = findings.c.status == "failing"
     if settings.stale_incidents:
         deviating = or_(deviating, and_(findings.c.status == "stale", findings.c.evidence_at.is_not(None)))
@@ -206,26 +238,17 @@ def run_round(conn: Connection, settings: Alerting, now: datetime) -> Round:
         )
         .exists()
     )
-    candidates = (
-        conn.execute(
-            select(findings).where(
-                deviating, findings.c.since <= now - timedelta(seconds=settings.open_after_s), ~already_open
-            )
-        )
-        .mappings()
-        .all()
-    )
+    lasted = findings.c.since <= scene.now - timedelta(seconds=settings.open_after_s)
+    candidates = scene.conn.execute(select(findings).where(deviating, lasted, ~already_open)).mappings().all()
     for finding in candidates:
-        node = agent_rows.get(finding["agent_id"])
+        node = scene.agents.get(finding["agent_id"])
         if node is None or (node["id"], finding["rule_id"]) in open_keys:
             continue
         if finding["status"] == "stale" and node["silent"]:
             continue  # the silent incident covers it
-        if force.accepted(node, finding["rule_id"]):
+        if scene.force.accepted(node, finding["rule_id"]):
             continue
-        _open(
-            conn,
-            settings,
+        opening = Opening(
             node,
             finding["rule_id"],
             "finding",
@@ -234,41 +257,47 @@ def run_round(conn: Connection, settings: Alerting, now: datetime) -> Round:
             list(finding["controls"] or []),
             finding["observed"],
             finding["message"],
-            now,
-            force,
-            counts,
         )
+        _open(scene, opening)
 
-    # Resolve what cleared (and stayed clear for resolve_after_s), remind what stays open.
+
+def _resolve_or_remind(scene: _Scene) -> None:
+    """Resolve what cleared (and stayed clear for ``resolve_after_s``), remind of what stays open."""
+    conn, settings, now = scene.conn, scene.settings, scene.now
+    open_rows = scene.open_rows
     settle = now - timedelta(seconds=settings.resolve_after_s)
     cleared = _findings_cleared(conn, settle) if open_rows else {}
     # with no routes nothing is reminded (_remind): the outbox need not be read
     sent = _last_sent(conn, [i["id"] for i in open_rows]) if settings.routes else {}
     for incident in open_rows:
-        owner = agent_rows.get(incident["agent_id"])
-        reason = _cleared(incident, owner, cleared, force)
+        owner = scene.agents.get(incident["agent_id"])
+        reason = _cleared(incident, owner, cleared, scene.force)
         if reason is not None:
-            done = conn.execute(_RESOLVE, {"b_id": incident["id"], "b_at": now})
-            if done.rowcount:
-                event(conn, incident["id"], "resolved", now, detail=reason)
-                counts.resolved += 1
-                notified = [
-                    r.channel
-                    for r in conn.execute(
-                        select(outbox.c.channel)
-                        .where(outbox.c.incident_id == incident["id"], outbox.c.event == "trigger")
-                        .distinct()
-                    )
-                ]
-                if notified:  # whoever was paged hears it resolved, for a revoked node too
-                    routed = owner or conn.execute(_AGENT_GONE, {"b_id": incident["agent_id"]}).mappings().one()
-                    resolved = dict(_whole(conn, incident["id"]), status="resolved", resolved_at=now)
-                    enqueue(conn, settings, resolved, routed, "resolve", now, notified)
-            continue
-        if owner is None:
-            continue
-        counts.notified += _remind(conn, settings, incident, owner, now, force, sent.get(incident["id"], {}))
-    return counts
+            _resolve(scene, incident, owner, reason)
+        elif owner is not None:
+            scene.counts.notified += _remind(scene, incident, owner, sent.get(incident["id"], {}))
+
+
+def _resolve(scene: _Scene, incident: Mapping[Any, Any], owner: Optional[Mapping[Any, Any]], reason: str) -> None:
+    """Resolve one incident; whoever was paged hears it resolved, for a revoked node too."""
+    conn, now = scene.conn, scene.now
+    done = conn.execute(_RESOLVE, {"b_id": incident["id"], "b_at": now})
+    if not done.rowcount:
+        return
+    event(conn, incident["id"], "resolved", now, detail=reason)
+    scene.counts.resolved += 1
+    notified = [
+        r.channel
+        for r in conn.execute(
+            select(outbox.c.channel)
+            .where(outbox.c.incident_id == incident["id"], outbox.c.event == "trigger")
+            .distinct()
+        )
+    ]
+    if notified:
+        routed = owner or conn.execute(_AGENT_GONE, {"b_id": incident["agent_id"]}).mappings().one()
+        resolved = dict(_whole(conn, incident["id"]), status="resolved", resolved_at=now)
+        enqueue(conn, scene.settings, resolved, routed, "resolve", now, notified)
 
 
 _FINDING_OF = and_(incidents.c.agent_id == findings.c.agent_id, incidents.c.rule_id == findings.c.rule_id)
@@ -334,55 +363,39 @@ def _whole(conn: Connection, incident_id: int) -> RowMapping:
     return conn.execute(_WHOLE, {"b_id": incident_id}).mappings().one()
 
 
-def _remind(
-    conn: Connection,
-    settings: Alerting,
-    incident: Mapping[Any, Any],
-    agent: Mapping[Any, Any],
-    now: datetime,
-    force: InForce,
-    sent: Mapping[str, datetime],
-) -> int:
+def _remind(scene: _Scene, incident: Mapping[Any, Any], agent: Mapping[Any, Any], sent: Mapping[str, datetime]) -> int:
     """Notify an incident held so far (its window ended), or remind of one still open.
 
     ``sent`` is when each channel was last given this incident (trigger or repeat): each channel
-    keeps its own rhythm, so Alertmanager's frequent re-sends never stand in for a reminder by
-    mail.  Acknowledging stops reminders, but not Alertmanager's re-sends, which only keep the
-    alert firing while the incident is open.
+    keeps its own rhythm, so a channel's frequent re-sends to keep an alert firing (Alertmanager)
+    never stand in for a reminder by mail.  Acknowledging stops reminders, but not those re-sends,
+    which only keep the alert firing while the incident is open.
     """
+    conn, settings, now = scene.conn, scene.settings, scene.now
     if not settings.routes:
         return 0  # nowhere to send: nothing is held back, nothing is due
-    if force.window(agent) is not None:
+    if scene.force.window(agent) is not None:
         return 0
     if incident["last_notified_at"] is None:
         return enqueue(conn, settings, _whole(conn, incident["id"]), agent, "trigger", now)
     oldest = min([incident["last_notified_at"], *sent.values()])
-    if oldest > now - timedelta(seconds=soonest_due_s(settings)):
+    if oldest > now - timedelta(seconds=settings.soonest_due_s()):
         return 0  # no channel can be due yet: skip routing this incident (most rounds, most incidents)
     incident = _whole(conn, incident["id"])
     due = []
     for target in route(settings, view(incident, agent)):
+        channel = settings.channels.get(target.channel)
+        if channel is None:
+            continue
         last = sent.get(target.channel, incident["last_notified_at"])
-        if _resend(settings, target.channel, last, now) or (
-            incident["acknowledged_at"] is None
-            and not _is_alertmanager(settings, target.channel)
-            and (last <= now - timedelta(seconds=target.repeat_interval_s))
+        keep_firing = channel.keep_firing_s()
+        if (keep_firing is not None and last <= now - timedelta(seconds=keep_firing)) or (
+            channel.takes_reminders
+            and incident["acknowledged_at"] is None
+            and last <= now - timedelta(seconds=target.repeat_interval_s)
         ):
             due.append(target.channel)
     return enqueue(conn, settings, incident, agent, "repeat", now, due) if due else 0
-
-
-def soonest_due_s(settings: Alerting) -> int:
-    """The shortest time after which any channel can be due again for an open incident."""
-    intervals = [settings.repeat_interval_s]
-    intervals += [r.repeat_interval_s for r in settings.routes if r.repeat_interval_s is not None]
-    intervals += [spec.resend_s or 60 for spec in settings.channels.values() if spec.type == "alertmanager"]
-    return min(intervals)
-
-
-def _is_alertmanager(settings: Alerting, channel: str) -> bool:
-    spec = settings.channels.get(channel)
-    return spec is not None and spec.type == "alertmanager"
 
 
 def _last_sent(conn: Connection, incident_ids: List[int]) -> Dict[int, Dict[str, datetime]]:
@@ -398,14 +411,6 @@ def _last_sent(conn: Connection, incident_ids: List[int]) -> Dict[int, Dict[str,
     for incident_id, channel, last in rows:
         out.setdefault(int(incident_id), {})[channel] = last
     return out
-
-
-def _resend(settings: Alerting, channel: str, last: datetime, now: datetime) -> bool:
-    """Alertmanager forgets an alert that is not re-sent; keep it firing while open."""
-    spec = settings.channels.get(channel)
-    if spec is None or spec.type != "alertmanager":
-        return False
-    return last <= now - timedelta(seconds=spec.resend_s or 60)
 
 
 def acknowledge(conn: Connection, incident_id: int, actor: str, now: datetime, note: Optional[str] = None) -> bool:

@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, Set
+from typing import Any, Dict, Iterator, Set
 
 import pytest
 from pydantic import BaseModel
@@ -58,6 +58,17 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         ("database_url: not a url\n", "database_url: not a database URL: use sqlite:///PATH or postgresql://"),
         ("- a\n- b\n", "expected a mapping at the top, got list"),
         ("listen: [\n", "line 2: not valid YAML"),
+        # channels: one model per type; the key is as central.yaml spells it (no type in the path)
+        ("alerting:\n  channels:\n    ops: {type: email}\n", "alerting.channels.ops.to: is required"),
+        ("alerting:\n  channels:\n    ops: {type: email, to: []}\n", "alerting.channels.ops.to: needs at least 1"),
+        ("alerting:\n  channels:\n    ops: {url: x}\n", "alerting.channels.ops: a channel needs 'type' (one of email,"),
+        ("alerting:\n  channels:\n    ops: {type: fax}\n", "alerting.channels.ops: unknown channel type 'fax' (one of"),
+        (
+            "alerting:\n  channels:\n    ops: {type: webhook, url: x, to: [a@b]}\n",
+            "alerting.channels.ops.to: unknown setting for a webhook channel",
+        ),
+        ("alerting:\n  channels:\n    pd: {type: pagerduty}\n", "alerting.channels.pd.routing_key_file: is required"),
+        ("alerting:\n  channels:\n    am: {type: alertmanager, url: x, resend_s: 1}\n", "channels.am.resend_s:"),
     ],
 )
 def test_errors_name_the_file_and_the_key(tmp_path: Path, text: str, message: str) -> None:
@@ -110,11 +121,19 @@ def _keys(model: Any) -> Set[str]:
     names: Set[str] = set()
     for name, info in model.model_fields.items():
         names.add(name)
-        for inner in (info.annotation, *getattr(info.annotation, "__args__", ())):
-            for kind in (inner, *getattr(inner, "__args__", ())):
-                if isinstance(kind, type) and issubclass(kind, BaseModel):
-                    names |= _keys(kind)
+        for kind in _types_in(info.annotation):
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                names |= _keys(kind)
     return names
+
+
+def _types_in(annotation: Any) -> Iterator[Any]:
+    """``annotation`` and every type inside it (lists, maps, unions, Annotated), however deep."""
+    yield annotation
+    for inner in getattr(annotation, "__args__", ()):
+        yield from _types_in(inner)
+    if hasattr(annotation, "__metadata__"):  # Annotated[X, ...]: X is __origin__
+        yield from _types_in(annotation.__origin__)
 
 
 def test_the_shipped_file_is_the_defaults_and_names_every_key() -> None:

@@ -7,7 +7,7 @@ secrets are read then, so a missing secret file is reported at start-up, with it
 from __future__ import annotations
 
 import os
-from typing import Callable, Dict
+from typing import Any, Callable, Dict
 
 from central.alerting.channels import alertmanager, email, pagerduty, slack, teams, webhook
 from central.alerting.channels.base import EVENTS, ChannelError, Sender
@@ -15,7 +15,8 @@ from central.alerting.settings import Channel
 
 __all__ = ["EVENTS", "ChannelError", "Sender", "build_sender"]
 
-BUILDERS: Dict[str, Callable[[str, Channel], Sender]] = {
+# each builder takes its own kind's settings (central.alerting.settings): chosen by ``type``
+BUILDERS: Dict[str, Callable[[str, Any], Sender]] = {
     "email": email.build,
     "webhook": webhook.build,
     "slack": slack.build,

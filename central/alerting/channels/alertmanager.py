@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from central.alerting.channels import incident_words
 from central.alerting.channels.base import check_event, rfc3339, to_json, utc
 from central.alerting.channels.http import post_json
-from central.alerting.settings import Channel
+from central.alerting.settings import AlertmanagerChannel
 
 DEFAULT_RESEND_S = 60
 RESENDS_ALIVE = 4  # an open alert outlives this many missed resends
@@ -93,8 +93,7 @@ class AlertmanagerSender:
         )
 
 
-def build(name: str, channel: Channel) -> AlertmanagerSender:
-    assert channel.url is not None  # Channel's validator requires it
+def build(name: str, channel: AlertmanagerChannel) -> AlertmanagerSender:
     return AlertmanagerSender(
         name, channel.url, channel.timeout_s, channel.ca_file, channel.resend_s or DEFAULT_RESEND_S
     )

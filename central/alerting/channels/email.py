@@ -21,7 +21,7 @@ from typing import Any, Mapping, Optional, Tuple
 
 from central.alerting.channels import incident_words
 from central.alerting.channels.base import ChannelError, check_event, read_secret
-from central.alerting.settings import Channel
+from central.alerting.settings import EmailChannel
 
 SUBJECT_PREFIX = "[Tillsyn]"
 LABEL_WIDTH = len("Acknowledged: ")
@@ -142,7 +142,7 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def build(name: str, channel: Channel) -> EmailSender:
+def build(name: str, channel: EmailChannel) -> EmailSender:
     password = None
     if channel.username is not None or channel.password_file is not None:
         if channel.username is None:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import requests
 
 from central.alerting.channels.base import ChannelError, check_event, to_json
-from central.alerting.settings import Channel
+from central.alerting.settings import SlackChannel, TeamsChannel
 
 USER_AGENT = "tillsyn-central"
 REPLY_MAX = 300
@@ -129,6 +129,7 @@ class ChatWebhookSender:
         post_json(f"{self.kind} {self.name!r}", self.url, data, timeout_s=self.timeout_s, ca_file=self.ca_file)
 
 
-def chat_webhook(kind: str, name: str, channel: Channel, payload: Payload) -> ChatWebhookSender:
-    assert channel.url is not None  # Channel's validator requires it
+def chat_webhook(
+    kind: str, name: str, channel: Union[SlackChannel, TeamsChannel], payload: Payload
+) -> ChatWebhookSender:
     return ChatWebhookSender(kind, name, channel.url, channel.timeout_s, channel.ca_file, payload)

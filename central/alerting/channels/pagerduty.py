@@ -14,7 +14,7 @@ from typing import Any, Dict, Mapping, Optional
 from central.alerting.channels import incident_words
 from central.alerting.channels.base import check_event, read_secret, rfc3339, to_json
 from central.alerting.channels.http import post_json
-from central.alerting.settings import Channel
+from central.alerting.settings import PagerDutyChannel
 
 DEFAULT_URL = "https://events.pagerduty.com/v2/enqueue"
 SEVERITY = {"info": "info", "low": "warning", "medium": "warning", "high": "error", "critical": "critical"}
@@ -81,6 +81,6 @@ class PagerDutySender:
         )
 
 
-def build(name: str, channel: Channel) -> PagerDutySender:
+def build(name: str, channel: PagerDutyChannel) -> PagerDutySender:
     key = read_secret(name, "routing_key_file", channel.routing_key_file)
     return PagerDutySender(name, channel.url or DEFAULT_URL, key, channel.timeout_s, channel.ca_file)

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Mapping
 
 from central.alerting.channels import incident_words
 from central.alerting.channels.http import ChatWebhookSender, chat_webhook
-from central.alerting.settings import Channel
+from central.alerting.settings import SlackChannel
 
 ICONS = {"trigger": ":red_circle:", "repeat": ":bell:", "resolve": ":large_green_circle:"}
 
@@ -43,5 +43,5 @@ def payload(event: str, incident: Mapping[str, Any]) -> Dict[str, Any]:
     return {"text": f"{ICONS[event]} {escape(headline)}", "blocks": blocks}
 
 
-def build(name: str, channel: Channel) -> ChatWebhookSender:
+def build(name: str, channel: SlackChannel) -> ChatWebhookSender:
     return chat_webhook("slack", name, channel, payload)

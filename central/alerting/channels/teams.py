@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Mapping
 
 from central.alerting.channels import incident_words
 from central.alerting.channels.http import ChatWebhookSender, chat_webhook
-from central.alerting.settings import Channel
+from central.alerting.settings import TeamsChannel
 
 COLOURS = {"trigger": "Attention", "repeat": "Warning", "resolve": "Good"}
 
@@ -58,5 +58,5 @@ def payload(event: str, incident: Mapping[str, Any]) -> Dict[str, Any]:
     }
 
 
-def build(name: str, channel: Channel) -> ChatWebhookSender:
+def build(name: str, channel: TeamsChannel) -> ChatWebhookSender:
     return chat_webhook("teams", name, channel, payload)

@@ -11,7 +11,7 @@ from typing import Any, Dict, Mapping, Optional
 
 from central.alerting.channels.base import check_event, read_secret, rfc3339, to_json
 from central.alerting.channels.http import post_json
-from central.alerting.settings import Channel
+from central.alerting.settings import WebhookChannel
 
 VERSION = 1
 FIELDS = (
@@ -56,7 +56,6 @@ class WebhookSender:
         )
 
 
-def build(name: str, channel: Channel) -> WebhookSender:
-    assert channel.url is not None  # Channel's validator requires it
+def build(name: str, channel: WebhookChannel) -> WebhookSender:
     key = read_secret(name, "secret_file", channel.secret_file).encode("utf-8")
     return WebhookSender(name, channel.url, key, channel.timeout_s, channel.ca_file)

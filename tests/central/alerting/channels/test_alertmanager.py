@@ -14,7 +14,7 @@ import requests
 
 from central.alerting.channels import ChannelError, build_sender
 from central.alerting.channels.alertmanager import RESENDS_ALIVE, alert, label_name
-from central.alerting.settings import Channel
+from central.alerting.settings import AlertmanagerChannel
 from tests.central.alerting.channels.test_http import free_port, resolved, sample_incident
 from tests.conftest import require_tool
 
@@ -83,7 +83,7 @@ def test_trigger_fires_and_resolve_clears(tmp_path: Path) -> None:
     incident = sample_incident(opened_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5))
     other = sample_incident(id=43, agent_id="d4e5f6", hostname="web2", dedup_key="tillsyn/d4e5f6/ups-on-line")
     with alertmanager(tmp_path) as url:
-        sender = build_sender("am", Channel(type="alertmanager", url=url + "/", resend_s=30))
+        sender = build_sender("am", AlertmanagerChannel(url=url + "/", resend_s=30))
         before = dt.datetime.now(dt.timezone.utc)
         sender.send("trigger", incident)
         sender.send("trigger", other)
@@ -120,7 +120,7 @@ def test_trigger_fires_and_resolve_clears(tmp_path: Path) -> None:
 
 def test_alertmanager_refuses_a_bad_alert(tmp_path: Path) -> None:
     with alertmanager(tmp_path) as url:
-        sender = build_sender("am", Channel(type="alertmanager", url=url))
+        sender = build_sender("am", AlertmanagerChannel(url=url))
         broken = sample_incident(
             opened_at=dt.datetime(2024, 5, 2, tzinfo=dt.timezone.utc),
             resolved_at=dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc),
@@ -131,7 +131,7 @@ def test_alertmanager_refuses_a_bad_alert(tmp_path: Path) -> None:
 
 
 def test_alertmanager_down_is_retried() -> None:
-    sender = build_sender("am", Channel(type="alertmanager", url=f"http://127.0.0.1:{free_port()}"))
+    sender = build_sender("am", AlertmanagerChannel(url=f"http://127.0.0.1:{free_port()}"))
     with pytest.raises(ChannelError, match="cannot connect") as err:
         sender.send("trigger", sample_incident())
     assert err.value.retry is True

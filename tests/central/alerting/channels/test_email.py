@@ -16,7 +16,7 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from central.alerting.channels import ChannelError, build_sender
 from central.alerting.channels.email import body, message
-from central.alerting.settings import Channel
+from central.alerting.settings import EmailChannel
 from tests.central.alerting.channels.test_http import Pki, free_port, make_pki, resolved, sample_incident
 
 USER, PASSWORD = "alerts", "correct horse battery staple"
@@ -70,7 +70,7 @@ def smtp_server(pki: Optional[Pki]) -> Iterator[Mailbox]:
         controller.stop()
 
 
-def _channel(tmp_path: Path, port: int, pki: Optional[Pki], password: str = PASSWORD, **changes: Any) -> Channel:
+def _channel(tmp_path: Path, port: int, pki: Optional[Pki], password: str = PASSWORD, **changes: Any) -> EmailChannel:
     secret = tmp_path / "smtp.password"
     secret.write_text(password + "\n")
     settings: dict[str, Any] = {
@@ -84,7 +84,7 @@ def _channel(tmp_path: Path, port: int, pki: Optional[Pki], password: str = PASS
         "timeout_s": 5,
     }
     settings.update(changes)
-    return Channel.model_validate(settings)
+    return EmailChannel.model_validate(settings)
 
 
 def test_trigger_and_resolve_arrive_over_starttls_in_one_thread(tmp_path: Path) -> None:
@@ -160,7 +160,7 @@ def test_server_without_starttls_is_refused_not_sent_in_plain_text(tmp_path: Pat
 
 def test_plain_relay_on_loopback_when_asked(tmp_path: Path) -> None:
     with smtp_server(None) as box:
-        channel = Channel(type="email", smtp_port=box.port, starttls=False, to=["oncall@hosting.example"])
+        channel = EmailChannel(smtp_port=box.port, starttls=False, to=["oncall@hosting.example"])
         build_sender("mail", channel).send("trigger", sample_incident())
     assert [m["Subject"] for m in box.messages] == ["[Tillsyn] FAILING high M01 web1: Every UPS runs on line power"]
 

@@ -9,16 +9,16 @@ import pytest
 
 from central.alerting.channels import ChannelError, build_sender
 from central.alerting.channels.pagerduty import DEFAULT_URL, body
-from central.alerting.settings import Channel
+from central.alerting.settings import PagerDutyChannel
 from tests.central.alerting.channels.test_http import Reply, http_receiver, resolved, sample_incident
 
 ROUTING_KEY = "R0UTINGKEY0123456789abcdef012345"
 
 
-def _channel(tmp_path: Path, url: str) -> Channel:
+def _channel(tmp_path: Path, url: str) -> PagerDutyChannel:
     key = tmp_path / "pd.key"
     key.write_text(ROUTING_KEY + "\n")
-    return Channel(type="pagerduty", url=url, routing_key_file=key)
+    return PagerDutyChannel(url=url, routing_key_file=key)
 
 
 def test_trigger_repeat_resolve_share_one_dedup_key(tmp_path: Path) -> None:
@@ -58,7 +58,7 @@ def test_severity_mapping(ours: str, theirs: str) -> None:
 def test_default_url_and_summary_limit(tmp_path: Path) -> None:
     key = tmp_path / "pd.key"
     key.write_text(ROUTING_KEY)
-    sender = build_sender("pd", Channel(type="pagerduty", routing_key_file=key))
+    sender = build_sender("pd", PagerDutyChannel(routing_key_file=key))
     assert sender.url == DEFAULT_URL
     assert ROUTING_KEY not in repr(sender)
     assert len(body("trigger", sample_incident(title="y" * 2000), "k")["payload"]["summary"]) == 1024

@@ -6,13 +6,13 @@ import json
 
 from central.alerting.channels import build_sender
 from central.alerting.channels.slack import payload
-from central.alerting.settings import Channel
+from central.alerting.settings import SlackChannel
 from tests.central.alerting.channels.test_http import http_receiver, resolved, sample_incident
 
 
 def test_trigger_posts_text_and_blocks() -> None:
     with http_receiver(path="/services/T0/B0/abcdefghijklmnop") as rx:
-        build_sender("slack-ops", Channel(type="slack", url=rx.url)).send("trigger", sample_incident())
+        build_sender("slack-ops", SlackChannel(url=rx.url)).send("trigger", sample_incident())
     [request] = rx.requests
     body = json.loads(request.body)
     assert body["text"] == ":red_circle: FAILING high M01 web1: Every UPS runs on line power"

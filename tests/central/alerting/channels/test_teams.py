@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from central.alerting.channels import build_sender
-from central.alerting.settings import Channel
+from central.alerting.settings import TeamsChannel
 from tests.central.alerting.channels.test_http import Reply, http_receiver, resolved, sample_incident
 
 
@@ -13,7 +13,7 @@ def test_trigger_and_resolve_post_adaptive_cards() -> None:
     incident = sample_incident()
     with http_receiver() as rx:
         rx.replies.append(Reply(202, b""))  # what a Teams Workflow answers
-        sender = build_sender("teams-ops", Channel(type="teams", url=rx.url))
+        sender = build_sender("teams-ops", TeamsChannel(url=rx.url))
         sender.send("trigger", incident)
         sender.send("resolve", resolved(incident))
     trigger, resolve = (json.loads(r.body) for r in rx.requests)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from central.alerting.channels import ChannelError, build_sender
-from central.alerting.settings import Channel
+from central.alerting.settings import WebhookChannel
 from tests.central.alerting.channels.test_http import Received, Reply, http_receiver, resolved, sample_incident
 
 KEY = "s3cret-shared-with-the-receiver"
@@ -22,10 +22,10 @@ def verify(request: Received, key: str) -> bool:
     return hmac.compare_digest(expected, request.headers.get("x-tillsyn-signature", ""))
 
 
-def _channel(tmp_path: Path, url: str) -> Channel:
+def _channel(tmp_path: Path, url: str) -> WebhookChannel:
     secret = tmp_path / "webhook.key"
     secret.write_text(KEY + "\n")
-    return Channel(type="webhook", url=url, secret_file=secret)
+    return WebhookChannel(url=url, secret_file=secret)
 
 
 def test_trigger_and_resolve_arrive_signed(tmp_path: Path) -> None:
@@ -55,7 +55,7 @@ def test_trigger_and_resolve_arrive_signed(tmp_path: Path) -> None:
 
 
 def test_key_file_missing_fails_at_build(tmp_path: Path) -> None:
-    channel = Channel(type="webhook", url="http://127.0.0.1:9/hook", secret_file=tmp_path / "absent.key")
+    channel = WebhookChannel(url="http://127.0.0.1:9/hook", secret_file=tmp_path / "absent.key")
     with pytest.raises(ChannelError, match=r"secret_file .*absent\.key: no such file") as err:
         build_sender("ops-hook", channel)
     assert err.value.retry is False
