@@ -17,7 +17,7 @@ from sqlalchemy import Connection, RowMapping, and_, bindparam, func, or_, selec
 
 from central.alerting.routing import route
 from central.alerting.settings import Alerting
-from central.alerting.suppress import InForce, in_force
+from central.alerting.suppress import InForce, ended_at, in_force, window_span
 from central.db.schema import agents, findings, incident_events, incidents, outbox
 
 SILENT = "silent"
@@ -125,7 +125,7 @@ def enqueue(
     return len(names)
 
 
-def _open(scene: _Scene, opening: Opening) -> None:
+def _open(scene: _Scene, opening: Opening) -> int:
     conn, now, agent = scene.conn, scene.now, opening.agent
     result = conn.execute(
         _OPEN,
@@ -158,9 +158,15 @@ def _open(scene: _Scene, opening: Opening) -> None:
             f"{window['reason']}",
         )
         scene.counts.held += 1
-        return
+        return incident_id
     row = _whole(conn, incident_id)
     scene.counts.notified += enqueue(conn, scene.settings, row, agent, "trigger", now)
+    return incident_id
+
+
+def _window_ended(window: Mapping[Any, Any]) -> str:
+    how = "was cancelled" if ended_at(window) < window["ends_at"] else "ended"
+    return f"{window_span(window)} allowed this and {how} at {ended_at(window):%Y-%m-%d %H:%M} UTC; it is still so"
 
 
 _AGENT_DECIDING = (
@@ -258,7 +264,10 @@ def _open_deviations(scene: _Scene) -> None:
             finding["observed"],
             finding["message"],
         )
-        _open(scene, opening)
+        incident_id = _open(scene, opening)
+        allowed = scene.force.ended_allowing(node, finding["rule_id"], finding["since"])
+        if allowed is not None:  # the deviation outlived the window that allowed it (M11)
+            event(scene.conn, incident_id, "window_ended", scene.now, detail=_window_ended(allowed))
 
 
 def _resolve_or_remind(scene: _Scene) -> None:
