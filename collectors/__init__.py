@@ -22,6 +22,7 @@ def _load() -> Dict[str, CollectorSpec]:
         logging,
         ports,
         power,
+        service_access,
         sshd,
         time,
         updates,
@@ -40,6 +41,7 @@ def _load() -> Dict[str, CollectorSpec]:
         updates.SPEC,
         firewall.SPEC,
         file_integrity.SPEC,
+        service_access.SPEC,
     ]
     return {spec.name: spec for spec in specs}
 

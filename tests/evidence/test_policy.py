@@ -22,7 +22,7 @@ def test_the_shipped_policy_parses_and_is_sound() -> None:
     from collectors import REGISTRY
 
     policy = parse_policy(SHIPPED.read_text(), str(SHIPPED), known_collectors=tuple(REGISTRY))
-    assert len(policy.rules) == 45
+    assert len(policy.rules) == 47
     ids = [r.id for r in policy.rules]
     assert len(set(ids)) == len(ids)
     for rule in policy.rules:
