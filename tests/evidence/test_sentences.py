@@ -55,6 +55,10 @@ SWAP = {"path": "/dev/dm-2", "device": "dm-2", "encrypted": True, "volatile": Fa
 TELNETD = {"pid": 4121, "name": "telnetd"}
 FW_SSH = {"protocol": "tcp", "address": "0.0.0.0", "port": 22, "process": "sshd", "reachable_from_anywhere": True,
           "allowed_open": True, "reason": "accepted by inet filter input rule 8"}  # fmt: skip
+VNC = {"kind": "listener", "service": "vnc", "protocol": "tcp", "address": "0.0.0.0", "port": 5901, "process": "Xvnc",
+       "pid": 812, "remote_service": True}  # fmt: skip
+VENDOR = {"name": "hpsupport", "present": True, "password": "locked", "expired": True, "authorized_keys": 0,
+          "locked": True, "reason": "expired since 1970-01-02"}  # fmt: skip
 ROOT = {"user": "root", "uid": 0, "shell": "/bin/bash", "password": "hashed", "personal": False, "dormant": False}
 
 EVIDENCE: Mapping[str, Mapping[str, Dict[str, Any]]] = {
@@ -78,6 +82,7 @@ EVIDENCE: Mapping[str, Mapping[str, Dict[str, Any]]] = {
         "firewall": {"active": True, "default_denies": True, "input_default": {"ipv4": "closed", "ipv6": "closed"},
                      "sockets": [FW_SSH]},
         "file_integrity": {"changes": [], "changes_total": 0},
+        "service_access": {"entrances": [], "accounts": [VENDOR]},
         "logging": {"audit": {"running": True, "pid": 612, "rules": 14, "rules_source": "loaded (auditctl -l)"},
                     "journald": {"persistent": True, "storage": "persistent"},
                     "forwarding": {"forwarded": True, "hosts": ["logs.example.net"]}},
@@ -117,6 +122,8 @@ EVIDENCE: Mapping[str, Mapping[str, Dict[str, Any]]] = {
                                       process="java", reason="no input chain filters this traffic")]},
         "file_integrity": {"changes": [{"path": "/etc/sudoers", "change": "modified", "changed_at": at(hours=1),
                                         "process": {"name": "vi"}, "login": "u1"}], "changes_total": 1},
+        "service_access": {"entrances": [VNC], "accounts": [dict(VENDOR, password="hash", expired=False, locked=False,
+                                                                 reason="a password can log in")]},
         "logging": {"audit": {"running": False, "rules": 0, "rules_source": "loaded (auditctl -l)"},
                     "journald": {"persistent": False, "storage": "auto", "storage_source": "default (auto)"},
                     "forwarding": {"forwarded": False, "hosts": []}},
@@ -141,6 +148,10 @@ EVIDENCE: Mapping[str, Mapping[str, Dict[str, Any]]] = {
                      "sockets": [dict(FW_SSH, port=8080, reachable_from_anywhere=None, allowed_open=False,
                                       reason="nft: permission denied")]},
         "file_integrity": {"changes": [None], "changes_total": None},
+        "service_access": {"entrances": [dict(VNC, port=40000, service=None, process=None, pid=None,
+                                              remote_service=None)],
+                           "accounts": [dict(VENDOR, password=None, expired=None, locked=None,
+                                             reason="the shadow file could not be read")]},
         "logging": {"audit": {"running": None, "rules": None, "reason": "auditctl: not root"},
                     "journald": {"persistent": None, "storage": "sometimes"}, "forwarding": {"forwarded": None}},
     },
@@ -207,6 +218,12 @@ def test_the_sentences_a_sysadmin_reads_at_3_am() -> None:
     )
     assert failing["ports-no-exposed-database"].message.startswith("postgres (pid 9) listens on [::]:5432/tcp")
     assert failing["av-running"].message == "ClamAV is installed but not running"
+    assert failing["service-remote-access-closed"].message == (
+        "Xvnc (pid 812) listens on 0.0.0.0:5901/tcp: vnc service open outside a service visit"
+    )
+    assert failing["service-vendor-accounts-locked"].message == (
+        "vendor account hpsupport is not locked: a password can log in"
+    )
     assert failing["time-synchronised"].message == (
         "the clock is not synchronised (chrony): chronyd has no selectable source now (2 configured)"
     )
