@@ -99,12 +99,12 @@ def collect(
     ctx: Context, entries: Optional[Sequence[Any]] = None, processes: Optional[Sequence[Tuple[int, str]]] = None
 ) -> Outcome:
     """Entrances and vendor accounts; ``entries`` / ``processes`` replace the live tables in tests."""
-    from collectors.ports import probe
-    from collectors.ports.sockets import listeners
+    from collectors.ports import read_psutil
+    from collectors.ports.parse_sockets import listeners
 
     gaps: List[Gap] = []
     if entries is None:
-        read, why = probe.read_connections()
+        read, why = read_psutil.read_connections()
         if read is None:
             return Outcome.failed(why or "cannot list sockets")
         entries = read

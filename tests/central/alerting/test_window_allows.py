@@ -15,7 +15,7 @@ from central.alerting.manage import Scope, cancel_window, create_window
 from central.alerting.settings import Alerting
 from central.db.engine import read_tx, write_tx
 from central.db.schema import incident_events, incidents
-from central.service import Centre
+from central.runtime.service import Centre
 from tests.central.conftest import Node, evidence_record
 
 RULE = "ports-no-remote-service"
