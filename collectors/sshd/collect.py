@@ -23,8 +23,9 @@ MAX_INCLUDE_DEPTH = 16  # sshd's own limit (servconf.c, SERVCONF_MAX_DEPTH)
 MAX_FILE = 256 * 1024
 
 
-def _read_tree(ctx: Context, main: str) -> Tuple[List[Directive], List[str], List[Gap], bool]:
-    """Directives of ``main`` with Includes expanded in place; files read; gaps; main exists."""
+def _read_tree(ctx: Context, main: str) -> Tuple[List[Directive], List[str], List[Gap], str]:
+    """Directives of ``main`` with Includes expanded in place; files read; gaps; and whether the
+    main file was ``read``, is ``missing`` or ``unreadable``."""
     files: List[str] = []
     gaps: List[Gap] = []
     base = os.path.dirname(main) or "/etc/ssh"
@@ -58,9 +59,10 @@ def _read_tree(ctx: Context, main: str) -> Tuple[List[Directive], List[str], Lis
         return out
 
     try:
-        return read(main, 0), files, gaps, True
+        return read(main, 0), files, gaps, "read"
     except OSError as err:
-        return [], files, [Gap(f"sshd configuration {main}", describe_os_error(err, main))], False
+        state = "missing" if isinstance(err, FileNotFoundError) else "unreadable"
+        return [], files, [Gap(f"sshd configuration {main}", describe_os_error(err, main))], state
 
 
 def _sshd_t(ctx: Context, binary: str, main: str, context: Optional[Mapping[str, str]] = None) -> Any:
@@ -114,7 +116,7 @@ def _from_files(folded: Folded) -> Dict[str, Any]:
 
 def collect(ctx: Context) -> Outcome:
     main = str(ctx.settings["config_file"])
-    items, files, gaps, exists = _read_tree(ctx, main)
+    items, files, gaps, main_state = _read_tree(ctx, main)
     folded = fold(items)
     chosen: Optional[Dict[str, Any]] = None
     note: Optional[str] = None
@@ -126,8 +128,8 @@ def collect(ctx: Context) -> Outcome:
     else:
         note = "use_sshd_t is off; the files were parsed"
     if chosen is None:
-        if not exists:
-            if note and "not found" in note:
+        if main_state != "read":  # never the defaults for a file that could not be read
+            if main_state == "missing" and note and "not found" in note:
                 return Outcome.not_present(f"no sshd: {main} does not exist and sshd is not installed")
             return Outcome.from_parts({"source": None, "config_file": main}, gaps)
         chosen = _from_files(folded)

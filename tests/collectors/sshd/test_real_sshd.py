@@ -105,3 +105,13 @@ def test_a_configuration_sshd_refuses_is_parsed_with_the_reason(tmp_path: Path) 
     assert seen["source"] == "files"
     assert "Bad configuration option: NoSuchOption" in seen["source_note"], seen["source_note"]
     assert seen["permit_root_login"] == "yes"
+
+
+def test_an_unreadable_configuration_leaves_every_rule_unknown(tmp_path: Path) -> None:
+    """No sshd to ask and the main file unreadable: nothing passes, and it is not 'not present'."""
+    root = tmp_path / "root"
+    (root / "etc" / "ssh" / "sshd_config").mkdir(parents=True)  # reading it fails as for a closed file
+    outcome = SPEC.collect(context(root, sshd_binary=str(tmp_path / "no-sshd")))
+    assert outcome.status is Status.PARTIAL and outcome.observed["source"] is None
+    assert outcome.gaps[0].what.startswith("sshd configuration")
+    assert set(judge_shipped("sshd", outcome).values()) == {"unknown"}
