@@ -25,7 +25,6 @@ from central.db.schema import agents, pending_evaluation, reports
 from central.errors import RequestRefused, refuse
 from central.ingest import heartbeat_store
 from central.ingest.ledger import body_hash, entry_hash
-from central.ingest.signature_thread import first_failure
 from evidence.signing import SignatureError, verify
 from evidence.wire import Heartbeat, Report, WireError, parse_heartbeat, parse_report
 
@@ -211,19 +210,9 @@ def report_signature_refused(index: int, err: SignatureError) -> RequestRefused:
     return refuse(401, "bad_signature", f"reports[{index}]: {err}", index=index)
 
 
-def prepare_reports(body: bytes, agent_id: str, public_key: str, limits: Limits) -> List[Prepared]:
-    """Parse a batch whose request signature is checked, and check each report's own signature,
-    content and sender: everything that needs no database, so it runs before the write lock."""
-    signed = unpack_reports(body, limits)
-    failed = first_failure(public_key, [(item.raw, item.signature) for item in signed])
-    if failed is not None:
-        position, err = failed
-        raise report_signature_refused(signed[position].index, err) from err
-    return parse_signed(signed, agent_id)
-
-
 def parse_signed(signed: List[SignedReport], agent_id: str) -> List[Prepared]:
-    """Parse and check reports whose signatures are checked (:func:`prepare_reports` without them)."""
+    """Parse and check reports whose signatures are checked: content and sender, everything that needs
+    no database, so it runs before the write lock."""
     prepared = []
     for item in signed:
         index, raw = item.index, item.raw
@@ -242,17 +231,6 @@ def parse_signed(signed: List[SignedReport], agent_id: str) -> List[Prepared]:
         _check_storable(report, where, index)
         prepared.append(Prepared(index, raw, item.signature, report, body_hash(raw)))
     return prepared
-
-
-def ingest_reports(
-    conn: Connection,
-    agent: RowMapping,
-    body: bytes,
-    limits: Limits,
-    now: datetime,
-) -> BatchResult:
-    """Verify, parse and store a batch in one step (the API prepares before the write lock)."""
-    return store_reports(conn, agent, prepare_reports(body, agent["id"], agent["public_key"], limits), limits, now)
 
 
 def store_reports(

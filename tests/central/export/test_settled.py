@@ -19,15 +19,8 @@ from central.db.schema import reports
 from central.export.build import build
 from central.export.model import Request, iso
 from central.runtime.service import Centre
-from tests.central.conftest import Node, evidence_record, new_token
+from tests.central.conftest import EvaluatorNotYet, Node, evidence_record, new_token
 from tests.central.export.helpers import RULE, TELNET, cli
-
-
-class _NotYet:
-    """An evaluator thread that has not got to the queue yet (it usually takes 0.1 s; longer in a backlog)."""
-
-    def wake(self) -> None:
-        pass
 
 
 def _status(data: Dict[str, Any]) -> str:
@@ -41,7 +34,7 @@ def waiting(client: TestClient, centre: Centre, monkeypatch: pytest.MonkeyPatch)
     node = Node(client)
     node.enrol(new_token(centre, tenant="acme"))
     assert node.send(node.report(evidence_record("ports", {"sockets": [TELNET]}))).status_code == 200
-    monkeypatch.setattr(centre, "evaluator", _NotYet())
+    monkeypatch.setattr(centre, "evaluator", EvaluatorNotYet())
     assert node.send(node.report(evidence_record("ports", {"sockets": []}))).status_code == 200
     with centre.engine.connect() as conn:
         received = conn.execute(
@@ -90,7 +83,7 @@ def test_verifying_waits_for_reports_received_by_the_exports_end(
     assert cli(centre, tmp_path, "export", "report", "--tenant", "acme", "-o", str(path)).returncode == 0
     end = datetime.fromisoformat(json.loads(path.read_text())["scope"]["at"].replace("Z", "+00:00"))
     node: Node = waiting["node"]
-    monkeypatch.setattr(centre, "evaluator", _NotYet())
+    monkeypatch.setattr(centre, "evaluator", EvaluatorNotYet())
     assert node.send(node.report(evidence_record("ports", {"sockets": [TELNET]}))).status_code == 200
     with write_tx(centre.engine) as conn:  # received before the export's end (a transaction still in flight then)
         conn.execute(

@@ -18,26 +18,24 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select
 
 from central.api.app import create_app
-from central.config import Limits
-from central.db.engine import make_engine, write_tx
+from central.db.engine import make_engine
 from central.db.schema import findings, latest_evidence, pending_evaluation
-from central.ingest.receive import authenticate, ingest_reports
 from central.judging.evaluation import evaluate_batch, evaluate_pending
 from central.runtime.duties import run_once
-from central.runtime.service import Centre
+from central.runtime.service import Centre, open_centre
 from evidence.model import Status
 from evidence.signing import sign
-from tests.central.conftest import Node, api_key, evidence_record, new_token, snapshot
+from tests.central.conftest import (
+    Node,
+    api_key,
+    evidence_record,
+    make_config,
+    new_token,
+    snapshot,
+    stored_not_judged,
+)
 from tests.central.judging.test_findings import RULE, SSH, TELNET, changes
 from tests.centre_process import CentreProcess
-
-
-def _store_only(centre: Centre, node: Node, *envelopes: Dict[str, Any]) -> List[str]:
-    """What ingest does for a request, without the evaluation that follows it."""
-    body = json.dumps({"reports": [{"body": e["body"], "signature": e["signature"]} for e in envelopes]}).encode()
-    with write_tx(centre.engine) as conn:
-        agent = authenticate(conn, node.agent_id, sign(node.key, body), body)
-        return ingest_reports(conn, agent, body, centre.config.limits, datetime.now(timezone.utc)).stored
 
 
 def _status(centre: Centre, agent_id: str, rule_id: str = RULE) -> str:
@@ -60,7 +58,7 @@ def _ports(*sockets: Dict[str, Any]) -> Any:
 
 def test_ingest_queues_and_evaluation_judges_once(centre: Centre, node: Node) -> None:
     bad = node.report(_ports(SSH, TELNET))
-    assert _store_only(centre, node, bad) == [bad["report_id"]]
+    assert stored_not_judged(centre, node, bad) == [bad["report_id"]]
     # stored and acknowledged, not yet judged: the finding still says what it said before
     assert _count(centre, pending_evaluation) == 1
     assert _status(centre, node.agent_id) == "stale"
@@ -82,9 +80,9 @@ def test_a_backlog_is_judged_in_order_whatever_the_batch_size(centre: Centre, no
     other.enrol(new_token(centre))
     reports_other = [other.report(_ports(SSH)), other.report(_ports(SSH, TELNET))]
     for a, b in zip(reports, reports_other):
-        _store_only(centre, node, a)
-        _store_only(centre, other, b)
-    _store_only(centre, node, reports[2])
+        stored_not_judged(centre, node, a)
+        stored_not_judged(centre, other, b)
+    stored_not_judged(centre, node, reports[2])
 
     # one report per transaction: the same history as one batch would write
     while evaluate_batch(centre.engine, centre.policy.policy, limit=1).reports:
@@ -112,7 +110,7 @@ def test_two_evaluators_share_a_queue_without_judging_twice(tmp_path: Path, cent
     sent: List[str] = []
     for i in range(30):
         envelope = node.report(_ports(SSH, TELNET) if i % 2 == 0 else _ports(SSH))
-        sent += _store_only(centre, node, envelope)
+        sent += stored_not_judged(centre, node, envelope)
     second = make_engine(str(centre.engine.url.render_as_string(hide_password=False)))
     totals: List[int] = []
     errors: List[BaseException] = []
@@ -170,16 +168,15 @@ def test_a_centre_killed_before_evaluating_judges_the_queue_when_it_starts(tmp_p
         token = process.token("--ttl", "1h")
         node, answer = _enrol_over_http(process, token)
         process.kill()
-        # the acknowledged-but-unjudged state a kill leaves: stored, chained, queued
-        engine = make_engine(database_url)
+        # the acknowledged-but-unjudged state a kill leaves (stored, chained, queued), made by the
+        # production path of a second centre process on the same database, killed in turn
+        other = open_centre(make_config(tmp_path / "other", database_url))
         try:
-            envelope = node.report(_ports(SSH, TELNET))
-            body = json.dumps({"reports": [{"body": envelope["body"], "signature": envelope["signature"]}]}).encode()
-            with write_tx(engine) as conn:
-                agent = authenticate(conn, node.agent_id, sign(node.key, body), body)
-                ingest_reports(conn, agent, body, Limits(), datetime.now(timezone.utc))
+            with TestClient(create_app(other, duties=False)) as client:
+                node.client = client
+                assert len(stored_not_judged(other, node, node.report(_ports(SSH, TELNET)))) == 1
         finally:
-            engine.dispose()
+            other.stop()
         process.start()
         headers = process.api_key()
         deadline = time.monotonic() + 20
@@ -254,8 +251,8 @@ def test_one_report_the_database_refuses_does_not_stop_the_others(
     other = Node(node.client, hostname="web2.example.net")
     other.enrol(new_token(centre))
     monkeypatch.setattr("central.ingest.receive.refuse_nul", lambda *_args, **_kw: None)
-    _store_only(centre, node, _poisoned(node))
-    _store_only(centre, other, other.report(_ports(SSH, TELNET)))
+    stored_not_judged(centre, node, _poisoned(node))
+    stored_not_judged(centre, other, other.report(_ports(SSH, TELNET)))
     done = evaluate_pending(centre.engine, centre.policy.policy)
     assert done.reports == 2 and _count(centre, pending_evaluation) == 0
     assert _status(centre, other.agent_id) == "failing"
@@ -268,10 +265,10 @@ def test_one_report_the_database_refuses_does_not_stop_the_others(
 
 
 def test_a_node_with_reports_waiting_to_be_judged_is_not_marked_stale(centre: Centre, node: Node) -> None:
-    _store_only(centre, node, node.report(_ports(SSH)))
+    stored_not_judged(centre, node, node.report(_ports(SSH)))
     evaluate_pending(centre.engine, centre.policy.policy)
     assert _status(centre, node.agent_id) == "passing"
-    _store_only(centre, node, node.report(_ports(SSH)))  # newer evidence, not judged yet
+    stored_not_judged(centre, node, node.report(_ports(SSH)))  # newer evidence, not judged yet
     much_later = datetime.now(timezone.utc) + timedelta(days=30)
     assert run_once(centre.engine, centre.policy, 10**9, much_later).stale == 0
     assert _status(centre, node.agent_id) == "passing"
@@ -285,7 +282,7 @@ def test_a_batch_writes_its_changes_in_one_statement_and_in_order(centre: Centre
     (test above), and its rows are written by a single statement, after the findings."""
     reports = [node.report(_ports(SSH, TELNET)), node.report(_ports(SSH)), node.report(_ports(TELNET))]
     for report in reports:
-        _store_only(centre, node, report)
+        stored_not_judged(centre, node, report)
     before = len(changes(centre, node.agent_id, RULE))
     statements: List[str] = []
 
