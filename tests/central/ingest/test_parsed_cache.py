@@ -15,8 +15,8 @@ from central.judging import evaluation
 from central.judging.evaluation import evaluate_pending
 from central.runtime.service import Centre
 from evidence.wire import Report, parse_report
-from tests.central.conftest import Node, evidence_record
-from tests.central.judging.test_evaluation import _ports, _status, _store_only
+from tests.central.conftest import Node, evidence_record, stored_not_judged
+from tests.central.judging.test_evaluation import _ports, _status
 from tests.central.judging.test_findings import RULE, SSH, TELNET
 
 
@@ -77,8 +77,8 @@ def test_a_report_ingest_parsed_is_judged_without_parsing_it_again(
 
     # the same record judged from the stored body gives the same latest evidence
     other = node.report(_ports(SSH, TELNET))
-    _store_only(centre, node, other)
-    evaluate_pending(centre.engine, centre.policy.policy, parsed=centre.parsed)
+    stored_not_judged(centre, node, other)
+    evaluate_pending(centre.engine, centre.policy.policy, parsed=ParsedReports())  # as another process would
     assert len(parsed) == 1
     from_body = _latest(centre, node.agent_id)
     assert {k: v for k, v in with_handoff.items() if k != "collected_at"} == {
@@ -89,7 +89,7 @@ def test_a_report_ingest_parsed_is_judged_without_parsing_it_again(
 def test_a_kept_report_whose_row_holds_another_body_is_not_used(centre: Centre, node: Node) -> None:
     """Whatever was kept under a row id, the row's own body is judged unless the digests match."""
     stored = node.report(_ports(SSH, TELNET))
-    _store_only(centre, node, stored)
+    stored_not_judged(centre, node, stored)
     with centre.engine.connect() as conn:
         pk = conn.execute(select(reports.c.id).where(reports.c.report_id == stored["report_id"])).scalar_one()
     innocent = Report(node.agent_id, stored["report_id"], 1, evidence_record().collected_at, "test", (_ports(SSH),))
