@@ -96,6 +96,7 @@ def test_uid0_root_login_and_file_edits_fail_and_are_found_after_a_stop(
     assert by_path["/etc/crontab"]["change"] == "modified" and by_path["/etc/crontab"]["owner"] == "root"
     assert by_path["/etc/crontab"]["actor_note"].startswith("who changed it is unknown")  # no auditd here
     assert "/etc/crontab was modified at " in files["message"], files
+    assert f", now root:root mode 0644, SHA-256 {by_path['/etc/crontab']['sha256']}" in files["message"], files
 
     # The next report has no new change: the finding passes again (the ledger keeps the change).
     wait_until(status_is(FILES, "passing"), 30, lambda: f"{FILES} passing again: {finding(FILES)}", 0.5)
