@@ -60,6 +60,17 @@ class Sessions(_Strict):
     lockout_minutes: int = Field(15, ge=1)
 
 
+class Health(_Strict):
+    """When ``/healthz`` says ``degraded`` (docs/operations.md, Monitoring Tillsyn)."""
+
+    duty_overdue_s: Optional[float] = Field(None, gt=0, description="default: 6 x duty_interval_s, at least 60 s")
+    channel_failing_s: int = Field(900, ge=1, description="a channel failing this long degrades health")
+    outbox_age_s: int = Field(900, ge=1, description="a notification waiting this long degrades health")
+
+    def overdue_after(self, duty_interval_s: float) -> float:
+        return self.duty_overdue_s or max(60.0, 6 * duty_interval_s)
+
+
 class CentralConfig(_Strict):
     state_dir: Path = DEFAULT_STATE
     database_url: Optional[str] = Field(None, description="default: SQLite in state_dir")
@@ -72,6 +83,7 @@ class CentralConfig(_Strict):
     alerting: Alerting = Alerting()
     retention: Retention = Retention()
     sessions: Sessions = Sessions()
+    health: Health = Health()
     public_url: Optional[str] = Field(None, description="the centre's address for people, used in notification links")
 
     @field_validator("database_url")

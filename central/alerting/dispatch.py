@@ -15,9 +15,9 @@ import os
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from sqlalchemy import Engine, and_, exists, or_, select, update
 
@@ -54,6 +54,20 @@ BATCH = 50
 class Sent:
     sent: int = 0
     failed: int = 0
+    """Notifications rescheduled (the one that failed and those behind it on its channel)."""
+    attempts: Dict[Tuple[str, str, bool], int] = field(default_factory=dict)
+    """Delivery attempts by (channel, kind, succeeded), for the metrics."""
+
+    def attempted(self, channel: str, kind: str, ok: bool) -> None:
+        key = (channel, kind, ok)
+        self.attempts[key] = self.attempts.get(key, 0) + 1
+
+    def add(self, other: Sent) -> None:
+        self.sent += other.sent
+        self.failed += other.failed
+        for (channel, kind, ok), count in other.attempts.items():
+            key = (channel, kind, ok)
+            self.attempts[key] = self.attempts.get(key, 0) + count
 
 
 def owner_id() -> str:
@@ -170,6 +184,7 @@ def _send_channel(
                 failure = str(err)
             except Exception as err:  # noqa: BLE001  a channel bug must not stop the dispatcher
                 failure = f"{type(err).__name__}: {err}"
+            result.attempted(row["channel"], row["event"], failure is None)
         with write_tx(engine) as conn:
             if failure is None:
                 marked = conn.execute(
@@ -233,9 +248,7 @@ def dispatch_once(
             for name, channel_rows in by_channel.items()
         ]
         for future in futures:
-            part = future.result()
-            total.sent += part.sent
-            total.failed += part.failed
+            total.add(future.result())
     finally:
         if own_pool:
             executor.shutdown(wait=True)

@@ -53,14 +53,18 @@ def create_app(centre: Centre, *, duties: bool = True) -> CentreApp:
     async def livez() -> Dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/healthz", tags=["ops"], summary="Liveness and database reachability")
+    @app.get("/healthz", tags=["ops"], summary="Database reachability and the alerting pipeline's health")
     async def healthz() -> JSONResponse:
         def probe() -> Dict[str, Any]:
             with read_tx(centre.engine) as conn:
                 conn.execute(text("SELECT 1"))
                 waiting = evaluation_backlog(conn)
+            _pipeline, problems = centre.pipeline_health()
             return {
-                "status": "ok",
+                # degraded still answers 200: the centre receives evidence; it is the paging that suffers
+                "status": "degraded" if problems else "ok",
+                "reasons": [p.reason for p in problems],
+                "checks": sorted({p.check for p in problems}),
                 "database": centre.engine.dialect.name,
                 "policy_error": centre.policy.last_error,
                 "evaluation_backlog": waiting,

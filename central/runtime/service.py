@@ -7,7 +7,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from sqlalchemy import Connection, Engine
 
@@ -26,7 +26,9 @@ from central.judging.evaluation import Evaluated, EvaluatorThread, evaluate_batc
 from central.judging.evaluation import backlog as evaluation_backlog
 from central.judging.policy_store import PolicyHolder, policy_path
 from central.runtime.duties import DutyResult, DutyThread, run_once
+from central.runtime.health import Problem, assess
 from central.runtime.metrics import Metrics
+from central.runtime.pipeline import Pipeline, PipelineReader
 
 log = logging.getLogger("tillsyn.central")
 T = TypeVar("T")
@@ -61,8 +63,26 @@ class Centre:
     """When this process started (monotonic): while it was down, heartbeats and reports could not
     arrive, so no node is judged silent or stale for the silent threshold after it."""
 
+    duty_ok_at: float = field(default_factory=time.monotonic)
+    """When this process last finished a duty round without error (monotonic; start-up counts)."""
+    pipeline_reader: PipelineReader = field(init=False)
+
     def __post_init__(self) -> None:
-        self.metrics = Metrics(self.node_counts, self.backlog)
+        self.pipeline_reader = PipelineReader(
+            self.engine, lambda: self.policy.policy, self.config.alerting.channels.keys
+        )
+        self.metrics = Metrics(self.node_counts, self.backlog, self.pipeline_health)
+        self.metrics.channels(self.config.alerting.channels)
+
+    def pipeline_health(self) -> Tuple[Optional[Pipeline], List[Problem]]:
+        """The pipeline as the database sees it (None when it cannot be read) and what is wrong with it."""
+        try:
+            pipeline: Optional[Pipeline] = self.pipeline_reader.read()
+        except Exception:  # the database being down is /healthz's own answer, not a crash here
+            log.warning("cannot read the alerting pipeline from the database", exc_info=True)
+            pipeline = None
+        since_ok = time.monotonic() - self.duty_ok_at if self.duties is not None else None
+        return pipeline, assess(self.config.health, self.config.duty_interval_s, pipeline, since_ok)
 
     def offload(self, work: Callable[[], T]) -> asyncio.Future[T]:
         """Run blocking database work off the event loop (await the result)."""
@@ -100,7 +120,14 @@ class Centre:
             return evaluation_backlog(conn)
 
     def run_duties(self) -> DutyResult:
-        result = self._run_duties()
+        started = time.monotonic()
+        try:
+            result = self._run_duties()
+        finally:
+            self.metrics.duty_seconds.observe(time.monotonic() - started)
+        # a round skipped because another replica holds the duty lock counts: the work was done
+        self.duty_ok_at = time.monotonic()
+        self.metrics.duty_ok_at.set_to_current_time()
         if result.notified and self.dispatcher is not None:
             self.dispatcher.wake()
         return result
@@ -163,7 +190,11 @@ class Centre:
                 log.error("alert channel %s unusable, its notifications wait until it is fixed: %s", name, err)
 
     def dispatch(self) -> Sent:
-        return dispatch_once(self.engine, self.config.alerting, self.senders, self.config.public_url)
+        done = dispatch_once(self.engine, self.config.alerting, self.senders, self.config.public_url)
+        for (channel, kind, ok), count in done.attempts.items():
+            counter = self.metrics.notifications_sent if ok else self.metrics.notifications_failed
+            counter.labels(channel, kind).inc(count)
+        return done
 
     def start_duties(self) -> None:
         on_disk = self.engine.dialect.name == "sqlite" and self.engine.url.database not in (None, "", ":memory:")

@@ -136,10 +136,18 @@ def test_metrics_and_healthz(client: TestClient, centre: Centre, node: Node) -> 
     assert metrics["tillsyn_ingest_seconds_count"] == 1
     assert metrics["tillsyn_reports_evaluated_total"] == 1
     assert metrics["tillsyn_evaluation_backlog"] == 0
+    # read from the database at scrape time: the telnet finding under its control, the node's agent version
+    assert metrics['tillsyn_findings{control="M07",status="failing"}'] == 1
+    assert sum(v for k, v in metrics.items() if k.startswith("tillsyn_agents_by_version{")) == 1
+    assert metrics['tillsyn_incidents_open{severity="high"}'] == 0  # no alerting configured, no incident
+    assert metrics["tillsyn_pipeline_read_ok"] == 1
+    assert metrics['tillsyn_health_problem{check="channel_failing"}'] == 0
     health = client.get("/healthz")
     assert health.status_code == 200
     assert health.json() == {
         "status": "ok",
+        "reasons": [],
+        "checks": [],
         "database": centre.engine.dialect.name,
         "policy_error": None,
         "evaluation_backlog": 0,
