@@ -16,7 +16,12 @@ import requests
 
 from tests.central.web.conftest import SCREENSHOTS, login, make_user
 from tests.centre_process import CentreProcess
-from tests.e2e.alert_helpers import PLAINTEXT_RULE, remote_node, send_ports
+from tests.e2e.alert_helpers import PLAINTEXT_RULE, evidence_record, judged, remote_node, send_ports
+
+M07_PASSING: Dict[str, Dict[str, Any]] = {
+    "firewall": {"active": True, "default_denies": True, "sockets": []},
+    "sshd": {"contexts": [], "not_modern": []},
+}
 
 SECRET = re.compile(r"\S+")
 
@@ -35,6 +40,10 @@ def _fleet(centre_process: CentreProcess) -> Dict[str, Any]:
     send_ports(web, deviating=True)
     send_ports(db, deviating=False)
     send_ports(mail, deviating=True)
+    # db1 passes every M07 rule: the firewall's and sshd's ciphers as well as the ports rules
+    for collector, observed in M07_PASSING.items():
+        assert db.send(db.report(evidence_record(collector, observed))).status_code == 200
+    judged(db.client)
     return {"web": web, "db": db, "mail": mail}
 
 
