@@ -40,6 +40,7 @@ _INCIDENT_FIELDS = (
     "status",
     "severity",
     "title",
+    "message",
     "controls",
     "observed",
     "opened_at",
@@ -106,6 +107,7 @@ def _claim(engine: Engine, owner: str, now: datetime) -> List[Mapping[Any, Any]]
                     outbox.c.id,
                     outbox.c.channel,
                     outbox.c.event,
+                    outbox.c.message.label("notice"),
                     outbox.c.attempts,
                     outbox.c.incident_id,
                     *[incidents.c[name] for name in _INCIDENT_FIELDS if name != "id"],
@@ -135,7 +137,8 @@ def _incident(row: Mapping[Any, Any], public_url: Optional[str]) -> Dict[str, An
         "labels": row["labels"],
     }
     out = view(incident, agent)
-    out["message"] = row["title"]
+    # the sentence this notification carries; rows queued before migration 0009 have none
+    out["message"] = row["notice"] or row["message"] or row["title"]
     out["url"] = f"{public_url.rstrip('/')}/nodes/{row['agent_id']}" if public_url else None
     return out
 

@@ -13,15 +13,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
-from sqlalchemy import Connection, RowMapping, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, RowMapping, and_, bindparam, exists, func, or_, select, update
 
 from central.alerting.routing import route
 from central.alerting.settings import Alerting
 from central.alerting.suppress import InForce, ended_at, in_force, window_span
 from central.db.schema import agents, findings, incident_events, incidents, outbox
+from evidence.policy import Policy
+from evidence.rules import Rule
+from evidence.telling import resolved as resolved_sentence
 
 SILENT = "silent"
 OPENING = ("failing", "stale")
+MESSAGE_MAX = 2000
 
 
 @dataclass
@@ -30,6 +34,10 @@ class Round:
     resolved: int = 0
     notified: int = 0
     held: int = 0
+    suppressed: int = 0
+    """Deviations that opened no incident because a rule they depend on fails on the same node."""
+    updated: int = 0
+    """Open incidents whose finding turned unknown (or failing again), told to whoever heard the trigger."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,8 @@ class _Scene:
     force: InForce
     agents: Dict[Any, RowMapping]
     open_rows: Sequence[RowMapping]
+    rules: Mapping[str, Rule] = field(default_factory=dict)
+    """The policy's rules by id: titles, dependencies and resolve sentences (empty without a policy)."""
     counts: Round = field(default_factory=Round)
 
     @property
@@ -114,13 +124,23 @@ def enqueue(
     kind: str,
     now: datetime,
     channels: Optional[List[str]] = None,
+    message: Optional[str] = None,
 ) -> int:
-    """Outbox rows for ``kind`` (trigger/repeat/resolve) to the routed (or given) channels."""
+    """Outbox rows for ``kind`` (trigger/repeat/update/resolve) to the routed (or given) channels,
+    each carrying ``message`` (by default the incident's own sentence)."""
     names = channels if channels is not None else [t.channel for t in route(settings, view(incident, agent))]
     if names:
-        row = {"incident_id": incident["id"], "event": kind, "created_at": now, "next_attempt_at": now, "attempts": 0}
+        said = message if message is not None else incident.get("message")
+        row = {
+            "incident_id": incident["id"],
+            "event": kind,
+            "message": said,
+            "created_at": now,
+            "next_attempt_at": now,
+            "attempts": 0,
+        }
         conn.execute(_OUTBOX, [{**row, "channel": name} for name in names])
-    if names and kind != "resolve":
+    if names and kind in ("trigger", "repeat"):
         conn.execute(_NOTIFIED, {"b_id": incident["id"], "b_at": now})
     return len(names)
 
@@ -136,6 +156,7 @@ def _open(scene: _Scene, opening: Opening) -> int:
             "status": "open",
             "severity": opening.severity,
             "title": opening.title,
+            "message": opening.message[:MESSAGE_MAX],
             "controls": opening.controls,
             "observed": opening.observed,
             "dedup_key": f"tillsyn/{agent['id']}/{opening.rule_id}",
@@ -187,9 +208,11 @@ _AGENT_GONE = select(*_AGENT_DECIDING).where(agents.c.id == bindparam("b_id"))
 """A revoked node's row, for routing the resolve notice of an incident its revocation ended."""
 
 
-def run_round(conn: Connection, settings: Alerting, now: datetime) -> Round:
+def run_round(conn: Connection, settings: Alerting, now: datetime, policy: Optional[Policy] = None) -> Round:
     """One round: open incidents for silent nodes, then for lasting deviations; resolve what
-    cleared and remind of what stays open."""
+    cleared and remind of what stays open; tell who heard a trigger when its finding turned unknown.
+    ``policy`` gives incidents their rule's title, dependencies and resolve sentence; without it
+    (tests of the mechanics) the finding's sentence is the title and nothing depends on anything."""
     # what deciding needs, without the JSON columns: most rounds notify nothing, and a fleet has
     # hundreds of open incidents; the whole row is read for the few that are sent (_whole)
     scene = _Scene(
@@ -199,10 +222,13 @@ def run_round(conn: Connection, settings: Alerting, now: datetime) -> Round:
         in_force(conn, now),
         {a["id"]: a for a in conn.execute(_AGENTS_DECIDING).mappings()},
         conn.execute(select(*_DECIDING).where(incidents.c.status == "open")).mappings().all(),
+        {r.id: r for r in policy.rules} if policy is not None else {},
     )
     _open_silent(scene)
     _open_deviations(scene)
     _resolve_or_remind(scene)
+    if scene.open_rows:
+        scene.counts.updated += _tell_changes(scene)
     return scene.counts
 
 
@@ -246,6 +272,7 @@ def _open_deviations(scene: _Scene) -> None:
     )
     lasted = findings.c.since <= scene.now - timedelta(seconds=settings.open_after_s)
     candidates = scene.conn.execute(select(findings).where(deviating, lasted, ~already_open)).mappings().all()
+    failing_causes = _failing_causes(scene.conn, scene.rules, candidates)
     for finding in candidates:
         node = scene.agents.get(finding["agent_id"])
         if node is None or (node["id"], finding["rule_id"]) in open_keys:
@@ -254,12 +281,16 @@ def _open_deviations(scene: _Scene) -> None:
             continue  # the silent incident covers it
         if scene.force.accepted(node, finding["rule_id"]):
             continue
+        rule = scene.rules.get(finding["rule_id"])
+        if rule is not None and any((node["id"], cause) in failing_causes for cause in rule.depends_on):
+            scene.counts.suppressed += 1  # one cause, one page: the node page shows it as suppressed
+            continue
         opening = Opening(
             node,
             finding["rule_id"],
             "finding",
             finding["severity"],
-            finding["message"][:300],
+            rule.title if rule is not None else finding["message"][:300],
             list(finding["controls"] or []),
             finding["observed"],
             finding["message"],
@@ -306,7 +337,79 @@ def _resolve(scene: _Scene, incident: Mapping[Any, Any], owner: Optional[Mapping
     if notified:
         routed = owner or conn.execute(_AGENT_GONE, {"b_id": incident["agent_id"]}).mappings().one()
         resolved = dict(_whole(conn, incident["id"]), status="resolved", resolved_at=now)
-        enqueue(conn, scene.settings, resolved, routed, "resolve", now, notified)
+        said = _resolve_sentence(resolved, routed, reason, scene.rules.get(incident["rule_id"]), now)
+        enqueue(conn, scene.settings, resolved, routed, "resolve", now, notified, said)
+
+
+def _failing_causes(conn: Connection, rules: Mapping[str, Rule], candidates: Any) -> Set[Tuple[str, str]]:
+    """(node, rule) of every cause named by a candidate's ``depends_on`` that fails now."""
+    causes = {cause for f in candidates if f["rule_id"] in rules for cause in rules[f["rule_id"]].depends_on}
+    if not causes:
+        return set()
+    query = select(findings.c.agent_id, findings.c.rule_id).where(
+        findings.c.rule_id.in_(sorted(causes)), findings.c.status == "failing"
+    )
+    return {(row.agent_id, row.rule_id) for row in conn.execute(query)}
+
+
+def _resolve_sentence(
+    incident: Mapping[Any, Any], agent: Mapping[Any, Any], reason: str, rule: Optional[Rule], now: datetime
+) -> str:
+    """What changed, said of what had failed: ``UPS acc@ups1 back on line power``."""
+    if incident["kind"] == SILENT:
+        return f"{agent['hostname']} sends heartbeats again" if reason == "heartbeats are back" else reason
+    if reason == "passing again" and rule is not None:
+        return resolved_sentence(rule, incident["observed"], now)
+    return f"{incident['title']}: {reason}"
+
+
+_TOLD = incident_events.alias("told")
+
+
+def _told_since(kind: str) -> Any:
+    """An event of ``kind`` on the incident at or after its finding's current status began."""
+    return (
+        exists()
+        .where(_TOLD.c.incident_id == incidents.c.id, _TOLD.c.kind == kind, _TOLD.c.at >= findings.c.since)
+        .correlate(incidents, findings)
+    )
+
+
+def _tell_changes(scene: _Scene) -> int:
+    """An open incident whose finding is no longer failing but unknown (the evidence no longer shows
+    the deviation, nor that it is gone) stays open: unknown is never passing.  Whoever heard the
+    trigger is told once, and again if it then fails once more; both go on the timeline."""
+    conn, now = scene.conn, scene.now
+    told = 0
+    base = select(incidents.c.id, incidents.c.agent_id, findings.c.message).join(findings, _FINDING_OF)
+    unknown = base.where(_OPEN_FINDING, findings.c.status == "unknown", ~_told_since("unknown"))
+    again = base.where(
+        _OPEN_FINDING,
+        findings.c.status == "failing",
+        exists().where(incident_events.c.incident_id == incidents.c.id, incident_events.c.kind == "unknown"),
+        ~_told_since("unknown"),
+        ~_told_since("failing_again"),
+    )
+    for kind, query, prefix in (
+        ("unknown", unknown, "no longer failing; now unknown: "),
+        ("failing_again", again, "failing again: "),
+    ):
+        for row in conn.execute(query).mappings().all():
+            said = prefix + str(row["message"])
+            event(conn, row["id"], kind, now, detail=said[:2000])
+            heard = [
+                r.channel
+                for r in conn.execute(
+                    select(outbox.c.channel)
+                    .where(outbox.c.incident_id == row["id"], outbox.c.event == "trigger")
+                    .distinct()
+                )
+            ]
+            owner = scene.agents.get(row["agent_id"])
+            if heard and owner is not None:
+                enqueue(conn, scene.settings, _whole(conn, row["id"]), owner, "update", now, heard, said)
+            told += 1
+    return told
 
 
 _FINDING_OF = and_(incidents.c.agent_id == findings.c.agent_id, incidents.c.rule_id == findings.c.rule_id)

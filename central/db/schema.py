@@ -199,7 +199,8 @@ incidents = Table(
     Column("kind", String(16), nullable=False),
     Column("status", String(16), nullable=False),
     Column("severity", String(16), nullable=False),
-    Column("title", Text, nullable=False),
+    Column("title", Text, nullable=False),  # the rule's title
+    Column("message", Text, nullable=True),  # the finding's sentence when it opened (null before 0009)
     Column("controls", JSON, nullable=False),
     Column("observed", JSON, nullable=True),
     Column("dedup_key", String(160), nullable=False),
@@ -239,6 +240,7 @@ outbox = Table(
     Column("incident_id", BigInteger().with_variant(Integer, "sqlite"), ForeignKey("incidents.id"), nullable=False),
     Column("channel", String(64), nullable=False),
     Column("event", String(16), nullable=False),
+    Column("message", Text, nullable=True),  # the sentence this notification carries (null before 0009)
     _ts("created_at", False),
     _ts("next_attempt_at", False),
     Column("attempts", Integer, nullable=False, default=0),

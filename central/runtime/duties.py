@@ -113,7 +113,7 @@ def run_once(
             query = select(agents).where(agents.c.revoked_at.is_(None)).order_by(agents.c.id)  # ingest's order
             for agent in conn.execute(query).mappings().all():
                 reevaluate(conn, policy, agent, now)
-        incidents = run_round(conn, alerting, now) if alerting is not None else None
+        incidents = run_round(conn, alerting, now, policy) if alerting is not None else None
         return silent, stale, incidents
 
     # Most rounds find nothing to change: they read without the write lock (on SQLite the lock

@@ -15,8 +15,9 @@ from central.auth.principal import Principal
 from central.clock import utcnow
 from central.db.schema import agents, finding_changes
 from central.web import page_queries
-from central.web.common import person, read
+from central.web.common import centre_of, person, read
 from central.web.render import page
+from evidence.policy import Policy
 
 router = APIRouter(include_in_schema=False)
 Person = Annotated[Principal, Depends(person)]
@@ -49,15 +50,25 @@ async def fleet(
     )
 
 
-def node_detail(conn: Connection, agent_id: str, who: Principal) -> Optional[Dict[str, Any]]:
+def node_detail(
+    conn: Connection, agent_id: str, who: Principal, policy: Optional[Policy] = None
+) -> Optional[Dict[str, Any]]:
     node = read_queries.get_node(conn, agent_id, who.tenant_filter(agents.c.tenant))
     if node is None:
         return None
     now = utcnow()
     force = in_force(conn, now)
     findings = read_queries.list_findings(conn, agent_id)
+    rules = {r.id: r for r in policy.rules} if policy is not None else {}
+    failing = {f["rule_id"] for f in findings if f["status"] == "failing"}
     for finding in findings:
         finding["accepted"] = force.accepted(node, finding["rule_id"])
+        rule = rules.get(finding["rule_id"])
+        finding["title"] = rule.title if rule is not None else None
+        # one cause, one page: the alert engine opens no incident for it while its cause fails
+        causes = [c for c in rule.depends_on if c in failing] if rule is not None else []
+        deviating = finding["status"] in ("failing", "stale")
+        finding["suppressed_by"] = causes[0] if causes and deviating else None
     changes = conn.execute(
         select(finding_changes)
         .where(finding_changes.c.agent_id == agent_id)
@@ -86,7 +97,7 @@ def node_detail(conn: Connection, agent_id: str, who: Principal) -> Optional[Dic
 
 @router.get("/nodes/{agent_id}")
 async def node_page(request: Request, agent_id: str, who: Person) -> Response:
-    detail = await read(request, node_detail, agent_id[:64], who)
+    detail = await read(request, node_detail, agent_id[:64], who, centre_of(request).policy.policy)
     if detail is None:
         return page(request, "error.html", who, 404, title="Not found", message=f"There is no node {agent_id[:64]!r}.")
     return page(request, "node.html", who, **detail)

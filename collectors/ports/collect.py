@@ -29,7 +29,7 @@ def assemble(entries: Sequence[Any], lookup: Lookup, settings: Mapping[str, Any]
     records = [report.socket_record(s, owners[s.pids[0]] if s.pids else None, extra, allow) for s in found]
     unmapped = sum(1 for s in found if not s.pids)
     if unmapped:
-        gaps.append(Gap(f"owner of {unmapped} sockets", report.unmapped_reason(unmapped, is_root)))
+        gaps.append(Gap(f"owner of {report.sockets(unmapped)}", report.unmapped_reason(unmapped, is_root)))
     observed: Dict[str, Any] = {"sockets": records, "counts": report.counts(records)}
     return Outcome.from_parts(observed, gaps)
 

@@ -11,9 +11,9 @@ from collectors.ports.exposure import classify_address
 from collectors.ports.model import TAGS, Listener, ProcessInfo, ServicePort
 from collectors.ports.services import classify
 
-NOT_ROOT_REASON = "not root: cannot map {n} sockets to processes (cannot read /proc/<pid>/fd of other users)"
+NOT_ROOT_REASON = "not root: cannot map {n} to processes (cannot read /proc/<pid>/fd of other users)"
 NO_OWNER_REASON = (
-    "no process holds {n} sockets: kernel sockets (nfsd, lockd, WireGuard), processes in another "
+    "no process holds {n}: kernel sockets (nfsd, lockd, WireGuard), processes in another "
     "PID namespace, or the agent lacks CAP_SYS_PTRACE (needed to read /proc/<pid>/fd of others)"
 )
 
@@ -83,7 +83,12 @@ def counts(records: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
 
 def unmapped_reason(count: int, is_root: bool) -> str:
     """Why ``count`` sockets have no owner: privileges when not root, else no process holds them."""
-    return (NOT_ROOT_REASON if not is_root else NO_OWNER_REASON).format(n=count)
+    return (NOT_ROOT_REASON if not is_root else NO_OWNER_REASON).format(n=sockets(count))
+
+
+def sockets(count: int) -> str:
+    """``1 socket``, ``2 sockets``."""
+    return f"{count} socket{'' if count == 1 else 's'}"
 
 
 def summary(observed: Mapping[str, Any]) -> str:
@@ -93,7 +98,7 @@ def summary(observed: Mapping[str, Any]) -> str:
         return ""
     tags = c.get("non_loopback_by_tag", {})
     line = (
-        f"{c.get('total', 0)} sockets, {c.get('total', 0) - c.get('loopback', 0)} beyond loopback"
+        f"{sockets(c.get('total', 0))}, {c.get('total', 0) - c.get('loopback', 0)} beyond loopback"
         f" (db {tags.get('database', 0)}, plaintext {tags.get('plaintext_remote', 0)},"
         f" remote-service {tags.get('remote_service', 0)})"
     )

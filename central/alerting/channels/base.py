@@ -7,7 +7,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Optional, Protocol, runtime_checkable
 
-EVENTS = ("trigger", "repeat", "resolve")
+EVENTS = ("trigger", "repeat", "update", "resolve")
+"""update: an open incident's finding is no longer failing but unknown (or failing again)."""
 
 
 class ChannelError(Exception):

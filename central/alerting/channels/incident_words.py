@@ -10,11 +10,13 @@ OBSERVED_MAX = 500
 
 
 def word(event: str, incident: Mapping[str, Any]) -> str:
-    """FAILING / SILENT on a trigger, REMINDER on a repeat, RESOLVED on a resolve."""
+    """FAILING / SILENT on a trigger, REMINDER on a repeat, UPDATE on an update, RESOLVED on a resolve."""
     if event == "resolve":
         return "RESOLVED"
     if event == "repeat":
         return "REMINDER"
+    if event == "update":
+        return "UPDATE"
     return "SILENT" if incident.get("kind") == "silent" else "FAILING"
 
 
@@ -26,14 +28,19 @@ def node(incident: Mapping[str, Any]) -> str:
     return str(incident.get("hostname") or incident.get("agent_id") or "unknown node")
 
 
+def sentence(incident: Mapping[str, Any]) -> str:
+    """What this notification says happened, with the observed value (else the rule's title)."""
+    return str(incident.get("message") or incident.get("title") or incident.get("rule_id"))
+
+
 def summary(incident: Mapping[str, Any]) -> str:
-    """``high M01 web1: Every UPS runs on line power``."""
+    """``high M01 web1: UPS acc@ups1 is on battery (OB DISCHRG), 29 min runtime left``."""
     parts = [str(incident.get("severity") or ""), controls(incident), node(incident)]
-    return " ".join(p for p in parts if p) + f": {incident.get('title') or incident.get('rule_id')}"
+    return " ".join(p for p in parts if p) + f": {sentence(incident)}"
 
 
 def headline(event: str, incident: Mapping[str, Any]) -> str:
-    """``FAILING high M01 web1: Every UPS runs on line power``."""
+    """``FAILING high M01 web1: UPS acc@ups1 is on battery (OB DISCHRG), 29 min runtime left``."""
     return f"{word(event, incident)} {summary(incident)}"
 
 
@@ -48,14 +55,14 @@ def details(incident: Mapping[str, Any]) -> List[Tuple[str, str]]:
     node_line = node(incident) + f" (agent {incident.get('agent_id')}" + (f", {where})" if where else ")")
     rule = str(incident.get("rule_id"))
     if incident.get("controls"):
-        rule += f" (controls {controls(incident)})"
-    message: Optional[str] = incident.get("message")
+        rule += f", controls {controls(incident)}"
+    title: Optional[str] = incident.get("title")
     acknowledged = incident.get("acknowledged_at")
     rows: List[Tuple[str, Optional[str]]] = [
+        ("What", sentence(incident)),
         ("Node", node_line),
-        ("Rule", rule),
+        ("Rule", f"{title} ({rule})" if title and incident.get("kind") != "silent" else rule),
         ("Severity", str(incident.get("severity"))),
-        ("Message", message if message and message != incident.get("title") else None),
         ("Observed", observed(incident) if incident.get("kind") != "silent" else None),
         ("Since", rfc3339(incident.get("opened_at"))),
         ("Resolved", rfc3339(incident.get("resolved_at"))),
@@ -73,6 +80,12 @@ def advice(event: str, incident: Mapping[str, Any]) -> str:
     """What the person on call should do next."""
     if event == "resolve":
         return "Nothing to do: fresh evidence shows the condition has cleared."
+    if event == "update":
+        return (
+            f"The evidence from {node(incident)} no longer shows the deviation, nor that it is gone: the "
+            "incident stays open until the rule passes again. Find out why the agent cannot see (the "
+            "reason above), or acknowledge the incident if someone is on it."
+        )
     if incident.get("kind") == "silent":
         return (
             f"{node(incident)} has stopped reporting. Check that the host is up, that the tillsyn-agent "

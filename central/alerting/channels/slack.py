@@ -12,7 +12,7 @@ from central.alerting.channels import incident_words
 from central.alerting.channels.http import ChatWebhookSender, chat_webhook
 from central.alerting.settings import SlackChannel
 
-ICONS = {"trigger": ":red_circle:", "repeat": ":bell:", "resolve": ":large_green_circle:"}
+ICONS = {"trigger": ":red_circle:", "repeat": ":bell:", "update": ":grey_question:", "resolve": ":large_green_circle:"}
 
 
 def escape(value: str) -> str:

@@ -13,7 +13,7 @@ from central.alerting.channels import incident_words
 from central.alerting.channels.http import ChatWebhookSender, chat_webhook
 from central.alerting.settings import TeamsChannel
 
-COLOURS = {"trigger": "Attention", "repeat": "Warning", "resolve": "Good"}
+COLOURS = {"trigger": "Attention", "repeat": "Warning", "update": "Warning", "resolve": "Good"}
 
 
 def card(event: str, incident: Mapping[str, Any]) -> Dict[str, Any]:

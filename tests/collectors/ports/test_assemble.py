@@ -22,8 +22,8 @@ def test_captured_services_as_root() -> None:
     assert outcome.status is Status.PARTIAL
     assert outcome.gaps == [
         Gap(
-            "owner of 1 sockets",
-            "no process holds 1 sockets: kernel sockets (nfsd, lockd, WireGuard), processes in another "
+            "owner of 1 socket",
+            "no process holds 1 socket: kernel sockets (nfsd, lockd, WireGuard), processes in another "
             "PID namespace, or the agent lacks CAP_SYS_PTRACE (needed to read /proc/<pid>/fd of others)",
         )
     ]
@@ -91,7 +91,7 @@ def test_unmapped_as_non_root_says_why() -> None:
     entries, lookup = load_capture(LOOPBACK)
     outcome = assemble(entries, lookup, defaults(SPEC.settings), is_root=False)
     assert outcome.gaps[-1].reason == (
-        "not root: cannot map 1 sockets to processes (cannot read /proc/<pid>/fd of other users)"
+        "not root: cannot map 1 socket to processes (cannot read /proc/<pid>/fd of other users)"
     )
 
 

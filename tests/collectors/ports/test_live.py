@@ -222,8 +222,9 @@ def test_unprivileged_run_lists_root_sockets_without_owner_and_says_why() -> Non
     unmapped = result["observed"]["counts"]["unmapped"]
     assert unmapped >= 1
     assert {
-        "what": f"owner of {unmapped} sockets",
-        "reason": f"not root: cannot map {unmapped} sockets to processes (cannot read /proc/<pid>/fd of other users)",
+        "what": f"owner of {unmapped} socket{'' if unmapped == 1 else 's'}",
+        "reason": f"not root: cannot map {unmapped} socket{'' if unmapped == 1 else 's'} to processes"
+        " (cannot read /proc/<pid>/fd of other users)",
     } in result["gaps"]
 
 

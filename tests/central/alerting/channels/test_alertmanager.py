@@ -103,9 +103,15 @@ def test_trigger_fires_and_resolve_clears(tmp_path: Path) -> None:
             "label_dc": "sto1",
             "label_role_tier": "front",
         }
-        assert mine["annotations"]["summary"] == "high M01 web1: Every UPS runs on line power"
+        assert (
+            mine["annotations"]["summary"]
+            == "high M01 web1: UPS ups1@localhost:3493 is on battery (OB DISCHRG), 29 min runtime left"
+        )
         assert mine["annotations"]["observed"] == '{"ups": "ups1", "status": "OB DISCHRG", "charge_pct": 87}'
-        assert mine["annotations"]["description"] == "ups1 is on battery (OB DISCHRG)"
+        assert (
+            mine["annotations"]["description"]
+            == "UPS ups1@localhost:3493 is on battery (OB DISCHRG), 29 min runtime left"
+        )
         assert mine["annotations"]["incident_id"] == "42"
         assert mine["status"]["state"] == "active"
         assert mine["generatorURL"] == "https://centre.example/nodes/a1b2c3"

@@ -99,9 +99,18 @@ def test_trigger_and_resolve_arrive_over_starttls_in_one_thread(tmp_path: Path) 
     assert box.envelopes[0].rcpt_tos == ["oncall@hosting.example", "soc@hosting.example"]
     assert box.envelopes[0].mail_from == "tillsyn@centre.example"
     trigger, repeat, resolve = box.messages
-    assert trigger["Subject"] == "[Tillsyn] FAILING high M01 web1: Every UPS runs on line power"
-    assert repeat["Subject"] == "[Tillsyn] REMINDER high M01 web1: Every UPS runs on line power"
-    assert resolve["Subject"] == "[Tillsyn] RESOLVED high M01 web1: Every UPS runs on line power"
+    assert (
+        trigger["Subject"]
+        == "[Tillsyn] FAILING high M01 web1: UPS ups1@localhost:3493 is on battery (OB DISCHRG), 29 min runtime left"
+    )
+    assert (
+        repeat["Subject"]
+        == "[Tillsyn] REMINDER high M01 web1: UPS ups1@localhost:3493 is on battery (OB DISCHRG), 29 min runtime left"
+    )
+    assert (
+        resolve["Subject"]
+        == "[Tillsyn] RESOLVED high M01 web1: UPS ups1@localhost:3493 is on battery (OB DISCHRG), 29 min runtime left"
+    )
     root = trigger["Message-ID"]
     assert root.startswith("<tillsyn.42.") and root.endswith("@centre.example>")
     for later in (repeat, resolve):
@@ -112,7 +121,8 @@ def test_trigger_and_resolve_arrive_over_starttls_in_one_thread(tmp_path: Path) 
     text = trigger.get_content()
     lines = text.splitlines()
     assert "Node:         web1 (agent a1b2c3, tenant acme, group web)" in lines
-    assert "Rule:         ups-on-line (controls M01)" in lines
+    assert "Rule:         Every UPS runs on line power (ups-on-line, controls M01)" in lines
+    assert "What:         UPS ups1@localhost:3493 is on battery (OB DISCHRG), 29 min runtime left" in lines
     assert "Severity:     high" in lines
     assert "Since:        2024-05-01T12:00:05.000Z" in lines
     assert "Link:         https://centre.example/nodes/a1b2c3" in lines
@@ -139,11 +149,12 @@ def test_silent_node_mail_says_what_to_check() -> None:
         rule_id="silent",
         controls=[],
         observed=None,
-        title="No heartbeat for 3 minutes",
+        title="Node stopped sending heartbeats",
+        message="no heartbeat since 2024-05-01 11:57:05 UTC",
         severity="critical",
     )
     text = body("trigger", incident)
-    assert text.startswith("SILENT critical web1: No heartbeat for 3 minutes\n")
+    assert text.startswith("SILENT critical web1: no heartbeat since 2024-05-01 11:57:05 UTC\n")
     assert "systemctl status tillsyn-agent" in text.replace("\n", " ")
     assert "Observed:" not in text
 
@@ -162,7 +173,9 @@ def test_plain_relay_on_loopback_when_asked(tmp_path: Path) -> None:
     with smtp_server(None) as box:
         channel = EmailChannel(smtp_port=box.port, starttls=False, to=["oncall@hosting.example"])
         build_sender("mail", channel).send("trigger", sample_incident())
-    assert [m["Subject"] for m in box.messages] == ["[Tillsyn] FAILING high M01 web1: Every UPS runs on line power"]
+    assert [m["Subject"] for m in box.messages] == [
+        "[Tillsyn] FAILING high M01 web1: UPS ups1@localhost:3493 is on battery (OB DISCHRG), 29 min runtime left"
+    ]
 
 
 def test_password_not_sent_in_plain_text_to_a_remote_host(tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ def sample_incident(**changes: Any) -> Dict[str, Any]:
         "title": "Every UPS runs on line power",
         "controls": ["M01"],
         "observed": {"ups": "ups1", "status": "OB DISCHRG", "charge_pct": 87},
-        "message": "ups1 is on battery (OB DISCHRG)",
+        "message": "UPS ups1@localhost:3493 is on battery (OB DISCHRG), 29 min runtime left",
         "opened_at": dt.datetime(2024, 5, 1, 12, 0, 5, tzinfo=UTC),
         "resolved_at": None,
         "acknowledged_at": None,

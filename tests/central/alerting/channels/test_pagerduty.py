@@ -36,7 +36,9 @@ def test_trigger_repeat_resolve_share_one_dedup_key(tmp_path: Path) -> None:
     assert {e["dedup_key"] for e in (trigger, repeat, resolve)} == {"tillsyn/a1b2c3/ups-on-line"}
     assert {e["routing_key"] for e in (trigger, repeat, resolve)} == {ROUTING_KEY}
     payload = trigger["payload"]
-    assert payload["summary"] == "high M01 web1: Every UPS runs on line power"
+    assert (
+        payload["summary"] == "high M01 web1: UPS ups1@localhost:3493 is on battery (OB DISCHRG), 29 min runtime left"
+    )
     assert payload["source"] == "web1"
     assert payload["severity"] == "error"
     assert payload["timestamp"] == "2024-05-01T12:00:05.000Z"
@@ -61,7 +63,7 @@ def test_default_url_and_summary_limit(tmp_path: Path) -> None:
     sender = build_sender("pd", PagerDutyChannel(routing_key_file=key))
     assert sender.url == DEFAULT_URL
     assert ROUTING_KEY not in repr(sender)
-    assert len(body("trigger", sample_incident(title="y" * 2000), "k")["payload"]["summary"]) == 1024
+    assert len(body("trigger", sample_incident(message="y" * 2000), "k")["payload"]["summary"]) == 1024
 
 
 def test_invalid_event_is_not_retried_and_rate_limit_is(tmp_path: Path) -> None:

@@ -15,12 +15,16 @@ def test_trigger_posts_text_and_blocks() -> None:
         build_sender("slack-ops", SlackChannel(url=rx.url)).send("trigger", sample_incident())
     [request] = rx.requests
     body = json.loads(request.body)
-    assert body["text"] == ":red_circle: FAILING high M01 web1: Every UPS runs on line power"
+    assert (
+        body["text"]
+        == ":red_circle: FAILING high M01 web1: UPS ups1@localhost:3493 is on battery (OB DISCHRG), 29 min runtime left"
+    )
     header, facts, advice, actions = body["blocks"]
     assert header["type"] == "header" and header["text"]["text"].startswith("FAILING high M01 web1")
     fields = {f["text"].split("\n")[0]: f["text"].split("\n", 1)[1] for f in facts["fields"]}
     assert fields["*Node*"] == "web1 (agent a1b2c3, tenant acme, group web)"
-    assert fields["*Rule*"] == "ups-on-line (controls M01)"
+    assert fields["*Rule*"] == "Every UPS runs on line power (ups-on-line, controls M01)"
+    assert fields["*What*"] == "UPS ups1@localhost:3493 is on battery (OB DISCHRG), 29 min runtime left"
     assert '"status": "OB DISCHRG"' in fields["*Observed*"]
     assert fields["*Since*"] == "2024-05-01T12:00:05.000Z"
     assert "acknowledge" in advice["text"]["text"]
@@ -28,10 +32,10 @@ def test_trigger_posts_text_and_blocks() -> None:
 
 
 def test_resolve_and_escaping() -> None:
-    incident = resolved(sample_incident(title="Disk <sda> & friends encrypted", url=None))
+    incident = resolved(sample_incident(message="/ (ext4 on <sda> & friends) is encrypted now", url=None))
     body = payload("resolve", incident)
     assert body["text"].startswith(":large_green_circle: RESOLVED")
     assert "&lt;sda&gt; &amp; friends" in body["text"]
     assert [b["type"] for b in body["blocks"]] == ["header", "section", "section"]  # no link, no button
     assert len(body["blocks"][0]["text"]["text"]) <= 150
-    assert len(payload("trigger", sample_incident(title="x" * 400))["blocks"][0]["text"]["text"]) == 150
+    assert len(payload("trigger", sample_incident(message="x" * 400))["blocks"][0]["text"]["text"]) == 150

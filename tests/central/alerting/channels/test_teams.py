@@ -24,9 +24,15 @@ def test_trigger_and_resolve_post_adaptive_cards() -> None:
     assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
     title, facts, advice = card["body"]
     assert "acknowledge" in advice["text"]
-    assert title["text"] == "FAILING high M01 web1: Every UPS runs on line power"
+    assert (
+        title["text"]
+        == "FAILING high M01 web1: UPS ups1@localhost:3493 is on battery (OB DISCHRG), 29 min runtime left"
+    )
     assert title["color"] == "Attention"
-    assert {"title": "Rule", "value": "ups-on-line (controls M01)"} in facts["facts"]
+    rule = {"title": "Rule", "value": "Every UPS runs on line power (ups-on-line, controls M01)"}
+    assert rule in facts["facts"]
+    what = {"title": "What", "value": "UPS ups1@localhost:3493 is on battery (OB DISCHRG), 29 min runtime left"}
+    assert what in facts["facts"]
     assert card["actions"] == [
         {"type": "Action.OpenUrl", "title": "Open in Tillsyn", "url": "https://centre.example/nodes/a1b2c3"}
     ]
