@@ -47,6 +47,7 @@ def run_check(
             [
                 {
                     "rule": r.rule.id,
+                    "title": r.rule.title,
                     "controls": list(r.rule.controls),
                     "severity": r.rule.severity,
                     "verdict": r.verdict.value,

@@ -147,6 +147,7 @@ def incidents_during(conn: Connection, req: Request, agent_ids: Sequence[str]) -
                 "status": "resolved" if resolved else "open",
                 "severity": r["severity"],
                 "title": r["title"],
+                "message": r["message"],
                 "controls": list(r["controls"] or []),
                 "observed": r["observed"],
                 "opened_at": iso(r["opened_at"]),

@@ -81,7 +81,8 @@ report be checked: <code>tillsyn-central export verify FILE.json</code> (see doc
 <td class="{{ r.status }}">{{ r.status }}</td><td>{{ r.since or "" }}</td><td><code>{{ r.observed|js }}</code></td>
 <td>{{ r.accepted_by|join(" ") }}</td>
 {% if ranged %}<td class="{{ r.status_at_start }}">{{ r.status_at_start }}</td>
-<td>{% for c in r.changes %}{{ c.at }}: {{ c.from or "-" }} &rarr; {{ c.to }}<br>{% endfor %}</td>{% endif %}</tr>
+<td>{% for c in r.changes %}{{ c.at }}: {{ c.from or "-" }} &rarr; <span class="{{ c.to }}">{{ c.to }}</span>{% if c.observed is not none and c.to in ("failing", "unknown") %}
+<br><span class="meta">observed:</span> <code>{{ c.observed|js }}</code>{% endif %}<br>{% endfor %}</td>{% endif %}</tr>
 {% endfor %}
 </table>
 {% if n.reports %}
@@ -111,6 +112,8 @@ report be checked: <code>tillsyn-central export verify FILE.json</code> (see doc
 <h3>#{{ i.id }} {{ i.title }}</h3>
 <p class="meta">{{ hosts.get(i.agent_id, i.agent_id) }} &middot; {{ i.rule_id }} &middot; {{ i.controls|join(" ") }} &middot;
 {{ i.severity }} &middot; {{ i.status }}{% if i.acknowledged_by %} &middot; acknowledged by {{ i.acknowledged_by }}{% endif %}</p>
+{% if i.message %}<p>{{ i.message }}</p>{% endif %}
+{% if i.observed is not none %}<p><span class="meta">Observed when it opened:</span> <code>{{ i.observed|js }}</code></p>{% endif %}
 <table><tr><th>Time</th><th>Event</th><th>Channel</th><th>Actor</th><th>Detail</th></tr>
 {% for t in i.timeline %}<tr><td>{{ t.at }}</td><td>{{ t.kind }}</td><td>{{ t.channel or "" }}</td><td>{{ t.actor or "" }}</td><td>{{ t.detail or "" }}</td></tr>
 {% endfor %}</table>

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 def collect(ctx: Context) -> Outcome:
     """Probe every configured backup; one unreadable backup makes the result partial, not an error."""
-    configured = backups(ctx.settings)
+    configured = backups(ctx.settings, ctx.state_dir)
     if not configured:
         return Outcome.not_present("no backup configured in agent.yaml (collectors.backup.backups is empty)")
     # Imported here so that a node without backups never pays for the parsers.

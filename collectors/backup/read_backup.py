@@ -9,6 +9,7 @@ import os
 import shlex
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from collectors.backup import parse_borg, parse_restic, parse_veeam
@@ -138,12 +139,16 @@ def _restic(run: _Probe) -> None:
     }
 
 
-def borg_base_dir(configured: Optional[str], environ: Mapping[str, str]) -> Optional[str]:
+def borg_base_dir(
+    configured: Optional[str], environ: Mapping[str, str], state_dir: Optional[Path] = None
+) -> Optional[str]:
     """Where borg keeps its cache and security files: ``borg_base_dir``, else ``borg`` in the
-    service's state directory when systemd gives one ($STATE_DIRECTORY; the home directory is
-    read-only under the shipped unit), else borg's own default (the user's home)."""
+    agent's state directory (``--state-dir``, else the service's $STATE_DIRECTORY: the home
+    directory is read-only under the shipped unit), else borg's own default (the user's home)."""
     if configured:
         return configured
+    if state_dir is not None:
+        return str(state_dir / "borg")
     state = environ.get("STATE_DIRECTORY", "").split(":")[0]
     return os.path.join(state, "borg") if state else None
 
@@ -159,7 +164,7 @@ def _borg(run: _Probe) -> None:
         env["BORG_PASSCOMMAND"] = "cat " + shlex.quote(backup.password_file)
     else:
         env["BORG_PASSPHRASE"] = ""  # an unencrypted repository: never fall back to a prompt
-    base = borg_base_dir(settings.get("borg_base_dir"), os.environ)
+    base = borg_base_dir(settings.get("borg_base_dir"), os.environ, ctx.state_dir)
     if base:
         env["BORG_BASE_DIR"] = base
     # --bypass-lock: listing is read-only, and a repository this node may only read (a read-only

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 from collectors.settings import REQUIRED, Field, Schema
@@ -40,10 +41,14 @@ SETTINGS: Schema = {
     "borg_base_dir": Field(
         (str, type(None)),
         None,
-        "BORG_BASE_DIR for borg's cache and security files (default: borg/ in $STATE_DIRECTORY under systemd, "
-        "else the agent user's home)",
+        "BORG_BASE_DIR for borg's cache and security files (default: borg/ in the agent's state directory, "
+        "--state-dir or $STATE_DIRECTORY)",
     ),
-    "restore_test_dir": Field(str, DEFAULT_RESTORE_TEST_DIR, "where restore-test jobs write <name>.json"),
+    "restore_test_dir": Field(
+        (str, type(None)),
+        None,
+        "where restore-test jobs write <name>.json (default: restore-tests/ in the agent's state directory)",
+    ),
 }
 
 
@@ -63,13 +68,21 @@ class Backup:
     env: Dict[str, str]
 
 
-def backups(settings: Mapping[str, Any]) -> List[Backup]:
+def restore_test_dir(settings: Mapping[str, Any], state_dir: Optional[Path] = None) -> str:
+    """``restore_test_dir``, else ``restore-tests`` in the agent's state directory (``--state-dir``),
+    else the packaged state directory's."""
+    configured = settings.get("restore_test_dir")
+    if configured:
+        return str(configured)
+    return str(state_dir / "restore-tests") if state_dir is not None else DEFAULT_RESTORE_TEST_DIR
+
+
+def backups(settings: Mapping[str, Any], state_dir: Optional[Path] = None) -> List[Backup]:
     """The configured backups with defaults resolved (settings already validated by the schema)."""
     result = []
     for item in settings.get("backups") or []:
-        restore = item.get("restore_test") or posixpath.join(
-            settings.get("restore_test_dir") or DEFAULT_RESTORE_TEST_DIR, f"{item['name']}.json"
-        )
+        folder = restore_test_dir(settings, state_dir)
+        restore = item.get("restore_test") or posixpath.join(folder, f"{item['name']}.json")
         result.append(
             Backup(
                 name=item["name"],

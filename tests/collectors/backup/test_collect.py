@@ -354,3 +354,24 @@ def test_borg_base_dir_defaults_to_the_services_state_directory() -> None:
     assert borg_base_dir("/srv/borg", {"STATE_DIRECTORY": "/var/lib/tillsyn"}) == "/srv/borg"
     assert borg_base_dir(None, {"STATE_DIRECTORY": "/var/lib/tillsyn:/var/lib/other"}) == "/var/lib/tillsyn/borg"
     assert borg_base_dir(None, {}) is None  # borg's own default: the user's home
+
+
+def test_paths_follow_the_state_directory(root: Path, repos: Path, tmp_path: Path) -> None:
+    """With --state-dir, restore-test records and borg's base directory live in that directory."""
+    state = Path("/srv/tillsyn-state")
+    assert borg_base_dir(None, {"STATE_DIRECTORY": "/var/lib/tillsyn"}, state) == "/srv/tillsyn-state/borg"
+    assert borg_base_dir("/srv/borg", {}, state) == "/srv/borg"
+    (root / "srv/tillsyn-state/restore-tests").mkdir(parents=True)
+    shutil.copy(
+        FIXTURES / "backup/restore-test_tillsyn-format_passed.json",
+        root / "srv/tillsyn-state/restore-tests/files.json",
+    )
+    settings = validate({"backups": [restic_item(repos)]}, SPEC.settings, "collectors.backup")
+    assert settings["restore_test_dir"] is None
+    outcome = SPEC.collect(Context(root=root, settings=settings, hostname="n1", state_dir=state))
+    entry = outcome.observed["backups"][0]
+    assert entry["restore_test_path"] == "/srv/tillsyn-state/restore-tests/files.json"
+    assert entry["restore_test"]["result"] == "passed"
+    # without a state directory (a caller that has none), the packaged one
+    plain = SPEC.collect(Context(root=root, settings=settings, hostname="n1"))
+    assert plain.observed["backups"][0]["restore_test_path"] == "/var/lib/tillsyn/restore-tests/files.json"
