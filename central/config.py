@@ -85,6 +85,11 @@ class CentralConfig(_Strict):
     sessions: Sessions = Sessions()
     health: Health = Health()
     public_url: Optional[str] = Field(None, description="the centre's address for people, used in notification links")
+    default_tenant: str = Field(
+        "default",
+        pattern=r"^[A-Za-z0-9_.:-]{1,128}$",
+        description="the tenant of a node enrolled with a token that names none (and of older such nodes)",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from sqlalchemy import Connection, RowMapping, and_, func, or_, select, text, update
 
+from central import audit
 from central.db.schema import agents, enrolment_conflicts, enrolment_tokens
 from central.errors import refuse
 from central.identifiers import new_id, new_secret, secret_hash
@@ -159,8 +160,10 @@ def _one_at_a_time(conn: Connection, req: EnrolRequest) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:v, 7117))"), {"v": value})
 
 
-def enrol(conn: Connection, req: EnrolRequest, now: datetime) -> Dict[str, Any]:
-    """Enrol (or re-enrol) a node; returns the agent id and whether it was new or a clone."""
+def enrol(conn: Connection, req: EnrolRequest, now: datetime, default_tenant: Optional[str] = None) -> Dict[str, Any]:
+    """Enrol (or re-enrol) a node; returns the agent id and whether it was new or a clone.  A token
+    that names no tenant puts the node in ``default_tenant`` (central.yaml), so every page, filter
+    and export treats it like any other node."""
     token = _token_row(conn, req.token, now)
     _one_at_a_time(conn, req)
     # The same machine with the same key (an agent retrying after a lost answer) gets its
@@ -195,7 +198,7 @@ def enrol(conn: Connection, req: EnrolRequest, now: datetime) -> Dict[str, Any]:
             machine_id=req.machine_id,
             public_key=req.public_key,
             key_fingerprint=fingerprint(req.public_key),
-            tenant=token["tenant"],
+            tenant=token["tenant"] or default_tenant,
             group_name=token["group_name"],
             labels=token["labels"] or {},
             agent_version=req.agent_version,
@@ -273,6 +276,14 @@ def revoke_agent(conn: Connection, agent_id: str, now: datetime) -> bool:
         update(agents).where(and_(agents.c.id == agent_id, agents.c.revoked_at.is_(None))).values(revoked_at=now)
     )
     return bool(result.rowcount)
+
+
+def assign_default_tenant(conn: Connection, tenant: str, now: datetime) -> int:
+    """Nodes enrolled without a tenant (before ``default_tenant`` existed) join it; recorded once."""
+    moved = conn.execute(update(agents).where(agents.c.tenant.is_(None)).values(tenant=tenant)).rowcount
+    if moved:
+        audit.record(conn, now, "system", "agents.default_tenant", tenant, {"nodes": moved})
+    return int(moved or 0)
 
 
 def count_agents(conn: Connection) -> int:

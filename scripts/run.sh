@@ -73,6 +73,8 @@ Tillsyn is running.
   Findings:    curl -s -H "Authorization: Bearer \$(cat run/api-key)" "$URL/api/v1/findings?status=failing"
   Agent:       ${AGENT[*]} status   (log: run/agent.log)
   Check:       ${AGENT[*]} check    (this machine against the policy)
+  Export:      TILLSYN_CENTRAL_CONFIG=run/central.yaml $CENTRAL export report --tenant default --format html -o run/audit.html
+               (this node is in the tenant "default": default_tenant in central.yaml)
   Centre log:  run/central.log
 Press Ctrl-C to stop the agent and the centre.
 TEXT

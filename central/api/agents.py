@@ -50,7 +50,7 @@ async def enrol(request: Request) -> Dict[str, Any]:
         def work() -> Dict[str, Any]:
             now = utcnow()
             with write_tx(centre.engine) as conn:
-                result = enrolment.enrol(conn, req, now)
+                result = enrolment.enrol(conn, req, now, centre.config.default_tenant)
                 agent = enrolment.get_agent(conn, result["agent_id"])
                 findings.ensure_all(conn, centre.policy.policy, agent, now)
             return result

@@ -14,10 +14,12 @@ from sqlalchemy import Connection, Engine
 from central.alerting.channels import ChannelError, Sender, build_sender
 from central.alerting.dispatch import Dispatcher, Sent, dispatch_once
 from central.api import read_queries
+from central.clock import utcnow
 from central.config import CentralConfig
 from central.db import migrate
 from central.db.checkpoint import WalCheckpointer
-from central.db.engine import make_engine, read_tx
+from central.db.engine import make_engine, read_tx, write_tx
+from central.enrolment import assign_default_tenant
 from central.ingest.group_commit import GroupWriter, Together
 from central.ingest.parsed_cache import ParsedReports
 from central.ingest.receive import lock_agents
@@ -242,5 +244,7 @@ def open_centre(config: CentralConfig, *, upgrade: bool = True) -> Centre:
     engine = make_engine(config.db_url)
     if upgrade:
         migrate.upgrade(engine)
+        with write_tx(engine) as conn:
+            assign_default_tenant(conn, config.default_tenant, utcnow())
     holder = PolicyHolder(policy_path(config.policy))
     return Centre(config, engine, holder)

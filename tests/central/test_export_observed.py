@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
+from central.service import Centre
 from sqlalchemy import update
 
 from central.db.engine import write_tx
 from central.db.schema import incidents
 from central.export.html import to_html
 from central.export.model import Request
-from central.service import Centre
 from tests.central.test_export import export, fleet
 
 __all__ = ["fleet"]  # the fixture, shared with test_export

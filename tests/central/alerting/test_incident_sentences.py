@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
+from central.service import Centre
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -14,7 +15,6 @@ from central.alerting.incidents import run_round
 from central.alerting.settings import Alerting
 from central.db.engine import read_tx, write_tx
 from central.db.schema import findings, incident_events, incidents, outbox
-from central.service import Centre
 from collectors.antivirus import system
 from collectors.antivirus.collect import collect_with
 from evidence.model import Status
