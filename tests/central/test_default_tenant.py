@@ -5,17 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from central.ids import utcnow
-from central.service import Centre, open_centre
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from central.api.app import create_app
+from central.clock import utcnow
 from central.config import ConfigError, from_mapping
 from central.db.engine import read_tx, write_tx
 from central.db.schema import agents, audit_log
 from central.export.build import build
 from central.export.model import Request
+from central.runtime.service import Centre, open_centre
 from tests.central.conftest import Node, make_config, new_token
 
 

@@ -10,7 +10,7 @@ from typing import Any, cast
 import yaml
 
 from agent.config import AgentConfig
-from agent.link import Link
+from agent.uplink.pace import Link
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTING = (ROOT / "docs" / "alerting.md").read_text()

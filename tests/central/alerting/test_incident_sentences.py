@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
-from central.service import Centre
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -15,11 +14,12 @@ from central.alerting.incidents import run_round
 from central.alerting.settings import Alerting
 from central.db.engine import read_tx, write_tx
 from central.db.schema import findings, incident_events, incidents, outbox
-from collectors.antivirus import system
+from central.runtime.service import Centre
+from collectors.antivirus import read_system
 from collectors.antivirus.collect import collect_with
 from evidence.model import Status
 from tests.central.conftest import Node, evidence_record
-from tests.central.test_web_people import log_in, make_user
+from tests.central.web.test_people import log_in, make_user
 from tests.collectors.antivirus.helpers import FIX, context, make_tree, start_clamd, stop
 from tests.conftest import require_tool
 
@@ -137,7 +137,7 @@ def test_stopping_clamd_pages_once_for_the_cause(
     sock = tree / "run/clamav/clamd.ctl"
     proc = start_clamd(clamd, tmp_path / "work", sock)
     stop(proc)
-    stopped = collect_with(context(tree), system.list_processes)
+    stopped = collect_with(context(tree), read_system.list_processes)
     assert stopped.observed["products"][0]["running"] is False
     _send(node, "antivirus", stopped.observed, stopped.status)
     counts = _round(centre, _since(centre, node, "av-running") + timedelta(seconds=1))
@@ -160,7 +160,7 @@ def test_stopping_clamd_pages_once_for_the_cause(
 
     proc = start_clamd(clamd, tmp_path / "work", sock)
     try:
-        back = collect_with(context(tree), system.list_processes)
+        back = collect_with(context(tree), read_system.list_processes)
     finally:
         stop(proc)
     assert back.observed["products"][0]["running"] is True

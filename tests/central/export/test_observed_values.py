@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from central.service import Centre
 from sqlalchemy import update
 
 from central.db.engine import write_tx
 from central.db.schema import incidents
 from central.export.html import to_html
 from central.export.model import Request
-from tests.central.test_export import export, fleet
+from central.runtime.service import Centre
+from tests.central.export.test_build import export, fleet
 
 __all__ = ["fleet"]  # the fixture, shared with test_export
 
 
 def test_html_shows_observed_values_of_past_deviations_and_incidents(centre: Centre, fleet: Dict[str, Any]) -> None:
-    from tests.central.test_export import day
+    from tests.central.export.test_build import day
 
     with write_tx(centre.engine) as conn:
         conn.execute(update(incidents).values(message="<b>inetd</b> listens on 0.0.0.0:23/tcp (telnet, plaintext)"))
