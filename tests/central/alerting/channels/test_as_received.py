@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterator, List
 import pytest
 
 from central.alerting.channels import build_sender
-from central.alerting.settings import Channel
+from central.alerting.settings import SlackChannel
 from tests.central.alerting.channels.test_email import _channel, smtp_server
 from tests.central.alerting.channels.test_http import http_receiver, make_pki, resolved, sample_incident
 from tests.central.web.conftest import CHROMIUM_ARGS, SCREENSHOTS
@@ -141,7 +141,7 @@ def test_an_email_as_received(tmp_path: Path, page: Any) -> None:
 def test_a_slack_message_as_received(tmp_path: Path, page: Any) -> None:
     incident = _incident()
     with http_receiver(path="/services/T000/B000/XXXX") as rx:
-        sender = build_sender("slack-ops", Channel(type="slack", url=rx.url))
+        sender = build_sender("slack-ops", SlackChannel(url=rx.url))
         sender.send("trigger", incident)
         sender.send("resolve", resolved(dict(incident, message=BACK)))
     payloads = [json.loads(r.body) for r in rx.requests]
