@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from agent.config import AgentConfig
 from agent.safe_text import utf8_safe
 from agent.scrub import scrub
-from collectors.base import CollectorSpec, Context
+from collectors.base import CollectorSpec, Context, RoundReads
 from evidence.model import Evidence, Gap, Outcome, utc_iso
 
 
@@ -106,7 +106,8 @@ def run_collectors(
     ``running`` remembers threads across calls (the daemon's rounds), so that a collector
     still stuck in an earlier round is reported instead of started again.  ``state_dir`` is
     where collectors keep caches between runs (the updates collector's package simulation);
-    ``keep_state`` lets them write state there (the daemon's runs).
+    ``keep_state`` lets them write state there (the daemon's runs).  Reads several collectors
+    make (the socket table, the process list) are done once per call and shared among them.
     """
     if registry is None:
         from collectors import REGISTRY
@@ -114,8 +115,9 @@ def run_collectors(
         registry = REGISTRY
     running = running or Running()
     names = list(only) if only else [n for n, c in config.collectors.items() if c.enabled]
-    base_ctx = base or Context(
-        root=root, command_timeout=config.command_timeout, state_dir=state_dir, keep_state=keep_state
+    base_ctx = replace(
+        base or Context(root=root, command_timeout=config.command_timeout, state_dir=state_dir, keep_state=keep_state),
+        shared=RoundReads(),
     )
     jobs = []
     for name in names:

@@ -11,20 +11,44 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, Hashable, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Hashable, Mapping, Optional, Sequence, Tuple, TypeVar, cast
 
 from collectors import runner
 from collectors.settings import Schema
 from evidence.model import Outcome
 
 Runner = Callable[..., runner.CommandResult]
+T = TypeVar("T")
 
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class RoundReads:
+    """What several collectors read from the node in one round (the socket table, the process list),
+    read by the first that asks and handed to the others: one pass over ``/proc`` instead of one each.
+
+    Collectors run in threads at once, so a second asker waits for the first's read.  A read that
+    raises is not kept: the next asker tries again (and gets its own error).
+    """
+
+    def __init__(self) -> None:
+        self._values: Dict[str, Any] = {}
+        self._locks: Dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str, read: Callable[[], T]) -> T:
+        with self._lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._values:
+                self._values[key] = read()
+            return cast(T, self._values[key])
 
 
 @dataclass
@@ -48,6 +72,8 @@ class Context:
     """Whether this run may write there: the daemon's runs do; ``collect`` and ``check`` only read.
     A cache that only saves work and changes no answer (the updates collector's simulated upgrade)
     is written by every run that can."""
+    shared: Optional[RoundReads] = None
+    """The round's shared reads (:meth:`once`); ``None`` outside a round, where every read is fresh."""
 
     def path(self, absolute: str) -> Path:
         """``absolute`` (e.g. ``/sys/block``) below :attr:`root`."""
@@ -61,6 +87,13 @@ class Context:
         """Up to ``limit`` bytes of a file below :attr:`root`; raises ``OSError`` like ``open``."""
         with open(self.path(absolute), "rb") as handle:
             return handle.read(limit)
+
+    def once(self, key: str, read: Callable[[], T]) -> T:
+        """``read()``, or its answer from earlier in this round when another collector asked already.
+
+        Only for reads whose answer every collector of the round may see (never settings-dependent).
+        """
+        return read() if self.shared is None else self.shared.get(key, read)
 
     def command(self, argv: Sequence[str], **kwargs: Any) -> runner.CommandResult:
         """Run a command with this context's default timeout unless one is given."""
@@ -82,6 +115,7 @@ class Context:
             self.hostname,
             self.state_dir,
             self.keep_state,
+            self.shared,
         )
 
 

@@ -10,6 +10,7 @@ from collectors.antivirus.products import PRODUCTS, ProcessInfo, looked_for, pro
 from collectors.antivirus.read_clamav import collect_clamav
 from collectors.antivirus.read_defender import collect_defender
 from collectors.base import Context
+from collectors.processes import psutil_processes
 from evidence.model import Gap, Outcome
 
 ProcessLister = Callable[[Optional[AbstractSet[str]]], List[ProcessInfo]]
@@ -19,7 +20,7 @@ CMDLINE_NAMES = frozenset({"freshclam"})
 
 
 def collect(ctx: Context) -> Outcome:
-    return collect_with(ctx, read_system.list_processes)
+    return collect_with(ctx, lambda cmdline_for: read_system.list_processes(cmdline_for, psutil_processes(ctx)))
 
 
 def collect_with(ctx: Context, list_processes: ProcessLister) -> Outcome:

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-from typing import AbstractSet, List, Optional, Sequence, Tuple
+from typing import AbstractSet, Any, List, Optional, Sequence, Tuple
 
 from collectors.antivirus.products import ProcessInfo
 from collectors.base import Context
+from collectors.processes import read_psutil_processes
 
 
-def list_processes(cmdline_for: Optional[AbstractSet[str]] = None) -> List[ProcessInfo]:
-    """One pass over all processes with psutil: names, and command lines where needed.
+def list_processes(
+    cmdline_for: Optional[AbstractSet[str]] = None, processes: Optional[Sequence[Tuple[Any, Optional[str]]]] = None
+) -> List[ProcessInfo]:
+    """All processes with psutil: names, and command lines where needed.
 
     ``cmdline_for`` limits the (costlier) command-line reads to processes with those
-    names; ``None`` reads every command line.  ``process_iter`` skips processes that
-    vanish mid-pass on psutil 5.9 and 7.x alike.
+    names; ``None`` reads every command line.  ``processes`` is psutil's process list
+    already read this round (:func:`collectors.processes.psutil_processes`); without it,
+    one pass of its own.
     """
     import psutil  # imported here: the agent only pays for it when this collector runs
 
     found: List[ProcessInfo] = []
-    for proc in psutil.process_iter(attrs=["name"]):
-        name = str(proc.info.get("name") or "")
+    for proc, read_name in read_psutil_processes() if processes is None else processes:
+        name = str(read_name or "")
         cmdline: Tuple[str, ...] = ()
         if cmdline_for is None or name in cmdline_for:
             try:

@@ -229,7 +229,7 @@ def collect(ctx: Context, entries: Optional[Sequence[Any]] = None) -> Outcome:
     if not sources:
         return Outcome.not_present("neither nft nor iptables-save is installed: no packet filter can be read")
     if entries is None:
-        read, why = read_psutil.read_connections()
+        read, why = read_psutil.connections(ctx)
         if read is None:
             return Outcome.failed(why or "cannot list sockets")
         entries = read

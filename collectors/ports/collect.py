@@ -39,7 +39,7 @@ def collect(ctx: Context, entries: Optional[Sequence[Any]] = None) -> Outcome:
     from collectors.ports import read_psutil  # deferred: keeps psutil out of import time
 
     if entries is None:
-        read, why = read_psutil.read_connections()
+        read, why = read_psutil.connections(ctx)
         if read is None:
             return Outcome.failed(why or "cannot list sockets")
         entries = read

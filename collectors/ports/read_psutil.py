@@ -33,6 +33,12 @@ def read_connections() -> Tuple[Optional[List[Any]], Optional[str]]:
         return None, describe_os_error(err, "/proc/net")
 
 
+def connections(ctx: Context) -> Tuple[Optional[List[Any]], Optional[str]]:
+    """:func:`read_connections`, read once per round (ports, firewall and service_access all ask)."""
+    read, why = ctx.once("inet sockets", read_connections)
+    return (None if read is None else list(read)), why
+
+
 def _field(pid: int, what: str, read: Callable[[], T], gaps: List[Gap]) -> Optional[T]:
     """One process attribute, or ``None`` with a gap saying why."""
     import psutil

@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from collectors.base import Context, describe_os_error
 from collectors.power import parse_apcupsd, parse_power_supply, parse_shutdown_config, read_servers
 from collectors.power.model import PowerSupply, ServerResult, Ups
+from collectors.processes import psutil_processes
 from evidence.model import Gap, Outcome
 
 SYSFS_DIR = "/sys/class/power_supply"
@@ -29,16 +30,10 @@ def _read_optional(ctx: Context, path: str, gaps: List[Gap]) -> Optional[str]:
         return None
 
 
-def _running(names: Tuple[str, ...]) -> Dict[str, bool]:
-    """Whether a process of each name runs (psutil; imported only when needed)."""
-    import psutil
-
-    found = dict.fromkeys(names, False)
-    for proc in psutil.process_iter(["name"]):
-        name = proc.info.get("name")
-        if name in found:
-            found[name] = True
-    return found
+def _running(ctx: Context, names: Tuple[str, ...]) -> Dict[str, bool]:
+    """Whether a process of each name runs (psutil's process list, shared with the round)."""
+    running = {name for _, name in psutil_processes(ctx)}
+    return {name: name in running for name in names}
 
 
 def _nut_client(ctx: Context, gaps: List[Gap]) -> Tuple[Dict[str, Any], List[parse_shutdown_config.Monitor]]:
@@ -197,7 +192,7 @@ def collect(ctx: Context) -> Outcome:
     # Only a configured client is worth a process scan (a few ms with psutil).
     wanted = tuple(n for n, info in (("upsmon", nut_info), ("apcupsd", apc_info)) if info["configured"])
     if wanted:
-        running = _running(wanted)
+        running = _running(ctx, wanted)
         if "upsmon" in running:
             nut_info["running"] = running["upsmon"]
         if "apcupsd" in running:

@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from collectors.accounts.parse_keys import parse_authorized_keys
 from collectors.accounts.parse_passwd import PasswdEntry, parse_passwd, parse_shadow
 from collectors.base import Context, describe_os_error
+from collectors.processes import psutil_processes
 from collectors.service_access.parse_entrances import (
     account_record,
     listener_entrances,
@@ -84,15 +85,8 @@ def _owners(pids: Sequence[int]) -> Dict[int, Tuple[Optional[str], Optional[str]
     return out
 
 
-def _processes() -> List[Tuple[int, str]]:
-    import psutil
-
-    found = []
-    for proc in psutil.process_iter(["name"]):
-        name = proc.info.get("name")
-        if name:
-            found.append((proc.pid, str(name)))
-    return found
+def _processes(ctx: Context) -> List[Tuple[int, str]]:
+    return [(proc.pid, str(name)) for proc, name in psutil_processes(ctx) if name]
 
 
 def collect(
@@ -104,7 +98,7 @@ def collect(
 
     gaps: List[Gap] = []
     if entries is None:
-        read, why = read_psutil.read_connections()
+        read, why = read_psutil.connections(ctx)
         if read is None:
             return Outcome.failed(why or "cannot list sockets")
         entries = read
@@ -124,7 +118,7 @@ def collect(
         )
     pids = [e["pid"] for e in entrances if e["pid"] is not None]
     entrances += process_entrances(
-        _processes() if processes is None else processes, ctx.settings.get("remote_processes", []), pids
+        _processes(ctx) if processes is None else processes, ctx.settings.get("remote_processes", []), pids
     )
     vendor = accounts(ctx, gaps)
     observed: Dict[str, Any] = {

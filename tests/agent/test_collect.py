@@ -107,3 +107,44 @@ def test_a_collector_still_stuck_from_an_earlier_round_is_not_started_again() ->
     records = run_collectors(config, only=["backup"], registry=registry, running=running)
     assert records[0].status is Status.COMPLETE
     assert calls == ["stuck", "stuck"]
+
+
+def test_a_read_several_collectors_make_is_done_once_a_round() -> None:
+    reads: List[int] = []
+
+    def read_table() -> int:
+        time.sleep(0.05)  # long enough for the other collectors' threads to ask meanwhile
+        reads.append(len(reads) + 1)
+        return reads[-1]
+
+    def asks(ctx: Context) -> Outcome:
+        return Outcome.from_parts({"table": ctx.once("table", read_table)}, [])
+
+    names = ["ports", "firewall", "service_access"]
+    registry = {name: _spec(name, asks) for name in names}
+    config = from_mapping({}, None)
+    first = run_collectors(config, only=names, registry=registry)
+    assert reads == [1] and [r.observed["table"] for r in first] == [1, 1, 1]
+    second = run_collectors(config, only=names, registry=registry)
+    assert reads == [1, 2] and [r.observed["table"] for r in second] == [2, 2, 2]
+
+
+def test_a_shared_read_that_fails_is_tried_again_by_the_next_collector() -> None:
+    attempts: List[int] = []
+
+    def flaky() -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise OSError("/proc went away")
+        return "table"
+
+    def asks(ctx: Context) -> Outcome:
+        return Outcome.from_parts({"table": ctx.once("table", flaky)}, [])
+
+    registry = {"ports": _spec("ports", asks)}
+    config = from_mapping({}, None)
+    assert Context().with_settings({}).shared is None  # outside a round, every read is fresh
+    [crashed] = run_collectors(config, only=["ports"], registry=registry)
+    assert crashed.status is Status.ERROR and crashed.error is not None and "/proc went away" in crashed.error
+    [fine] = run_collectors(config, only=["ports"], registry=registry)
+    assert fine.observed["table"] == "table" and len(attempts) == 2
