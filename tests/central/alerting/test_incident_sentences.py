@@ -3,13 +3,16 @@ resolve, an update when a failing finding turns unknown, and one page per cause 
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from central.alerting.channels import build_sender
+from central.alerting.dispatch import dispatch_once
 from central.alerting.incidents import run_round
 from central.alerting.settings import Alerting
 from central.db.engine import read_tx, write_tx
@@ -18,6 +21,7 @@ from central.runtime.service import Centre
 from collectors.antivirus import read_system
 from collectors.antivirus.collect import collect_with
 from evidence.model import Status
+from tests.central.alerting.channels.test_http import http_receiver
 from tests.central.conftest import Node, evidence_record
 from tests.central.web.test_people import log_in, make_user
 from tests.collectors.antivirus.helpers import FIX, context, make_tree, start_clamd, stop
@@ -172,3 +176,48 @@ def test_stopping_clamd_pages_once_for_the_cause(
     assert fresh["message"].startswith("ClamAV signatures were built ")
     assert fresh["message"].endswith(" days ago (limit 48 h)")
     assert "suppressed by" not in browser.get(f"/nodes/{node.agent_id}").text
+
+
+def test_each_notification_carries_its_own_sentence_to_the_receiver(
+    client: TestClient, centre: Centre, node: Node, tmp_path: Path
+) -> None:
+    """Through the outbox to a real webhook receiver: trigger, update and resolve each say theirs."""
+    secret = tmp_path / "hook.key"
+    secret.write_text("s3cret-hmac-key")
+    with http_receiver() as rx:
+        settings = Alerting.model_validate(
+            {
+                "open_after_s": 0,
+                "resolve_after_s": 60,
+                "channels": {"hook": {"type": "webhook", "url": rx.url, "secret_file": str(secret)}},
+                "routes": [{"channels": ["hook"]}],
+            }
+        )
+        senders = {name: build_sender(name, channel) for name, channel in settings.channels.items()}
+
+        def step(observed: Dict[str, Any], status: Status, after_s: float) -> None:
+            _send(node, "ports", observed, status)
+            with write_tx(centre.engine) as conn:
+                run_round(conn, settings, _since(centre, node, RULE) + timedelta(seconds=after_s), centre.policy.policy)
+                # a round run ahead of the clock (to let the fix settle) queues its notices then: due now
+                conn.execute(
+                    update(outbox).where(outbox.c.sent_at.is_(None)).values(next_attempt_at=datetime.now(timezone.utc))
+                )
+            dispatch_once(centre.engine, settings, senders)
+
+        step({"sockets": [TELNET]}, Status.COMPLETE, 0)
+        step({"sockets": [UNSEEN]}, Status.PARTIAL, 0)
+        step({"sockets": []}, Status.COMPLETE, 61)
+        bodies = [json.loads(r.body) for r in rx.requests]
+    said = [
+        (b["event"], b["incident"]["title"], b["incident"]["message"])
+        for b in bodies
+        if b["incident"]["rule_id"] == RULE
+    ]
+    title = "No plaintext remote protocol listens beyond loopback"
+    assert said == [
+        ("trigger", title, "telnetd (pid 4121) listens on 0.0.0.0:23/tcp (telnet, plaintext)"),
+        ("update", title, "no longer failing; now unknown: cannot tell whether 0.0.0.0:2024/tcp (owner not seen) "
+                          "speaks a plaintext remote protocol: tags: a list with members not seen"),
+        ("resolve", title, "nothing plaintext listens on 0.0.0.0:23/tcp beyond loopback any more"),
+    ]  # fmt: skip
