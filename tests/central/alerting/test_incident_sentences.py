@@ -78,7 +78,8 @@ def _since(centre: Centre, node: Node, rule: str) -> datetime:
         since = conn.execute(
             select(findings.c.since).where(findings.c.agent_id == node.agent_id, findings.c.rule_id == rule)
         ).scalar_one()
-    return since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+    moment: datetime = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+    return moment
 
 
 def test_title_sentence_update_on_unknown_and_what_changed(client: TestClient, centre: Centre, node: Node) -> None:
