@@ -89,7 +89,7 @@ def _start(spec: CollectorSpec, ctx: Context, slot: _Slot, running: Running, mom
     running.add(spec.name, thread, moment)
 
 
-def run_collectors(
+def run_collectors(  # noqa: PLR0913  keyword-only seams (registry, base, clock, running) for tests and the daemon
     config: AgentConfig,
     *,
     only: Optional[Sequence[str]] = None,

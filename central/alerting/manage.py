@@ -44,7 +44,7 @@ def scope_of(conn: Connection, kind: str, item_id: str) -> Scope:
     return NOWHERE if row is None else Scope(row.agent_id, row.group_name, row.tenant)
 
 
-def create_window(
+def create_window(  # noqa: PLR0913  a window's fields as the CLI, API and dashboard give them
     conn: Connection,
     now: datetime,
     actor: str,
@@ -75,7 +75,7 @@ def create_window(
 
 
 def cancel_window(conn: Connection, now: datetime, actor: str, window_id: str, source: Optional[str] = None) -> None:
-    _end(conn, maintenance_windows, "cancelled", "window.cancel", now, actor, window_id, "maintenance window", source)
+    _end(conn, _CANCEL_WINDOW, now, actor, window_id, source)
 
 
 def _create(
@@ -107,29 +107,35 @@ def _create(
     return new
 
 
-def _end(
-    conn: Connection,
-    table: Table,
-    ended: str,
-    action: str,
-    now: datetime,
-    actor: str,
-    row_id: str,
-    what: str,
-    source: Optional[str],
-) -> None:
-    """Cancel or revoke a window or waiver still in force (``ended``: the columns' prefix)."""
+@dataclass(frozen=True)
+class _Ending:
+    """How a window or waiver still in force is ended: its table, the columns' prefix, the audit
+    action and what a person calls it."""
+
+    table: Table
+    ended: str
+    action: str
+    what: str
+
+
+_CANCEL_WINDOW = _Ending(maintenance_windows, "cancelled", "window.cancel", "maintenance window")
+_REVOKE_WAIVER = _Ending(waivers, "revoked", "waiver.revoke", "waiver")
+
+
+def _end(conn: Connection, ending: _Ending, now: datetime, actor: str, row_id: str, source: Optional[str]) -> None:
+    """Cancel or revoke a window or waiver still in force."""
+    table, ended = ending.table, ending.ended
     done = conn.execute(
         update(table)
         .where(and_(table.c.id == row_id, table.c[f"{ended}_at"].is_(None)))
         .values({f"{ended}_at": now, f"{ended}_by": actor})
     )
     if not done.rowcount:
-        raise ManageError(f"no active {what} {row_id!r}")
-    audit.record(conn, now, actor, action, row_id, None, source)
+        raise ManageError(f"no active {ending.what} {row_id!r}")
+    audit.record(conn, now, actor, ending.action, row_id, None, source)
 
 
-def create_waiver(
+def create_waiver(  # noqa: PLR0913  a waiver's fields as the CLI, API and dashboard give them
     conn: Connection,
     now: datetime,
     actor: str,
@@ -158,7 +164,7 @@ def create_waiver(
 
 
 def revoke_waiver(conn: Connection, now: datetime, actor: str, waiver_id: str, source: Optional[str] = None) -> None:
-    _end(conn, waivers, "revoked", "waiver.revoke", now, actor, waiver_id, "waiver", source)
+    _end(conn, _REVOKE_WAIVER, now, actor, waiver_id, source)
 
 
 def ack(

@@ -95,7 +95,7 @@ def _check(username: str, role: str, tenants: Sequence[str]) -> None:
             raise UserError(f"tenant {tenant!r}: use 1-128 of A-Z a-z 0-9 _ . : -")
 
 
-def create(
+def create(  # noqa: PLR0913  a person's fields as the CLI and the people page give them
     conn: Connection,
     now: datetime,
     actor: str,
@@ -127,7 +127,7 @@ def create(
     return user_id
 
 
-def change(
+def change(  # noqa: PLR0913  keyword-only: each field a person may change
     conn: Connection,
     now: datetime,
     actor: str,

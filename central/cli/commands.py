@@ -12,7 +12,7 @@ import gc
 import json
 import os
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -165,77 +165,101 @@ def _cli_actor() -> str:
 
 
 def _admin(config: CentralConfig, args: argparse.Namespace) -> int:
-    from central import enrolment
     from central.api import read_queries
-    from central.auth import apikeys
     from central.clock import utcnow
-    from central.db import migrate
     from central.db.engine import read_tx, write_tx
     from central.runtime.service import open_centre
 
     if args.command == "db":
-        if args.action == "upgrade":
-            centre = open_centre(config, upgrade=False)
-            print(f"schema at revision {migrate.upgrade(centre.engine)}")
-            return 0
-        shown = _database(config)
-        centre = open_centre(config, upgrade=False)
-        revision = migrate.current(centre.engine)
-        if revision is None:
-            print(f"{shown}: no schema yet (newest {migrate.head()}); run: tillsyn-central db upgrade")
-        else:
-            print(f"schema at revision {revision} (newest {migrate.head()})")
-        return 0
+        return _db(config, args)
     centre = open_centre(config)
     now = utcnow()
     with write_tx(centre.engine) as conn:
-        if args.command == "token" and args.action == "create":
-            try:
-                token = enrolment.create_token(
-                    conn,
-                    now,
-                    ttl=args.ttl,
-                    max_uses=args.uses,
-                    tenant=args.tenant,
-                    group=args.group,
-                    labels=_labels(args.label),
-                    note=args.note,
-                )
-            except ValueError as err:
-                raise ConfigError(str(err)) from err
-            print(token.secret)
-            print(
-                f"token {token.id} valid until {token.expires_at:%Y-%m-%d %H:%M} UTC; shown once, keep it safe",
-                file=sys.stderr,
-            )
-        elif args.command == "token" and args.action == "list":
-            _print(enrolment.list_tokens(conn))
-        elif args.command == "token":
-            if not enrolment.revoke_token(conn, args.id, now):
-                raise ConfigError(f"no active token {args.id!r}")
+        if args.command == "token":
+            _token(conn, args, now)
         elif args.command == "agent" and args.action == "revoke":
+            from central import enrolment
+
             if not enrolment.revoke_agent(conn, args.id, now):
                 raise ConfigError(f"no active node {args.id!r}")
-        elif args.command == "apikey" and args.action == "create":
-            try:
-                user_id = None
-                if args.user:
-                    from central.auth.users import user_id_of
-
-                    user_id = user_id_of(conn, args.user)
-                key_id, secret = apikeys.create(conn, args.name, now, user_id, actor=_cli_actor(), source="cli")
-            except ValueError as err:
-                raise ConfigError(str(err)) from err
-            print(secret)
-            print(f"API key {key_id} for {args.name}; shown once, keep it safe", file=sys.stderr)
-        elif args.command == "apikey" and args.action == "list":
-            _print(apikeys.list_keys(conn))
-        elif args.command == "apikey" and not apikeys.revoke(conn, args.id, now, actor=_cli_actor(), source="cli"):
-            raise ConfigError(f"no active API key {args.id!r}")
+        elif args.command == "apikey":
+            _apikey(conn, args, now)
     if args.command == "agent" and args.action in ("list", "conflicts"):
+        from central import enrolment
+
         with read_tx(centre.engine) as conn:
             _print(read_queries.list_nodes(conn) if args.action == "list" else enrolment.conflicts(conn))
     return 0
+
+
+def _db(config: CentralConfig, args: argparse.Namespace) -> int:
+    """``db upgrade|current``."""
+    from central.db import migrate
+    from central.runtime.service import open_centre
+
+    if args.action == "upgrade":
+        centre = open_centre(config, upgrade=False)
+        print(f"schema at revision {migrate.upgrade(centre.engine)}")
+        return 0
+    shown = _database(config)
+    centre = open_centre(config, upgrade=False)
+    revision = migrate.current(centre.engine)
+    if revision is None:
+        print(f"{shown}: no schema yet (newest {migrate.head()}); run: tillsyn-central db upgrade")
+    else:
+        print(f"schema at revision {revision} (newest {migrate.head()})")
+    return 0
+
+
+def _token(conn: Any, args: argparse.Namespace, now: datetime) -> None:
+    """``token create|list|revoke``."""
+    from central import enrolment
+
+    if args.action == "create":
+        try:
+            token = enrolment.create_token(
+                conn,
+                now,
+                ttl=args.ttl,
+                max_uses=args.uses,
+                tenant=args.tenant,
+                group=args.group,
+                labels=_labels(args.label),
+                note=args.note,
+            )
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
+        print(token.secret)
+        print(
+            f"token {token.id} valid until {token.expires_at:%Y-%m-%d %H:%M} UTC; shown once, keep it safe",
+            file=sys.stderr,
+        )
+    elif args.action == "list":
+        _print(enrolment.list_tokens(conn))
+    elif not enrolment.revoke_token(conn, args.id, now):
+        raise ConfigError(f"no active token {args.id!r}")
+
+
+def _apikey(conn: Any, args: argparse.Namespace, now: datetime) -> None:
+    """``apikey create|list|revoke``."""
+    from central.auth import apikeys
+
+    if args.action == "create":
+        try:
+            user_id = None
+            if args.user:
+                from central.auth.users import user_id_of
+
+                user_id = user_id_of(conn, args.user)
+            key_id, secret = apikeys.create(conn, args.name, now, user_id, actor=_cli_actor(), source="cli")
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
+        print(secret)
+        print(f"API key {key_id} for {args.name}; shown once, keep it safe", file=sys.stderr)
+    elif args.action == "list":
+        _print(apikeys.list_keys(conn))
+    elif not apikeys.revoke(conn, args.id, now, actor=_cli_actor(), source="cli"):
+        raise ConfigError(f"no active API key {args.id!r}")
 
 
 def _verify(config: CentralConfig, args: argparse.Namespace) -> int:

@@ -88,7 +88,7 @@ def _ports(text: str) -> Optional[Tuple[Tuple[int, int], ...]]:
     return tuple(out)
 
 
-def _rule(words: List[str], where: str, chains: Collection[str]) -> Rule:
+def _rule(words: List[str], where: str, chains: Collection[str]) -> Rule:  # noqa: C901  one pass, a branch per option
     conds: List[Cond] = []
     verdict, target, why = "none", "", ""
     negate = False
