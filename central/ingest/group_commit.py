@@ -1,23 +1,8 @@
-"""Group commit: the agents' writes of one centre process, several requests to a transaction.
+"""Group commit: the agents' writes of one centre process, several requests to a transaction,
+each answered only after the commit (an answer still means stored).
 
-A heartbeat or a report batch is a small write.  As a transaction of its own each one
-paid for a begin, a commit and, on SQLite, the hand-over of the write lock from thread
-to thread, where the thread holding the lock then waited for Python's interpreter lock
-behind the others: under load that cost more than the writes.  Here one thread takes
-whatever work is queued (up to ``MAX_UNITS``), runs it in one transaction, commits, and
-only then answers each request, so an answer still means stored.
-
-A unit that refuses (:class:`RequestRefused`) is answered with its refusal and changes
-nothing: a unit that may write before it refuses runs in a savepoint, one that refuses
-only before its first write may run without.  Units of one kind can also be run
-together (:meth:`GroupWriter.submit_together`): one call for all of them in the batch,
-which answers each (heartbeats: a read and a write for the lot; on PostgreSQL a single write
-when all pass, central/ingest/heartbeat_store.py).  When the database fails a batch, each
-unit is run again in a transaction of its own, so one cannot fail the others.  A
-process killed before the commit answered none of them: the agents send them again.
-
-Requests on the event loop await :meth:`GroupWriter.run` (or :meth:`~GroupWriter.run_together`):
-their answers go back to the loop in one call per batch, not one wake-up per request.
+Why, and the figures: docs/benchmarks.md, "Why ingest is shaped as it is".  A refusing unit
+changes nothing (a savepoint where it may write first); a failed batch is retried unit by unit.
 """
 
 from __future__ import annotations

@@ -1,19 +1,7 @@
-"""PostgreSQL: a batch of heartbeats from distinct nodes written by one statement.
+"""PostgreSQL: a batch of heartbeats from distinct nodes written by one ``UPDATE ... FROM unnest``
+whose conditions are the checks; what it did not write goes the general way (``_store_in_order``).
 
-The general path (``_store_in_order`` in central/ingest/receive.py) reads the batch's agents, checks each
-heartbeat in order, then updates the rows with an executemany, which psycopg's pipeline runs as a
-Python round of work per row.  Almost every heartbeat passes, so here the checks are conditions of
-a single ``UPDATE ... FROM unnest(...)``: a row is written only where the node is known, not
-revoked, holds the key the request was signed with, and the sequence is new.  What the statement
-did not write is handed back to the general path, which reads those rows and refuses each with its
-reason, exactly as before.  In the centre the group writer has locked the batch's rows
-(``lock_agents``) before either runs, so no other process changes them in between.
-
-Timed in one process against the local PostgreSQL 15 (200 agents, each batch in its own
-transaction after the writer's lock, the 2-core machine of docs/benchmarks.md): a batch of 16
-took 1.38 ms, 0.67 ms of it the process's CPU, instead of 1.89 and 1.01 ms; of 32, 1.71 and 0.83
-instead of 2.30 and 1.30.  In ``bench.ingest_load`` the gain is small and partly moved to
-PostgreSQL's side (docs/benchmarks.md): the centre's process, the one that runs out first, pays less.
+Why, and the timings: docs/benchmarks.md, "Why ingest is shaped as it is".
 """
 
 from __future__ import annotations

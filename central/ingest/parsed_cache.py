@@ -1,15 +1,7 @@
-"""Reports ingest has just parsed, kept for the evaluator so it need not parse them again.
+"""Reports ingest has just parsed, kept for the evaluator so it need not parse them again; one is
+used only when the row judged holds the very body it was parsed from (same id and SHA-256).
 
-Ingest parses every report before storing it; the evaluator used to read the stored body
-back and parse it a second time (JSON, then every record rebuilt and checked).  As a
-batch is stored its parsed reports are kept here by the stored row's id and the
-SHA-256 of the body, and the evaluator takes them instead of parsing: it uses one only
-when the row it judges holds the very body it was parsed from, so whatever it cannot
-find (another centre process stored the report, this one restarted, or more reports
-wait than are kept) it parses from the stored body as before.  They are put here in the
-storing transaction, before its commit, so the evaluator cannot see a row before its
-report; an id a rolled-back transaction gives back to a later row holds another body
-(the digest differs) or the same one (and the same report), and is pushed out in time.
+Why, and what it saved: docs/benchmarks.md, "Why ingest is shaped as it is".
 """
 
 from __future__ import annotations
