@@ -7,17 +7,15 @@ from typing import Annotated, Any, Callable, Dict, List, Optional
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from central.alerting import manage
 from central.api.params import Before, IncidentId
 from central.auth.deps import principal, require
 from central.auth.principal import Principal
+from central.auth.tenants import within_tenants
 from central.clock import utcnow
 from central.db.engine import read_tx, write_tx
-from central.db.schema import agents
-from central.db.schema import incidents as incidents_table
 from central.errors import refuse
 from central.runtime.service import Centre
 
@@ -74,34 +72,13 @@ async def _write(
 
     def work() -> Any:
         with write_tx(centre.engine) as conn:
-            _within_tenants(conn, person, scope, incident_id)
+            within_tenants(conn, person, scope, incident_id)
             return fn(conn, utcnow(), person.actor, *args, source=source)
 
     try:
         return await run_in_threadpool(work)
     except manage.ManageError as err:
         raise refuse(400, "refused", str(err)) from err
-
-
-def _within_tenants(conn: Any, person: Principal, scope: Optional[manage.Scope], incident_id: Optional[int]) -> None:
-    """People act only on their own tenants' nodes (M10): another tenant's node is as absent as none."""
-    if person.tenants is None:
-        return
-    if incident_id is not None:
-        row = conn.execute(
-            select(agents.c.tenant)
-            .join(incidents_table, incidents_table.c.agent_id == agents.c.id)
-            .where(incidents_table.c.id == incident_id)
-        ).first()
-        if row is None or not person.sees(row.tenant):
-            raise manage.ManageError(f"no incident {incident_id}")
-    if scope is not None:
-        if scope.agent_id:
-            row = conn.execute(select(agents.c.tenant).where(agents.c.id == scope.agent_id)).first()
-            if row is None or not person.sees(row.tenant):
-                raise manage.ManageError(f"no node {scope.agent_id!r}")
-        elif not (scope.tenant and person.sees(scope.tenant)):
-            raise manage.ManageError("name one of your nodes or tenants (a group may span other tenants)")
 
 
 async def _read(request: Request, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

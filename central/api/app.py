@@ -19,6 +19,7 @@ from central.errors import RequestRefused
 from central.ingest.endpoints import CentreApp
 from central.judging.evaluation import backlog as evaluation_backlog
 from central.runtime.service import Centre
+from central.web.common import Forbidden, forbidden_page
 
 
 def create_app(centre: Centre, *, duties: bool = True) -> CentreApp:
@@ -41,6 +42,8 @@ def create_app(centre: Centre, *, duties: bool = True) -> CentreApp:
     @app.exception_handler(RequestRefused)
     async def refused(_request: Request, err: RequestRefused) -> JSONResponse:
         return JSONResponse(err.body(), status_code=err.status)
+
+    app.add_exception_handler(Forbidden, forbidden_page)  # the dashboard's 403 page
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, err: RequestValidationError) -> JSONResponse:

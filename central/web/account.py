@@ -6,9 +6,9 @@ Changes are recorded in the audit trail by central.auth.users and central.auth.a
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Dict
+from typing import Any, Dict
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
@@ -18,12 +18,10 @@ from central.auth import apikeys, sessions, users
 from central.auth.principal import Principal
 from central.clock import utcnow
 from central.identifiers import new_id
-from central.web.common import centre_of, fields, person, read, safe_next, source, write
-from central.web.people import session_only
+from central.web.common import SessionPerson, centre_of, fields, read, safe_next, source, write
 from central.web.render import page, redirect, when
 
 router = APIRouter(include_in_schema=False)
-Person = Annotated[Principal, Depends(person)]
 
 
 def _mine(conn: Connection, username: str) -> Dict[str, Any]:
@@ -42,16 +40,13 @@ DONE = {"password": "Your password was changed; your other sessions have ended."
 
 
 @router.get("/account")
-async def account(request: Request, who: Person, done: str = "") -> Response:
-    return session_only(request, who) or await _account(request, who, notice=DONE.get(done))
+async def account(request: Request, who: SessionPerson, done: str = "") -> Response:
+    return await _account(request, who, notice=DONE.get(done))
 
 
 @router.post("/account/password")
-async def change_password(request: Request, who: Person) -> Response:
+async def change_password(request: Request, who: SessionPerson) -> Response:
     """A new password for oneself; every other session of the person ends, this one stays."""
-    refused = session_only(request, who)
-    if refused:
-        return refused
     form = await fields(request)
     if form.get("new", "") != form.get("again", ""):
         return await _account(request, who, 400, error="The two new passwords differ; nothing was changed.")
@@ -100,15 +95,12 @@ def _sent_before(key: Dict[str, Any], owner: str) -> str:
 
 
 @router.post("/account/keys")
-async def create_key(request: Request, who: Person) -> Response:
+async def create_key(request: Request, who: SessionPerson) -> Response:
     """A personal key (acting with the person's role and tenants); its secret is shown on this answer only.
 
     The form carries the id the key is to get, minted with the page: sending it again (reloading
     the answer, going back, a double click) finds that key and makes no second one.
     """
-    refused = session_only(request, who)
-    if refused:
-        return refused
     form = await fields(request)
     key_id = form.get("key_id", "")
     if not apikeys.KEY_ID.fullmatch(key_id):
@@ -136,11 +128,8 @@ async def create_key(request: Request, who: Person) -> Response:
 
 
 @router.post("/account/keys/{key_id}/revoke")
-async def revoke_key(request: Request, key_id: str, who: Person) -> Response:
+async def revoke_key(request: Request, key_id: str, who: SessionPerson) -> Response:
     """Revoke one's own key; an admin may revoke anyone's (the form says where to go back to)."""
-    refused = session_only(request, who)
-    if refused:
-        return refused
     back = safe_next((await fields(request)).get("back") or "/account")
 
     def work(conn: Connection) -> bool:

@@ -1,7 +1,7 @@
 """Incidents (timeline, acknowledge), waivers and maintenance windows as pages and forms.
 
 Writes go through central.alerting.manage inside one transaction, after the same tenant check the
-API makes (``_within_tenants``); the CSRF token was checked when the person was resolved.
+API makes (``within_tenants``); the CSRF token was checked when the person was resolved.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from fastapi.responses import Response
 from sqlalchemy import Connection
 
 from central.alerting import manage
-from central.api.alerting import _within_tenants
 from central.api.params import IncidentId
 from central.auth.principal import Principal
+from central.auth.tenants import within_tenants
 from central.clock import utcnow
-from central.web.common import fields, needs, person, read, source, write
+from central.web.common import Admin, Operator, fields, person, read, source, write
 from central.web.render import page, redirect
 
 router = APIRouter(include_in_schema=False)
@@ -37,7 +37,7 @@ async def _act(
     request: Request, who: Principal, work: Callable[[Connection, datetime], Any], back: str, **check: Any
 ) -> Response:
     def run(conn: Connection) -> Any:
-        _within_tenants(conn, who, check.get("scope"), check.get("incident_id"))
+        within_tenants(conn, who, check.get("scope"), check.get("incident_id"))
         return work(conn, utcnow())
 
     try:
@@ -79,10 +79,7 @@ async def incident(request: Request, incident_id: IncidentId, who: Person) -> Re
 
 
 @router.post("/incidents/{incident_id}/ack")
-async def acknowledge(request: Request, incident_id: IncidentId, who: Person) -> Response:
-    refused = needs(request, who, "operator")
-    if refused:
-        return refused
+async def acknowledge(request: Request, incident_id: IncidentId, who: Operator) -> Response:
     note = (await fields(request)).get("note", "").strip()[:2000] or None
 
     def work(conn: Connection, now: datetime) -> None:
@@ -115,7 +112,7 @@ def _moment(value: str, end_of_day: bool = False) -> datetime:
 
 
 async def _existing_scope(request: Request, kind: str, item_id: str) -> manage.Scope:
-    scope: manage.Scope = await read(request, manage.scope_of, kind, item_id)  # refused by _within_tenants if NOWHERE
+    scope: manage.Scope = await read(request, manage.scope_of, kind, item_id)  # refused by within_tenants if NOWHERE
     return scope
 
 
@@ -128,10 +125,7 @@ async def waivers(request: Request, who: Person) -> Response:
 
 
 @router.post("/waivers")
-async def create_waiver(request: Request, who: Person) -> Response:
-    refused = needs(request, who, "admin")
-    if refused:
-        return refused
+async def create_waiver(request: Request, who: Admin) -> Response:
     form = await fields(request)
     scope = _scope(form)
 
@@ -154,10 +148,7 @@ async def create_waiver(request: Request, who: Person) -> Response:
 
 
 @router.post("/waivers/{waiver_id}/revoke")
-async def revoke_waiver(request: Request, waiver_id: str, who: Person) -> Response:
-    refused = needs(request, who, "admin")
-    if refused:
-        return refused
+async def revoke_waiver(request: Request, waiver_id: str, who: Admin) -> Response:
     scope = await _existing_scope(request, "waiver", waiver_id)
 
     def work(conn: Connection, now: datetime) -> None:
@@ -174,10 +165,7 @@ async def windows(request: Request, who: Person) -> Response:
 
 
 @router.post("/windows")
-async def create_window(request: Request, who: Person) -> Response:
-    refused = needs(request, who, "operator")
-    if refused:
-        return refused
+async def create_window(request: Request, who: Operator) -> Response:
     form = await fields(request)
     scope = _scope(form)
     allows = [a.strip()[:64] for a in form.get("allows", "").split(",") if a.strip()]
@@ -192,10 +180,7 @@ async def create_window(request: Request, who: Person) -> Response:
 
 
 @router.post("/windows/{window_id}/cancel")
-async def cancel_window(request: Request, window_id: str, who: Person) -> Response:
-    refused = needs(request, who, "operator")
-    if refused:
-        return refused
+async def cancel_window(request: Request, window_id: str, who: Operator) -> Response:
     scope = await _existing_scope(request, "window", window_id)
 
     def work(conn: Connection, now: datetime) -> None:

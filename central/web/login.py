@@ -11,8 +11,8 @@ from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from central import audit
-from central.api.session import log_in, log_out, set_cookie
 from central.auth.deps import current
+from central.auth.login import log_in, log_out, set_cookie
 from central.auth.sessions import COOKIE
 from central.clock import utcnow
 from central.errors import RequestRefused

@@ -8,9 +8,9 @@ changes nothing (the transaction is rolled back).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Dict, Optional
+from typing import Any, Dict, Optional
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
@@ -19,24 +19,10 @@ from central.auth import apikeys, sessions, users
 from central.auth.passwords import generate
 from central.auth.principal import ROLES, Principal
 from central.clock import utcnow
-from central.web.common import every_tenant_admin, fields, person, read, source, write
+from central.web.common import PeopleAdmin, fields, read, source, write
 from central.web.render import page, redirect
 
 router = APIRouter(include_in_schema=False)
-Person = Annotated[Principal, Depends(person)]
-
-
-def session_only(request: Request, who: Principal) -> Optional[Response]:
-    """Accounts and keys are managed from a dashboard session, never with an API key."""
-    if who.csrf is not None:
-        return None
-    message = "Accounts and API keys are managed from a dashboard login, not with an API key."
-    return page(request, "error.html", who, 403, title="Log in first", message=message)
-
-
-def admin_only(request: Request, who: Principal) -> Optional[Response]:
-    """People are managed by admins of every tenant, in a dashboard session."""
-    return session_only(request, who) or every_tenant_admin(request, who, "Managing people")
 
 
 def _everyone(conn: Connection) -> Dict[str, Any]:
@@ -66,15 +52,12 @@ async def _person(request: Request, who: Principal, username: str, status: int =
 
 
 @router.get("/admin/people")
-async def people(request: Request, who: Person) -> Response:
-    return admin_only(request, who) or await _people(request, who)
+async def people(request: Request, who: PeopleAdmin) -> Response:
+    return await _people(request, who)
 
 
 @router.post("/admin/people")
-async def create(request: Request, who: Person) -> Response:
-    refused = admin_only(request, who)
-    if refused:
-        return refused
+async def create(request: Request, who: PeopleAdmin) -> Response:
     form = await fields(request)
     username = form.get("username", "").strip()[:64]
     password = form.get("password", "") or generate(username)
@@ -94,14 +77,12 @@ async def create(request: Request, who: Person) -> Response:
 
 
 @router.get("/admin/people/{username}")
-async def one(request: Request, username: str, who: Person) -> Response:
-    return admin_only(request, who) or await _person(request, who, username)
+async def one(request: Request, username: str, who: PeopleAdmin) -> Response:
+    return await _person(request, who, username)
 
 
 async def _change(request: Request, who: Principal, username: str, **change: Any) -> Response:
-    refused = admin_only(request, who)
-    if refused:
-        return refused
+    """``who`` is a people admin (the routes' dependency)."""
 
     def work(conn: Connection) -> None:
         users.change(conn, utcnow(), who.actor, username, source=source(request), **change)
@@ -114,19 +95,19 @@ async def _change(request: Request, who: Principal, username: str, **change: Any
 
 
 @router.post("/admin/people/{username}")
-async def change_grant(request: Request, username: str, who: Person) -> Response:
+async def change_grant(request: Request, username: str, who: PeopleAdmin) -> Response:
     form = await fields(request)
     role = form.get("role") or None
     return await _change(request, who, username, role=role, tenants=users.parse_tenants(form.get("tenants", "")))
 
 
 @router.post("/admin/people/{username}/disable")
-async def disable(request: Request, username: str, who: Person) -> Response:
+async def disable(request: Request, username: str, who: PeopleAdmin) -> Response:
     return await _change(request, who, username, disabled=True)
 
 
 @router.post("/admin/people/{username}/enable")
-async def enable(request: Request, username: str, who: Person) -> Response:
+async def enable(request: Request, username: str, who: PeopleAdmin) -> Response:
     return await _change(request, who, username, disabled=False)
 
 
@@ -135,16 +116,13 @@ class _Resent(users.UserError):
 
 
 @router.post("/admin/people/{username}/password")
-async def reset_password(request: Request, username: str, who: Person) -> Response:
+async def reset_password(request: Request, username: str, who: PeopleAdmin) -> Response:
     """A new password set by an admin (typed, or generated and shown once); the person's sessions end.
 
     The form carries the stamp of the password it replaces: sent again (a reload of the answer
     that showed a generated password, going back, a double click), it finds the password changed
     and resets nothing, so the password just handed over stays the one that works.
     """
-    refused = admin_only(request, who)
-    if refused:
-        return refused
     form = await fields(request)
     typed = form.get("password", "")
     password = typed or generate(username)
