@@ -39,7 +39,7 @@ from bench.docs import replace_section
 from bench.machine import describe
 from collectors.power import read_servers
 from tests.centre_process import CentreProcess
-from tests.collectors.power.test_nut_upsd import ON_LINE, Nut
+from tests.collectors.power.helpers import ON_LINE, Nut
 from tests.e2e.alert_helpers import Hook, query, webhook, write_key
 from tests.e2e.harness import AgentProcess, wait_until
 

@@ -296,7 +296,7 @@ def test_an_admin_of_some_tenants_sees_only_conflicts_between_their_own_nodes(
     client: TestClient, centre: Centre
 ) -> None:
     """A clone in another tenant names that tenant's host and machine: it is not theirs to see (M10)."""
-    from tests.central.web.test_people import log_in, make_user
+    from tests.central.people import log_in, make_user
 
     def pair(tenant: str, clone_tenant: str, hostname: str) -> Tuple[str, str]:
         first = Node(client, hostname=hostname)

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List
 
 from collectors.power import read_servers
 from tests.centre_process import CentreProcess
-from tests.collectors.power.test_nut_upsd import ON_LINE, Nut, nut  # noqa: F401  (nut: the fixture)
+from tests.collectors.power.helpers import ON_LINE, Nut, nut  # noqa: F401  (nut: the fixture)
 from tests.e2e.harness import AgentProcess, agent_yaml, assert_exactly_once, wait_until
 
 RULE = "power-ups-on-line"

@@ -282,7 +282,7 @@ def _by_id(observed: Mapping[str, Any], collector: str, at: datetime = NOW) -> D
 
 
 def test_shipped_disk_rules_on_the_real_collector_output() -> None:
-    from tests.collectors.disk_encryption.test_trees import run
+    from tests.collectors.disk_encryption.helpers import run
 
     outcome, _runner = run("debian-12_lvm-on-luks")
     results = _by_id(outcome.observed, "disk_encryption")

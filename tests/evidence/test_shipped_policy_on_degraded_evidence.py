@@ -33,7 +33,7 @@ from tests.collectors.antivirus.helpers import FIX as AV_FIX
 from tests.collectors.antivirus.helpers import context as av_context
 from tests.collectors.antivirus.helpers import make_tree
 from tests.collectors.backup.helpers import restic_two_hosts
-from tests.collectors.disk_encryption.test_trees import TREES
+from tests.collectors.disk_encryption.helpers import TREES
 from tests.collectors.ports.helpers import load_capture
 from tests.collectors.power.helpers import FIXTURES as POWER_FIX
 from tests.collectors.power.helpers import NisServer

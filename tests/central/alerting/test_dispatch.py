@@ -21,7 +21,7 @@ from central.alerting.settings import Alerting
 from central.db.engine import make_engine, read_tx, write_tx
 from central.db.schema import incident_events, outbox
 from central.runtime.service import Centre
-from tests.central.alerting.channels.test_http import Reply, free_port, http_receiver
+from tests.central.alerting.channels.helpers import Reply, free_port, http_receiver
 from tests.central.conftest import Node, evidence_record, new_token
 
 TELNET = {

@@ -13,7 +13,7 @@ from central.db.engine import write_tx
 from central.db.schema import incidents
 from central.runtime.service import Centre
 from tests.central.conftest import Node, new_token, snapshot
-from tests.central.web.test_people import log_in, make_user, post
+from tests.central.people import log_in, make_user, post
 
 NOW = datetime.now(timezone.utc)
 CROWD = 2005  # newer incidents of another tenant: more than the old limit of 1,000 and the page shows

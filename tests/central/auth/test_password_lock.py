@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from central.auth import passwords, users
 from central.db.engine import _SQLITE_WRITERS
 from central.runtime.service import Centre
-from tests.central.web.test_people import PASSWORD, log_in, make_user, post, reset
+from tests.central.people import PASSWORD, log_in, make_user, post, reset
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from central.runtime.service import Centre
 from tests.central.conftest import cli_env, run_cli
-from tests.central.judging.test_findings import RULE, TELNET  # the telnet rule (M07) and a socket it fails on
+from tests.central.judging.helpers import RULE, TELNET  # the telnet rule (M07) and a socket it fails on
 
 __all__ = ["RULE", "TELNET", "cli"]
 

@@ -16,8 +16,7 @@ from central.judging.evaluation import evaluate_pending
 from central.runtime.service import Centre
 from evidence.wire import Report, parse_report
 from tests.central.conftest import Node, evidence_record, stored_not_judged
-from tests.central.judging.test_evaluation import _ports, _status
-from tests.central.judging.test_findings import RULE, SSH, TELNET
+from tests.central.judging.helpers import RULE, SSH, TELNET, _ports, _status
 
 
 def _report(n: int) -> Report:

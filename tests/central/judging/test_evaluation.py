@@ -19,7 +19,7 @@ from sqlalchemy import event, func, select
 
 from central.api.app import create_app
 from central.db.engine import make_engine
-from central.db.schema import findings, latest_evidence, pending_evaluation
+from central.db.schema import latest_evidence, pending_evaluation
 from central.judging.evaluation import evaluate_batch, evaluate_pending
 from central.runtime.duties import run_once
 from central.runtime.service import Centre, open_centre
@@ -34,26 +34,13 @@ from tests.central.conftest import (
     snapshot,
     stored_not_judged,
 )
-from tests.central.judging.test_findings import RULE, SSH, TELNET, changes
+from tests.central.judging.helpers import RULE, SSH, TELNET, _ports, _status, changes
 from tests.centre_process import CentreProcess
-
-
-def _status(centre: Centre, agent_id: str, rule_id: str = RULE) -> str:
-    with centre.engine.connect() as conn:
-        return str(
-            conn.execute(
-                select(findings.c.status).where(findings.c.agent_id == agent_id, findings.c.rule_id == rule_id)
-            ).scalar_one()
-        )
 
 
 def _count(centre: Centre, table: Any) -> int:
     with centre.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-
-
-def _ports(*sockets: Dict[str, Any]) -> Any:
-    return evidence_record("ports", {"sockets": list(sockets)})
 
 
 def test_ingest_queues_and_evaluation_judges_once(centre: Centre, node: Node) -> None:

@@ -4,7 +4,7 @@ the observed value, passing when fixed, and each transition recorded exactly onc
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, Tuple
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, delete, func, select
@@ -16,29 +16,8 @@ from central.runtime.service import Centre
 from evidence.model import Status
 from evidence.rules import Result, Verdict
 from tests.central.conftest import Node, api_key, evidence_record
+from tests.central.judging.helpers import RULE, SSH, TELNET, changes
 from tests.shipped import shipped_rule_count
-
-RULE = "ports-no-plaintext-remote"
-TELNET = {
-    "protocol": "tcp",
-    "address": "0.0.0.0",
-    "port": 23,
-    "exposure": "all",
-    "tags": ["plaintext_remote"],
-    "services": ["telnet"],
-    "process": {"name": "inetd"},
-}
-SSH = dict(TELNET, port=22, tags=[], services=["ssh"], process={"name": "sshd"})
-
-
-def changes(centre: Centre, agent_id: str, rule_id: str) -> List[Tuple[Any, Any, Any]]:
-    with centre.engine.connect() as conn:
-        rows = conn.execute(
-            select(finding_changes.c.from_status, finding_changes.c.to_status, finding_changes.c.report_id)
-            .where(finding_changes.c.agent_id == agent_id, finding_changes.c.rule_id == rule_id)
-            .order_by(finding_changes.c.id)
-        ).all()
-    return [tuple(r) for r in rows]
 
 
 def finding(client: TestClient, headers: Dict[str, str], node: Node, rule: str) -> Dict[str, Any]:

@@ -23,7 +23,7 @@ from central.judging.policy_store import SHIPPED_POLICY, PolicyHolder
 from central.runtime.duties import DutyResult, mark_silent, run_once
 from central.runtime.service import Centre, open_centre
 from tests.central.conftest import Node, api_key, evidence_record, make_config, new_token
-from tests.central.judging.test_findings import TELNET
+from tests.central.judging.helpers import TELNET
 
 PORT_RULES = {"ports-no-plaintext-remote", "ports-no-exposed-database", "ports-no-remote-service"}
 

@@ -14,16 +14,7 @@ from central.db.engine import read_tx, write_tx
 from central.db.schema import api_keys
 from central.runtime.service import Centre
 from tests.central.conftest import Node, new_token, snapshot
-from tests.central.web.test_people import (
-    PASSWORD,
-    audit_rows,
-    error_of,
-    log_in,
-    make_user,
-    new_key,
-    post,
-    shown_secret,
-)
+from tests.central.people import PASSWORD, audit_rows, error_of, log_in, make_user, new_key, post, shown_secret
 
 
 def _bearer(secret: str) -> dict[str, str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import pytest
 
@@ -20,32 +20,7 @@ from collectors.disk_encryption.parse_lsblk import parse_lsblk_json
 from collectors.disk_encryption.stack import decide
 from collectors.runner import CommandResult
 from evidence.model import Outcome, Status
-
-FIX = Path(__file__).resolve().parents[2] / "fixtures" / "disk_encryption"
-TREES = FIX / "trees"
-
-
-class FixtureRunner:
-    """Answers commands from fixture files and records what was run."""
-
-    def __init__(self, outputs: Mapping[str, str]) -> None:
-        self.outputs = outputs
-        self.calls: List[Sequence[str]] = []
-
-    def __call__(self, argv: Sequence[str], **kwargs: Any) -> CommandResult:
-        assert "timeout" in kwargs
-        self.calls.append(list(argv))
-        name = argv[0]
-        if name not in self.outputs:
-            return CommandResult(argv, None, b"", b"", "not found")
-        return CommandResult(argv, 0, (FIX / self.outputs[name]).read_bytes(), b"")
-
-
-def run(tree: str, euid: int = 1000, outputs: Mapping[str, str] = (), **settings: Any) -> tuple:
-    runner = FixtureRunner(dict(outputs))
-    valid = settings_mod.validate(settings, SPEC.settings, "collectors.disk_encryption")
-    ctx = Context(root=TREES / tree, settings=valid, run=runner, euid=euid)
-    return SPEC.collect(ctx), runner
+from tests.collectors.disk_encryption.helpers import FIX, TREES, run
 
 
 def by_point(outcome: Outcome) -> Dict[str, Dict[str, Any]]:

@@ -6,92 +6,13 @@ is read in dummy-ups' "dummy-once" mode and re-read when it changes (dummy-ups(8
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List
-
-import pytest
+from typing import Any, Callable, Dict, List
 
 from collectors.power import read_servers
 from evidence.model import Outcome, Status
-from tests.collectors.power.helpers import FIXTURES, context, free_port
-from tests.conftest import require_tool
-
-ON_LINE = (
-    "ups.status: OL CHRG\nbattery.charge: 95\nbattery.runtime: 1800\nups.load: 21\nups.test.result: Done and passed\n"
-)
-
-
-class Nut:
-    def __init__(self, tmp: Path, port: int) -> None:
-        self.tmp = tmp
-        self.port = port
-        self.procs: List[subprocess.Popen[bytes]] = []
-
-    def set_flip(self, text: str) -> None:
-        path = self.tmp / "flip.dev"
-        before = path.stat().st_mtime if path.exists() else 0.0
-        path.write_text(text)
-        later = max(time.time(), before + 1.0)  # dummy-once re-reads on a new mtime
-        os.utime(path, (later, later))
-
-
-def _wait(check: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {seconds} s waiting for {what}")
-
-
-@pytest.fixture(scope="module")
-def nut(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nut]:
-    upsd = require_tool("upsd")
-    dummy = require_tool("dummy-ups")
-    if upsd == "/usr/sbin/upsd" and os.path.exists("/lib/nut/upsd"):
-        upsd = "/lib/nut/upsd"  # Debian's /usr/sbin/upsd is a wrapper that obeys /etc/nut/nut.conf
-    tmp = tmp_path_factory.mktemp("nut")
-    (tmp / "etc").mkdir()
-    (tmp / "state").mkdir()
-    os.chmod(tmp / "state", 0o777)  # private temp dir; drivers may drop to user nut
-    shutil.copy(FIXTURES / "upsc_nut-2.7.4_cyberpower-pr1000lcdrt2utaa.dev", tmp / "pr1000.dev")
-    server = Nut(tmp, free_port())
-    server.set_flip(ON_LINE)
-    (tmp / "etc" / "ups.conf").write_text(
-        f'[pr1000]\n driver = dummy-ups\n port = {tmp}/pr1000.dev\n desc = "CyberPower PR1000"\n'
-        f'[flip]\n driver = dummy-ups\n port = {tmp}/flip.dev\n desc = "Eaton in the rack"\n'
-    )
-    (tmp / "etc" / "upsd.conf").write_text(f"LISTEN 127.0.0.1 {server.port}\n")
-    (tmp / "etc" / "upsd.users").write_text("[monuser]\n password = s3cret\n upsmon primary\n")
-    os.chmod(tmp / "etc" / "upsd.users", 0o600)
-    env = {**os.environ, "NUT_CONFPATH": str(tmp / "etc"), "NUT_STATEPATH": str(tmp / "state")}
-    user = ["-u", "root"] if os.geteuid() == 0 else []
-    log = open(tmp / "nut.log", "wb")  # noqa: SIM115 - open for the processes' lifetime
-    try:
-        for name in ("pr1000", "flip"):
-            server.procs.append(subprocess.Popen([dummy, "-a", name, "-F", *user], env=env, stdout=log, stderr=log))
-        server.procs.append(subprocess.Popen([upsd, "-F", *user], env=env, stdout=log, stderr=log))
-
-        def ready() -> bool:
-            result = read_servers.query_nut("127.0.0.1", server.port, 1.0)
-            return len(result.ups) == 2 and all(u.flags for u in result.ups)
-
-        _wait(ready, 15, "upsd and both dummy-ups drivers")
-        yield server
-    finally:
-        for proc in server.procs:
-            proc.terminate()
-        for proc in server.procs:
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
+from tests.collectors.power.helpers import ON_LINE, Nut, _wait, context, free_port
 
 
 def _flip_flags(nut: Nut) -> List[str]:

@@ -15,7 +15,7 @@ import requests
 from central.alerting.channels import ChannelError, build_sender
 from central.alerting.channels.alertmanager import RESENDS_ALIVE, alert, label_name
 from central.alerting.settings import AlertmanagerChannel
-from tests.central.alerting.channels.test_http import free_port, resolved, sample_incident
+from tests.central.alerting.channels.helpers import free_port, resolved, sample_incident
 from tests.conftest import require_tool
 
 CONFIG = """\

@@ -9,7 +9,7 @@ import pytest
 
 from central.alerting.channels import BUILDERS, ChannelError, Sender, build_sender
 from central.alerting.settings import WebhookChannel, parse_channel
-from tests.central.alerting.channels.test_http import sample_incident
+from tests.central.alerting.channels.helpers import sample_incident
 
 
 def _settings(tmp_path: Path) -> Dict[str, Dict[str, Any]]:

@@ -17,7 +17,7 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from central.alerting.channels import ChannelError, build_sender
 from central.alerting.channels.email import body, message
 from central.alerting.settings import EmailChannel
-from tests.central.alerting.channels.test_http import Pki, free_port, make_pki, resolved, sample_incident
+from tests.central.alerting.channels.helpers import Pki, free_port, make_pki, resolved, sample_incident
 
 USER, PASSWORD = "alerts", "correct horse battery staple"
 

@@ -10,7 +10,7 @@ import pytest
 from central.alerting.channels import ChannelError, build_sender
 from central.alerting.channels.pagerduty import DEFAULT_URL, body
 from central.alerting.settings import PagerDutyChannel
-from tests.central.alerting.channels.test_http import Reply, http_receiver, resolved, sample_incident
+from tests.central.alerting.channels.helpers import Reply, http_receiver, resolved, sample_incident
 
 ROUTING_KEY = "R0UTINGKEY0123456789abcdef012345"
 

@@ -7,7 +7,7 @@ import json
 from central.alerting.channels import build_sender
 from central.alerting.channels.slack import payload
 from central.alerting.settings import SlackChannel
-from tests.central.alerting.channels.test_http import http_receiver, resolved, sample_incident
+from tests.central.alerting.channels.helpers import http_receiver, resolved, sample_incident
 
 
 def test_trigger_posts_text_and_blocks() -> None:

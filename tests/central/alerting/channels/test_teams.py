@@ -6,7 +6,7 @@ import json
 
 from central.alerting.channels import build_sender
 from central.alerting.settings import TeamsChannel
-from tests.central.alerting.channels.test_http import Reply, http_receiver, resolved, sample_incident
+from tests.central.alerting.channels.helpers import Reply, http_receiver, resolved, sample_incident
 
 
 def test_trigger_and_resolve_post_adaptive_cards() -> None:

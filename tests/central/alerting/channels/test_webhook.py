@@ -11,7 +11,7 @@ import pytest
 
 from central.alerting.channels import ChannelError, build_sender
 from central.alerting.settings import WebhookChannel
-from tests.central.alerting.channels.test_http import Received, Reply, http_receiver, resolved, sample_incident
+from tests.central.alerting.channels.helpers import Received, Reply, http_receiver, resolved, sample_incident
 
 KEY = "s3cret-shared-with-the-receiver"
 
