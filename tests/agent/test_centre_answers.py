@@ -18,14 +18,9 @@ import pytest
 
 from agent.identity import load_key
 from agent.spool import Spool
-from tests.agent import test_daemon
+from tests.agent.daemon_helpers import AgentDaemon, agent_cli, agent_yaml, evidence, spool_malformed, wait_for
 from tests.agent.fake_centre import FakeCentre
-from tests.agent.test_daemon import AgentDaemon, agent_cli, agent_yaml, wait_for
-from tests.agent.test_spool import evidence, spool_malformed
 from tests.centre_process import CentreProcess
-
-centre = test_daemon.centre  # the fixtures, shared
-daemons = test_daemon.daemons
 
 
 @pytest.fixture

@@ -20,14 +20,9 @@ from agent.daemon import Daemon
 from agent.identity import load_key
 from agent.notify import Notifier
 from agent.spool import Spool
-from tests.agent import test_daemon
+from tests.agent.daemon_helpers import AgentDaemon, agent_cli, agent_yaml, evidence, wait_for
 from tests.agent.fake_centre import FakeCentre
-from tests.agent.test_daemon import AgentDaemon, agent_cli, agent_yaml, wait_for
-from tests.agent.test_spool import evidence
 from tests.centre_process import CentreProcess
-
-centre = test_daemon.centre  # the fixtures, shared
-daemons = test_daemon.daemons
 
 
 def _spool_two_and_cut_the_first(daemon: AgentDaemon) -> Path:

@@ -17,13 +17,10 @@ from typing import Iterator, List
 
 import pytest
 
-from tests.agent import test_daemon
-from tests.agent.test_daemon import AgentDaemon, agent_yaml, wait_for
+from tests.agent.daemon_helpers import AgentDaemon, agent_yaml, wait_for
 from tests.centre_process import CentreProcess
 from tests.conftest import in_ci
 
-centre = test_daemon.centre  # the fixtures, shared
-daemons = test_daemon.daemons
 FULL = "spool: no space left on device"
 
 

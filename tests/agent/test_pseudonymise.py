@@ -17,13 +17,10 @@ import pytest
 
 from agent.pseudonymise import Pseudonymiser, pseudonymised
 from evidence.model import Evidence, Status
-from tests.agent import test_daemon
-from tests.agent.test_daemon import AgentDaemon, agent_yaml, wait_for
+from tests.agent.daemon_helpers import AgentDaemon, agent_yaml, wait_for
 from tests.centre_process import CentreProcess
 from tests.conftest import require_root, require_tool
 
-centre = test_daemon.centre  # the fixtures, shared
-daemons = test_daemon.daemons
 KEY = b"k" * 32
 
 

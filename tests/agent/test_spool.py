@@ -13,24 +13,14 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typing import Any, Dict, List
 
 from agent.identity import load_key
 from agent.spool import Spool
-from evidence.model import Evidence, Status
-from evidence.signing import b64, sign
-from evidence.wire import canonical
-from tests.agent import test_daemon
-from tests.agent.test_daemon import AgentDaemon, agent_cli, agent_yaml, wait_for
+from tests.agent.daemon_helpers import AgentDaemon, agent_cli, agent_yaml, evidence, spool_malformed, wait_for
 from tests.centre_process import ROOT, CentreProcess
-
-centre = test_daemon.centre  # the fixtures, shared
-daemons = test_daemon.daemons
 
 
 def _body(path: Path) -> Dict[str, Any]:
@@ -121,21 +111,6 @@ def test_age_bound_drops_oldest_counts_and_reports_it(
     assert "spool depth:    0 (dropped at the bound: 2)" in shown
 
 
-def evidence(size: int, at: Optional[datetime] = None) -> Evidence:
-    """A backup record of about ``size`` bytes (shared with the agent's other spool tests)."""
-    return Evidence(
-        collector="backup",
-        collector_version="1.0",
-        controls=("M04",),
-        collected_at=at or datetime.now(timezone.utc),
-        duration_ms=1.0,
-        status=Status.COMPLETE,
-        observed={"blob": "x" * size},
-        gaps=(),
-        error=None,
-    )
-
-
 def test_size_bound_drops_oldest_first_and_keeps_counting(tmp_path: Path) -> None:
     from evidence.signing import new_private_key
 
@@ -154,25 +129,6 @@ def test_size_bound_drops_oldest_first_and_keeps_counting(tmp_path: Path) -> Non
     assert spool.dropped() == {"count": 3, "last_seq": 3}
     # A new spool object (a restarted agent) goes on numbering after the highest ever used.
     assert Spool(tmp_path / "spool").add(key, "agent-0001", "t", datetime.now(timezone.utc), []).seq == 8
-
-
-def spool_malformed(spool: Spool, key: Ed25519PrivateKey, agent_id: str, seq: int) -> None:
-    """Spool report ``seq`` signed by this node but malformed (an evidence status the centre does not
-    know): the centre refuses it for good (400 with its index in the batch)."""
-    bad = {
-        "type": "report",
-        "v": 1,
-        "agent_id": agent_id,
-        "report_id": uuid.uuid4().hex,
-        "seq": seq,
-        "collected_at": "2026-11-27T10:00:00Z",
-        "agent_version": "t",
-        "evidence": [{**evidence(10).to_dict(), "status": "splendid"}],
-    }
-    body = canonical(bad)
-    (spool.dir / f"{seq:020d}.json").write_text(
-        json.dumps({"report_id": bad["report_id"], "seq": seq, "body": b64(body), "signature": sign(key, body)})
-    )
 
 
 def test_refused_report_moves_to_rejected_and_does_not_block(

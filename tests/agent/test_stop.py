@@ -16,13 +16,9 @@ from typing import Iterator, List
 
 import pytest
 
-from tests.agent import test_daemon
+from tests.agent.daemon_helpers import AgentDaemon, NotifySocket, agent_yaml, wait_for
 from tests.agent.fake_centre import FakeCentre, HungCentre, point_at
-from tests.agent.test_daemon import AgentDaemon, NotifySocket, agent_yaml, wait_for
 from tests.centre_process import CentreProcess
-
-centre = test_daemon.centre  # the fixtures, shared
-daemons = test_daemon.daemons
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ from agent.uplink import heartbeats, pace
 from agent.uplink.network_thread import Courier
 from collectors.base import CollectorSpec, Context
 from evidence.model import Outcome
+from tests.agent.daemon_helpers import agent_cli, agent_yaml
 from tests.agent.fake_centre import FakeCentre, point_at
-from tests.agent.test_daemon import agent_cli, agent_yaml
 
 
 @pytest.fixture

@@ -22,9 +22,7 @@ from typing import Any, Callable, Dict, Iterator, List, Tuple
 import pytest
 import requests
 
-from tests.central.alerting.channels.helpers import make_pki
-from tests.central.alerting.channels.test_alertmanager import alertmanager
-from tests.central.alerting.channels.test_email import PASSWORD, USER, smtp_server
+from tests.central.alerting.channels.helpers import PASSWORD, USER, alertmanager, make_pki, smtp_server
 from tests.central.conftest import PG_ADMIN_URL, _drop_pg_database, _fresh_pg_database, _pg_available
 from tests.centre_process import CentreProcess
 from tests.collectors.power.helpers import ON_LINE, Nut, nut  # noqa: F401  (nut: the fixture)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 import ipaddress
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections import deque
@@ -15,10 +18,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Deque, Dict, Iterator, List, Optional, Tuple
 
+import pytest
+import requests
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP as SMTPServer
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.conftest import require_tool
 
 UTC = dt.timezone.utc
 
@@ -194,3 +204,107 @@ def http_receiver(tls: Optional[ssl.SSLContext] = None, path: str = "/hook") -> 
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+USER = "alerts"
+
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class Mailbox:
+    port: int
+    messages: List[email.message.EmailMessage] = field(default_factory=list)
+    envelopes: List[Envelope] = field(default_factory=list)
+    tls: List[bool] = field(default_factory=list)
+
+
+class Handler:
+    def __init__(self, box: Mailbox) -> None:
+        self.box = box
+
+    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
+        assert isinstance(envelope.content, bytes)
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(parsed, email.message.EmailMessage)
+        self.box.messages.append(parsed)
+        self.box.envelopes.append(envelope)
+        self.box.tls.append(session.ssl is not None)
+        return "250 OK"
+
+
+def _authenticate(server: SMTPServer, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
+    ok = isinstance(data, LoginPassword) and data.login == USER.encode() and data.password == PASSWORD.encode()
+    return AuthResult(success=ok, handled=False)
+
+
+@contextmanager
+def smtp_server(pki: Optional[Pki]) -> Iterator[Mailbox]:
+    """aiosmtpd on 127.0.0.1: with ``pki`` STARTTLS is offered and required, and AUTH after it."""
+    box = Mailbox(port=free_port())
+    options: dict[str, Any] = {}
+    if pki is not None:
+        options = {
+            "tls_context": pki.server_context(),
+            "require_starttls": True,
+            "authenticator": _authenticate,
+            "auth_required": True,
+            "auth_require_tls": True,
+        }
+    controller = Controller(Handler(box), hostname="127.0.0.1", port=box.port, **options)
+    controller.start()
+    try:
+        yield box
+    finally:
+        controller.stop()
+
+
+CONFIG = """\
+route:
+  receiver: blackhole
+  group_wait: 1h
+receivers:
+  - name: blackhole
+"""
+
+
+@contextmanager
+def alertmanager(tmp_path: Path) -> Iterator[str]:
+    binary = require_tool("prometheus-alertmanager")
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(CONFIG)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "alertmanager.log").open("wb")
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+            "--log.level=warn",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if requests.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"alertmanager did not start: {(tmp_path / 'alertmanager.log').read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, List
 
 import pytest
 import requests
@@ -15,58 +13,7 @@ import requests
 from central.alerting.channels import ChannelError, build_sender
 from central.alerting.channels.alertmanager import RESENDS_ALIVE, alert, label_name
 from central.alerting.settings import AlertmanagerChannel
-from tests.central.alerting.channels.helpers import free_port, resolved, sample_incident
-from tests.conftest import require_tool
-
-CONFIG = """\
-route:
-  receiver: blackhole
-  group_wait: 1h
-receivers:
-  - name: blackhole
-"""
-
-
-@contextmanager
-def alertmanager(tmp_path: Path) -> Iterator[str]:
-    binary = require_tool("prometheus-alertmanager")
-    config = tmp_path / "alertmanager.yml"
-    config.write_text(CONFIG)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "alertmanager.log").open("wb")
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-            "--log.level=warn",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if requests.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"alertmanager did not start: {(tmp_path / 'alertmanager.log').read_text()[-2000:]}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+from tests.central.alerting.channels.helpers import alertmanager, free_port, resolved, sample_incident
 
 
 def _alerts(url: str) -> List[Dict[str, Any]]:

@@ -2,72 +2,24 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, List, Optional
+from typing import Any, Optional
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP as SMTPServer
-from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from central.alerting.channels import ChannelError, build_sender
 from central.alerting.channels.email import body, message
 from central.alerting.settings import EmailChannel
-from tests.central.alerting.channels.helpers import Pki, free_port, make_pki, resolved, sample_incident
-
-USER, PASSWORD = "alerts", "correct horse battery staple"
-
-
-@dataclass
-class Mailbox:
-    port: int
-    messages: List[email.message.EmailMessage] = field(default_factory=list)
-    envelopes: List[Envelope] = field(default_factory=list)
-    tls: List[bool] = field(default_factory=list)
-
-
-class Handler:
-    def __init__(self, box: Mailbox) -> None:
-        self.box = box
-
-    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
-        assert isinstance(envelope.content, bytes)
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        assert isinstance(parsed, email.message.EmailMessage)
-        self.box.messages.append(parsed)
-        self.box.envelopes.append(envelope)
-        self.box.tls.append(session.ssl is not None)
-        return "250 OK"
-
-
-def _authenticate(server: SMTPServer, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
-    ok = isinstance(data, LoginPassword) and data.login == USER.encode() and data.password == PASSWORD.encode()
-    return AuthResult(success=ok, handled=False)
-
-
-@contextmanager
-def smtp_server(pki: Optional[Pki]) -> Iterator[Mailbox]:
-    """aiosmtpd on 127.0.0.1: with ``pki`` STARTTLS is offered and required, and AUTH after it."""
-    box = Mailbox(port=free_port())
-    options: dict[str, Any] = {}
-    if pki is not None:
-        options = {
-            "tls_context": pki.server_context(),
-            "require_starttls": True,
-            "authenticator": _authenticate,
-            "auth_required": True,
-            "auth_require_tls": True,
-        }
-    controller = Controller(Handler(box), hostname="127.0.0.1", port=box.port, **options)
-    controller.start()
-    try:
-        yield box
-    finally:
-        controller.stop()
+from tests.central.alerting.channels.helpers import (
+    PASSWORD,
+    USER,
+    Pki,
+    free_port,
+    make_pki,
+    resolved,
+    sample_incident,
+    smtp_server,
+)
 
 
 def _channel(tmp_path: Path, port: int, pki: Optional[Pki], password: str = PASSWORD, **changes: Any) -> EmailChannel:
