@@ -12,7 +12,13 @@ from typing import Any, Callable, Dict, List
 
 from collectors.power import read_servers
 from evidence.model import Outcome, Status
-from tests.collectors.power.helpers import ON_LINE, Nut, _wait, context, free_port
+from tests.collectors.power.helpers import (
+    ON_LINE,
+    Nut,
+    _wait,
+    context,
+    free_port,
+)
 
 
 def _flip_flags(nut: Nut) -> List[str]:
