@@ -14,7 +14,7 @@ import requests
 from aiosmtpd.controller import Controller
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.central.alerting.channels.test_email import Handler, Mailbox
+from tests.central.alerting.channels.helpers import Handler, Mailbox
 from tests.centre_process import CentreProcess, free_port
 from tests.conftest import require_tool
 from tests.e2e.alert_helpers import PLAINTEXT_RULE, centre_yaml, remote_node, send_ports

@@ -23,7 +23,7 @@ from collectors.antivirus.collect import collect_with
 from evidence.model import Status
 from tests.central.alerting.channels.test_http import http_receiver
 from tests.central.conftest import Node, evidence_record
-from tests.central.web.test_people import log_in, make_user
+from tests.central.people import log_in, make_user
 from tests.collectors.antivirus.helpers import FIX, context, make_tree, start_clamd, stop
 from tests.conftest import require_tool
 

@@ -16,7 +16,7 @@ from central.db.engine import read_tx, write_tx
 from central.runtime.health import assess
 from central.runtime.pipeline import Channel, Pipeline, read_pipeline
 from central.runtime.service import Centre
-from tests.central.alerting.channels.test_http import free_port, http_receiver
+from tests.central.alerting.channels.helpers import free_port, http_receiver
 from tests.central.alerting.test_dispatch import _deviate, _settings
 from tests.central.conftest import Node
 

@@ -16,8 +16,8 @@ import pytest
 
 from central.alerting.channels import build_sender
 from central.alerting.settings import SlackChannel
-from tests.central.alerting.channels.test_email import _channel, smtp_server
-from tests.central.alerting.channels.test_http import http_receiver, make_pki, resolved, sample_incident
+from tests.central.alerting.channels.helpers import http_receiver, make_pki, resolved, sample_incident, smtp_server
+from tests.central.alerting.channels.test_email import _channel
 from tests.central.web.conftest import CHROMIUM_ARGS, SCREENSHOTS
 from tests.conftest import require_tool
 
