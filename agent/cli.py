@@ -50,7 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="collect, spool and deliver reports")
     run.add_argument("--once", action="store_true", help="one collection, deliver, and exit (no daemon)")
     run.add_argument("--root", default=os.environ.get("TILLSYN_ROOT", "/"), help=argparse.SUPPRESS)
-    sub.add_parser("status", help="identity, server, last delivery, spool depth, last run of each collector")
+    status = sub.add_parser(
+        "status", help="identity, server, last delivery, spool depth, last run of each collector, the centre's health"
+    )
+    status.add_argument("--offline", action="store_true", help="do not ask the centre for its health")
     check = sub.add_parser(
         "check", help="evaluate fresh evidence of this machine against the policy (exit 1 unless all pass)"
     )
@@ -165,6 +168,10 @@ def _status(args: argparse.Namespace) -> int:
     if info.get("last_delivery_error"):
         print(f"delivery error: {info['last_delivery_error']}")
     print(f"last heartbeat: {info.get('last_heartbeat_at', 'never')}")
+    if not args.offline:
+        from agent.centre_health import ask
+
+        print(f"centre health:  {ask(enrolment.server, enrolment.ca_file)}")
     for name, run in sorted(info.get("collectors", {}).items()):
         error = f" ({run['error']})" if run.get("error") else ""
         print(f"  {name:<16} {run['status']:<12} {run['last_run']} {run['duration_ms']} ms{error}")
