@@ -7,6 +7,7 @@ from typing import Annotated, Any, Dict, List, Optional
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection, select
+from starlette.concurrency import run_in_threadpool
 
 from central.alerting import manage
 from central.alerting.suppress import in_force
@@ -36,12 +37,17 @@ async def fleet(
         state = None
     search = (q or "").strip() or None
     result = await read(request, page_queries.fleet, who.tenant_filter(agents.c.tenant), state, search, page_no)
+    _pipeline, problems = await run_in_threadpool(centre_of(request).pipeline_health)
     pages = max(1, -(-result.total // page_queries.PAGE_SIZE))
     return page(
         request,
         "fleet.html",
         who,
         fleet=result,
+        # the same checks as /healthz; the reasons name channels and their errors, which are the
+        # operator's: a person limited to some tenants is told only that alerting is degraded
+        degraded=bool(problems),
+        health=[p.reason for p in problems] if who.tenants is None else [],
         states=page_queries.FLEET_STATES,
         state=state,
         q=search or "",

@@ -5,6 +5,8 @@ failing in ``/metrics`` and ``/healthz``, and recovers once a real aiosmtpd list
 
 from __future__ import annotations
 
+import html
+import re
 import subprocess
 from pathlib import Path
 from typing import Dict, Iterator, Tuple
@@ -15,10 +17,10 @@ from aiosmtpd.controller import Controller
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.central.alerting.channels.helpers import Handler, Mailbox
-from tests.centre_process import CentreProcess, free_port
+from tests.centre_process import CENTRAL_PYTHON, ROOT, CentreProcess, free_port
 from tests.conftest import require_tool
 from tests.e2e.alert_helpers import PLAINTEXT_RULE, centre_yaml, remote_node, send_ports
-from tests.e2e.harness import wait_until
+from tests.e2e.harness import AgentProcess, agent_yaml, wait_until
 
 Sample = Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]
 
@@ -53,12 +55,45 @@ def promtool_check(text: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+PASSWORD = "a long enough password for the dashboard"
+
+
+def make_user(centre: CentreProcess, name: str, *tenants: str) -> None:
+    """``tillsyn-central user create NAME --role viewer --tenant T --password-stdin``, as an admin would."""
+    args = [a for t in tenants for a in ("--tenant", t)]
+    done = subprocess.run(
+        [CENTRAL_PYTHON, "-m", "central.cli", "user", "create", name, "--role", "viewer", "--password-stdin", *args],
+        input=PASSWORD + "\n",
+        env=centre.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def dashboard_banner(centre: CentreProcess, name: str) -> str:
+    """The fleet page's health notice as a person logged in as ``name`` reads it ("" when none)."""
+    with requests.Session() as browser:
+        form = browser.get(centre.url + "/login", timeout=10).text
+        token = re.search(r'name="login_token" value="([^"]+)"', form)
+        assert token, form
+        fields = {"username": name, "password": PASSWORD, "login_token": html.unescape(token.group(1))}
+        browser.post(centre.url + "/login", data=fields, timeout=10).raise_for_status()
+        fleet = browser.get(centre.url + "/", timeout=10)
+        assert fleet.status_code == 200 and "<h1>Fleet</h1>" in fleet.text, fleet.text[:500]
+    notice = re.search(r'<div class="degraded" id="health".*?</div>', fleet.text, re.DOTALL)
+    return "" if notice is None else " ".join(html.unescape(re.sub(r"<[^>]+>", " ", notice.group(0))).split())
+
+
 @pytest.fixture
 def centre(tmp_path: Path) -> Iterator[Tuple[CentreProcess, int]]:
     relay = free_port()  # nothing listens here until the test starts aiosmtpd
     mail = {"type": "email", "smtp_port": relay, "starttls": False, "to": ["oncall@hosting.example"], "timeout_s": 2}
     extra = centre_yaml({"mail": mail}, [{"match": {"rules": [PLAINTEXT_RULE]}, "channels": ["mail"]}])
-    extra += "health:\n  channel_failing_s: 3\n  outbox_age_s: 3600\n"
+    extra += "health:\n  channel_failing_s: 3\n  outbox_age_s: 3600\nsessions:\n  secure_cookie: false\n"
     process = CentreProcess(tmp_path / "centre", extra_yaml=extra)
     process.start()
     try:
@@ -71,6 +106,10 @@ def test_a_dead_mail_relay_shows_in_metrics_and_healthz_and_recovery_follows(
     centre: Tuple[CentreProcess, int],
 ) -> None:
     process, relay = centre
+    make_user(process, "ops", "*")
+    make_user(process, "client", "client1")
+    node_agent = AgentProcess(process.state.parent / "node", agent_yaml())
+    node_agent.enrol(process)
     text, samples = scrape(process)
     promtool_check(text)
     assert value(samples, "tillsyn_notifications_failed_total", channel="mail", kind="trigger") == 0
@@ -104,6 +143,15 @@ def test_a_dead_mail_relay_shows_in_metrics_and_healthz_and_recovery_follows(
     assert isinstance(reasons, list) and len(reasons) == 1, body
     reason = str(reasons[0])
     assert reason.startswith("channel mail has failed for ") and "1 notification(s) wait" in reason, reason
+    # the same state on the dashboard (reasons for an admin of every tenant) and in the agent's status
+    seen = dashboard_banner(process, "ops")
+    assert seen.startswith("Tillsyn's own alerting is degraded") and "channel mail has failed for " in seen, seen
+    limited = dashboard_banner(process, "client")
+    assert limited.startswith("Tillsyn's own alerting is degraded") and "channel mail" not in limited, limited
+    status = node_agent.cli("status")
+    assert status.returncode == 0, status.stderr
+    [line] = [x for x in status.stdout.splitlines() if x.startswith("centre health:")]
+    assert line.split(":", 1)[1].strip().startswith("degraded: channel mail has failed for "), status.stdout
 
     box = Mailbox(port=relay)
     controller = Controller(Handler(box), hostname="127.0.0.1", port=relay)
@@ -125,5 +173,7 @@ def test_a_dead_mail_relay_shows_in_metrics_and_healthz_and_recovery_follows(
         assert value(samples, "tillsyn_outbox_waiting", channel="mail") == 0
         assert 0 <= value(samples, "tillsyn_channel_seconds_since_delivery", channel="mail") < 60
         assert health(process) == {**health(process), "status": "ok", "reasons": [], "checks": []}
+        assert dashboard_banner(process, "ops") == ""
+        assert "centre health:  ok\n" in node_agent.cli("status").stdout
     finally:
         controller.stop()
