@@ -62,11 +62,15 @@ def run_check(
         )
         sys.stdout.write("\n")
     else:
+        failing = {r.rule.id for r in results if r.verdict is Verdict.FAILING}
         for result in sorted(results, key=lambda r: (_ORDER[r.verdict], r.rule.controls, r.rule.id)):
             rule = result.rule
             print(f"{_MARK[result.verdict]:<8} {','.join(rule.controls):<8} {rule.id:<28} {rule.title}")
             if result.verdict is not Verdict.PASSING:
                 print(f"{'':<18}{result.message}")
+                causes = [c for c in rule.depends_on if c in failing]
+                if causes and result.verdict is Verdict.FAILING:  # the centre pages only the cause
+                    print(f"{'':<18}suppressed by {causes[0]}: its cause fails, so it opens no incident of its own")
                 shown = result.observed not in (None, [], {}) and not (
                     isinstance(result.observed, dict) and "not_present" in result.observed
                 )

@@ -143,3 +143,27 @@ def test_broken_policy_exit_2_names_file_and_rule(tmp_path: Path) -> None:
         check=False,
     )
     assert missing.returncode == 2 and f"{tmp_path / 'nope.yaml'}: cannot read" in missing.stderr
+
+
+def test_a_failing_dependent_says_which_failing_cause_suppresses_it(tmp_path: Path) -> None:
+    """One cause, one page: check shows the dependent failing and which rule's failure explains it."""
+    policy = (
+        POLICY
+        + """\
+  - id: backup-two
+    title: Two backups are configured
+    controls: [M04]
+    severity: low
+    collector: backup
+    depends_on: [backup-readable]
+    say: {failing: "only {value|plural:backup} configured"}
+    check: {path: configured, op: ge, value: 2}
+"""
+    )
+    result = _check(tmp_path, tmp_path / "empty-root", policy=policy)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("FAIL     M04      backup-two"))
+    assert lines[at + 1].strip() == "only 1 backup configured"
+    assert lines[at + 2].strip() == "suppressed by backup-readable: its cause fails, so it opens no incident of its own"
+    assert "suppressed by" not in "\n".join(lines[:at])  # backup-readable itself is the cause
