@@ -58,3 +58,17 @@ def test_the_check_sees_an_upward_or_sideways_import() -> None:
         "x.py:4: central imports collectors",
     ]
     assert wrong_edges("evidence", "from evidence import model\nimport yaml\n", "x.py") == []
+
+
+def test_the_dashboard_and_the_api_share_through_auth_not_through_each_other() -> None:
+    """web/ imports nothing of api/ (shared authorisation lives in central/auth/), and only the
+    application (api/app.py) includes the dashboard."""
+    wrong: List[str] = []
+    for path in sorted((ROOT / "central").rglob("*.py")):
+        where = str(path.relative_to(ROOT))
+        for line, module in imported(ast.parse(path.read_text())):
+            if where.startswith("central/web/") and module.startswith("central.api"):
+                wrong.append(f"{where}:{line}: imports {module}")
+            if where.startswith("central/api/") and module.startswith("central.web") and where != "central/api/app.py":
+                wrong.append(f"{where}:{line}: imports {module}")
+    assert wrong == []

@@ -10,13 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from central.alerting import manage
-from central.api.params import Before, IncidentId
 from central.auth.deps import principal, require
 from central.auth.principal import Principal
 from central.auth.tenants import within_tenants
 from central.clock import utcnow
 from central.db.engine import read_tx, write_tx
 from central.errors import refuse
+from central.request_params import Before, IncidentId
 from central.runtime.service import Centre
 
 router = APIRouter(prefix="/api/v1", tags=["alerting"])

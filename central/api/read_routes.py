@@ -11,13 +11,13 @@ from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
 from central import enrolment
-from central.api import read_queries
-from central.api.params import Offset
 from central.auth.deps import principal
 from central.auth.principal import Principal
 from central.db.engine import read_tx
 from central.db.schema import agents
 from central.errors import refuse
+from central.judging import read_queries
+from central.request_params import Offset
 from central.runtime.gc_pause import collector_paused
 from central.runtime.service import Centre
 from evidence.controls import CONTROLS

@@ -165,9 +165,9 @@ def _cli_actor() -> str:
 
 
 def _admin(config: CentralConfig, args: argparse.Namespace) -> int:
-    from central.api import read_queries
     from central.clock import utcnow
     from central.db.engine import read_tx, write_tx
+    from central.judging import read_queries
     from central.runtime.service import open_centre
 
     if args.command == "db":

@@ -13,7 +13,6 @@ from sqlalchemy import Connection, Engine
 
 from central.alerting.channels import ChannelError, Sender, build_sender
 from central.alerting.dispatch import Dispatcher, Sent, dispatch_once
-from central.api import read_queries
 from central.clock import utcnow
 from central.config import CentralConfig
 from central.db import migrate
@@ -24,6 +23,7 @@ from central.ingest.group_commit import GroupWriter, Together
 from central.ingest.parsed_cache import ParsedReports
 from central.ingest.receive import lock_agents
 from central.ingest.signature_thread import Verifier
+from central.judging import read_queries
 from central.judging.evaluation import Evaluated, EvaluatorThread, evaluate_batch, evaluate_pending
 from central.judging.evaluation import backlog as evaluation_backlog
 from central.judging.policy_store import PolicyHolder, policy_path

@@ -14,10 +14,10 @@ from fastapi.responses import Response
 from sqlalchemy import Connection
 
 from central.alerting import manage
-from central.api.params import IncidentId
 from central.auth.principal import Principal
 from central.auth.tenants import within_tenants
 from central.clock import utcnow
+from central.request_params import IncidentId
 from central.web.common import Admin, Operator, fields, person, read, source, write
 from central.web.render import page, redirect
 

@@ -11,10 +11,10 @@ from starlette.concurrency import run_in_threadpool
 
 from central.alerting import manage
 from central.alerting.suppress import in_force
-from central.api import read_queries
 from central.auth.principal import Principal
 from central.clock import utcnow
 from central.db.schema import agents, finding_changes
+from central.judging import read_queries
 from central.web import page_queries
 from central.web.common import centre_of, person, read
 from central.web.render import page

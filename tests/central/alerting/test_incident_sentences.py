@@ -21,7 +21,7 @@ from central.runtime.service import Centre
 from collectors.antivirus import read_system
 from collectors.antivirus.collect import collect_with
 from evidence.model import Status
-from tests.central.alerting.channels.test_http import http_receiver
+from tests.central.alerting.channels.helpers import http_receiver
 from tests.central.conftest import Node, evidence_record
 from tests.central.people import log_in, make_user
 from tests.collectors.antivirus.helpers import FIX, context, make_tree, start_clamd, stop

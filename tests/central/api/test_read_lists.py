@@ -12,11 +12,10 @@ from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
 
 from bench.fleet_render import _populate
-from central.api import read_queries
 from central.api.app import create_app
 from central.db.engine import read_tx, write_tx
 from central.db.schema import agents, findings
-from central.judging import node_states
+from central.judging import node_states, read_queries
 from central.judging.node_states import FLEET_STATES
 from central.runtime.service import Centre, open_centre
 from tests.central.conftest import api_key, database_url, make_config, pg_server  # noqa: F401  (fixtures)

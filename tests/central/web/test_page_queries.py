@@ -9,9 +9,9 @@ from typing import Iterator
 import pytest
 
 from bench.fleet_render import _populate
-from central.api import read_queries
 from central.db.engine import read_tx, write_tx
 from central.db.schema import agents, finding_changes, findings
+from central.judging import read_queries
 from central.runtime.service import Centre, open_centre
 from central.web import history, page_queries
 from tests.central.conftest import database_url, make_config, pg_server  # noqa: F401  (fixtures)
