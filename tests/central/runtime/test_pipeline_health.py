@@ -11,14 +11,41 @@ from fastapi.testclient import TestClient
 from central.alerting.channels import build_sender
 from central.alerting.dispatch import dispatch_once
 from central.alerting.incidents import run_round
+from central.alerting.settings import Alerting
 from central.config import Health
 from central.db.engine import read_tx, write_tx
 from central.runtime.health import assess
 from central.runtime.pipeline import Channel, Pipeline, read_pipeline
 from central.runtime.service import Centre
 from tests.central.alerting.channels.helpers import free_port, http_receiver
-from tests.central.alerting.test_dispatch import _deviate, _settings
-from tests.central.conftest import Node
+from tests.central.conftest import Node, evidence_record
+
+TELNET = {
+    "protocol": "tcp",
+    "address": "0.0.0.0",
+    "port": 23,
+    "exposure": "all",
+    "tags": ["plaintext_remote"],
+    "services": ["telnet"],
+    "process": {"name": "inetd"},
+}
+
+
+def _settings(tmp_path: Path, up_url: str, down_url: str) -> Alerting:
+    secret = tmp_path / "hook.key"
+    secret.write_text("s3cret-hmac-key")
+    hook = {"type": "webhook", "secret_file": str(secret), "timeout_s": 2}
+    return Alerting.model_validate(
+        {
+            "channels": {"up": {**hook, "url": up_url}, "down": {**hook, "url": down_url}},
+            "routes": [{"channels": ["down", "up"]}],
+        }
+    )
+
+
+def _deviate(node: Node) -> None:
+    """A telnet listener on every address: the plaintext rule (M07, high) fails."""
+    assert node.send(node.report(evidence_record("ports", {"sockets": [TELNET]}))).status_code == 200
 
 
 def test_a_down_channel_is_read_as_failing_and_judged_so(
