@@ -33,10 +33,14 @@ class Listen(_Strict):
     port: int = Field(8443, ge=0, le=65535)
     tls_cert: Optional[Path] = None
     tls_key: Optional[Path] = None
+    max_connections: int = Field(1000, ge=2, description="open connections at most; more are closed at once")
+    head_timeout_s: float = Field(10.0, gt=0, description="time for a request line and headers to arrive")
+    body_timeout_s: float = Field(30.0, gt=0, description="longest pause while a request body arrives")
 
 
 class Limits(_Strict):
-    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest request body accepted")
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest batch of reports accepted")
+    max_api_body_bytes: int = Field(64 * 1024, ge=1024, description="largest body of any other request")
     max_reports_per_batch: int = Field(200, ge=1)
     clock_skew_s: int = Field(300, ge=0, description="how far in the future a node's clock may run")
     heartbeat_max_age_s: int = Field(600, ge=1, description="older heartbeats are refused as replays")
@@ -71,6 +75,13 @@ class Health(_Strict):
         return self.duty_overdue_s or max(60.0, 6 * duty_interval_s)
 
 
+class Metrics(_Strict):
+    """Who may read ``/metrics`` (fleet-wide counts across tenants): docs/operations.md."""
+
+    bearer_token_file: Optional[Path] = Field(None, description="a file holding the token Prometheus sends")
+    loopback: bool = Field(True, description="requests from this machine need no token")
+
+
 class CentralConfig(_Strict):
     state_dir: Path = DEFAULT_STATE
     database_url: Optional[str] = Field(None, description="default: SQLite in state_dir")
@@ -84,6 +95,7 @@ class CentralConfig(_Strict):
     retention: Retention = Retention()
     sessions: Sessions = Sessions()
     health: Health = Health()
+    metrics: Metrics = Metrics()
     public_url: Optional[str] = Field(None, description="the centre's address for people, used in notification links")
     default_tenant: str = Field(
         "default",

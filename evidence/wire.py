@@ -20,6 +20,10 @@ from evidence.model import Evidence, parse_utc, utc_iso
 
 PROTOCOL_VERSION = 1
 _ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+MAX_DEPTH = 64
+"""Arrays and objects inside one another, at most, in any message: an evidence record's ``observed``
+a few levels down is well under it, and anything deeper could not be served back (orjson stops at
+255 levels, Python's json at about 1,000 with a RecursionError)."""
 
 
 class WireError(ValueError):
@@ -125,12 +129,30 @@ def _finite(text: str) -> float:
     return value
 
 
+def nested_too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether parsed JSON holds arrays and objects more than ``limit`` deep (walked without recursion)."""
+    stack: List[Tuple[Any, int]] = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
 def loads(body: bytes, where: str) -> Any:
-    """Strict JSON: no NaN or Infinity (Python's json accepts them), no numbers that overflow."""
+    """Strict JSON: no NaN or Infinity (Python's json accepts them), no numbers that overflow, and
+    at most :data:`MAX_DEPTH` levels of arrays and objects."""
     try:
-        return json.loads(body, parse_constant=_no_constant, parse_float=_finite)
+        data = json.loads(body, parse_constant=_no_constant, parse_float=_finite)
+    except RecursionError as err:  # the C decoder recurses once per level, up to the interpreter's limit
+        raise WireError(f"{where}: arrays and objects nested more than {MAX_DEPTH} levels deep") from err
     except (UnicodeDecodeError, ValueError) as err:
         raise WireError(f"{where}: not valid JSON: {err}") from err
+    if nested_too_deep(data):
+        raise WireError(f"{where}: arrays and objects nested more than {MAX_DEPTH} levels deep")
+    return data
 
 
 def parse_report(body: bytes, where: str = "report") -> Report:

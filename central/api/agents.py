@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Dict
 
 from fastapi import APIRouter, Request
@@ -17,6 +16,7 @@ from central.ingest.request_body import read_limited
 from central.judging import findings
 from central.runtime.service import Centre
 from evidence.signing import SignatureError, verify
+from evidence.wire import WireError, loads
 
 router = APIRouter(prefix="/api/v1", tags=["agents"])
 
@@ -38,9 +38,9 @@ async def enrol(request: Request) -> Dict[str, Any]:
     try:
         body = await read_limited(request, 64 * 1024)
         try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise refuse(400, "malformed", f"request body is not valid JSON: {err}") from err
+            data = loads(body, "request body")
+        except WireError as err:
+            raise refuse(400, "malformed", str(err)) from err
         req = enrolment.parse_request(data)
         try:
             verify(req.public_key, body, request.headers.get(SIGNATURE_HEADER, ""))

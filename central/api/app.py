@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from central import web
 from central.api import agents, alerting, export, read_routes, session
+from central.api.edge import Edge
 from central.db.engine import read_tx
 from central.errors import RequestRefused
 from central.ingest.endpoints import CentreApp
@@ -38,6 +39,7 @@ def create_app(centre: Centre, *, duties: bool = True) -> CentreApp:
     )
     app.state.centre = centre
     app.serve_agents(centre)
+    app.edge = Edge(centre.config)
 
     @app.exception_handler(RequestRefused)
     async def refused(_request: Request, err: RequestRefused) -> JSONResponse:

@@ -154,6 +154,7 @@ def _store_heartbeats(conn: Connection, beats: List[Any]) -> List[Any]:
 
 
 Handler = Callable[[Centre, Headers, bytes], Awaitable[Dict[str, Any]]]
+Front = Callable[[Scope, Receive, Send, Callable[[Scope, Receive, Send], Awaitable[None]]], Awaitable[None]]
 
 
 class CentreApp(FastAPI):
@@ -161,6 +162,8 @@ class CentreApp(FastAPI):
 
     agent_paths: Dict[str, Tuple[str, Handler, Callable[[], int]]] = {}
     agent_centre: Optional[Centre] = None
+    edge: Optional[Front] = None
+    """What every other request passes first (central/api/edge.py: body limits, /metrics access)."""
 
     def serve_agents(self, centre: Centre) -> None:
         self.agent_paths = {
@@ -175,7 +178,10 @@ class CentreApp(FastAPI):
             if route is not None:
                 await self._agents(route, scope, receive, send)
                 return
-        await super().__call__(scope, receive, send)
+        if self.edge is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self.edge(scope, receive, send, super().__call__)
 
     async def _agents(
         self, route: Tuple[str, Handler, Callable[[], int]], scope: Scope, receive: Receive, send: Send
@@ -199,13 +205,10 @@ class CentreApp(FastAPI):
         if endpoint == "reports" and status == 200:
             centre.metrics.ingest_seconds.observe(time.perf_counter() - started)
         data = orjson.dumps(answer)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
-            }
-        )
+        sent = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+        if status == 413:
+            sent.append((b"connection", b"close"))  # the rest of the body is not read: end the connection
+        await send({"type": "http.response.start", "status": status, "headers": sent})
         await send({"type": "http.response.body", "body": data})
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,6 +26,7 @@ from central.ingest import heartbeat_store
 from central.ingest.ledger import body_hash, entry_hash
 from evidence.signing import SignatureError, verify
 from evidence.wire import Heartbeat, Report, WireError, parse_heartbeat, parse_report
+from evidence.wire import loads as wire_loads
 
 _COLLECTOR = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
@@ -153,9 +153,9 @@ class BatchResult:
 
 def _items(body: bytes, limits: Limits) -> List[Any]:
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise refuse(400, "malformed", f"request body is not valid JSON: {err}") from err
+        data = wire_loads(body, "request body")
+    except WireError as err:
+        raise refuse(400, "malformed", str(err)) from err
     if not isinstance(data, dict) or not isinstance(data.get("reports"), list):
         raise refuse(400, "malformed", "request body must be an object with a 'reports' list")
     items: List[Any] = data["reports"]

@@ -124,7 +124,9 @@ def test_metrics_and_healthz(client: TestClient, centre: Centre, node: Node) -> 
     assert node.send(forged, key=Node(client).key).status_code == 401
     assert node.send(forged, agent_id="unknownagent1").status_code == 401
     metrics: Dict[str, float] = {}
-    for line in client.get("/metrics").text.splitlines():
+    elsewhere = client.get("/metrics")  # TestClient's own address is not loopback, and no token is configured
+    assert (elsewhere.status_code, elsewhere.json()["error"]) == (401, "unauthenticated")
+    for line in TestClient(client.app, client=("127.0.0.1", 50000)).get("/metrics").text.splitlines():
         if line and not line.startswith("#"):
             name, _, value = line.rpartition(" ")
             metrics[name] = float(value)
