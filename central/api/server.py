@@ -16,7 +16,9 @@ connection with ``431`` once a request's head passes :data:`MAX_HEAD_BYTES`.
 from __future__ import annotations
 
 import importlib.util
-from typing import Any, NamedTuple, Type, Union
+from typing import Any, NamedTuple, Type
+
+from central.api.connections import ConnectionLimits, guarded, guarded_h11
 
 MAX_HEAD_BYTES = 64 * 1024
 """A request line and headers larger than this are refused (an agent's are under 1 KB)."""
@@ -42,11 +44,12 @@ def server_stack() -> ServerStack:
     return ServerStack(loop, http)
 
 
-def http_protocol(stack: ServerStack) -> Union[str, Type[Any]]:
-    """What to give uvicorn as ``http``: httptools with the head limit, or h11 (which has its own)."""
+def http_protocol(stack: ServerStack, limits: ConnectionLimits) -> Type[Any]:
+    """What to give uvicorn as ``http``: httptools with the head limit, or h11 (which has its own),
+    with the deadlines and connection cap of central/api/connections.py."""
     if stack.http != "httptools":
-        return stack.http
-    return bounded_httptools()
+        return guarded_h11(limits)
+    return guarded(bounded_httptools(), limits)
 
 
 def bounded_httptools() -> Type[Any]:
@@ -64,8 +67,11 @@ def bounded_httptools() -> Type[Any]:
             self.tillsyn_in_head = True
             self.tillsyn_ended = False
             self.tillsyn_head_bytes = 0
+            self.tillsyn_phase = "idle"  # "head", "body" or "idle", for central/api/connections.py
 
         def data_received(self, data: bytes) -> None:
+            if data and self.tillsyn_phase == "idle":
+                self.tillsyn_phase = "head"
             super().data_received(data)
             if self.tillsyn_ended:  # a head or a request ended in this piece: the count starts again
                 self.tillsyn_ended = False
@@ -81,11 +87,13 @@ def bounded_httptools() -> Type[Any]:
 
         def on_headers_complete(self) -> None:
             self.tillsyn_in_head = False
+            self.tillsyn_phase = "body"
             self.tillsyn_ended = True
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
+            self.tillsyn_phase = "idle"
             self.tillsyn_in_head = True
             self.tillsyn_ended = True
 

@@ -108,6 +108,7 @@ def _serve(config: CentralConfig, args: argparse.Namespace) -> int:
     import uvicorn
 
     from central.api.app import create_app
+    from central.api.connections import ConnectionLimits
     from central.api.server import http_protocol, server_stack
     from central.runtime.service import open_centre
 
@@ -122,6 +123,7 @@ def _serve(config: CentralConfig, args: argparse.Namespace) -> int:
     gc.collect()
     gc.freeze()
     stack = server_stack()
+    limits = ConnectionLimits(listen.head_timeout_s, listen.body_timeout_s, listen.max_connections)
     print(
         f"tillsyn-central: serving with the {stack.loop} event loop and the {stack.http} HTTP parser",
         file=sys.stderr,
@@ -133,7 +135,8 @@ def _serve(config: CentralConfig, args: argparse.Namespace) -> int:
         log_level="info",
         access_log=False,
         loop=stack.loop,
-        http=http_protocol(stack),
+        http=http_protocol(stack, limits),
+        limit_concurrency=listen.max_connections,  # requests at once, each answered 503 beyond
         **ssl,
     )
     return 0
