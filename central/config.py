@@ -60,8 +60,9 @@ class Sessions(_Strict):
     idle_minutes: int = Field(60, ge=5, description="a session ends after this long without use")
     max_hours: int = Field(12, ge=1, description="and at the latest this long after login")
     secure_cookie: bool = Field(True, description="cookies only over HTTPS (false only for a loopback centre)")
-    max_failed_logins: int = Field(5, ge=1, description="failed logins before an account is locked for a while")
-    lockout_minutes: int = Field(15, ge=1)
+    max_failed_logins: int = Field(5, ge=1, description="wrong logins for one name from one address before a hold")
+    max_failed_logins_per_address: int = Field(20, ge=1, description="wrong logins from one address, any names")
+    lockout_minutes: int = Field(15, ge=1, description="how long a hold lasts, and the window the counts are kept")
 
 
 class Health(_Strict):

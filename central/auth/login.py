@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import Request, Response
 
+from central import audit
 from central.auth import sessions, users
 from central.clock import utcnow
 from central.db.engine import read_tx, write_tx
@@ -24,23 +25,32 @@ def set_cookie(response: Response, started: sessions.Started, secure: bool) -> N
 
 
 def log_in(request: Request, username: str, password: str) -> sessions.Started:
-    """Check the password (throttled, audited) and start a session; raises RequestRefused."""
+    """Check the password (throttled per address, audited) and start a session; raises RequestRefused.
+
+    The same answers whether the account exists or not: 401 for a wrong password or name, and
+    429 once this address made too many wrong logins for this name or for any (central/auth/throttle.py)."""
     centre = request.app.state.centre
     source = request.client.host if request.client else None
+    held = centre.logins.held(source, username, utcnow())
+    if held is not None:  # no Argon2 and no database write for a held address
+        raise refuse(429, "login_refused", held.message, retry_after_s=held.retry_after_s)
     with read_tx(centre.engine) as conn:
         stored = users.stored_hash(conn, username)
     proof = users.check(stored, password)  # Argon2 with no lock held (on SQLite the write lock holds up ingest)
     with write_tx(centre.engine) as conn:
         now = utcnow()
         try:
-            logged_in = users.login(conn, now, centre.config.sessions, username, password, source, proof)
+            logged_in = users.login(conn, now, username, password, source, proof)
         except users.LoginRefused as err:
             refused = err
+            if centre.logins.failed(source, username, now):
+                minutes = centre.config.sessions.lockout_minutes
+                detail = {"address": source, "minutes": minutes}
+                audit.record(conn, now, f"address:{source}", "login.locked", username[:160], detail, source)
         else:
+            centre.logins.succeeded(source, username)
             return sessions.start(conn, now, centre.config.sessions, logged_in.user_id, source)
-    # outside the transaction, so the failed attempt (and a lockout) stays recorded
-    if refused.retry_after_s:
-        raise refuse(429, "login_refused", str(refused), retry_after_s=refused.retry_after_s)
+    # outside the transaction, so the failed attempt (and a hold) stays recorded
     raise refuse(401, "login_refused", str(refused))
 
 

@@ -237,15 +237,14 @@ class LoggedIn:
 def login(
     conn: Connection,
     now: datetime,
-    settings: Sessions,
     username: str,
     password: str,
     source: Optional[str],
     proof: Optional[PasswordProof] = None,
 ) -> LoggedIn:
-    """Check a password with throttling: after ``max_failed_logins`` the account waits ``lockout_minutes``.
-
-    Every attempt is recorded in the audit trail (who, when, from where, and whether it worked).
+    """Check a password; every attempt is recorded in the audit trail (who, when, from where, and
+    whether it worked).  A wrong password and an unknown name are refused alike; how many wrong
+    logins an address may make is counted before and after this (central/auth/throttle.py).
     ``proof``: the password already checked outside the transaction (:func:`check`);
     it counts only if the stored hash is still the one it was checked against.
     """
@@ -256,14 +255,10 @@ def login(
             burn_time(password)
         audit.record(conn, now, f"unknown:{username[:64]}", "login.failed", username[:160], None, source)
         raise LoginRefused(refused)
-    wait = locked_for(row, now)
-    if wait:
-        audit.record(conn, now, f"user:{username}", "login.locked", username, {"retry_after_s": wait}, source)
-        raise LoginRefused(locked_message(wait), wait)
     if proof is None or proof.stored != row["password_hash"]:
         proof = check(row["password_hash"], password)
     if not proof.ok or row["disabled_at"] is not None:
-        _count_failure(conn, now, settings, row, "login.failed", source)
+        audit.record(conn, now, f"user:{username}", "login.failed", username, None, source)
         raise LoginRefused(refused)
     values: Dict[str, Any] = {"failed_logins": 0, "locked_until": None, "last_login_at": now}
     if proof.rehash is not None:
@@ -274,7 +269,7 @@ def login(
 
 
 def locked_for(row: RowMapping, now: datetime) -> int:
-    """Seconds the account still waits after too many failed passwords (0: not locked)."""
+    """Seconds the account's own password page still waits after too many wrong current passwords (0: not locked)."""
     if row["locked_until"] is None or row["locked_until"] <= now:
         return 0
     return int((row["locked_until"] - now).total_seconds()) + 1
@@ -287,7 +282,8 @@ def locked_message(wait: int) -> str:
 def _count_failure(
     conn: Connection, now: datetime, settings: Sessions, row: RowMapping, action: str, source: Optional[str]
 ) -> int:
-    """One more wrong password: after ``max_failed_logins`` the account is locked for ``lockout_minutes``."""
+    """One more wrong current password on the password page: after ``max_failed_logins`` that page
+    is locked for ``lockout_minutes`` (logging in is throttled per address instead)."""
     failures = int(row["failed_logins"]) + 1
     values: Dict[str, Any] = {"failed_logins": failures}
     if failures >= settings.max_failed_logins:

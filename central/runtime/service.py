@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine
 
 from central.alerting.channels import ChannelError, Sender, build_sender
 from central.alerting.dispatch import Dispatcher, Sent, dispatch_once
+from central.auth.throttle import LoginThrottle
 from central.clock import utcnow
 from central.config import CentralConfig
 from central.db import migrate
@@ -42,6 +43,8 @@ class Centre:
     engine: Engine
     policy: PolicyHolder
     metrics: Metrics = field(init=False)
+    logins: LoginThrottle = field(init=False)
+    """Wrong logins counted per address and name, and per address (central/auth/throttle.py)."""
     duties: Optional[DutyThread] = None
     dispatcher: Optional[Dispatcher] = None
     evaluator: Optional[EvaluatorThread] = None
@@ -75,6 +78,7 @@ class Centre:
         )
         self.metrics = Metrics(self.node_counts, self.backlog, self.pipeline_health)
         self.metrics.channels(self.config.alerting.channels)
+        self.logins = LoginThrottle(self.config.sessions)
 
     def pipeline_health(self) -> Tuple[Optional[Pipeline], List[Problem]]:
         """The pipeline as the database sees it (None when it cannot be read) and what is wrong with it."""

@@ -143,12 +143,20 @@ def test_login_throttling_and_audit(client: TestClient, centre: Centre) -> None:
     assert unknown.json()["message"] == wrong.json()["message"] == "wrong username or password"
     for _ in range(4):
         client.post("/api/v1/session", json={"username": "alice", "password": "nope"})
+        client.post("/api/v1/session", json={"username": "mallory", "password": "x"})
+    # held from this address, with the right password too, and an unknown name just the same
     locked = client.post("/api/v1/session", json={"username": "alice", "password": PASSWORD[::-1] + "5"})
-    assert locked.status_code == 429 and "too many failed logins" in locked.json()["message"]
+    ghost = client.post("/api/v1/session", json={"username": "mallory", "password": "x"})
+    assert locked.status_code == ghost.status_code == 429
+    assert locked.json()["message"] == ghost.json()["message"]
+    assert locked.json()["message"].startswith("too many failed logins; try again in 1")
     assert locked.json()["retry_after_s"] > 0
+    # alice herself, from her own address, is not held by what another address tried
+    elsewhere = TestClient(client.app, client=("192.0.2.10", 50000))
+    assert elsewhere.post("/api/v1/session", json={"username": "alice", "password": PASSWORD[::-1] + "5"}).is_success
     with read_tx(centre.engine) as conn:
         actions = [r.action for r in conn.execute(select(audit_log.c.action).order_by(audit_log.c.id))]
-    assert actions.count("login.failed") == 6 and actions[-1] == "login.locked"
+    assert actions.count("login.failed") == 10 and actions.count("login.locked") == 2 and actions[-1] == "login"
 
 
 def test_disabled_account_and_revoked_session(client: TestClient, centre: Centre) -> None:
