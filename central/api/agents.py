@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from central import enrolment
+from central.api.refusals import refusals
 from central.clock import utcnow
 from central.db.engine import write_tx
 from central.errors import RequestRefused, refuse
@@ -18,7 +19,7 @@ from central.runtime.service import Centre
 from evidence.signing import SignatureError, verify
 from evidence.wire import WireError, loads
 
-router = APIRouter(prefix="/api/v1", tags=["agents"])
+router = APIRouter(prefix="/api/v1", tags=["agents"], responses=refusals(401, 403))
 
 
 def _centre(request: Request) -> Centre:

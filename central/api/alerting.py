@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from central.alerting import manage
+from central.api.refusals import refusals
 from central.auth.deps import principal, require
 from central.auth.principal import Principal
 from central.auth.tenants import within_tenants
@@ -19,7 +20,7 @@ from central.errors import refuse
 from central.request_params import Before, IncidentId
 from central.runtime.service import Centre
 
-router = APIRouter(prefix="/api/v1", tags=["alerting"])
+router = APIRouter(prefix="/api/v1", tags=["alerting"], responses=refusals(401, 403, 404))
 Key = Annotated[Principal, Depends(principal)]
 """The caller (API key or dashboard session); recorded as who did it."""
 Operator = Annotated[Principal, Depends(require("operator"))]

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from central import web
 from central.api import agents, alerting, export, read_routes, session
 from central.api.edge import Edge
+from central.api.refusals import EVERY_REQUEST, refusals
 from central.db.engine import read_tx
 from central.errors import RequestRefused
 from central.ingest.endpoints import CentreApp
@@ -36,6 +37,7 @@ def create_app(centre: Centre, *, duties: bool = True) -> CentreApp:
         version="0.1.0",
         lifespan=lifespan,
         description="Receives signed evidence from Tillsyn agents and evaluates the policy.",
+        responses=EVERY_REQUEST,
     )
     app.state.centre = centre
     app.serve_agents(centre)
@@ -81,7 +83,13 @@ def create_app(centre: Centre, *, duties: bool = True) -> CentreApp:
             return JSONResponse({"status": "unavailable", "error": f"database: {type(err).__name__}"}, 503)
         return JSONResponse(body)
 
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=PlainTextResponse)
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        summary="Prometheus metrics (from loopback, or with metrics.bearer_token_file's token)",
+        response_class=PlainTextResponse,
+        responses=refusals(401),
+    )
     async def metrics() -> PlainTextResponse:
         data = await run_in_threadpool(generate_latest, centre.metrics.registry)
         return PlainTextResponse(data, media_type=CONTENT_TYPE_LATEST)

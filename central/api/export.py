@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from central import audit
+from central.api.refusals import refusals
 from central.auth.deps import principal
 from central.auth.principal import Principal
 from central.clock import utcnow
@@ -22,7 +23,7 @@ from central.export.model import ExportError, parse_time
 from central.export.model import Request as ExportRequest
 from central.export.render import to_csv, to_json
 
-router = APIRouter(prefix="/api/v1", tags=["export"])
+router = APIRouter(prefix="/api/v1", tags=["export"], responses=refusals(401, 403, 404, 409))
 MEDIA = {"json": "application/json", "csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8"}
 
 

@@ -13,6 +13,7 @@ from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
 from central import enrolment
+from central.api.refusals import refusals
 from central.auth.deps import principal
 from central.auth.principal import Principal
 from central.db.engine import read_tx
@@ -35,7 +36,9 @@ require_key = principal
 Person = Annotated[Principal, Depends(principal)]
 
 
-router = APIRouter(prefix="/api/v1", tags=["read"], dependencies=[Depends(principal)])
+router = APIRouter(
+    prefix="/api/v1", tags=["read"], dependencies=[Depends(principal)], responses=refusals(401, 403, 404)
+)
 STATES = ("passing", "failing", "unknown", "stale", "silent", "revoked")
 STATUSES = ("passing", "failing", "unknown", "stale")
 _CONTROL = re.compile(r"^M(0[1-9]|1[0-3])$")

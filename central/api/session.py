@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from central import audit
+from central.api.refusals import refusals
 from central.auth import sessions
 from central.auth.deps import current
 from central.auth.login import log_in, log_out, set_cookie
@@ -16,7 +17,7 @@ from central.clock import utcnow
 from central.db.engine import write_tx
 from central.errors import refuse
 
-router = APIRouter(prefix="/api/v1", tags=["session"])
+router = APIRouter(prefix="/api/v1", tags=["session"], responses=refusals(401, 403, 429))
 
 
 class LoginBody(BaseModel):
