@@ -10,7 +10,7 @@
   :data:`evidence.wire.MAX_DEPTH` is refused ``400 malformed`` (docs/protocol.md); the route then
   gets the body already read.
 
-Reports and heartbeats have their own limits on the agents' path (central/api/ingest_path.py).
+Reports and heartbeats have their own limits on the agents' path (central/ingest/endpoints.py).
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ from typing import Any, Dict, Iterator
 
 import pytest
 import requests
-from agent.transport import Client
 
 from agent.errors import TransportError
+from agent.uplink.signed_http import Client
 from central.api.read_routes import _json
 from evidence.signing import sign
 from tests.central.api.helpers import enrolled_node, peak_rss_kib, send_chunked, send_declared

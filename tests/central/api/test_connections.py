@@ -13,7 +13,7 @@ from typing import Dict, Iterator, List
 
 import pytest
 
-from tests.central.edge_helpers import enrolled_node
+from tests.central.api.helpers import enrolled_node
 from tests.centre_process import CentreProcess
 
 HEAD_S = 2.0
