@@ -96,6 +96,8 @@ def _enroll(args: argparse.Namespace) -> int:
 
     enrolment = enroll(state_dir(args.state_dir, os.environ), args.server, args.token, args.ca)
     print(f"enrolled as {enrolment.agent_id} with {enrolment.server}")
+    # the packaged unit starts only once this file exists (ConditionPathExists=)
+    print("start the agent now and at every boot with: systemctl enable --now tillsyn-agent")
     return 0
 
 

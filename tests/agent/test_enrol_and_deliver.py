@@ -48,6 +48,7 @@ def test_enrol_then_deliver_one_collection(centre: CentreProcess, tmp_path: Path
     enrolled = agent(state, "enroll", "--server", centre.url, "--token", centre.token())
     assert enrolled.returncode == 0, enrolled.stderr
     assert (state / "agent.key").stat().st_mode & 0o777 == 0o600
+    assert "systemctl enable --now tillsyn-agent" in enrolled.stdout
     ran = agent(state, "run", "--once")
     assert ran.returncode == 0, ran.stderr
     assert "delivered 1, 0 waiting in the spool" in ran.stdout

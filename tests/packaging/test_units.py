@@ -21,7 +21,8 @@ from typing import Dict, List
 import pytest
 
 from agent.config import from_mapping, load
-from central.config import DEFAULT_STATE
+from agent.identity import ENROLMENT_FILE
+from central.config import DEFAULT_STATE, Listen
 from tests.centre_process import ROOT, free_port
 from tests.conftest import require_root, require_tool
 
@@ -160,7 +161,7 @@ def test_agent_unit_speaks_the_daemons_protocol() -> None:
 
 def test_centre_state_is_its_own_and_the_agents_key_stays_out_of_reach() -> None:
     agent, centre = parse_unit(AGENT_UNIT), parse_unit(CENTRE_UNIT)
-    sysusers = (PACKAGING / "sysusers.d" / "tillsyn.conf").read_text().split("\n")
+    sysusers = (PACKAGING / "sysusers.d" / "tillsyn-central.conf").read_text().split("\n")
     users = [line.split()[1] for line in sysusers if line.startswith("u ")]
     assert centre["User"] == users == ["tillsyn"]
     assert agent["StateDirectory"] == ["tillsyn"] and agent["User"] == ["root"]
@@ -173,23 +174,56 @@ def test_centre_state_is_its_own_and_the_agents_key_stays_out_of_reach() -> None
     assert agent["StateDirectoryMode"] == ["0711"] and centre["StateDirectoryMode"] == ["0700"]
 
 
+def _install(root: Path, kind: str, name: str) -> None:
+    target = root / "usr" / "lib" / kind
+    target.mkdir(parents=True, exist_ok=True)
+    (target / name).write_text((PACKAGING / kind / name).read_text())
+
+
+def test_an_agent_only_host_gets_its_directories_without_the_centres_user(tmp_path: Path) -> None:
+    # One shared tmpfiles file used to name the user tillsyn, which only the centre's package makes.
+    require_root("systemd-tmpfiles creates root-owned directories")
+    tmpfiles = require_tool("systemd-tmpfiles")
+    _install(tmp_path, "tmpfiles.d", "tillsyn-agent.conf")
+    (tmp_path / "etc").mkdir()
+    created = subprocess.run(
+        [tmpfiles, f"--root={tmp_path}", "--create", "tillsyn-agent.conf"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert created.returncode == 0 and created.stderr == "", created.stderr
+    st = (tmp_path / "var/lib/tillsyn").stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o711, 0)
+    assert not (tmp_path / "var/lib/tillsyn/central").exists()
+
+
+def test_the_agent_starts_only_once_enrolled_and_the_centre_may_hold_many_connections() -> None:
+    agent, centre = parse_unit(AGENT_UNIT), parse_unit(CENTRE_UNIT)
+    # the enrolment file in the unit's own state directory, which `tillsyn-agent enroll` writes
+    assert agent["ConditionPathExists"] == [f"/var/lib/{agent['StateDirectory'][0]}/{ENROLMENT_FILE}"]
+    # the unit's own rule: above listen.max_connections (the default's) plus 100
+    assert int(centre["LimitNOFILE"][0]) >= Listen().max_connections + 100
+
+
 def test_sysusers_and_tmpfiles_create_the_user_and_directories(tmp_path: Path) -> None:
     require_root("systemd-tmpfiles chowns to the new user")
     sysusers, tmpfiles = require_tool("systemd-sysusers"), require_tool("systemd-tmpfiles")
-    for kind in ("sysusers.d", "tmpfiles.d"):
-        target = tmp_path / "usr" / "lib" / kind
-        target.mkdir(parents=True)
-        (target / "tillsyn.conf").write_text((PACKAGING / kind / "tillsyn.conf").read_text())
+    _install(tmp_path, "sysusers.d", "tillsyn-central.conf")
+    for name in ("tillsyn-agent.conf", "tillsyn-central.conf"):  # a host with both packages
+        _install(tmp_path, "tmpfiles.d", name)
     (tmp_path / "etc").mkdir()  # sysusers takes its lock there
-    subprocess.run([sysusers, f"--root={tmp_path}", "tillsyn.conf"], check=True, capture_output=True, timeout=60)
+    subprocess.run([sysusers, f"--root={tmp_path}"], check=True, capture_output=True, timeout=60)
     passwd = {line.split(":")[0]: line.split(":") for line in (tmp_path / "etc" / "passwd").read_text().splitlines()}
     user = passwd["tillsyn"]
     assert 0 < int(user[2]) < 1000, "a system user"
     assert user[6].endswith("nologin")
     assert "tillsyn:!" in (tmp_path / "etc" / "shadow").read_text(), "no password can log in"
-    subprocess.run(
-        [tmpfiles, f"--root={tmp_path}", "--create", "tillsyn.conf"], check=True, capture_output=True, timeout=60
+    created = subprocess.run(
+        [tmpfiles, f"--root={tmp_path}", "--create"], check=True, capture_output=True, text=True, timeout=60
     )
+    assert created.stderr == "", "the two files agree where they overlap"
     expected = {
         "etc/tillsyn": (0o755, 0),
         "var/lib/tillsyn": (0o711, 0),
