@@ -96,7 +96,7 @@ def render(parser: argparse.ArgumentParser, doc: str, version: str, date: str) -
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    args.add_argument("module", help="agent.cli or central.cli")
+    args.add_argument("module", help="agent.cli or central.cli.commands (the module with _parser)")
     args.add_argument("output", help="the .1 file to write")
     args.add_argument("--date", default="", help="the page's date (the package's changelog date)")
     args.add_argument("--version", help="the version the page names (default: the installed tillsyn's)")

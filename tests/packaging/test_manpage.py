@@ -27,7 +27,7 @@ def _walk(parser: argparse.ArgumentParser, prefix: str = "") -> Iterator[Tuple[s
                 yield from _walk(sub, f"{prefix}{name} ")
 
 
-@pytest.mark.parametrize("module", ["agent.cli", "central.cli"])
+@pytest.mark.parametrize("module", ["agent.cli", "central.cli.commands"])
 def test_every_subcommand_and_option_is_on_the_page(module: str, tmp_path: Path) -> None:
     out = tmp_path / "page.1"
     assert manpage.main([module, str(out), "--date", "2026-01-01", "--version", "9.9"]) == 0
