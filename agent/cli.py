@@ -106,7 +106,7 @@ def _run_once(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
     from agent import status
-    from agent.identity import load_enrolment, load_key, pseudonym_key
+    from agent.identity import load_enrolment, load_key, privacy_setting, pseudonym_key
     from agent.pseudonymise import Pseudonymiser, pseudonymised
     from agent.spool import Spool
     from agent.uplink.deliver_reports import deliver
@@ -123,7 +123,8 @@ def _run_once(args: argparse.Namespace) -> int:
         pseudonymiser = Pseudonymiser(pseudonym_key(state))
         records = [pseudonymised(r, pseudonymiser) for r in records]
     spool = Spool(state / "spool")
-    spooled = spool.add(key, enrolment.agent_id, __version__, collected_at, records)
+    privacy = privacy_setting(state, config.pseudonymise)
+    spooled = spool.add(key, enrolment.agent_id, __version__, collected_at, records, privacy)
     spool.enforce_bounds(config.spool_max_bytes, config.spool_max_age, time.time())
     client = Client(enrolment.server, key, enrolment.agent_id, enrolment.ca_file)
     info = status.load(state)

@@ -208,7 +208,12 @@ class Daemon:
             if not current.collected:
                 self._collected(current)
             spooled = self.spool.add(
-                self.key, self.enrolment.agent_id, __version__, current.collected_at, current.records
+                self.key,
+                self.enrolment.agent_id,
+                __version__,
+                current.collected_at,
+                current.records,
+                self.link.privacy,
             )
         except Exception as err:  # not only a full disk: the round may not make a report at all
             if isinstance(err, OSError):

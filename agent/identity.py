@@ -6,6 +6,7 @@ means re-enrolling, which the centre shows as a possible clone.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent.errors import IdentityError
 from agent.state import read_json, write_atomic, write_json
 from evidence.signing import load_private_key_pem, new_private_key, private_key_pem, public_key_text
+from evidence.wire import Privacy
 
 KEY_FILE = "agent.key"
 ENROLMENT_FILE = "enrolment.json"
@@ -89,6 +91,14 @@ def save_enrolment(state: Path, enrolment: Enrolment) -> None:
 
 def public_key_of(key: Ed25519PrivateKey) -> str:
     return public_key_text(key)
+
+
+def privacy_setting(state: Path, pseudonymise: bool) -> Privacy:
+    """What this node reports about its pseudonymisation (M13): on or off, and which key (its
+    SHA-256's first 12 hex digits, so the centre can tell which nodes share a key; never the key)."""
+    if not pseudonymise:
+        return Privacy(False, None)
+    return Privacy(True, hashlib.sha256(pseudonym_key(state)).hexdigest()[:12])
 
 
 def pseudonym_key(state: Path) -> bytes:

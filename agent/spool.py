@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -30,7 +30,7 @@ from agent import sequence_numbers
 from agent.state import os_reason, read_state, write_atomic, write_json
 from evidence.model import Evidence
 from evidence.signing import b64, sign
-from evidence.wire import Report, canonical
+from evidence.wire import Privacy, Report, canonical
 
 _NAME = re.compile(r"^(\d{20})\.json$")
 _TEMP = re.compile(r"^\.\d{20}\.json\.")
@@ -124,6 +124,7 @@ class Spool:
         agent_version: str,
         collected_at: datetime,
         evidence: Sequence[Evidence],
+        privacy: Optional[Privacy] = None,
     ) -> Spooled:
         """Sign and spool one report; OSError (e.g. a full disk) leaves nothing of it behind."""
         # One writer at a time (the daemon and ``run --once`` may share this spool): without the
@@ -131,7 +132,7 @@ class Spool:
         with open(self.dir / ".lock", "a") as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             seq = self._next_seq()
-            report = Report(agent_id, uuid.uuid4().hex, seq, collected_at, agent_version, tuple(evidence))
+            report = Report(agent_id, uuid.uuid4().hex, seq, collected_at, agent_version, tuple(evidence), privacy)
             body = canonical(report.to_dict())
             record = {"report_id": report.report_id, "seq": seq, "body": b64(body), "signature": sign(key, body)}
             path = self.dir / f"{seq:020d}.json"

@@ -15,6 +15,7 @@ from sqlalchemy.exc import ArgumentError
 
 from central.alerting.settings import CHANNEL_TYPES, Alerting
 from central.db.engine import DatabaseURLError, normalise_url
+from central.judging.own.settings import Measures
 
 DEFAULT_PATH = Path("/etc/tillsyn/central.yaml")
 DEFAULT_STATE = Path("/var/lib/tillsyn/central")  # apart from the agent's key in /var/lib/tillsyn
@@ -97,6 +98,7 @@ class CentralConfig(_Strict):
     sessions: Sessions = Sessions()
     health: Health = Health()
     metrics: Metrics = Metrics()
+    measures: Measures = Measures()
     public_url: Optional[str] = Field(None, description="the centre's address for people, used in notification links")
     default_tenant: str = Field(
         "default",

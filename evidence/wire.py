@@ -14,7 +14,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from evidence.model import Evidence, parse_utc, utc_iso
 
@@ -36,6 +36,20 @@ def canonical(data: Mapping[str, Any]) -> bytes:
 
 
 @dataclass(frozen=True)
+class Privacy:
+    """What the agent does with personal data before it leaves the node (M13), carried in every
+    report and heartbeat.  Older agents send none; older centres ignore it (unknown keys)."""
+
+    pseudonymise: bool
+    key_id: Optional[str] = None
+    """The first 12 hex digits of the SHA-256 of the pseudonym key: nodes with the same id share
+    the key (the same person has the same pseudonym on them); the key itself never leaves."""
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"pseudonymise": self.pseudonymise, "key_id": self.key_id}
+
+
+@dataclass(frozen=True)
 class Report:
     agent_id: str
     report_id: str
@@ -43,9 +57,10 @@ class Report:
     collected_at: datetime
     agent_version: str
     evidence: Tuple[Evidence, ...]
+    privacy: Optional[Privacy] = None
 
     def to_dict(self) -> Dict[str, Any]:
-        return {
+        out = {
             "type": "report",
             "v": PROTOCOL_VERSION,
             "agent_id": self.agent_id,
@@ -55,6 +70,9 @@ class Report:
             "agent_version": self.agent_version,
             "evidence": [e.to_dict() for e in self.evidence],
         }
+        if self.privacy is not None:
+            out["privacy"] = self.privacy.to_dict()
+        return out
 
 
 @dataclass(frozen=True)
@@ -64,15 +82,19 @@ class Heartbeat:
     sent_at: datetime
     spool_depth: int
     last_errors: Tuple[str, ...] = ()
+    privacy: Optional[Privacy] = None
 
     def to_dict(self) -> Dict[str, Any]:
+        health: Dict[str, Any] = {"spool_depth": self.spool_depth, "last_errors": list(self.last_errors)}
+        if self.privacy is not None:
+            health["privacy"] = self.privacy.to_dict()
         return {
             "type": "heartbeat",
             "v": PROTOCOL_VERSION,
             "agent_id": self.agent_id,
             "seq": self.seq,
             "sent_at": utc_iso(self.sent_at),
-            "health": {"spool_depth": self.spool_depth, "last_errors": list(self.last_errors)},
+            "health": health,
         }
 
 
@@ -141,6 +163,21 @@ def nested_too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
+_KEY_ID = re.compile(r"[0-9a-f]{12}")
+
+
+def _privacy(data: Mapping[str, Any], where: str) -> Optional[Privacy]:
+    """The optional ``privacy`` object (absent from older agents' messages: None)."""
+    if "privacy" not in data:
+        return None
+    value = _field(data, "privacy", dict, where)
+    on: bool = _field(value, "pseudonymise", bool, f"{where}.privacy")
+    key_id = value.get("key_id")
+    if key_id is not None and (not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id)):
+        raise WireError(f"{where}.privacy.key_id: must be 12 lower-case hex digits or null")
+    return Privacy(on, key_id)
+
+
 def loads(body: bytes, where: str) -> Any:
     """Strict JSON: no NaN or Infinity (Python's json accepts them), no numbers that overflow, and
     at most :data:`MAX_DEPTH` levels of arrays and objects."""
@@ -173,6 +210,7 @@ def parse_report(body: bytes, where: str = "report") -> Report:
         collected_at=_time(data, "collected_at", where),
         agent_version=_field(data, "agent_version", str, where)[:64],
         evidence=tuple(evidence),
+        privacy=_privacy(data, where),
     )
 
 
@@ -189,4 +227,5 @@ def parse_heartbeat(body: bytes, where: str = "heartbeat") -> Heartbeat:
         sent_at=_time(data, "sent_at", where),
         spool_depth=depth,
         last_errors=tuple(str(e)[:500] for e in errors[:20]),
+        privacy=_privacy(health, f"{where}.health"),
     )

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from agent.sequence_numbers import advance_even_unsaved
 from agent.uplink.signed_http import Client
-from evidence.wire import Heartbeat, canonical
+from evidence.wire import Heartbeat, Privacy, canonical
 
 
 def next_seq(state: Path, at_least: int = 0) -> Tuple[int, List[str]]:
@@ -38,11 +38,12 @@ def send(
     errors: Sequence[str],
     at_least: int = 0,
     numbered: Callable[[int], None] = lambda _seq: None,
+    privacy: Optional[Privacy] = None,
 ) -> Sent:
     """Send one heartbeat numbered above ``at_least`` (the highest number this process used);
     ``numbered`` learns its number before it is sent (a send that fails has used it too)."""
     seq, problems = next_seq(state, at_least)
     numbered(seq)
-    beat = Heartbeat(agent_id, seq, now, spool_depth, tuple(errors))
+    beat = Heartbeat(agent_id, seq, now, spool_depth, tuple(errors), privacy)
     client.post("/api/v1/heartbeat", canonical(beat.to_dict()))
     return Sent(seq, problems)

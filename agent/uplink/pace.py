@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.config import AgentConfig
 from agent.errors import TransportError
-from agent.identity import Enrolment
+from agent.identity import Enrolment, privacy_setting
 from agent.recent_errors import Recent
 from agent.spool import Spool
 from agent.uplink import heartbeats
@@ -73,6 +73,7 @@ class Link:
         asked = self.enrolment.heartbeat_interval
         # agent.yaml's interval, but never slower than the centre asked for at enrolment.
         self.heartbeat_every = min(config.heartbeat_interval, asked) if asked else config.heartbeat_interval
+        self.privacy = privacy_setting(self.state, config.pseudonymise)
 
     def turn(self, now: float) -> None:
         """Take what the courier finished; give it the next job that is due."""
@@ -152,7 +153,9 @@ class Link:
         def used(seq: int) -> None:
             self.beat_floor = max(self.beat_floor, seq)
 
-        return lambda: heartbeats.send(client, self.state, self.enrolment.agent_id, now, depth, errors, floor, used)
+        return lambda: heartbeats.send(
+            client, self.state, self.enrolment.agent_id, now, depth, errors, floor, used, self.privacy
+        )
 
     def _heartbeat_sent(self, done: Done, _now: float) -> None:
         if done.error is None:

@@ -13,6 +13,7 @@ from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
 from central import enrolment
+from central.api import control_status
 from central.api.refusals import refusals
 from central.auth.deps import principal
 from central.auth.principal import Principal
@@ -155,6 +156,21 @@ async def findings(
     result: List[Dict[str, Any]] = await _read(
         request, read_queries.list_findings, node, status, control, rule, limit, offset, visible
     )
+    return result
+
+
+@router.get(
+    "/controls/status",
+    summary="A status per control and tenant: the worst of the tenant's nodes, with their counts",
+)
+async def controls_status(
+    request: Request,
+    person: Person,
+    tenant: Optional[str] = Query(None, description="only this tenant"),
+) -> List[Dict[str, Any]]:
+    tenant = _text("tenant", tenant, 128)
+    visible = person.tenant_filter(agents.c.tenant)
+    result: List[Dict[str, Any]] = await _read(request, control_status.status_by_tenant, visible, tenant)
     return result
 
 

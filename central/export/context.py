@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from sqlalchemy import Connection, and_, or_, select
 
 from central.db.schema import incident_events, incidents, maintenance_windows, waivers
 from central.export.model import Request, iso
+from evidence.model import parse_utc
 
 
 def covers(row: Mapping[Any, Any], node: Mapping[Any, Any]) -> bool:
@@ -116,6 +117,10 @@ def _timeline(conn: Connection, incident_ids: List[int], end: datetime) -> Dict[
     return out
 
 
+def _after(start: datetime, end: Optional[datetime]) -> Optional[float]:
+    return None if end is None else round((end - start).total_seconds(), 1)
+
+
 def incidents_during(conn: Connection, req: Request, agent_ids: Sequence[str]) -> List[Dict[str, Any]]:
     """Incidents open at some moment of the request, with their timelines up to its end."""
     ic = incidents.c
@@ -138,6 +143,10 @@ def incidents_during(conn: Connection, req: Request, agent_ids: Sequence[str]) -
     for r in found:
         resolved = as_of(req.end, r["resolved_at"])
         acked = as_of(req.end, r["acknowledged_at"])
+        timeline = timelines[int(r["id"])]
+        # M12: detected -> first notified (the first trigger delivered) and -> acknowledged
+        sent = [e["at"] for e in timeline if e["kind"] == "notified" and e["detail"] == "trigger sent"]
+        first = parse_utc(sent[0]) if sent else None
         out.append(
             {
                 "id": int(r["id"]),
@@ -154,7 +163,10 @@ def incidents_during(conn: Connection, req: Request, agent_ids: Sequence[str]) -
                 "acknowledged_at": iso(acked),
                 "acknowledged_by": r["acknowledged_by"] if acked else None,
                 "resolved_at": iso(resolved),
-                "timeline": timelines[int(r["id"])],
+                "first_notified_at": iso(first),
+                "notified_after_s": _after(r["opened_at"], first),
+                "acknowledged_after_s": _after(r["opened_at"], acked),
+                "timeline": timeline,
             }
         )
     return out

@@ -13,6 +13,8 @@ from typing import Any, Dict
 
 from jinja2 import Environment, StrictUndefined
 
+from central.judging.own.notification import minutes
+
 # Kept in Python rather than a .html file so it ships with the package as code does.
 TEMPLATE = """<!DOCTYPE html>
 <html lang="en">
@@ -114,6 +116,9 @@ report be checked: <code>tillsyn-central export verify FILE.json</code> (see doc
 {{ i.severity }} &middot; {{ i.status }}{% if i.acknowledged_by %} &middot; acknowledged by {{ i.acknowledged_by }}{% endif %}</p>
 {% if i.message %}<p>{{ i.message }}</p>{% endif %}
 {% if i.observed is not none %}<p><span class="meta">Observed when it opened:</span> <code>{{ i.observed|js }}</code></p>{% endif %}
+<p>Detected {{ i.opened_at }};
+{% if i.notified_after_s is not none %}first notified {{ i.first_notified_at }}, {{ i.notified_after_s|duration }} after detection{% else %}never notified{% endif %};
+{% if i.acknowledged_after_s is not none %}acknowledged {{ i.acknowledged_after_s|duration }} after detection{% else %}not acknowledged{% endif %}.</p>
 <table><tr><th>Time</th><th>Event</th><th>Channel</th><th>Actor</th><th>Detail</th></tr>
 {% for t in i.timeline %}<tr><td>{{ t.at }}</td><td>{{ t.kind }}</td><td>{{ t.channel or "" }}</td><td>{{ t.actor or "" }}</td><td>{{ t.detail or "" }}</td></tr>
 {% endfor %}</table>
@@ -131,6 +136,7 @@ def _js(value: Any) -> str:
 def to_html(export: Dict[str, Any]) -> str:
     env = Environment(autoescape=True, undefined=StrictUndefined, keep_trailing_newline=True)
     env.filters["js"] = _js
+    env.filters["duration"] = minutes
     scope = export["scope"]
     scope_text = f"as of {scope['at']}" if scope["mode"] == "point" else f"from {scope['from']} to {scope['to']}"
     return env.from_string(TEMPLATE).render(

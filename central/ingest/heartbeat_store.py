@@ -53,7 +53,10 @@ _WRITE_ADMITTED = (
 
 def health(beat: Heartbeat) -> Dict[str, Any]:
     """What an agent's row keeps of its heartbeat's own health (both paths store this)."""
-    return {"spool_depth": beat.spool_depth, "last_errors": list(beat.last_errors)}
+    kept: Dict[str, Any] = {"spool_depth": beat.spool_depth, "last_errors": list(beat.last_errors)}
+    if beat.privacy is not None:
+        kept["privacy"] = beat.privacy.to_dict()  # judged for M13 (central/judging/own/anonymisation.py)
+    return kept
 
 
 def applies(conn: Connection, beats: List[CheckedBeat]) -> bool:

@@ -16,6 +16,7 @@ from typing import Any, Dict, List, NamedTuple, Optional
 from sqlalchemy import Connection, RowMapping, and_, bindparam, exists, select, update
 
 from central.db.schema import agents, finding_changes, findings, latest_evidence, pending_evaluation
+from central.judging.own.rules import OWN_RULES
 from evidence.policy import Policy
 from evidence.rules import Result, Rule, Verdict, evaluate, parse_duration
 
@@ -179,8 +180,8 @@ def reevaluate(conn: Connection, policy: Policy, agent: RowMapping, now: datetim
             findings.c.agent_id == agent["id"]
         )
     ).all():
-        if old.rule_id in in_force:
-            continue
+        if old.rule_id in in_force or old.rule_id in OWN_RULES:
+            continue  # the centre's own measures are not the policy's (central/judging/own/)
         key = and_(findings.c.agent_id == agent["id"], findings.c.rule_id == old.rule_id)
         if conn.execute(findings.delete().where(key, findings.c.status == old.status)).rowcount:
             conn.execute(

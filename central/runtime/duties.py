@@ -24,6 +24,8 @@ from central.config import Retention
 from central.db.engine import read_tx, try_advisory_lock, write_tx
 from central.db.schema import agents
 from central.judging.findings import mark_stale, reevaluate
+from central.judging.own import judge as own
+from central.judging.own.settings import Measures
 from central.judging.policy_store import PolicyHolder
 from central.retention.sweep import run as prune
 from central.runtime.background import Background
@@ -95,6 +97,7 @@ def run_once(
     alerting: Optional[Alerting] = None,
     retention: Optional[Retention] = None,
     absence: bool = True,
+    measures: Optional[Measures] = None,
 ) -> DutyResult:
     """One round: silent nodes, stale findings, a changed policy, then incidents and retention (when given).
 
@@ -113,6 +116,9 @@ def run_once(
             query = select(agents).where(agents.c.revoked_at.is_(None)).order_by(agents.c.id)  # ingest's order
             for agent in conn.execute(query).mappings().all():
                 reevaluate(conn, policy, agent, now)
+        if measures is not None:
+            channels = len(alerting.channels) if alerting is not None else 0
+            own.run(conn, measures, channels, now)
         incidents = run_round(conn, alerting, now, policy) if alerting is not None else None
         return silent, stale, incidents
 

@@ -151,6 +151,7 @@ class Centre:
             alerting=self.config.alerting,
             retention=self.config.retention if prune else None,
             absence=time.monotonic() - self.up_since >= self.config.silent_threshold_s,
+            measures=self.config.measures,
         )
         if prune and result.ran:
             self.pruned_at = time.monotonic()

@@ -1,0 +1,105 @@
+"""One duty round's judging of the centre's own measures: read what they are judged from, record
+each node's verdicts as findings (written only when one changes, like the rules' verdicts)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any, Dict, List, Tuple
+
+from sqlalchemy import Connection, func, or_, select
+
+from central.db.schema import agents, findings, incident_events, incidents, outbox, users
+from central.judging.findings import COMPARED, record
+from central.judging.own import anonymisation, notification, separation
+from central.judging.own.notification import Incident
+from central.judging.own.rules import NOTIFICATION, OWN_RULES
+from central.judging.own.settings import Measures
+from evidence.rules import Result
+
+_NODES = (
+    select(agents.c.id, agents.c.hostname, agents.c.tenant, agents.c.agent_version, agents.c.health)
+    .where(agents.c.revoked_at.is_(None))
+    .order_by(agents.c.id)
+)
+
+
+def _incidents(conn: Connection, since: datetime) -> Dict[str, List[Incident]]:
+    """Incidents detected since ``since`` by node, with their first delivered notification; the
+    notification measure's own incidents are left out (it would judge its own alarms)."""
+    first = (
+        select(outbox.c.incident_id, func.min(outbox.c.sent_at).label("sent"))
+        .where(outbox.c.event == "trigger", outbox.c.sent_at.is_not(None))
+        .group_by(outbox.c.incident_id)
+        .subquery()
+    )
+    held = select(incident_events.c.incident_id).where(incident_events.c.kind == "held")
+    rows = conn.execute(
+        select(
+            incidents.c.id,
+            incidents.c.agent_id,
+            incidents.c.rule_id,
+            incidents.c.severity,
+            incidents.c.opened_at,
+            incidents.c.acknowledged_at,
+            first.c.sent,
+            incidents.c.id.in_(held).label("held"),
+        )
+        .outerjoin(first, first.c.incident_id == incidents.c.id)
+        .where(incidents.c.opened_at >= since, incidents.c.rule_id != NOTIFICATION.id)
+        .order_by(incidents.c.id)
+    ).all()
+    out: Dict[str, List[Incident]] = {}
+    for r in rows:
+        item = Incident(r.id, r.rule_id, r.severity, r.opened_at, r.sent, r.acknowledged_at, bool(r.held))
+        out.setdefault(r.agent_id, []).append(item)
+    return out
+
+
+def failed_channels(conn: Connection) -> Dict[str, str]:
+    """Channels whose latest finished attempt failed: channel -> its error."""
+    tried = or_(outbox.c.sent_at.is_not(None), outbox.c.attempts > 0)
+    latest = select(outbox.c.channel, func.max(outbox.c.id).label("id")).where(tried).group_by(outbox.c.channel)
+    last = latest.subquery()
+    rows = conn.execute(
+        select(outbox.c.channel, outbox.c.sent_at, outbox.c.last_error).join(last, last.c.id == outbox.c.id)
+    ).all()
+    return {r.channel: (r.last_error or "no answer")[:200] for r in rows if r.sent_at is None and r.last_error}
+
+
+def judge_all(conn: Connection, settings: Measures, channels: int, now: datetime) -> List[Tuple[str, Result]]:
+    """Every live node's verdict on each own measure."""
+    nodes = conn.execute(_NODES).mappings().all()
+    people = separation.people_of(conn.execute(select(users)).mappings().all())
+    by_node = _incidents(conn, now - timedelta(days=settings.period_days))
+    failed = failed_channels(conn)
+    keys = Counter(
+        (n["health"] or {}).get("privacy", {}).get("key_id")
+        for n in nodes
+        if isinstance((n["health"] or {}).get("privacy"), dict)
+    )
+    sharing = {k: v for k, v in keys.items() if k}
+    optional = set(settings.pseudonyms_optional)
+    out: List[Tuple[str, Result]] = []
+    for node in nodes:
+        host, tenant = node["hostname"], node["tenant"]
+        out.append((node["id"], separation.judge(host, tenant, people)))
+        out.append((node["id"], notification.judge(by_node.get(node["id"], []), failed, channels, settings, now)))
+        health = node["health"] if isinstance(node["health"], dict) else None
+        out.append((node["id"], anonymisation.judge(host, tenant, node["agent_version"], health, optional, sharing)))
+    return out
+
+
+def run(conn: Connection, settings: Measures, channels: int, now: datetime) -> int:
+    """Record the verdicts; how many findings changed status.  Writes nothing when none changed
+    (the duty round reads first and writes only when something has to be)."""
+    current: Dict[Tuple[str, str], Any] = {
+        (row.agent_id, row.rule_id): row
+        for row in conn.execute(
+            select(findings.c.agent_id, findings.c.rule_id, *COMPARED).where(findings.c.rule_id.in_(list(OWN_RULES)))
+        )
+    }
+    changed = 0
+    for agent_id, result in judge_all(conn, settings, channels, now):
+        changed += record(conn, agent_id, result, now, None, current.get((agent_id, result.rule.id)))
+    return changed

@@ -1,0 +1,189 @@
+"""The centre's own measures end to end (docs/controls.md, "The centre's own measures"): a real
+``tillsyn-central serve`` with a webhook channel that is down, a real agent daemon enrolled
+without a tenant and with pseudonymisation off, and a signed node helper that plays an older
+agent.  M10, M12 and M13 are read where a person reads them: the findings, ``GET
+/api/v1/controls/status`` and the export, on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+import pytest
+import requests
+import yaml
+
+from tests.central.conftest import PG_ADMIN_URL, _drop_pg_database, _fresh_pg_database, _pg_available
+from tests.centre_process import CentreProcess
+from tests.conftest import in_ci
+from tests.e2e.alert_helpers import (
+    PLAINTEXT_RULE,
+    Hook,
+    api,
+    centre_yaml,
+    query,
+    remote_node,
+    send_ports,
+    webhook,
+    write_key,
+)
+from tests.e2e.harness import AgentProcess, agent_yaml, wait_until
+
+NOTIFY_S = 10
+"""The notification target under test (the smallest central.yaml accepts)."""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> Iterator[Optional[str]]:
+    if request.param == "sqlite":
+        yield None
+        return
+    if not _pg_available():
+        message = f"PostgreSQL not reachable at {PG_ADMIN_URL}"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    url = _fresh_pg_database(PG_ADMIN_URL)
+    try:
+        yield url
+    finally:
+        _drop_pg_database(PG_ADMIN_URL, url)
+
+
+def _findings(centre: CentreProcess, rule: str) -> Dict[str, Dict[str, Any]]:
+    rows = query(centre, "SELECT agent_id, status, message, observed FROM findings WHERE rule_id = :r", r=rule)
+    return {r["agent_id"]: r for r in rows}
+
+
+def _finding(centre: CentreProcess, rule: str, agent_id: str) -> Dict[str, Any]:
+    return _findings(centre, rule).get(agent_id) or {}
+
+
+def _status(rows: List[Dict[str, Any]], control: str, tenant: Optional[str]) -> Dict[str, Any]:
+    [row] = [r for r in rows if r["control"] == control and r["tenant"] == tenant]
+    return row
+
+
+def test_a_channel_down_until_the_target_passed_fails_m12_and_the_export_lists_its_times(
+    tmp_path: Path, database: Optional[str]
+) -> None:
+    key = write_key(tmp_path)
+    hook = Hook()  # nothing listens yet: every delivery fails
+    extra = centre_yaml(
+        channels={"hook": webhook(hook.url, key)},
+        routes=[{"match": {"rules": [PLAINTEXT_RULE]}, "channels": ["hook"]}],
+        resolve_after_s=0,
+    ) + yaml.safe_dump({"measures": {"notify_within_s": NOTIFY_S}})
+    centre = CentreProcess(tmp_path / "centre", extra_yaml=extra, database_url=database).start()
+    try:
+        node = remote_node(centre, token=centre.token("--tenant", "acme"))
+        rule = "centre-incident-notification"
+        # before any incident the measure passes (a channel is configured)
+        wait_until(
+            lambda: _finding(centre, rule, node.agent_id).get("status") == "passing",
+            20,
+            lambda: f"M12 passing with no incident, have {_finding(centre, rule, node.agent_id)}",
+        )
+        send_ports(node, deviating=True)
+        [incident] = wait_until(
+            lambda: query(centre, "SELECT id FROM incidents WHERE rule_id = :r", r=PLAINTEXT_RULE), 10, "the incident"
+        )
+        number = incident["id"]
+        late = wait_until(
+            lambda: (
+                _finding(centre, rule, node.agent_id).get("status") == "failing"
+                and _finding(centre, rule, node.agent_id)
+            ),
+            NOTIFY_S + 20,
+            lambda: f"M12 failing once the target passed, have {_finding(centre, rule, node.agent_id)}",
+        )
+        assert f"incident {number} has not been notified" in late["message"], late["message"]
+        assert f"(target {NOTIFY_S} s)" in late["message"], late["message"]
+        assert "channel hook's last delivery failed (" in late["message"], late["message"]
+
+        key_header = centre.api_key()
+        status = _status(api(centre, key_header, "GET", "/api/v1/controls/status"), "M12", "acme")
+        assert status["status"] == "failing" and status["nodes"]["failing"] == 1, status
+        assert any(f"incident {number}" in m for m in status["failing"]), status
+
+        # The receiver comes back: delivered late, and the measure keeps saying how late.
+        hook.start()
+        delivered = wait_until(
+            lambda: (
+                "was first notified" in _finding(centre, rule, node.agent_id).get("message", "")
+                and _finding(centre, rule, node.agent_id)
+            ),
+            30,
+            lambda: f"the late delivery judged, have {_finding(centre, rule, node.agent_id)}",
+        )
+        assert delivered["status"] == "failing", delivered
+        assert f"incident {number} was first notified " in delivered["message"], delivered["message"]
+        assert "last delivery failed" not in delivered["message"], delivered["message"]
+
+        exported = centre.cli("export", "report", "--format", "json", "--tenant", "acme")
+        data = json.loads(exported.stdout)
+        [listed] = [i for i in data["incidents"] if i["id"] == number]
+        assert listed["notified_after_s"] > NOTIFY_S, listed
+        assert listed["first_notified_at"] and listed["acknowledged_after_s"] is None, listed
+        m12 = next(c for c in data["controls"] if c["id"] == "M12")
+        assert m12["counts"]["failing"] == 1, m12
+    finally:
+        hook.stop()
+        centre.stop()
+
+
+def test_an_untenanted_agent_without_pseudonyms_and_an_older_agent(tmp_path: Path, database: Optional[str]) -> None:
+    extra = "duty_interval_s: 1\nheartbeat_interval_s: 5\n"
+    centre = CentreProcess(tmp_path / "centre", extra_yaml=extra, database_url=database).start()
+    agent = AgentProcess(tmp_path / "node", agent_yaml() + "privacy: {pseudonymise: false}\n")
+    try:
+        # a real agent daemon, enrolled with a token that names no tenant
+        agent_id = agent.enrol(centre)
+        agent.start()
+        # an older agent: a signed node that reports no privacy setting, in tenant acme
+        older = remote_node(centre, hostname="old.example.net", token=centre.token("--tenant", "acme"))
+        older.send(older.report())
+
+        m13 = wait_until(
+            lambda: (
+                _finding(centre, "centre-pseudonyms", agent_id).get("status") == "failing"
+                and _finding(centre, "centre-pseudonyms", agent_id)
+            ),
+            30,
+            lambda: f"M13 failing for the agent, have {_finding(centre, 'centre-pseudonyms', agent_id)}",
+        )
+        assert "sends usernames in clear (pseudonymisation is off)" in m13["message"], m13
+        unknown = wait_until(lambda: _finding(centre, "centre-pseudonyms", older.agent_id), 20, "the older node judged")
+        assert unknown["status"] == "unknown", unknown
+        assert "does not report whether it pseudonymises usernames" in unknown["message"], unknown
+
+        m10 = _finding(centre, "centre-tenant-separation", agent_id)
+        assert m10["status"] == "failing" and "belongs to no tenant" in m10["message"], m10
+        tenanted = _finding(centre, "centre-tenant-separation", older.agent_id)
+        assert tenanted["status"] == "passing", tenanted
+        assert tenanted["message"] == "node old.example.net belongs to tenant acme, seen by nobody", tenanted
+
+        # a viewer granted every tenant fails separation on every node
+        password = tmp_path / "password"
+        password.write_text("a long enough password 1\n")
+        centre.cli("user", "create", "vera", "--role", "viewer", "--tenant", "*", "--password-file", str(password))
+        wide = wait_until(
+            lambda: (
+                _finding(centre, "centre-tenant-separation", older.agent_id).get("status") == "failing"
+                and _finding(centre, "centre-tenant-separation", older.agent_id)
+            ),
+            20,
+            "M10 failing for a viewer holding every tenant",
+        )
+        assert wide["message"] == "vera (viewer, every tenant) sees every tenant without being an admin", wide
+
+        rows = api(centre, centre.api_key(), "GET", "/api/v1/controls/status")
+        assert _status(rows, "M13", None)["status"] == "failing"
+        assert _status(rows, "M13", "acme")["status"] == "unknown"
+        assert _status(rows, "M10", "acme")["status"] == "failing"
+        assert requests.get(centre.url + "/api/v1/controls/status", timeout=10).status_code == 401
+    finally:
+        agent.stop()
+        centre.stop()
