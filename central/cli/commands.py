@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from central.cli import alerting, export, users
+from central.cli import alerting, export, node, users
 from central.config import CentralConfig, ConfigError, load
 
 EXIT_PROBLEM = 1
@@ -92,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     alerting.add_parsers(sub)
     export.add_parsers(sub)
     users.add_parsers(sub)
+    node.add_parsers(sub)
 
     pol = sub.add_parser("policy", help="policy files").add_subparsers(dest="action", required=True)
     check = pol.add_parser("check", help="check a policy file without loading it")
@@ -284,6 +285,8 @@ def _verify(config: CentralConfig, args: argparse.Namespace) -> int:
         raise ConfigError(f"no node {args.agent!r} (see: tillsyn-central agent list)")
     for judged in done.relied_on:
         print(judged.describe())
+    for note in done.erased:
+        print(note)
     for problem in problems:
         where = f" entry {problem.chain_index} (report {problem.report_id})" if problem.chain_index else ""
         print(f"BROKEN {problem.agent_id}{where}: {problem.problem}")
@@ -321,6 +324,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return export.run(config, args)
         if args.command in users.COMMANDS:
             return users.run(config, args)
+        if args.command in node.COMMANDS:
+            return node.run(config, args)
         return _admin(config, args)
     except ConfigError as err:
         print(f"tillsyn-central: {err}", file=sys.stderr)

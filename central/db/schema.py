@@ -111,6 +111,10 @@ reports = Table(
     Column("chain_index", BigInteger, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("entry_hash", String(64), nullable=False),
+    # erasure on request (M08, central/erasure/): the body was scrubbed; body_sha256 stays the
+    # original's (the chain commits to it), erased_sha256 is the scrubbed body's
+    Column("erased_sha256", String(64), nullable=True),
+    Column("erasure_id", String(32), nullable=True),
     UniqueConstraint("agent_id", "report_id", name="uq_reports_agent_report"),
     UniqueConstraint("agent_id", "chain_index", name="uq_reports_agent_chain"),
     UniqueConstraint("agent_id", "seq", name="uq_reports_agent_seq"),
@@ -328,3 +332,30 @@ sessions = Table(
     Column("source", String(128), nullable=True),
     Index("ix_sessions_user", "user_id"),
 )
+
+# --- erasure on request (M08) and the duties' last runs -------------------------------------------
+
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("agent_id", String(32), ForeignKey("agents.id"), nullable=False),
+    Column("reference", String(128), nullable=False, unique=True),  # the request's own reference
+    _ts("requested_at", False),
+    _ts("due_at", False),  # three months after the request (GDPR Art. 17 as the policy words it)
+    Column("recorded_by", String(128), nullable=False),
+    _ts("recorded_at", False),
+    _ts("erased_at"),  # None: still to be carried out
+    Column("erased_by", String(128), nullable=True),
+    Column("reports", Integer, nullable=True),
+    Column("erased_values", Integer, nullable=True),
+)
+
+duty_runs = Table(
+    "duty_runs",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    _ts("last_run_at", False),
+    Column("detail", JSON, nullable=True),
+)
+"""When a background duty (retention) last ran: M08 says whether it runs within its interval."""

@@ -22,6 +22,7 @@ _FIELDS = (
     reports.c.body_sha256,
     reports.c.collected_at,
     reports.c.received_at,
+    reports.c.erased_sha256,
 )
 
 
@@ -60,6 +61,8 @@ def _row(
         "received_at": iso(row.received_at),
         "in_ledger": True,
     }
+    if row.erased_sha256 is not None:  # erased on request (M08): the body is the scrubbed one
+        out["erased_sha256"] = row.erased_sha256
     if with_evidence:
         out["body"] = b64(bytes(body or b""))
         out["signature"] = signature

@@ -85,6 +85,7 @@ def _entry(agent_id: str, report: Dict[str, Any], where: str) -> Entry:
             str(report["body_sha256"]),
             str(report["signature"]),
             str(report["report_id"]),
+            None if report.get("erased_sha256") is None else str(report["erased_sha256"]),
         )
     except (KeyError, TypeError, ValueError, binascii.Error) as err:
         raise ExportError(f"{where}: incomplete report ({err}); was the export made --with-evidence?") from err
@@ -146,6 +147,11 @@ def _node(node: Dict[str, Any], done: Offline) -> None:
         entry = _entry(agent_id, report, here)
         entries.append(entry)
         done.problems.extend(_body_matches(agent_id, report, entry, here))
+        if entry.erased_sha256 is not None:
+            message = (
+                "signature not checkable: personal data erased on request (M08); chain link and erased body checked"
+            )
+            done.problems.append(Problem(here, message, note=True))
     for report in reports:
         if not report["in_ledger"]:
             message = "deleted by retention before the export was made (in_ledger: false): not checkable"

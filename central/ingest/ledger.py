@@ -36,6 +36,10 @@ class Entry:
     body_sha256: str
     signature: str
     report_id: str
+    erased_sha256: Optional[str] = None
+    """Set when the body was scrubbed on an erasure request (M08): the scrubbed body's hash."""
+    erased: Optional[str] = None
+    """How it was erased, in words: 'erased on <date> by request <reference>'."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,13 @@ def check_entry(agent_id: str, public_key: Optional[str], entry: Entry) -> List[
     """One entry's own consistency: body hash, entry hash, and the signature when a key is given."""
     where = (agent_id, entry.chain_index, entry.report_id)
     problems: List[Break] = []
-    if body_hash(entry.body) != entry.body_sha256:
+    if entry.erased_sha256 is not None:
+        # the original body and its signature are gone by request; the chain still commits to the
+        # original's hash (body_sha256), and the scrubbed body must be the one the erasure left
+        if body_hash(entry.body) != entry.erased_sha256:
+            problems.append(Break(*where, "erased body does not match the hash its erasure recorded (changed)"))
+        public_key = None
+    elif body_hash(entry.body) != entry.body_sha256:
         problems.append(Break(*where, "body does not match its recorded hash (changed)"))
     recomputed = entry_hash(entry.prev_hash, agent_id, entry.chain_index, entry.body_sha256, entry.signature)
     if recomputed != entry.entry_hash:

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterator, List, Optional, Tuple
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
 from central.clock import utcnow
 from central.config import Retention
 from central.db.engine import read_tx
-from central.db.schema import agents, reports
+from central.db.schema import agents, erasures, reports
 from central.ingest.ledger import Break, Entry, verify_chain
 from central.retention.checkpoint_origin import Judged, judge
 from central.retention.sweep import checkpoints
@@ -31,6 +31,7 @@ def ledger_entries(conn: Connection, agent_id: str) -> Iterator[Entry]:
             reports.c.body_sha256,
             reports.c.signature,
             reports.c.report_id,
+            reports.c.erased_sha256,
         )
         .where(reports.c.agent_id == agent_id)
         .order_by(reports.c.chain_index)
@@ -46,6 +47,27 @@ class Verified:
     problems: List[Break] = field(default_factory=list)
     relied_on: List[Judged] = field(default_factory=list)
     """The retention checkpoints chains were verified from (those that are not retention's are problems too)."""
+    erased: List[str] = field(default_factory=list)
+    """Per erasure carried out (M08), in words: whose reports' signatures cannot be checked, and why."""
+
+
+def erasure_notes(conn: Connection, agent_id: Optional[str] = None) -> List[str]:
+    """'node web1: 12 reports' signatures not checkable: erased on 2026-12-07 by request R-17 (…)'."""
+    query = (
+        select(agents.c.hostname, erasures.c.reference, erasures.c.erased_at, func.count(reports.c.id))
+        .join(erasures, erasures.c.agent_id == agents.c.id)
+        .join(reports, reports.c.erasure_id == erasures.c.id)
+        .where(erasures.c.erased_at.is_not(None))
+        .group_by(agents.c.hostname, erasures.c.reference, erasures.c.erased_at)
+        .order_by(erasures.c.erased_at)
+    )
+    if agent_id:
+        query = query.where(agents.c.id == agent_id)
+    return [
+        f"node {host}: {count} report(s)' signatures not checkable: erased on {at:%Y-%m-%d %H:%M} UTC "
+        f"by request {reference} (personal data removed; their chain links and erased bodies verified)"
+        for host, reference, at, count in conn.execute(query)
+    ]
 
 
 def verify_ledger(
@@ -77,6 +99,7 @@ def verify_ledger(
                 node.ledger_head,
                 *(() if start is None else (start.mark.chain_index, start.mark.entry_hash)),
             )
+        done.erased = erasure_notes(conn, agent_id)
     return done
 
 

@@ -38,6 +38,7 @@ from central.config import Retention
 from central.db.engine import try_advisory_lock
 from central.db.schema import (
     audit_log,
+    duty_runs,
     finding_changes,
     incident_events,
     incidents,
@@ -206,4 +207,12 @@ def run(conn: Connection, settings: Retention, now: datetime, batch: int = 5000,
         )
         audit.record(conn, now, ACTOR, "retention.run", None, detail, source)
         log.info("retention: deleted %s", ", ".join(f"{v} {k}" for k, v in detail.items() if isinstance(v, int) and v))
+    _ran(conn, now, done)
     return done
+
+
+def _ran(conn: Connection, now: datetime, done: Pruned) -> None:
+    """Remember this run (M08 judges whether retention runs within its interval)."""
+    values = {"last_run_at": now, "detail": done.counts()}
+    if not conn.execute(update(duty_runs).where(duty_runs.c.name == "retention").values(**values)).rowcount:
+        conn.execute(duty_runs.insert().values(name="retention", **values))

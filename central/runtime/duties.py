@@ -98,6 +98,7 @@ def run_once(
     retention: Optional[Retention] = None,
     absence: bool = True,
     measures: Optional[Measures] = None,
+    reports_days: int = Retention().reports_days,
 ) -> DutyResult:
     """One round: silent nodes, stale findings, a changed policy, then incidents and retention (when given).
 
@@ -118,7 +119,7 @@ def run_once(
                 reevaluate(conn, policy, agent, now)
         if measures is not None:
             channels = len(alerting.channels) if alerting is not None else 0
-            own.run(conn, measures, channels, now)
+            own.run(conn, measures, channels, now, reports_days)
         incidents = run_round(conn, alerting, now, policy) if alerting is not None else None
         return silent, stale, incidents
 

@@ -152,6 +152,7 @@ class Centre:
             retention=self.config.retention if prune else None,
             absence=time.monotonic() - self.up_since >= self.config.silent_threshold_s,
             measures=self.config.measures,
+            reports_days=self.config.retention.reports_days,
         )
         if prune and result.ran:
             self.pruned_at = time.monotonic()

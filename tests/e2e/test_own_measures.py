@@ -23,6 +23,8 @@ from tests.e2e.alert_helpers import (
     Hook,
     api,
     centre_yaml,
+    evidence_record,
+    judged,
     query,
     remote_node,
     send_ports,
@@ -186,4 +188,81 @@ def test_an_untenanted_agent_without_pseudonyms_and_an_older_agent(tmp_path: Pat
         assert requests.get(centre.url + "/api/v1/controls/status", timeout=10).status_code == 401
     finally:
         agent.stop()
+        centre.stop()
+
+
+ANNA_PORTS = {
+    "sockets": [
+        {
+            "protocol": "tcp",
+            "address": "127.0.0.1",
+            "port": 2323,
+            "exposure": "loopback",
+            "tags": [],
+            "services": [],
+            "process": {"name": "telnetd", "exe": "/home/anna/bin/telnetd", "user": "anna", "pid": 4242},
+        }
+    ]
+}
+
+
+def test_an_erased_node_still_verifies_and_an_overdue_request_fails_m08(
+    tmp_path: Path, database: Optional[str]
+) -> None:
+    extra = "duty_interval_s: 1\nheartbeat_interval_s: 5\n"
+    centre = CentreProcess(tmp_path / "centre", extra_yaml=extra, database_url=database).start()
+    try:
+        node = remote_node(centre, token=centre.token("--tenant", "acme"))
+        for _ in range(3):  # a chain of several entries, each with the person's name in it
+            response = node.send(node.report(evidence_record("ports", ANNA_PORTS)))
+            assert response.status_code == 200, response.text
+        other = remote_node(centre, hostname="db1.example.net", token=centre.token("--tenant", "acme"))
+        assert other.send(other.report()).status_code == 200
+        judged(node.client)
+
+        said = centre.cli("node", "erase", node.agent_id, "--request", "GDPR-17").stdout
+        assert "personal value(s) erased from 3 report(s)" in said and "request GDPR-17" in said, said
+        bodies = query(centre, "SELECT body, erased_sha256 FROM reports WHERE agent_id = :a", a=node.agent_id)
+        assert len(bodies) == 3 and all(r["erased_sha256"] for r in bodies)
+        assert not any(b"anna" in bytes(r["body"]) for r in bodies)
+        latest = query(centre, "SELECT record FROM latest_evidence WHERE agent_id = :a", a=node.agent_id)
+        assert "anna" not in json.dumps([r["record"] for r in latest])
+        audit = query(centre, "SELECT actor, object FROM audit_log WHERE action = 'node.erase'")
+        assert audit == [{"actor": audit[0]["actor"], "object": node.agent_id}] and audit[0]["actor"].startswith("cli:")
+
+        checked = centre.cli("verify", check=False)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert "verified 2 node chain(s): all intact" in checked.stdout, checked.stdout
+        assert "3 report(s)' signatures not checkable: erased on " in checked.stdout, checked.stdout
+        assert "by request GDPR-17" in checked.stdout, checked.stdout
+
+        exported = tmp_path / "export.json"
+        centre.cli("export", "report", "--all-tenants", "--format", "json", "--with-evidence", "-o", str(exported))
+        against = centre.cli("export", "verify", str(exported), check=False)
+        assert against.returncode == 0, against.stdout + against.stderr
+        alone = centre.cli("export", "verify", "--offline", str(exported), check=False)
+        assert alone.returncode == 0, alone.stdout + alone.stderr
+        assert "signature not checkable: personal data erased on request" in alone.stdout + alone.stderr
+
+        # a request recorded long ago and never carried out is overdue
+        centre.cli(
+            "node", "erase-request", "db1.example.net", "--request", "OLD-1", "--requested-at", "2026-08-01T09:00:00Z"
+        )
+        rule = "centre-retention-erasure"
+        late = wait_until(
+            lambda: (
+                _finding(centre, rule, other.agent_id).get("status") == "failing"
+                and _finding(centre, rule, other.agent_id)
+            ),
+            20,
+            lambda: f"M08 failing for the overdue request, have {_finding(centre, rule, other.agent_id)}",
+        )
+        assert late["message"] == "erasure request OLD-1 of 2026-08-01 is not carried out; it was due 2026-10-30", late
+        done = _finding(centre, rule, node.agent_id)
+        assert done["status"] == "passing", done
+        assert "erasure request GDPR-17 carried out" in done["message"], done
+        assert "reports are kept 400 days, none older; the retention duty runs on time" in done["message"], done
+        refused = centre.cli("node", "erase", "no-such-node", check=False)
+        assert refused.returncode != 0 and "no node 'no-such-node'" in refused.stderr, refused.stderr
+    finally:
         centre.stop()

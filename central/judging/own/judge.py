@@ -9,12 +9,13 @@ from typing import Any, Dict, List, Tuple
 
 from sqlalchemy import Connection, func, or_, select
 
-from central.db.schema import agents, findings, incident_events, incidents, outbox, users
+from central.db.schema import agents, duty_runs, erasures, findings, incident_events, incidents, outbox, reports, users
 from central.judging.findings import COMPARED, record
-from central.judging.own import anonymisation, notification, separation
+from central.judging.own import anonymisation, erasure, notification, separation
 from central.judging.own.notification import Incident
 from central.judging.own.rules import NOTIFICATION, OWN_RULES
 from central.judging.own.settings import Measures
+from central.retention.sweep import checkpoints
 from evidence.rules import Result
 
 _NODES = (
@@ -67,9 +68,34 @@ def failed_channels(conn: Connection) -> Dict[str, str]:
     return {r.channel: (r.last_error or "no answer")[:200] for r in rows if r.sent_at is None and r.last_error}
 
 
-def judge_all(conn: Connection, settings: Measures, channels: int, now: datetime) -> List[Tuple[str, Result]]:
+def _erasure_facts(
+    conn: Connection, reports_days: int, now: datetime
+) -> Tuple[Any, Dict[str, Any], Dict[str, Any], Dict[str, List[erasure.Request]]]:
+    """Retention's last run; per node its oldest report past the limit (an index range: retention
+    keeps that range empty), its checkpoint, its erasure requests."""
+    last = conn.execute(select(duty_runs.c.last_run_at).where(duty_runs.c.name == "retention")).scalar()
+    cutoff = now - timedelta(days=reports_days) - erasure.GRACE
+    too_old = dict(
+        conn.execute(
+            select(reports.c.agent_id, func.min(reports.c.received_at))
+            .where(reports.c.received_at < cutoff)
+            .group_by(reports.c.agent_id)
+        ).all()
+    )
+    marks = {a: {"chain_index": c.chain_index, "pruned_at": c.pruned_at} for a, c in checkpoints(conn).items()}
+    requests: Dict[str, List[erasure.Request]] = {}
+    for r in conn.execute(select(erasures).order_by(erasures.c.requested_at)).mappings():
+        item = erasure.Request(r["reference"], r["requested_at"], r["due_at"], r["erased_at"])
+        requests.setdefault(r["agent_id"], []).append(item)
+    return last, too_old, marks, requests
+
+
+def judge_all(
+    conn: Connection, settings: Measures, channels: int, now: datetime, reports_days: int = 400
+) -> List[Tuple[str, Result]]:
     """Every live node's verdict on each own measure."""
     nodes = conn.execute(_NODES).mappings().all()
+    last_run, too_old, marks, requests = _erasure_facts(conn, reports_days, now)
     people = separation.people_of(conn.execute(select(users)).mappings().all())
     by_node = _incidents(conn, now - timedelta(days=settings.period_days))
     failed = failed_channels(conn)
@@ -83,6 +109,15 @@ def judge_all(conn: Connection, settings: Measures, channels: int, now: datetime
     out: List[Tuple[str, Result]] = []
     for node in nodes:
         host, tenant = node["hostname"], node["tenant"]
+        mine = node["id"]
+        out.append(
+            (
+                mine,
+                erasure.judge(
+                    host, reports_days, last_run, too_old.get(mine), marks.get(mine), requests.get(mine, []), now
+                ),
+            )
+        )
         out.append((node["id"], separation.judge(host, tenant, people)))
         out.append((node["id"], notification.judge(by_node.get(node["id"], []), failed, channels, settings, now)))
         health = node["health"] if isinstance(node["health"], dict) else None
@@ -90,7 +125,7 @@ def judge_all(conn: Connection, settings: Measures, channels: int, now: datetime
     return out
 
 
-def run(conn: Connection, settings: Measures, channels: int, now: datetime) -> int:
+def run(conn: Connection, settings: Measures, channels: int, now: datetime, reports_days: int = 400) -> int:
     """Record the verdicts; how many findings changed status.  Writes nothing when none changed
     (the duty round reads first and writes only when something has to be)."""
     current: Dict[Tuple[str, str], Any] = {
@@ -100,6 +135,6 @@ def run(conn: Connection, settings: Measures, channels: int, now: datetime) -> i
         )
     }
     changed = 0
-    for agent_id, result in judge_all(conn, settings, channels, now):
+    for agent_id, result in judge_all(conn, settings, channels, now, reports_days):
         changed += record(conn, agent_id, result, now, None, current.get((agent_id, result.rule.id)))
     return changed

@@ -29,6 +29,14 @@ def _rule(rule_id: str, title: str, control: str, severity: str, iso: str, gdpr:
     )
 
 
+ERASURE = _rule(
+    "centre-retention-erasure",
+    "The node's evidence is kept no longer than retention allows, and erased on request in time",
+    "M08",
+    "high",
+    "A.8.10",
+    "5(1)(e) 17",
+)
 SEPARATION = _rule(
     "centre-tenant-separation",
     "The node belongs to a tenant, seen only by people granted it",
@@ -54,4 +62,4 @@ ANONYMISATION = _rule(
     "32(1)(a) 25",
 )
 
-OWN_RULES: Dict[str, Rule] = {r.id: r for r in (SEPARATION, NOTIFICATION, ANONYMISATION)}
+OWN_RULES: Dict[str, Rule] = {r.id: r for r in (ERASURE, SEPARATION, NOTIFICATION, ANONYMISATION)}
