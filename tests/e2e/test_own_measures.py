@@ -63,6 +63,20 @@ def _finding(centre: CentreProcess, rule: str, agent_id: str) -> Dict[str, Any]:
     return _findings(centre, rule).get(agent_id) or {}
 
 
+def _execute(centre: CentreProcess, sql: str, **params: Any) -> None:
+    from sqlalchemy import create_engine, text
+
+    from tests.e2e.alert_helpers import db_url
+
+    url = db_url(centre).replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(sql), params)
+    finally:
+        engine.dispose()
+
+
 def _status(rows: List[Dict[str, Any]], control: str, tenant: Optional[str]) -> Dict[str, Any]:
     [row] = [r for r in rows if r["control"] == control and r["tenant"] == tenant]
     return row
@@ -78,7 +92,7 @@ def test_a_channel_down_until_the_target_passed_fails_m12_and_the_export_lists_i
         routes=[{"match": {"rules": [PLAINTEXT_RULE]}, "channels": ["hook"]}],
         resolve_after_s=0,
     ) + yaml.safe_dump({"measures": {"notify_within_s": NOTIFY_S}})
-    centre = CentreProcess(tmp_path / "centre", extra_yaml=extra, database_url=database).start()
+    centre = CentreProcess(tmp_path / "centre", extra_yaml=extra, database_url=database).start(wait=90)
     try:
         node = remote_node(centre, token=centre.token("--tenant", "acme"))
         rule = "centre-incident-notification"
@@ -138,7 +152,7 @@ def test_a_channel_down_until_the_target_passed_fails_m12_and_the_export_lists_i
 
 def test_an_untenanted_agent_without_pseudonyms_and_an_older_agent(tmp_path: Path, database: Optional[str]) -> None:
     extra = "duty_interval_s: 1\nheartbeat_interval_s: 5\n"
-    centre = CentreProcess(tmp_path / "centre", extra_yaml=extra, database_url=database).start()
+    centre = CentreProcess(tmp_path / "centre", extra_yaml=extra, database_url=database).start(wait=90)
     agent = AgentProcess(tmp_path / "node", agent_yaml() + "privacy: {pseudonymise: false}\n")
     try:
         # a real agent daemon, enrolled with a token that names no tenant
@@ -161,8 +175,20 @@ def test_an_untenanted_agent_without_pseudonyms_and_an_older_agent(tmp_path: Pat
         assert unknown["status"] == "unknown", unknown
         assert "does not report whether it pseudonymises usernames" in unknown["message"], unknown
 
+        # enrolled without a tenant, the node joined central.yaml's default tenant (issue #15)
         m10 = _finding(centre, "centre-tenant-separation", agent_id)
-        assert m10["status"] == "failing" and "belongs to no tenant" in m10["message"], m10
+        assert m10["status"] == "passing" and "belongs to tenant default" in m10["message"], m10
+        # a node whose tenant is gone all the same (a row edited by hand) fails separation
+        _execute(centre, "UPDATE agents SET tenant = NULL WHERE id = :a", a=agent_id)
+        untenanted = wait_until(
+            lambda: (
+                _finding(centre, "centre-tenant-separation", agent_id).get("status") == "failing"
+                and _finding(centre, "centre-tenant-separation", agent_id)
+            ),
+            20,
+            "M10 failing for a node without a tenant",
+        )
+        assert untenanted["message"].startswith("node ") and "belongs to no tenant" in untenanted["message"]
         tenanted = _finding(centre, "centre-tenant-separation", older.agent_id)
         assert tenanted["status"] == "passing", tenanted
         assert tenanted["message"] == "node old.example.net belongs to tenant acme, seen by nobody", tenanted
@@ -210,7 +236,7 @@ def test_an_erased_node_still_verifies_and_an_overdue_request_fails_m08(
     tmp_path: Path, database: Optional[str]
 ) -> None:
     extra = "duty_interval_s: 1\nheartbeat_interval_s: 5\n"
-    centre = CentreProcess(tmp_path / "centre", extra_yaml=extra, database_url=database).start()
+    centre = CentreProcess(tmp_path / "centre", extra_yaml=extra, database_url=database).start(wait=90)
     try:
         node = remote_node(centre, token=centre.token("--tenant", "acme"))
         for _ in range(3):  # a chain of several entries, each with the person's name in it
