@@ -29,7 +29,7 @@ class Sent:
     """What had to be repaired for it (for the next heartbeats' errors)."""
 
 
-def send(
+def send(  # noqa: PLR0913  a heartbeat's fields, and how it is numbered
     client: Client,
     state: Path,
     agent_id: str,

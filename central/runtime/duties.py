@@ -89,7 +89,7 @@ def _read_only(conn: Connection) -> Iterator[None]:
         event.remove(conn, "before_cursor_execute", refuse_writes)
 
 
-def run_once(
+def run_once(  # noqa: PLR0913  what one round is given, each optional but the engine
     engine: Engine,
     holder: PolicyHolder,
     silent_after_s: int,
