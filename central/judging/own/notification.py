@@ -62,7 +62,6 @@ def timings(incident: Incident, settings: Measures, now: datetime) -> Dict[str, 
             missed.append(f"{name} is not acknowledged {minutes(waited)} after detection {goal}")
     return {
         "incident": incident.id,
-        "rule_id": incident.rule_id,
         "severity": incident.severity,
         "detected_at": incident.detected_at.isoformat(),
         "notified_after_s": notify,
