@@ -430,10 +430,14 @@ def test_verify_offline_with_evidence(centre: Centre, fleet: Dict[str, Any], tmp
         data["controls"][6]["counts"]["passing"] = 99
 
     where = f"nodes[{a}].reports[{fleet['bad']['report_id']}]"
+    # M07 counts what the fleet's evidence makes of every shipped M07 rule; the tampered 99 must be
+    # refused against whatever the untampered export says
+    m07_passing = json.loads(path.read_text())["controls"][6]["counts"]["passing"]
+    assert m07_passing != 99
     expected = {
         body: f"MISMATCH {where}: signature: signature does not match the body and the node's key",
         head: f"MISMATCH nodes[{a}].ledger.head: is not entry 2's hash",
-        summary: "MISMATCH export.controls[M07].counts.passing: export says 99, recomputed summary says 1",
+        summary: f"MISMATCH export.controls[M07].counts.passing: export says 99, recomputed summary says {m07_passing}",
     }
     for change, line in expected.items():
         bad = _cli(centre, tmp_path, "export", "verify", "--offline", str(_tamper(path, change)))
