@@ -106,7 +106,9 @@ class Daemon:
         paths: Dict[str, List[str]] = {CONFIG: [str(self.config_path)]}
         for name, conf in self.config.collectors.items():
             if conf.enabled:
-                paths[name] = [str(self.root / p.lstrip("/")) for p in REGISTRY[name].watch_paths(conf.settings)]
+                paths[name] = [
+                    str(self.root / p.lstrip("/")) for p in REGISTRY[name].watch_paths(conf.settings, self.state)
+                ]
         self.watcher.start(paths)
 
     def _on_files(self, names: Set[str]) -> None:

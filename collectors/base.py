@@ -119,6 +119,10 @@ class Context:
         )
 
 
+def _no_paths(settings: Mapping[str, Any], state_dir: Optional[Path] = None) -> Sequence[str]:
+    return ()
+
+
 @dataclass(frozen=True)
 class CollectorSpec:
     """A registered collector (see docs/adding-a-collector.md for the package layout)."""
@@ -131,8 +135,9 @@ class CollectorSpec:
     settings: Schema = field(default_factory=dict)
     summary: Callable[[Mapping[str, Any]], str] = lambda observed: ""
     """One line of key facts for the ``collect`` table, from ``observed``."""
-    watch_paths: Callable[[Mapping[str, Any]], Sequence[str]] = lambda settings: ()
-    """Files whose change should trigger this collector at once (used by the daemon)."""
+    watch_paths: Callable[[Mapping[str, Any], Optional[Path]], Sequence[str]] = _no_paths
+    """Files whose change should trigger this collector at once (used by the daemon), from the
+    collector's settings and the agent's state directory (``--state-dir``; None when it has none)."""
     quick_check: Optional[Callable[[Context], Hashable]] = None
     """A cheap check (``quick.py``) run every ``poll`` seconds; a changed answer runs the collector at once."""
     interval: int = 300

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
 
 from collectors.settings import Field, Schema
 
@@ -21,7 +22,7 @@ SETTINGS: Schema = {
 }
 
 
-def watch_paths(settings: Mapping[str, Any]) -> Sequence[str]:
+def watch_paths(settings: Mapping[str, Any], state_dir: Optional[Path] = None) -> Sequence[str]:
     """Account databases and sudoers: a change re-reads the accounts at once."""
     sudoers = str(settings.get("sudoers", "/etc/sudoers"))
     return ["/etc/passwd", "/etc/shadow", "/etc/group", sudoers, sudoers + ".d"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
 
 from collectors.settings import Field, Schema
 
@@ -21,7 +22,7 @@ SETTINGS: Schema = {
 }
 
 
-def watch_paths(settings: Mapping[str, Any]) -> Sequence[str]:
+def watch_paths(settings: Mapping[str, Any], state_dir: Optional[Path] = None) -> Sequence[str]:
     """The ClamAV configuration and the daily database (rewritten by every update)."""
     db_dir = str(settings.get("database_dir") or "/var/lib/clamav").rstrip("/")
     return (

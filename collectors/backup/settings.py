@@ -112,10 +112,11 @@ def config_problem(backup: Backup) -> Optional[str]:
     return None
 
 
-def watch_paths(settings: Mapping[str, Any]) -> List[str]:
-    """Marker files and restore-test records: a change there is news worth collecting at once."""
+def watch_paths(settings: Mapping[str, Any], state_dir: Optional[Path] = None) -> List[str]:
+    """Marker files and restore-test records (below ``state_dir`` by default, as the collector reads
+    them): a change there is news worth collecting at once."""
     paths: List[str] = []
-    for backup in backups(settings):
+    for backup in backups(settings, state_dir):
         if backup.marker:
             paths.append(backup.marker)
         paths.append(backup.restore_test)

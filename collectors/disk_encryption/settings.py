@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 from collectors.disk_encryption.parse_procfs import BOOT_MOUNTPOINTS, DEFAULT_SKIP_FSTYPES
 from collectors.settings import Field
@@ -41,6 +42,6 @@ SETTINGS: Dict[str, Field] = {
 }
 
 
-def watch_paths(settings: Mapping[str, Any]) -> Sequence[str]:
+def watch_paths(settings: Mapping[str, Any], state_dir: Optional[Path] = None) -> Sequence[str]:
     """crypttab and fstab changes come before a new mapping or mount."""
     return ("/etc/crypttab", "/etc/fstab")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
 
 from collectors.settings import Field, Schema
 
@@ -37,6 +38,6 @@ SETTINGS: Schema = {
 }
 
 
-def watch_paths(settings: Mapping[str, Any]) -> Sequence[str]:
+def watch_paths(settings: Mapping[str, Any], state_dir: Optional[Path] = None) -> Sequence[str]:
     """The configured paths: the daemon watches each file's directory and each directory itself."""
     return [str(p) for p in settings.get("paths", DEFAULT_PATHS)]

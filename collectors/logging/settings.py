@@ -3,7 +3,8 @@ keep their configuration."""
 
 from __future__ import annotations
 
-from typing import Any, List, Mapping, Sequence
+from pathlib import Path
+from typing import Any, List, Mapping, Optional, Sequence
 
 from collectors.settings import Field, Schema
 
@@ -26,7 +27,7 @@ SETTINGS: Schema = {
 }
 
 
-def watch_paths(settings: Mapping[str, Any]) -> Sequence[str]:
+def watch_paths(settings: Mapping[str, Any], state_dir: Optional[Path] = None) -> Sequence[str]:
     """Configuration whose change alters the logging facts."""
     paths: List[str] = [
         str(settings.get(key, SETTINGS[key].default))

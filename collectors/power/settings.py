@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, List, Mapping, Sequence
+from pathlib import Path
+from typing import Any, List, Mapping, Optional, Sequence
 
 from collectors.settings import Field, Schema
 
@@ -42,7 +43,7 @@ SETTINGS: Schema = {
 }
 
 
-def watch_paths(settings: Mapping[str, Any]) -> Sequence[str]:
+def watch_paths(settings: Mapping[str, Any], state_dir: Optional[Path] = None) -> Sequence[str]:
     """Configuration whose change alters the shutdown-client facts."""
     nut_dir = str(settings.get("nut_config_dir", "/etc/nut")).rstrip("/")
     paths: List[str] = [f"{nut_dir}/nut.conf", f"{nut_dir}/upsmon.conf"]

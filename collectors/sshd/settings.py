@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
 
 from collectors.settings import Field, Schema
 
@@ -25,7 +26,7 @@ SETTINGS: Schema = {
 }
 
 
-def watch_paths(settings: Mapping[str, Any]) -> Sequence[str]:
+def watch_paths(settings: Mapping[str, Any], state_dir: Optional[Path] = None) -> Sequence[str]:
     """The main file and its usual drop-in directory: a change re-reads the configuration at once."""
     main = str(settings.get("config_file", "/etc/ssh/sshd_config"))
     return [main, main + ".d"]

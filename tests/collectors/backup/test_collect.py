@@ -318,6 +318,11 @@ def test_watch_paths() -> None:
         "collectors.backup",
     )
     assert list(SPEC.watch_paths(settings)) == ["/var/lib/pg/last.json", "/var/lib/tillsyn/restore-tests/pg.json"]
+    # with --state-dir the watched record is the one the collector reads
+    assert list(SPEC.watch_paths(settings, Path("/srv/agent"))) == [
+        "/var/lib/pg/last.json",
+        "/srv/agent/restore-tests/pg.json",
+    ]
 
 
 @pytest.fixture
