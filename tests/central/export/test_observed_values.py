@@ -11,14 +11,10 @@ from central.db.schema import incidents
 from central.export.html import to_html
 from central.export.model import Request
 from central.runtime.service import Centre
-from tests.central.export.test_build import export, fleet
-
-__all__ = ["fleet"]  # the fixture, shared with test_export
+from tests.central.export.history_fleet import day, export
 
 
 def test_html_shows_observed_values_of_past_deviations_and_incidents(centre: Centre, fleet: Dict[str, Any]) -> None:
-    from tests.central.export.test_build import day
-
     with write_tx(centre.engine) as conn:
         conn.execute(update(incidents).values(message="<b>inetd</b> listens on 0.0.0.0:23/tcp (telnet, plaintext)"))
     page = to_html(export(centre, Request(day(65), start=day(20), tenant="acme")))

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from central.alerting.settings import EmailChannel
 from tests.conftest import require_tool
 
 UTC = dt.timezone.utc
@@ -308,3 +309,23 @@ def alertmanager(tmp_path: Path) -> Iterator[str]:
             process.kill()
             process.wait()
         log.close()
+
+
+def email_channel(
+    tmp_path: Path, port: int, pki: Optional[Pki], password: str = PASSWORD, **changes: Any
+) -> EmailChannel:
+    """An email channel to the SMTP server on ``port`` of loopback (STARTTLS when ``pki`` is given)."""
+    secret = tmp_path / "smtp.password"
+    secret.write_text(password + "\n")
+    settings: dict[str, Any] = {
+        "type": "email",
+        "smtp_port": port,
+        "username": USER,
+        "password_file": secret,
+        "sender": "Tillsyn <tillsyn@centre.example>",
+        "to": ["oncall@hosting.example", "soc@hosting.example"],
+        "ca_file": pki.ca_file if pki else None,
+        "timeout_s": 5,
+    }
+    settings.update(changes)
+    return EmailChannel.model_validate(settings)

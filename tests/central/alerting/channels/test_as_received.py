@@ -16,8 +16,14 @@ import pytest
 
 from central.alerting.channels import build_sender
 from central.alerting.settings import SlackChannel
-from tests.central.alerting.channels.helpers import http_receiver, make_pki, resolved, sample_incident, smtp_server
-from tests.central.alerting.channels.test_email import _channel
+from tests.central.alerting.channels.helpers import (
+    email_channel,
+    http_receiver,
+    make_pki,
+    resolved,
+    sample_incident,
+    smtp_server,
+)
 from tests.central.web.conftest import CHROMIUM_ARGS, SCREENSHOTS
 from tests.conftest import require_tool
 
@@ -125,7 +131,7 @@ def test_an_email_as_received(tmp_path: Path, page: Any) -> None:
     pki = make_pki(tmp_path / "pki")
     incident = _incident()
     with smtp_server(pki) as box:
-        sender = build_sender("mail", _channel(tmp_path, box.port, pki))
+        sender = build_sender("mail", email_channel(tmp_path, box.port, pki))
         sender.send("trigger", incident)
         sender.send("resolve", resolved(dict(incident, message=BACK)))
     trigger, resolve = box.messages

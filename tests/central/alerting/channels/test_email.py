@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
 
 import pytest
 
@@ -11,9 +10,7 @@ from central.alerting.channels import ChannelError, build_sender
 from central.alerting.channels.email import body, message
 from central.alerting.settings import EmailChannel
 from tests.central.alerting.channels.helpers import (
-    PASSWORD,
-    USER,
-    Pki,
+    email_channel,
     free_port,
     make_pki,
     resolved,
@@ -22,28 +19,11 @@ from tests.central.alerting.channels.helpers import (
 )
 
 
-def _channel(tmp_path: Path, port: int, pki: Optional[Pki], password: str = PASSWORD, **changes: Any) -> EmailChannel:
-    secret = tmp_path / "smtp.password"
-    secret.write_text(password + "\n")
-    settings: dict[str, Any] = {
-        "type": "email",
-        "smtp_port": port,
-        "username": USER,
-        "password_file": secret,
-        "sender": "Tillsyn <tillsyn@centre.example>",
-        "to": ["oncall@hosting.example", "soc@hosting.example"],
-        "ca_file": pki.ca_file if pki else None,
-        "timeout_s": 5,
-    }
-    settings.update(changes)
-    return EmailChannel.model_validate(settings)
-
-
 def test_trigger_and_resolve_arrive_over_starttls_in_one_thread(tmp_path: Path) -> None:
     pki = make_pki(tmp_path / "pki")
     incident = sample_incident()
     with smtp_server(pki) as box:
-        sender = build_sender("mail", _channel(tmp_path, box.port, pki))
+        sender = build_sender("mail", email_channel(tmp_path, box.port, pki))
         sender.send("trigger", incident)
         sender.send("repeat", incident)
         sender.send("resolve", resolved(incident))
@@ -114,7 +94,7 @@ def test_silent_node_mail_says_what_to_check() -> None:
 def test_server_without_starttls_is_refused_not_sent_in_plain_text(tmp_path: Path) -> None:
     pki = make_pki(tmp_path / "pki")
     with smtp_server(None) as box:
-        sender = build_sender("mail", _channel(tmp_path, box.port, pki))
+        sender = build_sender("mail", email_channel(tmp_path, box.port, pki))
         with pytest.raises(ChannelError, match="does not offer STARTTLS") as err:
             sender.send("trigger", sample_incident())
     assert box.messages == []
@@ -131,7 +111,7 @@ def test_plain_relay_on_loopback_when_asked(tmp_path: Path) -> None:
 
 
 def test_password_not_sent_in_plain_text_to_a_remote_host(tmp_path: Path) -> None:
-    channel = _channel(tmp_path, 25, None, starttls=False, smtp_host="smtp.hosting.example")
+    channel = email_channel(tmp_path, 25, None, starttls=False, smtp_host="smtp.hosting.example")
     with pytest.raises(ChannelError, match="plain text"):
         build_sender("mail", channel)
 
@@ -139,7 +119,7 @@ def test_password_not_sent_in_plain_text_to_a_remote_host(tmp_path: Path) -> Non
 def test_wrong_password(tmp_path: Path) -> None:
     pki = make_pki(tmp_path / "pki")
     with smtp_server(pki) as box:
-        sender = build_sender("mail", _channel(tmp_path, box.port, pki, password="wrong"))
+        sender = build_sender("mail", email_channel(tmp_path, box.port, pki, password="wrong"))
         with pytest.raises(ChannelError, match="refused the login of 'alerts': 535") as err:
             sender.send("trigger", sample_incident())
     assert box.messages == []
@@ -151,20 +131,20 @@ def test_untrusted_certificate(tmp_path: Path) -> None:
     pki = make_pki(tmp_path / "pki")
     other = make_pki(tmp_path / "other")
     with smtp_server(pki) as box:
-        sender = build_sender("mail", _channel(tmp_path, box.port, other))
+        sender = build_sender("mail", email_channel(tmp_path, box.port, other))
         with pytest.raises(ChannelError, match="not trusted") as err:
             sender.send("trigger", sample_incident())
     assert box.messages == [] and err.value.retry is False
 
 
 def test_server_down_is_retried(tmp_path: Path) -> None:
-    sender = build_sender("mail", _channel(tmp_path, free_port(), None))
+    sender = build_sender("mail", email_channel(tmp_path, free_port(), None))
     with pytest.raises(ChannelError, match=r"SMTP server 127\.0\.0\.1") as err:
         sender.send("trigger", sample_incident())
     assert err.value.retry is True
 
 
 def test_missing_password_file_fails_at_build(tmp_path: Path) -> None:
-    channel = _channel(tmp_path, 25, None, password_file=tmp_path / "nope")
+    channel = email_channel(tmp_path, 25, None, password_file=tmp_path / "nope")
     with pytest.raises(ChannelError, match=r"password_file .*nope: no such file"):
         build_sender("mail", channel)
