@@ -38,6 +38,11 @@ class UpsmonConfig:
 
 
 def _words(line: str) -> List[str]:
+    # Most of a shipped upsmon.conf is comments: skip them before shlex (a comment or blank line
+    # gives no words either way; " \t\r\n" is shlex's whitespace).
+    bare = line.lstrip(" \t\r\n")
+    if not bare or bare.startswith("#"):
+        return []
     try:
         return shlex.split(line, comments=True)
     except ValueError:  # an unbalanced quote: fall back to plain words
