@@ -38,6 +38,13 @@ def test_the_shipped_file_is_the_defaults_and_names_every_key() -> None:
     assert missing == []
 
 
+def test_the_shipped_file_reads_the_same_with_libyaml_as_with_the_pure_parser() -> None:
+    """``load`` reads with libyaml where PyYAML has it; the shipped file must mean the same either way."""
+    raw = (ROOT / "config" / "agent.yaml").read_bytes()
+    assert yaml.__with_libyaml__  # Debian's python3-yaml and the locked wheel both have it
+    assert yaml.load(raw, Loader=yaml.CSafeLoader) == yaml.safe_load(raw)
+
+
 def test_missing_default_file_means_defaults(tmp_path: Path) -> None:
     config = load(tmp_path / "absent.yaml", required=False)
     assert config.source is None
@@ -60,7 +67,8 @@ def test_missing_named_file_is_an_error(tmp_path: Path) -> None:
         ("collectors:\n  power: [1]\n", "collectors.power: expected a mapping"),
         ("colectors: {}\n", "colectors: unknown setting"),
         ("- just\n- a list\n", "expected a mapping, got list"),
-        ("collectors:\n  power: {enabled: yes\n", "line 3, column 1: not valid YAML"),
+        # libyaml refuses it too, but the message is the pure parser's, as it always was
+        ("collectors:\n  power: {enabled: yes\n", "line 3, column 1: not valid YAML: expected ',' or '}', but got"),
         ("a: " + "[" * 100000, "not a configuration: nested too deeply"),
     ],
 )
