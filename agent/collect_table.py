@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from typing import Callable, Iterable, List, Mapping
 
 from collectors.base import CollectorSpec
@@ -21,6 +20,8 @@ _INDENT = " " * 40
 
 def _wrap(first: str, text: str, width: int) -> List[str]:
     """``text`` after ``first``, wrapped under the key-facts column: nothing is cut off."""
+    import textwrap  # its regexes cost a few ms to compile; `collect --json` never wraps
+
     return textwrap.wrap(
         " ".join(text.split()),
         width=max(width, 60),

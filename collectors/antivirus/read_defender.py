@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
 
-from collectors.antivirus.parse_mdatp import parse_mdatp_health
 from collectors.base import Context
 from evidence.model import Gap, utc_iso
 
@@ -31,6 +30,9 @@ def collect_defender(ctx: Context, settings: Mapping[str, Any]) -> Optional[Defe
         facts.gaps.append(Gap("mdatp.health", result.describe_failure()))
         facts.observed = {"command": command, "health_read": False}
         return facts
+    # Imported here: only machines with Defender installed need the parser (and its dataclass).
+    from collectors.antivirus.parse_mdatp import parse_mdatp_health
+
     try:
         health = parse_mdatp_health(result.text)
     except ValueError as err:

@@ -8,7 +8,7 @@ from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from collectors.base import Context, Observed, describe_os_error
-from collectors.logging import parse_audit, parse_journald, parse_logrotate, parse_rsyslog, parse_syslog_ng
+from collectors.logging import parse_audit, parse_journald, parse_logrotate, parse_rsyslog
 from collectors.processes import running_names
 from collectors.runner import CommandResult
 from evidence.model import Gap, Outcome
@@ -217,6 +217,9 @@ def forwarding(ctx: Context, reader: _Reader, names: Names) -> Dict[str, Any]:
     for path in [syslog_ng, *reader.listing(os.path.dirname(syslog_ng) + "/conf.d", ".conf")]:
         text = reader.text(path)
         if text is not None:
+            # Imported here: only machines with a syslog-ng configuration need this parser.
+            from collectors.logging import parse_syslog_ng
+
             for target in parse_syslog_ng.forwarding_targets(text, path):
                 targets.append(dict(target, daemon_running=_running(names, "syslog-ng")))
     targets.extend(_journal_upload(ctx, reader))

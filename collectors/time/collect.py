@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Tupl
 from collectors.base import Context, Observed
 from collectors.processes import comm_name, running_names
 from collectors.runner import CommandResult
-from collectors.time import parse_chrony, parse_ntpq, parse_timesyncd
+from collectors.time import parse_chrony, parse_timesyncd
 from evidence.model import Gap, Outcome, utc_iso
 
 Names = Optional[FrozenSet[str]]
@@ -178,6 +178,8 @@ def ntpd(ctx: Context, names: Names) -> Dict[str, Any]:
     result = _ask(ctx, [binary, "-pn"])
     if result.error == "not found":
         return _not_installed("ntpd", "ntpd", names, "ntpq", binary)
+    from collectors.time import parse_ntpq  # only machines running ntpd need it
+
     try:
         peers = parse_ntpq.parse_peers(result.text) if result.error is None else None
     except parse_ntpq.NtpqFormatError as err:

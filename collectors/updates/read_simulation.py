@@ -19,7 +19,7 @@ from typing import Any, Dict, Optional
 
 from collectors.base import Context
 from collectors.runner import CommandResult
-from collectors.updates import parse_apt, parse_dnf
+from collectors.updates import parse_apt
 from evidence.model import parse_utc, utc_iso
 
 CACHE_FILE = "updates-simulation.json"
@@ -154,6 +154,8 @@ def _apt(ctx: Context) -> Result:
 
 
 def _dnf(ctx: Context, manager: str) -> Result:
+    from collectors.updates import parse_dnf  # only RPM machines need it
+
     # -C (--cacheonly): never fetch metadata, unless refresh is configured (then makecache first).
     root = [f"--installroot={ctx.root}"] if str(ctx.root) != "/" else []
     base = [manager, "-q", "-C", *root]
