@@ -18,6 +18,15 @@ SHIPPED = Path(__file__).resolve().parents[2] / "config" / "policy.yaml"
 SRC = "/etc/tillsyn/policy.yaml"
 
 
+def test_the_shipped_policy_reads_the_same_with_libyaml_as_with_the_pure_parser() -> None:
+    """``parse_policy`` reads with libyaml where PyYAML has it; the shipped policy must mean the same either way."""
+    from evidence.policy import _StrictCLoader, _StrictLoader
+
+    text = SHIPPED.read_text()
+    assert yaml.__with_libyaml__  # Debian's python3-yaml and the locked wheel both have it
+    assert yaml.load(text, Loader=_StrictCLoader) == yaml.load(text, Loader=_StrictLoader)
+
+
 def test_the_shipped_policy_parses_and_is_sound() -> None:
     from collectors import REGISTRY
 
@@ -112,7 +121,9 @@ def text_of(*rules: Dict[str, Any], overrides: Any = None) -> str:
          "overrides[0].rules.ups.value: not a regular expression"),
         (text_of(one_rule(check={"path": "x", "op": "is_true"}), overrides=[{"rules": {"ups": {"value": 3}}}]),
          "overrides[0].rules.ups.value: rule 'ups' has no value to change"),
-        ("rules:\n  - id: ups\n    title: [unclosed\n", "line 4: not valid YAML"),
+        # libyaml refuses it too, but the message is the pure parser's, as it always was
+        ("rules:\n  - id: ups\n    title: [unclosed\n", "line 4: not valid YAML: expected ',' or ']', but got"),
+        ("rules: " + "[" * 100000, "not a policy: nested too deeply"),
         ("rules:\n  - id: ups\n    check: {path: a, op: is_true}\n    check: {path: b, op: is_true}\n",
          "line 4: not valid YAML: key 'check' given twice in one mapping"),
         ("rules: {}\n", "expected a mapping with a 'rules' list"),
