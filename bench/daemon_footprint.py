@@ -14,6 +14,12 @@ per-event costs, charging every collector run a whole measured round (an upper b
 
     .venv/bin/python -m bench.daemon_footprint --write          # ~4 minutes
     .venv/bin/python -m bench.daemon_footprint --quick          # ~1 minute, a smoke run
+    .venv/bin/python -m bench.daemon_footprint --agent-python /usr/bin/python3 --write
+
+``--agent-python`` runs the daemon (only; the centre stays on this interpreter) on another
+interpreter with its own libraries: on Debian 12, ``/usr/bin/python3`` with the python3-*
+packages is what a node installed from the .deb runs. A virtual environment's wheels differ
+(cryptography's wheel carries its own copy of OpenSSL, ~7 MB of RSS more).
 """
 
 from __future__ import annotations
@@ -91,8 +97,11 @@ def agent_config(base: Path, collectors_every: Optional[int], heartbeat_every: i
     return data
 
 
+AGENT_PYTHON = [sys.executable]  # the daemon's interpreter: --agent-python
+
+
 def agent_cmd(config: Path, state: Path, *args: str) -> List[str]:
-    return [sys.executable, "-m", "agent.cli", "--config", str(config), "--state-dir", str(state), *args]
+    return [AGENT_PYTHON[0], "-m", "agent.cli", "--config", str(config), "--state-dir", str(state), *args]
 
 
 def exec_cost(pid: int, count: int) -> float:
@@ -237,11 +246,26 @@ def analyse(main: Phase, beat_phase: Phase) -> Dict[str, Any]:
     }
 
 
+def agent_libraries() -> str:
+    """The daemon's interpreter and the versions of the libraries it loads."""
+    probe = (
+        "import sys, cryptography, psutil, requests, urllib3, watchdog.version as w, yaml; "
+        "print(f'Python {sys.version.split()[0]}, cryptography {cryptography.__version__}, "
+        "psutil {psutil.__version__}, requests {requests.__version__}, urllib3 {urllib3.__version__}, "
+        "watchdog {w.VERSION_STRING}, "
+        "PyYAML {yaml.__version__} (libyaml: {yaml.__with_libyaml__})')"
+    )
+    out = subprocess.run([AGENT_PYTHON[0], "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    return out.stdout.strip()
+
+
 def render(r: Dict[str, Any], args: argparse.Namespace, commit: str) -> str:
     def verdict(ok: bool) -> str:
         return "met" if ok else "MISSED"
 
     command = "--quick" if args.quick else f"--duration {args.duration:g}"
+    if args.agent_python:
+        command += f" --agent-python {args.agent_python}"
     return "\n".join(
         [
             f"Command: `.venv/bin/python -m bench.daemon_footprint {command} --write` as "
@@ -249,6 +273,8 @@ def render(r: Dict[str, Any], args: argparse.Namespace, commit: str) -> str:
             f"collector every {args.interval} s, heartbeat every {args.heartbeat} s, no jitter, "
             f"{time.strftime('%Y-%m-%d')}; agent code: commit {commit}.",
             f"Machine: {describe()}.",
+            f"The daemon's interpreter: `{AGENT_PYTHON[0] if args.agent_python else '.venv/bin/python'}`, "
+            f"{agent_libraries()}.",
             "",
             f"The daemon ran {r['cycles']} collection cycles in {r['duration_s']:.0f} s after READY=1 against a real "
             f"centre on 127.0.0.1 (SQLite), with `NOTIFY_SOCKET` and `WATCHDOG_USEC` as systemd sets them "
@@ -261,14 +287,14 @@ def render(r: Dict[str, Any], args: argparse.Namespace, commit: str) -> str:
             f"| steady RSS (median at the end of the later half of the cycles) | {r['steady_mb']:.1f} MB |",
             f"| RSS early → late (median of the first and last {r['quarter']} cycles) | "
             f"{r['early_mb']:.1f} → {r['late_mb']:.1f} MB ({r['growth_mb']:+.2f} MB) |",
-            f"| CPU per collection cycle (all five collectors, spool, sign, deliver) | {r['cycle_ms']:.1f} ms |",
+            f"| CPU per collection cycle (every enabled collector, spool, sign, deliver) | {r['cycle_ms']:.1f} ms |",
             f"| CPU per heartbeat (heartbeat-only run; idle wake-ups included) | {r['beat_ms']:.1f} ms |",
             f"| CPU per program started anywhere else on the host (`/bin/true` x {args.execs}) "
             f"| {r['exec_ms']:.3f} ms |",
             "",
             f"At the default intervals (`agent.yaml`: power, antivirus and ports every 300 s, backup 900 s, "
             f"disk encryption 3600 s, heartbeat 60 s, jitter 10 %), computed from the measured per-event costs "
-            f"above, charging every single collector run a whole five-collector cycle (an upper bound): "
+            f"above, charging every single collector run a whole cycle of all collectors (an upper bound): "
             f"{r['runs_per_hour']:.1f} runs x {r['cycle_ms']:.1f} ms + {r['beats_per_hour']:.0f} heartbeats x "
             f"{r['beat_ms']:.1f} ms = {r['cpu_s_per_hour']:.2f} s CPU per hour = "
             f"**{r['cpu_percent']:.3f} % of one core**. Not included: the cost per program started elsewhere on "
@@ -295,7 +321,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a short smoke run (~1 minute)")
     parser.add_argument("--config", default=str(ROOT / "config" / "agent.yaml"))
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument(
+        "--agent-python", help="run the daemon on this interpreter and its libraries (e.g. Debian's /usr/bin/python3)"
+    )
     args = parser.parse_args(argv)
+    if args.agent_python:
+        AGENT_PYTHON[0] = args.agent_python
     if args.quick:
         args.duration, args.heartbeat_phase = 45.0, 25.0
     # Installed packages ship compiled bytecode (dh_python3 byte-compiles at install).
