@@ -236,19 +236,10 @@ def collect(ctx: Context, entries: Optional[Sequence[Any]] = None) -> Outcome:
     found, problems = listeners(entries)
     if problems:
         gaps.append(Gap(f"{len(problems)} socket entries", "unreadable: " + "; ".join(problems[:3])))
-    names = {pid: _process_name(pid) for pid in sorted({s.pids[0] for s in found if s.pids})}
+    names = {pid: read_psutil.lookup_process(ctx, pid)[0].name for pid in sorted({s.pids[0] for s in found if s.pids})}
     observed = assemble(rulesets, sources, found, names, ctx.settings)
     observed["frontends"] = frontends(ctx, rulesets, gaps)
     return Outcome.from_parts(observed, gaps)
-
-
-def _process_name(pid: int) -> Optional[str]:
-    import psutil
-
-    try:
-        return str(psutil.Process(pid).name())
-    except (psutil.Error, OSError):
-        return None
 
 
 def summary(observed: Mapping[str, Any]) -> str:

@@ -55,7 +55,15 @@ def _field(pid: int, what: str, read: Callable[[], T], gaps: List[Gap]) -> Optio
 
 
 def lookup_process(ctx: Context, pid: int) -> Tuple[ProcessInfo, List[Gap]]:
-    """Name, executable, user and systemd unit of ``pid``; gaps for whatever could not be read."""
+    """Name, executable, user and systemd unit of ``pid``; gaps for whatever could not be read.
+
+    Read once per round: ports, firewall and service_access all ask about the same socket owners.
+    """
+    info, gaps = ctx.once(f"process {pid}", lambda: _lookup_process(ctx, pid))
+    return info, list(gaps)
+
+
+def _lookup_process(ctx: Context, pid: int) -> Tuple[ProcessInfo, List[Gap]]:
     import psutil
 
     gaps: List[Gap] = []

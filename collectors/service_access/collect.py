@@ -67,21 +67,14 @@ def accounts(ctx: Context, gaps: List[Gap]) -> List[Dict[str, Any]]:
     return out
 
 
-def _owners(pids: Sequence[int]) -> Dict[int, Tuple[Optional[str], Optional[str]]]:
-    import psutil
+def _owners(ctx: Context, pids: Sequence[int]) -> Dict[int, Tuple[Optional[str], Optional[str]]]:
+    """Name and executable of each socket owner, from the round's lookups (the ports collector's)."""
+    from collectors.ports.read_psutil import lookup_process
 
     out: Dict[int, Tuple[Optional[str], Optional[str]]] = {}
     for pid in pids:
-        try:
-            proc = psutil.Process(pid)
-            name = proc.name()
-            try:
-                exe: Optional[str] = proc.exe() or None
-            except (psutil.Error, OSError):
-                exe = None
-            out[pid] = (name, exe)
-        except (psutil.Error, OSError):
-            out[pid] = (None, None)
+        info, _gaps = lookup_process(ctx, pid)  # the ports collector reports what could not be read
+        out[pid] = (info.name, info.exe)
     return out
 
 
@@ -105,7 +98,7 @@ def collect(
     found, problems = listeners(entries)
     if problems:
         gaps.append(Gap(f"{len(problems)} socket entries", "unreadable: " + "; ".join(problems[:3])))
-    owners = _owners(sorted({s.pids[0] for s in found if s.pids}))
+    owners = _owners(ctx, sorted({s.pids[0] for s in found if s.pids}))
     extra = vendor_ports(ctx.settings.get("vendor_ports", []))
     entrances = listener_entrances(found, owners, extra)
     unowned = sum(1 for e in entrances if e["remote_service"] is None)
