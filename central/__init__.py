@@ -1,4 +1,4 @@
 """The Tillsyn centre: receives reports, evaluates the policy, alerts, and keeps evidence.
 
-Not built yet: see the project's open issues.  Nothing here is imported by the agent.
+Grouped by pipeline stage (docs/architecture.md).  Nothing here is imported by the agent.
 """
