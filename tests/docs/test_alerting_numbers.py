@@ -32,11 +32,12 @@ def test_how_fast_names_the_shipped_power_poll_and_the_measured_section() -> Non
     assert "## Alert latency" in benchmarks and "bench/alert_latency.py" in section
 
 
-def test_the_agent_beats_at_the_smaller_of_its_interval_and_the_centres() -> None:
+def test_the_agent_beats_at_the_smaller_of_its_interval_and_the_centres(tmp_path: Path) -> None:
     assert "the agent sends heartbeats at the **smaller** of that and its own" in " ".join(ALERTING.split())
     for own, asked, expected in ((60, 30, 30), (30, 60, 30), (45, None, 45)):
         link = cast(Any, Link.__new__(Link))
         link.enrolment = SimpleNamespace(heartbeat_interval=asked)
+        link.state = tmp_path  # configure() also reads the privacy setting (M13) from the state directory
         config = AgentConfig(source=None, command_timeout=10.0, collectors={}, heartbeat_interval=own)
         Link.configure(link, config)
         assert link.heartbeat_every == expected, (own, asked)
