@@ -113,9 +113,11 @@ def test_frontend_files_as_shipped_and_enabled(tmp_path: Path) -> None:
     assert seen["ufw"] == {"installed": True, "enabled": True, "default_input_policy": "DROP", "rules_loaded": True}
     assert seen["firewalld"] == {"installed": False, "default_zone": None, "rules_loaded": False}
     assert gaps == []
-    # firewalld (crafted: no capture of a running firewalld yet): its file and its nft table
+    # firewalld: the firewalld.conf Debian 12 ships (real), and its nft table (crafted: no running
+    # firewalld here, it needs the system D-Bus)
     (tmp_path / "etc/firewalld").mkdir()
-    (tmp_path / "etc/firewalld/firewalld.conf").write_text("# firewalld config file\nDefaultZone=public\n")
+    shipped = HERE / "firewalld-conf_debian-12_firewalld-1.3.3_shipped.conf"
+    (tmp_path / "etc/firewalld/firewalld.conf").write_text(shipped.read_text())
     table = {
         "chain": {"family": "inet", "table": "firewalld", "name": "filter_INPUT", "type": "filter", "hook": "input"}
     }
