@@ -58,11 +58,11 @@ def promtool_check(text: str) -> None:
 PASSWORD = "a long enough password for the dashboard"
 
 
-def make_user(centre: CentreProcess, name: str, *tenants: str) -> None:
-    """``tillsyn-central user create NAME --role viewer --tenant T --password-stdin``, as an admin would."""
+def make_user(centre: CentreProcess, name: str, *tenants: str, role: str = "viewer") -> None:
+    """``tillsyn-central user create NAME --role ROLE --tenant T --password-stdin``, as an admin would."""
     args = [a for t in tenants for a in ("--tenant", t)]
     done = subprocess.run(
-        [CENTRAL_PYTHON, "-m", "central.cli", "user", "create", name, "--role", "viewer", "--password-stdin", *args],
+        [CENTRAL_PYTHON, "-m", "central.cli", "user", "create", name, "--role", role, "--password-stdin", *args],
         input=PASSWORD + "\n",
         env=centre.env,
         cwd=ROOT,
@@ -106,7 +106,8 @@ def test_a_dead_mail_relay_shows_in_metrics_and_healthz_and_recovery_follows(
     centre: Tuple[CentreProcess, int],
 ) -> None:
     process, relay = centre
-    make_user(process, "ops", "*")
+    # every tenant for an admin only: a viewer holding "*" would fail M10 (separation) on each node
+    make_user(process, "ops", "*", role="admin")
     make_user(process, "client", "client1")
     node_agent = AgentProcess(process.state.parent / "node", agent_yaml())
     node_agent.enrol(process)
