@@ -15,6 +15,7 @@ import yaml
 
 from collectors import REGISTRY
 from collectors.settings import Field, SettingsError, validate
+from evidence.policy import libyaml_may_read
 
 DEFAULT_PATH = Path("/etc/tillsyn/agent.yaml")
 ENV_PATH = "TILLSYN_AGENT_CONFIG"
@@ -126,7 +127,7 @@ def _parse(raw: bytes) -> Any:
     accepts a few things the pure parser refuses (a tab between a key and its value, ``?`` inside
     a plain scalar in a flow collection); the keys and values are still validated as before.
     """
-    if yaml.__with_libyaml__:
+    if libyaml_may_read(raw):  # not for deeply nested text: libyaml recurses in C
         try:
             return yaml.load(raw, Loader=yaml.CSafeLoader)
         except yaml.YAMLError:

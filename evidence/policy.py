@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, replace
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import yaml
 
@@ -361,6 +361,21 @@ if yaml.__with_libyaml__:  # PyYAML has CSafeLoader only when built with libyaml
         """libyaml's parser with the same constructor."""
 
 
+MAX_FLOW_BRACKETS_FOR_LIBYAML = 1000
+"""libyaml's composer recurses in C once per level of nesting: a document with thousands of ``[``
+or ``{`` overflows the C stack (a segmentation fault with Debian 12's python3-yaml 6.0 on Python
+3.9).  Beyond this many brackets the pure parser reads it, whose recursion Python bounds."""
+
+
+def libyaml_may_read(text: Union[str, bytes]) -> bool:
+    """Whether libyaml may parse ``text`` safely: PyYAML has it, and nesting cannot be deep."""
+    if not yaml.__with_libyaml__:
+        return False
+    if isinstance(text, bytes):
+        return text.count(b"[") + text.count(b"{") <= MAX_FLOW_BRACKETS_FOR_LIBYAML
+    return text.count("[") + text.count("{") <= MAX_FLOW_BRACKETS_FOR_LIBYAML
+
+
 def _load(text: str) -> Any:
     """The YAML document in ``text``, read by libyaml where PyYAML has it.
 
@@ -369,7 +384,7 @@ def _load(text: str) -> Any:
     (or the duplicate-key check) refuses is read again by the pure parser, so every error keeps its
     wording (line, problem) and its recursion limit, as agent.yaml's loader does.
     """
-    if yaml.__with_libyaml__:
+    if libyaml_may_read(text):
         try:
             return yaml.load(text, Loader=_StrictCLoader)  # noqa: S506  a SafeLoader
         except yaml.YAMLError:
