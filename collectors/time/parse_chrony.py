@@ -46,7 +46,10 @@ def _number(text: str, what: str) -> float:
 
 
 def _rows(text: str) -> List[List[str]]:
-    return [row for row in csv.reader(text.splitlines()) if row]
+    try:
+        return [row for row in csv.reader(text.splitlines()) if row]
+    except csv.Error as err:  # e.g. a NUL byte, which Python before 3.11 refuses
+        raise ChronyFormatError(f"not chronyc's CSV: {err}") from None
 
 
 def parse_tracking(text: str) -> Dict[str, Any]:
