@@ -15,7 +15,8 @@ from typing import Any, Dict, Optional
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.errors import IdentityError
-from agent.state import read_json, write_atomic, write_json
+from agent.state import read_json, write_json
+from collectors.atomic_file import write_atomic
 from evidence.signing import load_private_key_pem, new_private_key, private_key_pem, public_key_text
 from evidence.wire import Privacy
 

@@ -27,7 +27,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import sequence_numbers
-from agent.state import os_reason, read_state, write_atomic, write_json
+from agent.state import os_reason, read_state, write_json
+from collectors.atomic_file import write_atomic
 from evidence.model import Evidence
 from evidence.signing import b64, sign
 from evidence.wire import Privacy, Report, canonical

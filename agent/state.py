@@ -3,38 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
+
+from collectors.atomic_file import write_atomic
 
 DEFAULT_STATE_DIR = Path("/var/lib/tillsyn")
 
 
 def state_dir(flag: Optional[str], env: Mapping[str, str]) -> Path:
     return Path(flag or env.get("TILLSYN_STATE_DIR") or DEFAULT_STATE_DIR)
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` so that a crash leaves either the old or the new file, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(str(path.parent), os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def read_json(path: Path) -> Optional[Dict[str, Any]]:

@@ -8,10 +8,10 @@ baseline, never a torn one.  ``collect`` and ``check`` read it and leave it alon
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
+
+from collectors.atomic_file import write_atomic
 
 FORMAT = 1
 NAME = Path("file_integrity") / "baseline.json"
@@ -35,21 +35,4 @@ def load(state_dir: Optional[Path]) -> Tuple[Optional[Dict[str, Any]], Optional[
 
 def save(state_dir: Path, data: Dict[str, Any]) -> None:
     """Write the baseline atomically; raises OSError (a full disk) for the caller to report."""
-    path = state_dir / NAME
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=".baseline.", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, separators=(",", ":"), sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    directory = os.open(str(path.parent), os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    write_atomic(state_dir / NAME, json.dumps(data, separators=(",", ":"), sort_keys=True).encode("utf-8"))
