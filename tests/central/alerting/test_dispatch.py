@@ -7,7 +7,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 from fastapi.testclient import TestClient
@@ -22,39 +22,11 @@ from central.db.engine import make_engine, read_tx, write_tx
 from central.db.schema import incident_events, outbox
 from central.runtime.service import Centre
 from tests.central.alerting.channels.helpers import Reply, free_port, http_receiver
-from tests.central.conftest import Node, evidence_record, new_token
-
-TELNET = {
-    "protocol": "tcp",
-    "address": "0.0.0.0",
-    "port": 23,
-    "exposure": "all",
-    "tags": ["plaintext_remote"],
-    "services": ["telnet"],
-    "process": {"name": "inetd"},
-}
+from tests.central.alerting.two_webhooks import deviate, two_webhooks
+from tests.central.conftest import Node, new_token
 
 
-def _settings(tmp_path: Path, up_url: str, down_url: str) -> Alerting:
-    secret = tmp_path / "hook.key"
-    secret.write_text("s3cret-hmac-key")
-    return Alerting.model_validate(
-        {
-            "channels": {
-                "up": {"type": "webhook", "url": up_url, "secret_file": str(secret), "timeout_s": 2},
-                "down": {"type": "webhook", "url": down_url, "secret_file": str(secret), "timeout_s": 2},
-            },
-            "routes": [{"channels": ["down", "up"]}],
-        }
-    )
-
-
-def _deviate(node: Node) -> None:
-    report = node.report(evidence_record("ports", {"sockets": [TELNET]}))
-    assert node.send(report).status_code == 200
-
-
-def _timeline(centre: Centre) -> List[tuple]:
+def _timeline(centre: Centre) -> List[Tuple[str, Optional[str]]]:
     with read_tx(centre.engine) as conn:
         return [(r.kind, r.channel) for r in conn.execute(select(incident_events).order_by(incident_events.c.id))]
 
@@ -63,9 +35,9 @@ def test_down_channel_waits_without_blocking_the_other(
     client: TestClient, centre: Centre, node: Node, tmp_path: Path
 ) -> None:
     with http_receiver() as up:
-        settings = _settings(tmp_path, up.url, f"http://127.0.0.1:{free_port()}/hook")
+        settings = two_webhooks(tmp_path, up.url, f"http://127.0.0.1:{free_port()}/hook")
         senders = {name: build_sender(name, channel) for name, channel in settings.channels.items()}
-        _deviate(node)
+        deviate(node)
         with write_tx(centre.engine) as conn:
             run_round(conn, settings, datetime.now(timezone.utc))
         result = dispatch_once(centre.engine, settings, senders)
@@ -86,7 +58,7 @@ def test_down_channel_waits_without_blocking_the_other(
 
         # the receiver comes back (same URL now answering) and its turn comes: delivered, once
         with http_receiver() as back:
-            settings2 = _settings(tmp_path, up.url, back.url)
+            settings2 = two_webhooks(tmp_path, up.url, back.url)
             senders2 = {name: build_sender(name, channel) for name, channel in settings2.channels.items()}
             with write_tx(centre.engine) as conn:
                 conn.execute(update(outbox).values(next_attempt_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
@@ -124,7 +96,7 @@ def test_two_dispatchers_send_each_notification_once(
         for i in range(12):
             n = Node(client, hostname=f"n{i}")
             n.enrol(new_token(centre))
-            _deviate(n)
+            deviate(n)
             nodes.append(n)
         with write_tx(centre.engine) as conn:
             run_round(conn, settings, datetime.now(timezone.utc))
@@ -171,7 +143,7 @@ def test_a_channel_slower_than_the_lease_is_still_sent_once_by_two_dispatchers(
         for i in range(8):
             n = Node(client, hostname=f"n{i}")
             n.enrol(new_token(centre))
-            _deviate(n)
+            deviate(n)
         with write_tx(centre.engine) as conn:
             run_round(conn, settings, datetime.now(timezone.utc))
         with read_tx(centre.engine) as conn:

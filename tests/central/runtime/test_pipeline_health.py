@@ -11,50 +11,23 @@ from fastapi.testclient import TestClient
 from central.alerting.channels import build_sender
 from central.alerting.dispatch import dispatch_once
 from central.alerting.incidents import run_round
-from central.alerting.settings import Alerting
 from central.config import Health
 from central.db.engine import read_tx, write_tx
 from central.runtime.health import assess
 from central.runtime.pipeline import Channel, Pipeline, read_pipeline
 from central.runtime.service import Centre
 from tests.central.alerting.channels.helpers import free_port, http_receiver
-from tests.central.conftest import Node, evidence_record
-
-TELNET = {
-    "protocol": "tcp",
-    "address": "0.0.0.0",
-    "port": 23,
-    "exposure": "all",
-    "tags": ["plaintext_remote"],
-    "services": ["telnet"],
-    "process": {"name": "inetd"},
-}
-
-
-def _settings(tmp_path: Path, up_url: str, down_url: str) -> Alerting:
-    secret = tmp_path / "hook.key"
-    secret.write_text("s3cret-hmac-key")
-    hook = {"type": "webhook", "secret_file": str(secret), "timeout_s": 2}
-    return Alerting.model_validate(
-        {
-            "channels": {"up": {**hook, "url": up_url}, "down": {**hook, "url": down_url}},
-            "routes": [{"channels": ["down", "up"]}],
-        }
-    )
-
-
-def _deviate(node: Node) -> None:
-    """A telnet listener on every address: the plaintext rule (M07, high) fails."""
-    assert node.send(node.report(evidence_record("ports", {"sockets": [TELNET]}))).status_code == 200
+from tests.central.alerting.two_webhooks import deviate, two_webhooks
+from tests.central.conftest import Node
 
 
 def test_a_down_channel_is_read_as_failing_and_judged_so(
     client: TestClient, centre: Centre, node: Node, tmp_path: Path
 ) -> None:
     with http_receiver() as up:
-        settings = _settings(tmp_path, up.url, f"http://127.0.0.1:{free_port()}/hook")
+        settings = two_webhooks(tmp_path, up.url, f"http://127.0.0.1:{free_port()}/hook")
         senders = {name: build_sender(name, channel) for name, channel in settings.channels.items()}
-        _deviate(node)
+        deviate(node)
         with write_tx(centre.engine) as conn:
             run_round(conn, settings, datetime.now(timezone.utc))
         sent = dispatch_once(centre.engine, settings, senders)
