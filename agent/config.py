@@ -35,7 +35,9 @@ TOP: Dict[str, Field] = {
     "collectors": Field(dict, {}, "per-collector settings, by collector name"),
     "command_timeout": Field(float, 10.0, "default timeout of one command a collector runs", minimum=0.1),
     "heartbeat_interval": Field(int, 60, "seconds between heartbeats to the centre", minimum=5),
-    "jitter": Field(float, 0.1, "random share of each interval added, so a fleet does not run in step", minimum=0),
+    "jitter": Field(
+        float, 0.1, "random share of the shortest interval added to each round (fleet not in step)", minimum=0
+    ),
     "spool": Field(dict, {}, "limits of the on-disk spool"),
     "delivery": Field(dict, {}, "retrying delivery"),
     "privacy": Field(dict, {}, "pseudonymisation of personal data"),
