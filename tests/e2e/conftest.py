@@ -7,7 +7,9 @@ from typing import Callable, Dict, Iterator, List
 
 import pytest
 
+from tests.central.conftest import PG_ADMIN_URL, _drop_pg_database, _fresh_pg_database, _pg_available
 from tests.centre_process import CentreProcess
+from tests.conftest import in_ci
 from tests.e2e.harness import AgentProcess, agent_yaml
 
 
@@ -37,3 +39,23 @@ def make_agent(tmp_path: Path, centre: CentreProcess) -> Iterator[Callable[..., 
     yield make
     for agent in made:
         agent.kill()
+
+
+def fresh_pg_database() -> Iterator[str]:
+    """A fresh database on the PostgreSQL at TILLSYN_TEST_PG, dropped afterwards (``yield from`` it
+    in a fixture): the test is skipped without a server, and fails under CI."""
+    if not _pg_available():
+        message = f"PostgreSQL not reachable at {PG_ADMIN_URL}"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    url = _fresh_pg_database(PG_ADMIN_URL)
+    try:
+        yield url
+    finally:
+        _drop_pg_database(PG_ADMIN_URL, url)
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    yield from fresh_pg_database()

@@ -23,10 +23,8 @@ import pytest
 import requests
 
 from tests.central.alerting.channels.helpers import PASSWORD, USER, alertmanager, make_pki, smtp_server
-from tests.central.conftest import PG_ADMIN_URL, _drop_pg_database, _fresh_pg_database, _pg_available
 from tests.centre_process import CentreProcess
 from tests.collectors.power.helpers import ON_LINE, Nut, nut  # noqa: F401  (nut: the fixture)
-from tests.conftest import in_ci
 from tests.e2e.alert_helpers import (
     PLAINTEXT_RULE,
     Hook,
@@ -168,20 +166,6 @@ def test_a_killed_centre_sends_its_pending_notification_once_after_restart(
 
 
 # --- 3. two centres on one PostgreSQL -------------------------------------------------------------------
-
-
-@pytest.fixture
-def pg_database() -> Iterator[str]:
-    if not _pg_available():
-        message = f"PostgreSQL not reachable at {PG_ADMIN_URL}"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-    url = _fresh_pg_database(PG_ADMIN_URL)
-    try:
-        yield url
-    finally:
-        _drop_pg_database(PG_ADMIN_URL, url)
 
 
 def test_two_centres_on_postgresql_send_each_notification_once(

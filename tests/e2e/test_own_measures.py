@@ -15,9 +15,7 @@ import pytest
 import requests
 import yaml
 
-from tests.central.conftest import PG_ADMIN_URL, _drop_pg_database, _fresh_pg_database, _pg_available
 from tests.centre_process import CentreProcess
-from tests.conftest import in_ci
 from tests.e2e.alert_helpers import (
     PLAINTEXT_RULE,
     Hook,
@@ -31,6 +29,7 @@ from tests.e2e.alert_helpers import (
     webhook,
     write_key,
 )
+from tests.e2e.conftest import fresh_pg_database
 from tests.e2e.harness import AgentProcess, agent_yaml, wait_until
 
 NOTIFY_S = 10
@@ -42,16 +41,7 @@ def database(request: pytest.FixtureRequest) -> Iterator[Optional[str]]:
     if request.param == "sqlite":
         yield None
         return
-    if not _pg_available():
-        message = f"PostgreSQL not reachable at {PG_ADMIN_URL}"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-    url = _fresh_pg_database(PG_ADMIN_URL)
-    try:
-        yield url
-    finally:
-        _drop_pg_database(PG_ADMIN_URL, url)
+    yield from fresh_pg_database()
 
 
 def _findings(centre: CentreProcess, rule: str) -> Dict[str, Dict[str, Any]]:
