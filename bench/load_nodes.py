@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -61,10 +61,11 @@ class Node:
         ).encode()
         return build("POST", "/api/v1/enrol", body, {"X-Tillsyn-Signature": sign(self.key, body)})
 
-    def report(self, template: Sequence[Evidence]) -> Request:
-        """The next report, signed, in a one-report batch (an agent's steady state), signed again."""
+    def report(self, template: Sequence[Evidence], at: Optional[datetime] = None) -> Request:
+        """The next report, signed, in a one-report batch (an agent's steady state), signed again;
+        collected ``at`` (default: now)."""
         self.seq += 1
-        now = datetime.now(timezone.utc)
+        now = at or datetime.now(timezone.utc)
         report = Report(
             self.agent_id,
             uuid.uuid4().hex,
@@ -80,12 +81,13 @@ class Node:
         headers = {"X-Tillsyn-Agent": self.agent_id, "X-Tillsyn-Signature": sign(self.key, batch)}
         return Request(build("POST", "/api/v1/reports", batch, headers), self.index, report.report_id)
 
-    def heartbeat(self) -> Request:
+    def heartbeat(self, at: Optional[datetime] = None) -> Request:
+        """The next heartbeat, sent ``at`` (default: now); its sequence number is its ``report_id``."""
         self.hb_seq += 1
-        beat = Heartbeat(self.agent_id, self.hb_seq, datetime.now(timezone.utc), spool_depth=0)
+        beat = Heartbeat(self.agent_id, self.hb_seq, at or datetime.now(timezone.utc), spool_depth=0)
         body = canonical(beat.to_dict())
         headers = {"X-Tillsyn-Agent": self.agent_id, "X-Tillsyn-Signature": sign(self.key, body)}
-        return Request(build("POST", "/api/v1/heartbeat", body, headers), self.index)
+        return Request(build("POST", "/api/v1/heartbeat", body, headers), self.index, str(self.hb_seq))
 
 
 def round_robin(nodes: Sequence[Node], count: int, kind: str, template: Sequence[Evidence] = ()) -> List[Request]:

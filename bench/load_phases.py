@@ -54,6 +54,19 @@ class Phase:
         return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))] * 1000
 
 
+async def exchange(free: List[Connection], host: str, port: int, data: bytes) -> Tuple[int, bytes]:
+    """One request on a kept-alive connection from ``free`` (a new one when none is), given back
+    afterwards; a request that failed is answered ``(0, the error)``."""
+    conn = free.pop() if free else Connection(host, port)
+    try:
+        status, body = await asyncio.wait_for(conn.send(data), TIMEOUT_S)
+    except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as err:
+        conn.close()
+        status, body = 0, repr(err).encode()
+    free.append(conn)
+    return status, body
+
+
 class _Run:
     def __init__(self, phase: Phase, host: str, port: int, nodes: int, keep: bool) -> None:
         self.phase, self.host, self.port, self.keep = phase, host, port, keep
@@ -64,16 +77,11 @@ class _Run:
         lock = self.locks[request.agent] if request.agent >= 0 else None
         if lock is not None:
             await lock.acquire()
-        conn = self.free.pop() if self.free else Connection(self.host, self.port)
         try:
-            status, body = await asyncio.wait_for(conn.send(request.data), TIMEOUT_S)
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as err:
-            conn.close()
-            status, body = 0, repr(err).encode()
+            status, body = await exchange(self.free, self.host, self.port, request.data)
         finally:
             if lock is not None:
                 lock.release()
-        self.free.append(conn)
         self.phase.latencies.append(time.perf_counter() - due)
         self.phase.statuses[status] += 1
         if self.keep or status != 200:
