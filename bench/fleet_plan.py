@@ -2,9 +2,9 @@
 
 Every node follows the shipped ``config/agent.yaml``: a heartbeat every ``heartbeat_interval`` s
 at its own phase, and collection rounds as the agent's own :class:`agent.schedule.Schedule`
-decides them (each collector at its interval plus the agent's jitter, collectors due close
-together joining one round), run on a virtual clock per node that started at a random moment
-up to one longest interval before the run, so the fleet is not in step. A round's report
+decides them (the bench calls it, so it follows changes to it), run on a virtual clock per
+node that started at a random moment up to one longest interval before the run, so the fleet
+is not in step. A round's report
 carries the evidence of the collectors in it, from a real ``tillsyn-agent collect --json``.
 
 Behaviours (shares of the fleet, drawn with a seeded generator): *steady* (most), *deviating*
