@@ -111,8 +111,10 @@ def _serve(config: CentralConfig, args: argparse.Namespace) -> int:
     from central.api.app import create_app
     from central.api.connections import ConnectionLimits
     from central.api.server import http_protocol, server_stack
+    from central.runtime import one_server
     from central.runtime.service import open_centre
 
+    held = one_server.claim(config.db_url)  # SQLite: this process's while it serves
     centre = open_centre(config)
     listen = config.listen
     ssl: Dict[str, Any] = {}
@@ -140,6 +142,8 @@ def _serve(config: CentralConfig, args: argparse.Namespace) -> int:
         limit_concurrency=listen.max_connections,  # requests at once, each answered 503 beyond
         **ssl,
     )
+    if held is not None:
+        held.close()
     return 0
 
 
@@ -334,10 +338,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from sqlalchemy.exc import ArgumentError, OperationalError
 
         from central.db.engine import DatabaseURLError
+        from central.db.migrate import SchemaNewer
         from evidence.policy import PolicyError
 
         if isinstance(err, PolicyError):
             print(f"tillsyn-central: policy: {err}", file=sys.stderr)
+            return EXIT_USAGE
+        if isinstance(err, SchemaNewer):
+            print(f"tillsyn-central: {err}", file=sys.stderr)
             return EXIT_USAGE
         if isinstance(err, (DatabaseURLError, ArgumentError)):
             print(f"tillsyn-central: database_url: {err}", file=sys.stderr)

@@ -16,6 +16,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK_KEY = 0x7117_5E7E
 
 
+class SchemaNewer(Exception):
+    """The database's schema is at a revision this version does not know: a newer version migrated it."""
+
+
 def _config(connection: Optional[Connection] = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
@@ -33,6 +37,21 @@ def current(engine: Engine) -> Optional[str]:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def _known(conn: Connection) -> None:
+    """Refuse a schema newer than this version's migrations (a replica of the old version restarted
+    after a new one migrated, say): with a sentence, not Alembic's traceback."""
+    revision = MigrationContext.configure(conn).get_current_revision()
+    if revision is None:
+        return
+    scripts = ScriptDirectory.from_config(_config())
+    if revision not in {script.revision for script in scripts.walk_revisions()}:
+        raise SchemaNewer(
+            f"the database's schema is at revision {revision}, which this version of tillsyn-central "
+            f"does not know (its newest is {scripts.get_current_head()}): a newer version migrated it; "
+            "run that version here (docs/operations.md, Upgrades with replicas)"
+        )
+
+
 def upgrade(engine: Engine) -> str:
     """Upgrade to head; on PostgreSQL under an advisory lock so replicas take turns."""
     with engine.connect() as plain:
@@ -41,6 +60,7 @@ def upgrade(engine: Engine) -> str:
             conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
             conn.commit()
         try:
+            _known(conn)
             command.upgrade(_config(conn), "head")
             conn.commit()
         finally:
