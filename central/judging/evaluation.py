@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 from sqlalchemy import Connection, Engine, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, PendingRollbackError, SQLAlchemyError
 
 from central.db.engine import try_advisory_lock, write_tx
 from central.db.schema import agents, findings, latest_evidence, pending_evaluation, reports
@@ -185,12 +185,16 @@ def evaluate_batch(
         try:
             with conn.begin_nested():
                 _apply(conn, policy, judged, done)
-        except SQLAlchemyError:
+        except SQLAlchemyError as err:
+            if _connection_lost(err):  # not a report's fault: the batch stays queued, retried whole
+                raise
             for one in judged:  # one at a time: all but the culprit are judged
                 try:
                     with conn.begin_nested():
                         _apply(conn, policy, [one], done)
                 except SQLAlchemyError as err:
+                    if _connection_lost(err):
+                        raise
                     row = one.row
                     log.error(
                         "report %s of agent %s could not be judged and is left unjudged: %s",
@@ -202,6 +206,11 @@ def evaluate_batch(
         conn.execute(delete(pending_evaluation).where(pending_evaluation.c.report_pk.in_([r.report_pk for r in rows])))
         done.reports = len(rows)
     return done
+
+
+def _connection_lost(err: SQLAlchemyError) -> bool:
+    """The database went away (a PostgreSQL restart): nothing is wrong with the reports judged."""
+    return isinstance(err, PendingRollbackError) or (isinstance(err, DBAPIError) and err.connection_invalidated)
 
 
 def _apply(conn: Connection, policy: Policy, parsed: List[_Judged], done: Evaluated) -> None:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List
+from typing import Callable, Dict, Iterator
 
 import pytest
 
 from tests.central.conftest import PG_ADMIN_URL, _drop_pg_database, _fresh_pg_database, _pg_available
 from tests.centre_process import CentreProcess
 from tests.conftest import in_ci
-from tests.e2e.harness import AgentProcess, agent_yaml
+from tests.e2e.harness import AgentProcess, Fleet
 
 
 @pytest.fixture
@@ -28,17 +28,9 @@ def api_key(centre: CentreProcess) -> Dict[str, str]:
 @pytest.fixture
 def make_agent(tmp_path: Path, centre: CentreProcess) -> Iterator[Callable[..., AgentProcess]]:
     """An enrolled (not yet started) agent; every daemon is killed at the end of the test."""
-    made: List[AgentProcess] = []
-
-    def make(config_text: str = "", name: str = "node") -> AgentProcess:
-        agent = AgentProcess(tmp_path / name, config_text or agent_yaml())
-        made.append(agent)
-        agent.enrol(centre)
-        return agent
-
-    yield make
-    for agent in made:
-        agent.kill()
+    fleet = Fleet(tmp_path)
+    yield lambda config_text="", name="node": fleet.make(centre, config_text, name)
+    fleet.kill_all()
 
 
 def fresh_pg_database() -> Iterator[str]:

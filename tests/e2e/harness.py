@@ -189,6 +189,25 @@ class AgentProcess:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
 
+class Fleet:
+    """Enrolled (not yet started) agents below one directory, each with its own; :meth:`kill_all`
+    at the end of a test, even a failed one."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.made: List[AgentProcess] = []
+
+    def make(self, centre: CentreProcess, config_text: str = "", name: str = "node") -> AgentProcess:
+        agent = AgentProcess(self.base / name, config_text or agent_yaml())
+        self.made.append(agent)
+        agent.enrol(centre)
+        return agent
+
+    def kill_all(self) -> None:
+        for agent in self.made:
+            agent.kill()
+
+
 @dataclass(frozen=True)
 class Row:
     seq: int
@@ -202,8 +221,26 @@ def _utc(value: str) -> datetime:
     return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
 
 
+def _when(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return _utc(str(value))
+
+
 def ledger(centre: CentreProcess, agent_id: str) -> List[Row]:
-    """The node's rows of the centre's ``reports`` table, in chain order (read with sqlite3)."""
+    """The node's rows of the centre's ``reports`` table, in chain order (read with sqlite3, or
+    psycopg when the centre runs on PostgreSQL)."""
+    url = centre.env.get("TILLSYN_DATABASE_URL", "")
+    if url.startswith("postgresql"):
+        import psycopg  # the centre's driver, in its environment only
+
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), connect_timeout=10) as conn:
+            found = conn.execute(
+                "SELECT seq, report_id, chain_index, collected_at, received_at FROM reports"
+                " WHERE agent_id = %s ORDER BY chain_index",
+                (agent_id,),
+            ).fetchall()
+        return [Row(int(s), str(r), int(c), _when(ca), _when(ra)) for s, r, c, ca, ra in found]
     db = sqlite3.connect(f"file:{centre.state / 'central.db'}?mode=ro", uri=True, timeout=10)
     try:
         rows = db.execute(
