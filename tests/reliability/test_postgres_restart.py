@@ -24,14 +24,13 @@ from tests.e2e.harness import (
     AgentProcess,
     Fleet,
     assert_exactly_once,
-    diagnostics,
-    drained,
     grows_past,
     ledger,
     stored_seqs,
     wait_until,
 )
 from tests.reliability.postgres import PgInstance
+from tests.reliability.settle import stop_drained
 from tests.reliability.signed_load import SignedLoad
 
 LOAD_NODES = 8
@@ -82,8 +81,7 @@ def _restart_under_load(mode: str, centre: CentreProcess, postgres: PgInstance, 
     finally:
         load.stop()
     for agent in nodes:
-        wait_until(partial(drained, agent, centre), 60, partial(diagnostics, agent, centre))
-        assert agent.stop() == 0
+        stop_drained(agent, centre)
     # ok again, and every stored report judged (none lost from the evaluation queue by the restart)
     wait_until(
         lambda: _health(centre).get("status") == "ok" and _health(centre).get("evaluation_backlog") == 0,
