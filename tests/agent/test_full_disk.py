@@ -8,10 +8,7 @@ restart on the full disk.
 
 from __future__ import annotations
 
-import errno
 import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Iterator, List
 
@@ -19,54 +16,16 @@ import pytest
 
 from tests.agent.daemon_helpers import AgentDaemon, agent_yaml, wait_for
 from tests.centre_process import CentreProcess
-from tests.conftest import in_ci
+from tests.small_fs import fill, small_tmpfs
 
 FULL = "spool: no space left on device"
-
-
-def _mount_small_tmpfs(where: Path) -> None:
-    where.mkdir(parents=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k,nr_inodes=64,mode=0700", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        message = f"mounting a small tmpfs is not permitted here (needs root with CAP_SYS_ADMIN): {mounted.stderr}"
-        if in_ci() or os.geteuid() == 0:
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.fixture
 def small_state(tmp_path: Path) -> Iterator[Path]:
     """``tmp_path/a/state`` on its own small tmpfs (where AgentDaemon keeps its state)."""
-    state = tmp_path / "a" / "state"
-    _mount_small_tmpfs(state)
-    yield state
-    subprocess.run(["umount", "--lazy", str(state)], check=False)
-
-
-def _fill(directory: Path) -> List[Path]:
-    """Take every free inode, then every free block; the files that did it."""
-    made = []
-    try:
-        while True:
-            path = directory / f"filler-{len(made)}"
-            path.touch()
-            made.append(path)
-    except OSError as err:
-        assert err.errno == errno.ENOSPC, err
-    chunk = b"\0" * 4096
-    try:
-        with open(made[0], "wb") as handle:
-            while True:
-                handle.write(chunk)
-                handle.flush()
-    except OSError as err:
-        assert err.errno == errno.ENOSPC, err
-    return made
+    with small_tmpfs(tmp_path / "a" / "state") as state:
+        yield state
 
 
 def _health(daemon: AgentDaemon) -> str:
@@ -80,7 +39,7 @@ def test_a_full_disk_is_reported_and_the_round_spooled_once_there_is_room(
     daemon = AgentDaemon(work, centre, agent_yaml(work, ports=None, backup=3600, heartbeat=5))
     daemons.append(daemon.start())
     wait_for("report 1 stored", lambda: len(daemon.stored()) == 1, 30, daemon)
-    fillers = _fill(small_state)
+    fillers = fill(small_state)
     (work / "marker.json").write_text(json.dumps({"finished_at": "2026-11-27T10:00:00Z", "result": "success"}))
     wait_for("the round not spooled", lambda: "report not spooled" in daemon.text(), 15, daemon)
     assert "No space left on device" in daemon.text()

@@ -8,6 +8,7 @@ from typing import Iterator
 
 import pytest
 
+from tests.e2e.conftest import centre  # noqa: F401  (a real centre on SQLite, stopped at the end)
 from tests.e2e.harness import Fleet
 from tests.reliability.postgres import PgInstance
 
