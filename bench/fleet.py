@@ -27,12 +27,13 @@ import json
 import math
 import os
 import random
+import signal
 import statistics
 import sys
 import tempfile
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -57,6 +58,8 @@ from evidence.model import Evidence
 from tests.e2e.alert_helpers import PLAINTEXT_RULE, Hook, webhook, write_key
 
 NOTIFY_WAIT_S = 90.0
+GOAL_P99_MS = 100.0
+FIND_MAX_NODES = 200_000
 DRAIN_WAIT_S = 600.0
 
 
@@ -318,7 +321,21 @@ def backlog_trend(samples: Sequence[Sample], window: Tuple[float, float]) -> Tup
     return text, growing
 
 
-def run(s: Settings, template: Sequence[Evidence], command: str) -> Tuple[List[str], str, bool]:
+@dataclass
+class Result:
+    lines: List[str]
+    last: str
+    clean: bool
+    p99_ms: float
+    growing: bool
+
+    @property
+    def holds(self) -> bool:
+        """What ``--find`` asks of a fleet: p99 within the goal, no growing backlog, nothing lost."""
+        return self.clean and self.p99_ms <= GOAL_P99_MS and not self.growing
+
+
+def run(s: Settings, template: Sequence[Evidence], command: str) -> Result:
     rng = random.Random(s.seed)
     random.seed(s.seed)  # the agent's Schedule draws its jitter from the module's generator
     config = load_agent_config(ROOT / "config" / "agent.yaml", required=True)
@@ -410,7 +427,8 @@ def run(s: Settings, template: Sequence[Evidence], command: str) -> Tuple[List[s
             f"fleet: nodes={s.nodes} hb_per_s={rate_hb:.1f} reports_per_s={rate_rep:.1f} p99_ms={p99:.1f} "
             f"backlog={end_backlog} lost={lost} duplicated={duplicated}"
         )
-    return lines, last, clean
+        growing = backlog_trend(sampler.samples, window)[1]
+    return Result(lines, last, clean, p99, growing)
 
 
 def in_window(out: Outcome, kind: int, window: Tuple[float, float]) -> List[float]:
@@ -491,6 +509,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--replicas", type=int, default=1, help="serve processes behind a balancer (PostgreSQL)")
     parser.add_argument("--warmup", type=float, default=60.0, help="seconds sent but not counted (default 60)")
     parser.add_argument("--seed", type=int, default=1, help="the random plan's seed (default 1)")
+    parser.add_argument(
+        "--find", action="store_true", help="double --nodes until p99 > 100 ms or the backlog grows, then narrow"
+    )
     parser.add_argument("--write", action="store_true", help="replace this database's block in docs/benchmarks.md")
     args = parser.parse_args(argv)
     if args.nodes < 1 or args.minutes <= 0 or args.warmup < 0:
@@ -498,15 +519,50 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.replicas >= 2 and args.db != "postgresql":
         parser.error("--replicas needs --db postgresql (replicas share one database)")
     s = Settings(args.nodes, args.minutes, args.db, args.replicas, args.warmup, args.seed)
+    # SIGTERM (timeout, a stopped job) unwinds like Ctrl-C: the centre stopped, its database dropped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench.fleet: stopped by SIGTERM"))
     command = " ".join([".venv/bin/python -m bench.fleet", *(argv if argv is not None else sys.argv[1:])])
     template = load_nodes.capture_template(BIN / "tillsyn-agent", ROOT / "config" / "agent.yaml")
-    lines, last, clean = run(s, template, command)
-    print("\n".join(lines))
-    print(last)
+    if args.find:
+        return find(s, template, command)
+    result = run(s, template, command)
+    print("\n".join(result.lines))
+    print(result.last)
     if args.write:
         block = f"fleet-{s.db}" + (f"-replicas-{s.replicas}" if s.replicas >= 2 else "")
-        replace_section(ROOT / "docs" / "benchmarks.md", block, "\n".join([*lines, "", f"`{last}`"]).strip())
-    return 0 if clean else 1
+        replace_section(ROOT / "docs" / "benchmarks.md", block, "\n".join([*result.lines, "", f"`{result.last}`"]))
+    return 0 if result.clean else 1
+
+
+def find(s: Settings, template: Sequence[Evidence], command: str) -> int:
+    """The largest fleet that holds (p99 ≤ 100 ms, no growing backlog, nothing lost): doubling from
+    ``--nodes`` until one does not, then three halvings of the gap. Each step is a whole run."""
+    held: Optional[Tuple[int, Result]] = None
+    failed: Optional[int] = None
+    nodes = s.nodes
+    steps = 0
+    while nodes <= FIND_MAX_NODES:
+        result = run(replace(s, nodes=nodes), template, command)
+        print("\n".join(result.lines[3:]), flush=True)
+        print(f"{result.last} {'holds' if result.holds else 'does not hold'}", flush=True)
+        if result.holds:
+            held = (nodes, result)
+        else:
+            failed = nodes
+        if failed is None:
+            nodes *= 2
+            continue
+        low = held[0] if held else 0
+        steps += 1
+        if steps > 3 or failed - low <= max(1, low // 20):
+            break
+        nodes = (low + failed) // 2
+    if held is None:
+        print(f"fleet find: not even {s.nodes} nodes held p99 ≤ {GOAL_P99_MS:g} ms with no growing backlog")
+        return 1
+    print(f"fleet find: the largest fleet that held is {held[0]} nodes (tried up to {failed or nodes})")
+    print(held[1].last)
+    return 0
 
 
 if __name__ == "__main__":
