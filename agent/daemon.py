@@ -278,10 +278,20 @@ class Daemon:
             return
         self.bounds_checked = now
         try:
-            self.spool.enforce_bounds(self.config.spool_max_bytes, self.config.spool_max_age, time.time())
+            dropped = self.spool.enforce_bounds(self.config.spool_max_bytes, self.config.spool_max_age, time.time())
         except OSError as err:  # cannot count the drops (a full disk): drop nothing until it can
             if self._tell("bounds", str(err)):
                 log.error("spool bounds not enforced: %s", err)
+            return
+        if dropped:  # counted in dropped.json and reported in heartbeats; said here too
+            log.warning(
+                "%d report(s) dropped at the spool bound (older than spool.max_age %d s or beyond spool.max_bytes"
+                " %d bytes); %d dropped in all",
+                dropped,
+                self.config.spool_max_age,
+                self.config.spool_max_bytes,
+                self.spool.dropped().get("count", 0),
+            )
 
     # -- status, sleeping, the loop ---------------------------------------------
     def _report_status(self, _now: float) -> None:

@@ -29,23 +29,32 @@ class CentreProcess:
     """Start, stop, kill and restart a centre with its own state directory and port."""
 
     def __init__(
-        self, state: Path, port: Optional[int] = None, extra_yaml: str = "", database_url: Optional[str] = None
+        self,
+        state: Path,
+        port: Optional[int] = None,
+        extra_yaml: str = "",
+        database_url: Optional[str] = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.state = state
+        self.host = host
+        """Where it listens: loopback, or a test's own address (the host end of a veth pair)."""
         self.port = port or free_port()
         self.config = state / "central.yaml"
         state.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(f"state_dir: {state}\nlisten: {{host: 127.0.0.1, port: {self.port}}}\n{extra_yaml}")
+        self.config.write_text(f"state_dir: {state}\nlisten: {{host: {host}, port: {self.port}}}\n{extra_yaml}")
         self.env = {**os.environ, "TILLSYN_CENTRAL_CONFIG": str(self.config)}
         self.env.pop("TILLSYN_STATE_DIR", None)
         if database_url:
             self.env["TILLSYN_DATABASE_URL"] = database_url
         self.proc: Optional[subprocess.Popen[bytes]] = None
         self.scheme = "https" if "tls_cert" in extra_yaml else "http"
+        self.ca: Optional[Path] = None
+        """The certificate the test's own requests trust (a self-signed centre's), when set."""
 
     @property
     def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -59,6 +68,7 @@ class CentreProcess:
         )
 
     def start(self, wait: float = 20.0, verify: object = False) -> CentreProcess:
+        verify = str(self.ca) if self.ca else verify
         log = open(self.state / "central.log", "ab")  # noqa: SIM115  kept open for the process's life
         self.proc = subprocess.Popen(
             [CENTRAL_PYTHON, "-m", "central.cli", "serve"], env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
@@ -98,7 +108,7 @@ class CentreProcess:
         return {"Authorization": "Bearer " + self.cli("apikey", "create", "tests").stdout.strip()}
 
     def get(self, path: str, headers: Dict[str, str]) -> List[Dict[str, object]]:
-        response = requests.get(self.url + path, headers=headers, timeout=10)
+        response = requests.get(self.url + path, headers=headers, timeout=10, verify=str(self.ca) if self.ca else True)
         response.raise_for_status()
         data: List[Dict[str, object]] = response.json()
         return data

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import os
 import subprocess
 import sys
@@ -12,14 +10,11 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from central.judging.own.rules import OWN_RULES
 from tests.centre_process import ROOT, CentreProcess, free_port
 from tests.shipped import shipped_rule_count
+from tests.tls import self_signed
 
 AGENT_CONFIG = ROOT / "config" / "agent.yaml"
 
@@ -109,32 +104,8 @@ def test_not_enrolled_run_says_what_to_do(tmp_path: Path) -> None:
     assert result.returncode == 2 and "tillsyn-agent enroll --server URL --token" in result.stderr
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tillsyn-test-centre")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "centre.crt", directory / "centre.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
-
-
 def test_tls_with_pinned_ca_and_untrusted_certificate(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     centre = CentreProcess(tmp_path / "centre")
     centre.config.write_text(
         f"state_dir: {centre.state}\nlisten: {{host: 127.0.0.1, port: {centre.port}, "

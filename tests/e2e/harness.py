@@ -310,7 +310,8 @@ def assert_exactly_once(
     assert not set(seqs) - set(range(1, last + 1)), f"stored beyond the agent's last sequence {last}"
     logged = agent.spooled_logged()
     assert len(logged) == len(set(logged)), f"the agent logged a sequence number twice: {logged}"
-    assert set(logged) <= set(seqs), f"logged as spooled but not stored: {sorted(set(logged) - set(seqs))}"
+    unstored = set(logged) - set(seqs) - set(known_gaps)  # a known gap may be a report dropped at the bound
+    assert not unstored, f"logged as spooled but not stored: {sorted(unstored)}"
     assert agent.pending() == [], f"still in the spool: {agent.pending()}"
     assert agent.rejected() == [], f"reports the centre refused for good: {agent.rejected()}"
     refusals = REFUSED.findall(agent.log_text())
