@@ -19,7 +19,10 @@ per-event costs, charging every collector run a whole measured round (an upper b
 ``--agent-python`` runs the daemon (only; the centre stays on this interpreter) on another
 interpreter with its own libraries: on Debian 12, ``/usr/bin/python3`` with the python3-*
 packages is what a node installed from the .deb runs. A virtual environment's wheels differ
-(cryptography's wheel carries its own copy of OpenSSL, ~7 MB of RSS more).
+(cryptography's wheel carries its own copy of OpenSSL, ~7 MB of RSS more). That interpreter runs a
+copy of the agent's modules laid out as the packages install them (``agent``, ``collectors``,
+``evidence`` with ``config/`` as ``evidence.defaults``), byte-compiled by it: the source tree has
+no ``evidence.defaults`` outside the development venv's editable install.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import argparse
 import compileall
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -98,6 +102,21 @@ def agent_config(base: Path, collectors_every: Optional[int], heartbeat_every: i
 
 
 AGENT_PYTHON = [sys.executable]  # the daemon's interpreter: --agent-python
+AGENT_TREE = [ROOT]  # where it runs from: the source tree, or the installed layout for --agent-python
+
+
+def installed_tree(dest: Path, python: str) -> Path:
+    """The agent's modules as the .deb and .rpm install them (/usr/share/tillsyn), byte-compiled
+    by ``python`` as dh_python3 does at install."""
+    for package in ("agent", "collectors", "evidence"):
+        shutil.copytree(ROOT / package, dest / package, ignore=shutil.ignore_patterns("__pycache__"))
+    defaults = dest / "evidence" / "defaults"
+    defaults.mkdir()
+    for source in (ROOT / "config").glob("*"):
+        if source.suffix in (".py", ".yaml"):
+            shutil.copy2(source, defaults / source.name)
+    subprocess.run([python, "-m", "compileall", "-q", str(dest)], check=True, timeout=300)
+    return dest
 
 
 def agent_cmd(config: Path, state: Path, *args: str) -> List[str]:
@@ -125,7 +144,7 @@ def run_daemon(config: Path, state: Path, duration_s: float, work: Path, expect_
     env.update(NOTIFY_SOCKET=str(notify_path), WATCHDOG_USEC=str(WATCHDOG_USEC))
     log_path = work / f"daemon-{int(time.time() * 1000)}.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(agent_cmd(config, state, "run"), cwd=ROOT, env=env, stdout=log, stderr=log)
+        proc = subprocess.Popen(agent_cmd(config, state, "run"), cwd=AGENT_TREE[0], env=env, stdout=log, stderr=log)
     started = time.monotonic()
     messages: List[str] = []
     samples: List[Sample] = []
@@ -330,8 +349,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.quick:
         args.duration, args.heartbeat_phase = 45.0, 25.0
     # Installed packages ship compiled bytecode (dh_python3 byte-compiles at install).
-    for package in ("agent", "collectors", "evidence"):
-        compileall.compile_dir(str(ROOT / package), quiet=1)
+    if not args.agent_python:
+        for package in ("agent", "collectors", "evidence"):
+            compileall.compile_dir(str(ROOT / package), quiet=1)
     commit = (
         subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
@@ -340,6 +360,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="tillsyn-daemon-bench-") as tmp:
         work = Path(tmp)
+        if args.agent_python:
+            AGENT_TREE[0] = installed_tree(work / "tillsyn", args.agent_python)
         (work / "centre").mkdir()
         centre = Centre(work / "centre", None)
         centre.start()
@@ -352,7 +374,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 agent_cmd(
                     Path(args.config), state, "enroll", "--server", f"http://127.0.0.1:{centre.port}", "--token", token
                 ),
-                cwd=ROOT,
+                cwd=AGENT_TREE[0],
                 capture_output=True,
                 text=True,
                 timeout=60,
