@@ -16,7 +16,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Dict, Iterator
+from typing import Dict, Iterator, List
 
 import pytest
 import requests
@@ -27,6 +27,8 @@ from tests.packaging.debroot import Chroot, tarball
 
 VERSION = "0.1.0"
 NEWER = VERSION + "+1"
+LOCK = (ROOT / "packaging" / "lock" / "central.txt").read_text()
+LOCKED = [line.split("==")[0] for line in LOCK.splitlines() if "==" in line]
 
 
 def package(dist: Path, *, version: str = VERSION, only: str = "") -> None:
@@ -115,6 +117,46 @@ def test_lintian_finds_nothing_unexplained(debs: Path, name: str) -> None:
     )
     tags = [line for line in found.stdout.splitlines() if line[:2] in ("E:", "W:")]
     assert found.returncode == 0 and not tags, found.stdout[-4000:]
+
+
+def dep5_paragraphs(text: str) -> List[Dict[str, str]]:
+    """The paragraphs of a DEP-5 copyright file, each field's lines joined (continuations unindented)."""
+    found = []
+    for block in text.split("\n\n"):
+        fields: Dict[str, str] = {}
+        name = ""
+        for line in block.splitlines():
+            if line[:1] in (" ", "\t"):
+                fields[name] += "\n" + line[1:]
+            elif line.strip():
+                name, _, value = line.partition(":")
+                fields[name] = value.strip()
+        found.append(fields)
+    return found
+
+
+def test_the_centres_copyright_names_every_distribution_of_its_environment(debs: Path, tmp_path: Path) -> None:
+    subprocess.run(["dpkg-deb", "-x", str(debs / f"tillsyn-central_{VERSION}_amd64.deb"), str(tmp_path)], check=True)
+    paragraphs = dep5_paragraphs((tmp_path / "usr/share/doc/tillsyn-central/copyright").read_text())
+    assert paragraphs[0]["Format"] == "https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/"
+    (site,) = (tmp_path / "usr/lib/tillsyn-central/lib").glob("python3.*/site-packages")
+    installed = sorted(p.name for p in site.glob("*.dist-info"))
+    assert len(installed) == len(LOCKED) + 1  # the lock file's and tillsyn itself
+    licences = {}
+    for dist_info in installed:
+        pattern = f"{site.relative_to(tmp_path)}/{dist_info}/*"
+        (stanza,) = [p for p in paragraphs if pattern in p.get("Files", "").split()]
+        licence, *text = stanza["License"].split("\n")
+        assert licence and "UNKNOWN" not in licence.upper(), stanza
+        assert stanza["Copyright"], stanza
+        # every path it names is in the package
+        assert all((tmp_path / f.rstrip("*")).exists() for f in stanza["Files"].split()), stanza["Files"]
+        # the licence's text, or the file of /usr/share/common-licenses that holds it
+        assert len("\n".join(text)) > 300 or "/usr/share/common-licenses/" in stanza["License"], stanza
+        licences[dist_info.split("-")[0]] = licence
+    assert licences["orjson"] == "Apache-2.0 or Expat, and MPL-2.0"  # its License-Expression in DEP-5's words
+    assert licences["jinja2"] == "BSD-3-Clause"  # its classifier says BSD, its licence text which one
+    assert licences["psycopg"] == "LGPL-3" and licences["tillsyn"] == "Apache-2.0"
 
 
 def test_centre_and_agent_installed_from_the_debs_work_together(bookworm: Chroot, tmp_path: Path) -> None:
