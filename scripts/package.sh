@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the packages into dist/: scripts/package.sh [deb|rpm|all] (default: all).
 #   deb  tillsyn-agent_<v>_all.deb and tillsyn-central_<v>_<arch>.deb (dpkg-buildpackage)
-#   rpm  tillsyn-agent-<v>.noarch.rpm (rpmbuild)
+#   rpm  tillsyn-agent-<v>-1.noarch.rpm and tillsyn-central-<v>-1.<arch>.rpm (rpmbuild)
 # TILLSYN_VERSION=0.1.0+1 builds a higher version of the same source (the upgrade test uses it);
 # TILLSYN_DEB_ONLY=agent builds only the architecture-independent tillsyn-agent (quicker);
 # TILLSYN_DIST=DIR writes there instead of dist/.
@@ -47,12 +47,16 @@ build_deb() {
 }
 
 build_rpm() {
-    say "building the .rpm package $version"
-    local top="$work/rpm"
+    say "building the .rpm packages $version"
+    local top="$work/rpm" spec
     mkdir -p "$top"/{SOURCES,SPECS,BUILD,RPMS,SRPMS}
     tar -C "$work" -czf "$top/SOURCES/tillsyn-$version.tar.gz" "tillsyn-$version"
-    rpmbuild -bb --define "_topdir $top" --define "tillsyn_version $version" --nodeps \
-        packaging/rpm/tillsyn.spec >"$work/rpm.log" 2>&1 || { tail -50 "$work/rpm.log" >&2; exit 1; }
+    # TILLSYN_RPM_ONLY=agent builds only the noarch tillsyn-agent (quicker)
+    for spec in tillsyn tillsyn-central; do
+        [[ "$spec" == tillsyn-central && "${TILLSYN_RPM_ONLY:-}" == agent ]] && continue
+        rpmbuild -bb --define "_topdir $top" --define "tillsyn_version $version" --nodeps \
+            "packaging/rpm/$spec.spec" >"$work/rpm.log" 2>&1 || { tail -50 "$work/rpm.log" >&2; exit 1; }
+    done
     mv "$top"/RPMS/*/tillsyn-*.rpm "$DIST/"
     ls "$DIST"/tillsyn-*"$version"*.rpm
 }

@@ -25,6 +25,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def await_healthz(serve: subprocess.Popen[bytes], url: str, log: Path, seconds: float = 60) -> requests.Response:
+    """The first answer of ``url``/healthz from the centre ``serve`` starts (its log said if it exits)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert serve.poll() is None, log.read_text()[-3000:]
+        try:
+            return requests.get(f"{url}/healthz", timeout=2)
+        except requests.ConnectionError:
+            assert time.monotonic() < deadline, f"the centre did not answer in {seconds:g} s"
+            time.sleep(0.2)
+
+
 class CentreProcess:
     """Start, stop, kill and restart a centre with its own state directory and port."""
 

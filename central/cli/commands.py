@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from datetime import datetime, timedelta
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -43,8 +44,17 @@ def _duration(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(str(err)) from err
 
 
+def _version() -> str:
+    """The installed distribution's version (the centre always runs installed: a package, a venv)."""
+    try:
+        return metadata.version("tillsyn")
+    except metadata.PackageNotFoundError:
+        return "not installed as a distribution"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tillsyn-central", description="Tillsyn centre")
+    p.add_argument("--version", action="version", version=f"tillsyn-central {_version()}")
     p.add_argument("--config", help="central.yaml (default: $TILLSYN_CENTRAL_CONFIG or /etc/tillsyn/central.yaml)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = sub.add_parser("serve", help="run the centre (HTTP API, background duties)")

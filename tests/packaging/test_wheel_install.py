@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 import zipfile
 from pathlib import Path
 from typing import Dict, Iterator, List
@@ -19,7 +18,7 @@ from typing import Dict, Iterator, List
 import pytest
 import requests
 
-from tests.centre_process import ROOT, free_port
+from tests.centre_process import ROOT, await_healthz, free_port
 from tests.conftest import in_ci, require_tool
 
 SOURCE = ("pyproject.toml", "setup.py", "README.md", "agent", "collectors", "evidence", "central", "config")
@@ -125,15 +124,7 @@ def test_the_centre_migrates_serves_and_answers_healthz(installed: Path, tmp_pat
             [str(installed / "tillsyn-central"), "serve"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT
         )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                answer = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, "the centre did not answer in 60 s"
-                time.sleep(0.2)
+        answer = await_healthz(proc, f"http://127.0.0.1:{port}", tmp_path / "serve.log")
         assert answer.status_code == 200, answer.text
         # the dashboard's templates came with the wheel
         login = requests.get(f"http://127.0.0.1:{port}/login", timeout=5)
