@@ -327,6 +327,8 @@ class Result:
     heartbeats: int
     report_bytes: int
     growth: Dict[str, float]
+    ledger: Dict[str, float]
+    """Bytes per node and day of the ledger's tables: data and indexes of each."""
     """Bytes per node and day, by group."""
     standing: Dict[str, float]
     """Bytes per node after the first hour, by group (what a node costs whatever its age)."""
@@ -350,12 +352,15 @@ def run(database: str, url: Optional[str], args: Any, template: Sequence[Evidenc
             sim = Simulation(centre, template, config, args)
             sim.enrol_all()
             before: Dict[str, int] = {}
+            tables_before: Dict[str, Dict[str, int]] = {}
 
             def on_warm() -> None:
-                before.update(grouped(sizes(centre)))
+                tables_before.update(sizes(centre))
+                before.update(grouped(tables_before))
 
             sim.run(args.days * DAY_S, on_warm)
-            after = grouped(sizes(centre))
+            tables_after = sizes(centre)
+            after = grouped(tables_after)
             from central.ingest.ledger_check import verify_store
 
             _, problems = verify_store(centre.engine)
@@ -375,6 +380,13 @@ def run(database: str, url: Optional[str], args: Any, template: Sequence[Evidenc
         sim.heartbeats,
         sim.report_bytes,
         {k: (after[k] - before.get(k, 0)) / node_days for k in after},
+        {
+            f"{table} {kind}": (tables_after.get(table, {}).get(kind, 0) - tables_before.get(table, {}).get(kind, 0))
+            / node_days
+            for table in ("reports", "evidence_blobs")
+            for kind in ("data", "indexes")
+            if table in tables_after
+        },
         {k: before.get(k, 0) / args.nodes for k in after},
         time.perf_counter() - started,
         len(problems),
@@ -411,8 +423,11 @@ def section(r: Result, args: Any, retention_days: int) -> str:
             lines.append(f"| {group} | {_kb(r.growth[group])} | {_kb(r.standing[group])} |")
         total = r.per_node_day
         verdict = "met" if total <= GOAL_KB * 1000 else "not met"
+        ledger = ", ".join(f"{name} {_kb(size)}" for name, size in r.ledger.items())
         lines += [
             f"| **total** | **{_kb(total)}** | {_kb(sum(r.standing.values()))} |",
+            "",
+            f"The ledger's growth by table, KB per node-day: {ledger}.",
             "",
             f"Goal ≤ {GOAL_KB:.0f} KB per node-day: {verdict} ({_kb(total)} KB). "
             f"With the shipped retention of raw reports ({retention_days} days):",

@@ -1,7 +1,7 @@
 """The centre's tables (SQLAlchemy Core).  Changes go through an Alembic migration.
 
 Times are stored as timezone-aware UTC.  JSON columns hold what agents sent or
-what the rule engine derived; raw signed bodies are kept byte for byte.
+what the rule engine derived; signed report bodies come back byte for byte (central/db/report_bodies.py).
 """
 
 from __future__ import annotations
@@ -105,6 +105,8 @@ reports = Table(
     Column("seq", BigInteger, nullable=False),
     _ts("collected_at", False),
     _ts("received_at", False),
+    # the signed bytes, or since migration 0011 a skeleton of them (central/db/report_bodies.py):
+    # read it only through report_bodies.Bodies
     Column("body", LargeBinary, nullable=False),
     Column("signature", String(128), nullable=False),
     Column("body_sha256", String(64), nullable=False),
@@ -119,6 +121,16 @@ reports = Table(
     UniqueConstraint("agent_id", "chain_index", name="uq_reports_agent_chain"),
     UniqueConstraint("agent_id", "seq", name="uq_reports_agent_seq"),
 )
+
+evidence_blobs = Table(
+    "evidence_blobs",
+    metadata,
+    Column("agent_id", String(32), ForeignKey("agents.id"), primary_key=True),
+    Column("digest", LargeBinary, primary_key=True),  # SHA-256 of the piece's bytes (32 bytes)
+    Column("data", LargeBinary, nullable=False),  # the piece, zlib-compressed
+    _ts("last_used", False),  # moved on at most once a day (central/db/report_bodies.py)
+)
+"""Evidence stored once per node: the pieces report skeletons refer to (central/db/report_bodies.py)."""
 
 pending_evaluation = Table(
     "pending_evaluation",

@@ -1,5 +1,6 @@
 """Erasure of a node's personal data on request (M08): requests with their deadline, and carrying
-one out.  Every report body of the node is scrubbed (central/erasure/scrub.py); the chain is left
+one out.  Every report body of the node is scrubbed (central/erasure/scrub.py), and the pieces of
+evidence only the original bodies referred to are deleted (central/db/report_bodies.py); the chain is left
 as it was, because it commits to the original body's hash and signature, which stay recorded; the
 erased body's own hash is recorded beside them, so ``verify`` still checks every link and can tell
 an erased body from a changed one.  The latest evidence, the findings' values and sentences, their
@@ -11,11 +12,12 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Set
 
 from sqlalchemy import Connection, or_, select, update
 
 from central import audit
+from central.db import report_bodies
 from central.db.schema import (
     agents,
     erasures,
@@ -112,8 +114,12 @@ def erase(conn: Connection, node: str, reference: Optional[str], actor: str, now
     if pending is None:
         pending = request(conn, agent_id, reference or f"erase-{now:%Y%m%d%H%M%S}", now, actor, now, source)
     erasure_id = pending["id"]
+    if conn.dialect.name == "postgresql":  # ingest of this node waits: no report may refer to a piece deleted below
+        conn.execute(select(agents.c.id).where(agents.c.id == agent_id).with_for_update(key_share=True)).all()
     scrubber = Scrubber()
     erased_reports = 0
+    bodies = report_bodies.Bodies(conn)
+    referenced: Set[bytes] = set()
     last = -1
     while True:  # in chain order, a batch at a time (a node can have many reports)
         batch = conn.execute(
@@ -124,16 +130,27 @@ def erase(conn: Connection, node: str, reference: Optional[str], actor: str, now
         ).all()
         if not batch:
             break
-        for pk, index, body in batch:
+        for pk, index, stored in batch:
             last = index
-            new = scrubber.report(bytes(body))
-            if new != bytes(body):
-                conn.execute(
-                    update(reports)
-                    .where(reports.c.id == pk)
-                    .values(body=new, erased_sha256=hashlib.sha256(new).hexdigest(), erasure_id=erasure_id)
-                )
-                erased_reports += 1
+            try:
+                body = bodies.raw(agent_id, stored)
+            except report_bodies.UnreadableBody as err:
+                raise EraseError(
+                    f"report {index} of the node cannot be read ({err}): see tillsyn-central verify"
+                ) from err
+            new = scrubber.report(body)
+            if new == body:
+                referenced |= report_bodies.references(bytes(stored))
+                continue
+            kept = report_bodies.store(conn, agent_id, new, now)  # the scrubbed body's own pieces
+            referenced |= report_bodies.references(kept)
+            conn.execute(
+                update(reports)
+                .where(reports.c.id == pk)
+                .values(body=kept, erased_sha256=hashlib.sha256(new).hexdigest(), erasure_id=erasure_id)
+            )
+            erased_reports += 1
+    report_bodies.keep_only(conn, agent_id, referenced)  # the pieces with personal data go
     mine = latest_evidence.c.agent_id == agent_id
     _scrub_rows(conn, latest_evidence, mine, {"record": "json"}, scrubber)
     _scrub_rows(conn, findings, findings.c.agent_id == agent_id, {"observed": "json", "message": "text"}, scrubber)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from sqlalchemy import Connection, func, select
 
+from central.db.report_bodies import Bodies, UnreadableBody
 from central.db.schema import reports
 from central.export.model import iso
 from central.ingest.ledger import GENESIS
@@ -79,17 +80,29 @@ def cited_reports(
     wanted = sorted(set(report_ids))
     extra = (reports.c.body, reports.c.signature) if with_evidence else ()
     found: Dict[str, Dict[str, Any]] = {}
+    bodies = Bodies(conn)
+
+    def signed(row: Any) -> Tuple[Any, ...]:
+        """The body as signed and its signature (the export's checker finds an unreadable body's
+        empty bytes not matching its hash, as it finds a changed one)."""
+        if not with_evidence:
+            return ()
+        try:
+            return bodies.raw(agent_id, row.body), row.signature
+        except UnreadableBody:
+            return b"", row.signature
+
     for i in range(0, len(wanted), 500):
         rows = conn.execute(
             select(*_FIELDS, *extra).where(reports.c.agent_id == agent_id, reports.c.report_id.in_(wanted[i : i + 500]))
         )
         for row in rows:
-            found[row.report_id] = _row(row, with_evidence, *(tuple(row)[-2:] if with_evidence else ()))
+            found[row.report_id] = _row(row, with_evidence, *signed(row))
     for index in head_indexes:
         head = conn.execute(
             select(*_FIELDS, *extra).where(reports.c.agent_id == agent_id, reports.c.chain_index == index)
         ).first()
         if head is not None:
-            found[head.report_id] = _row(head, with_evidence, *(tuple(head)[-2:] if with_evidence else ()))
+            found[head.report_id] = _row(head, with_evidence, *signed(head))
     missing = [{"report_id": r, "in_ledger": False} for r in wanted if r not in found]
     return sorted(found.values(), key=lambda r: r["chain_index"]) + missing

@@ -40,6 +40,8 @@ class Entry:
     """Set when the body was scrubbed on an erasure request (M08): the scrubbed body's hash."""
     erased: Optional[str] = None
     """How it was erased, in words: 'erased on <date> by request <reference>'."""
+    unreadable: Optional[str] = None
+    """Why the stored body could not be read back (a damaged skeleton, a missing piece of evidence)."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,10 @@ def check_entry(agent_id: str, public_key: Optional[str], entry: Entry) -> List[
     """One entry's own consistency: body hash, entry hash, and the signature when a key is given."""
     where = (agent_id, entry.chain_index, entry.report_id)
     problems: List[Break] = []
-    if entry.erased_sha256 is not None:
+    if entry.unreadable is not None:
+        problems.append(Break(*where, f"body cannot be read back: {entry.unreadable} (changed)"))
+        public_key = None
+    elif entry.erased_sha256 is not None:
         # the original body and its signature are gone by request; the chain still commits to the
         # original's hash (body_sha256), and the scrubbed body must be the one the erasure left
         if body_hash(entry.body) != entry.erased_sha256:

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, func, select
 from central.clock import utcnow
 from central.config import Retention
 from central.db.engine import read_tx
+from central.db.report_bodies import Bodies, UnreadableBody
 from central.db.schema import agents, erasures, reports
 from central.ingest.ledger import Break, Entry, verify_chain
 from central.retention.checkpoint_origin import Judged, judge
@@ -37,8 +38,25 @@ def ledger_entries(conn: Connection, agent_id: str) -> Iterator[Entry]:
         .order_by(reports.c.chain_index)
         .execution_options(yield_per=500)
     )
+    bodies = Bodies(conn)
     for row in rows:
-        yield Entry(*row)
+        unreadable = None
+        try:
+            body = bodies.raw(agent_id, row.body)
+        except UnreadableBody as err:
+            body, unreadable = b"", str(err)
+        yield Entry(
+            row.agent_id,
+            row.chain_index,
+            row.prev_hash,
+            row.entry_hash,
+            body,
+            row.body_sha256,
+            row.signature,
+            row.report_id,
+            row.erased_sha256,
+            unreadable=unreadable,
+        )
 
 
 @dataclass

@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 from sqlalchemy import ARRAY, Connection, RowMapping, any_, bindparam, select, update
 
 from central.config import Limits
+from central.db import report_bodies
 from central.db.schema import agents, pending_evaluation, reports
 from central.errors import RequestRefused, refuse
 from central.ingest import heartbeat_store
@@ -285,7 +286,7 @@ def store_reports(
                 "seq": report.seq,
                 "collected_at": report.collected_at,
                 "received_at": now,
-                "body": item.raw,
+                "body": report_bodies.store(conn, agent["id"], item.raw, now),
                 "signature": signature,
                 "body_sha256": digest,
                 "chain_index": length,

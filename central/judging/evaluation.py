@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, PendingRollbackError, SQLAlchemyError
 
+from central.db import report_bodies
 from central.db.engine import try_advisory_lock, write_tx
 from central.db.schema import agents, findings, latest_evidence, pending_evaluation, reports
 from central.ingest.parsed_cache import ParsedReports
@@ -172,14 +173,19 @@ def evaluate_batch(
         if not rows:
             return done
         judged: List[_Judged] = []
+        bodies = report_bodies.Bodies(conn)
         for row in rows:
             kept = parsed.take(row.report_pk, row.body_sha256) if parsed is not None else None
             if kept is not None:
                 judged.append(_judged(row, kept))
                 continue
             try:
-                judged.append(_judged(row, parse_report(row.body)))
-            except (WireError, OverflowError) as err:  # ingest parsed it; only a changed store gets here
+                judged.append(_judged(row, parse_report(bodies.raw(row.agent_id, row.body))))
+            except (
+                WireError,
+                OverflowError,
+                report_bodies.UnreadableBody,
+            ) as err:  # ingest parsed it; only a changed store gets here
                 log.error("stored report %s of agent %s cannot be read again: %s", row.report_pk, row.agent_id, err)
                 done.unreadable += 1
         try:

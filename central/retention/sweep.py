@@ -35,6 +35,7 @@ from sqlalchemy.orm import aliased
 
 from central import audit
 from central.config import Retention
+from central.db import report_bodies
 from central.db.engine import try_advisory_lock
 from central.db.schema import (
     audit_log,
@@ -94,6 +95,8 @@ class Pruned:
     incidents: int = 0
     incident_events: int = 0
     audit_entries: int = 0
+    evidence_pieces: int = 0
+    """Pieces of evidence no report left refers to (central/db/report_bodies.py)."""
 
     def counts(self) -> Dict[str, int]:
         return {k: v for k, v in asdict(self).items() if k not in ("ran", "more")}
@@ -150,6 +153,8 @@ def _prune_reports(conn: Connection, cutoff: datetime, now: datetime, done: Prun
         done.latest_evidence += int(gone.rowcount or 0)
         done.reports += int(conn.execute(delete(reports).where(prefix)).rowcount or 0)
         done.nodes += 1
+        if last == old_end:  # every report of the node received before the cutoff is gone
+            done.evidence_pieces += report_bodies.prune(conn, agent_id, cutoff)
         values = {"chain_index": last, "entry_hash": end.entry_hash, "seq": end.seq, "received_at": end.received_at}
         moved = conn.execute(
             update(ledger_checkpoints).where(ledger_checkpoints.c.agent_id == agent_id).values(pruned_at=now, **values)

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, select, update
 
 from central.db.engine import write_tx
+from central.db.report_bodies import body_of
 from central.db.schema import agents, reports
 from central.ingest.ledger import GENESIS, body_hash, entry_hash
 from central.ingest.ledger_check import verify_store
@@ -29,7 +30,8 @@ def _where(agent_id: str, index: int) -> object:
 
 
 def _body(conn: Connection, agent_id: str, index: int) -> bytes:
-    return bytes(conn.execute(select(reports.c.body).where(_where(agent_id, index))).scalar_one())
+    """The body's signed bytes (a tamperer writes them back changed, raw: a form the store reads too)."""
+    return body_of(conn, agent_id, conn.execute(select(reports.c.body).where(_where(agent_id, index))).scalar_one())
 
 
 def _forge(conn: Connection, agent_id: str) -> None:

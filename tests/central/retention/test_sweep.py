@@ -28,7 +28,8 @@ from central.db.schema import (
 )
 from central.export.build import build
 from central.export.model import Request, iso
-from central.ingest.ledger import Entry, verify_chain
+from central.ingest.ledger import verify_chain
+from central.ingest.ledger_check import ledger_entries
 from central.retention.sweep import ACTOR, checkpoints, run
 from central.runtime.duties import run_once
 from central.runtime.service import Centre
@@ -59,26 +60,13 @@ def _age_reports(centre: Centre, node: Node, upto: int, at: datetime) -> None:
 def _chain(centre: Centre, node: Node) -> List[Any]:
     with centre.engine.connect() as conn:
         agent = conn.execute(select(agents).where(agents.c.id == node.agent_id)).mappings().one()
-        rows = conn.execute(
-            select(
-                reports.c.agent_id,
-                reports.c.chain_index,
-                reports.c.prev_hash,
-                reports.c.entry_hash,
-                reports.c.body,
-                reports.c.body_sha256,
-                reports.c.signature,
-                reports.c.report_id,
-            )
-            .where(reports.c.agent_id == node.agent_id)
-            .order_by(reports.c.chain_index)
-        ).all()
+        entries = list(ledger_entries(conn, node.agent_id))
         mark = checkpoints(conn, [node.agent_id]).get(node.agent_id)
     start = (mark.chain_index, mark.entry_hash) if mark else (0, "0" * 64)
     return verify_chain(
         node.agent_id,
         agent["public_key"],
-        [Entry(*r) for r in rows],
+        entries,
         agent["ledger_length"],
         agent["ledger_head"],
         *start,
