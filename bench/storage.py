@@ -7,7 +7,7 @@ whatever the agent does.  Each report carries the records of the collectors due 
 from one real ``tillsyn-agent collect --json`` of this machine, with realistic change: every record
 gets its own collection time and duration; the time collector's offset differs at every collection
 (as on a node whose clock is synchronised); the other records are otherwise unchanged; a share of the nodes
-(``--deviating``) open an unexpected listening port for two hours in the day and close it again.
+(``--deviating``, at least one) serve telnet on every address for two hours of the day, then stop.
 Heartbeats go every 60 s.  Everything passes the centre's ingest functions (request signature, each
 report's signature, parsing, storing and chaining: ``central/ingest/receive.py``) at the simulated
 time, five simulated minutes' worth to a transaction (as the group writer gathers them); the
@@ -19,7 +19,7 @@ The database is measured compacted (SQLite: ``VACUUM``, then page counts per tab
 the first simulated hour (every node's findings and latest evidence exist by then) and at the end; the
 growth between the two, per node and simulated day, is the figure.
 
-    .venv/bin/python -m bench.storage --db sqlite --nodes 5 --days 0.5     # about two minutes per database
+    .venv/bin/python -m bench.storage --db sqlite --nodes 5 --days 0.5     # under a minute per database
 """
 
 from __future__ import annotations
@@ -407,38 +407,37 @@ def section(r: Result, args: Any, retention_days: int) -> str:
         f"Machine: {describe()}",
         "",
     ]
-    if r:
-        per_day = r.reports / (r.nodes * r.days)
-        lines += [
-            f"{r.nodes} nodes, {r.days:g} simulated day(s): {r.reports:,} reports ({per_day:,.0f} per node-day, "
-            f"{r.report_bytes / max(r.reports, 1):,.0f} bytes each as signed), {r.heartbeats:,} heartbeats; "
-            f"{r.rows['incidents']} incident(s) and {r.rows['finding changes']} finding change(s) in all; "
-            f"`verify`: {'intact' if r.verify_problems == 0 else f'{r.verify_problems} problem(s)'}; "
-            f"run took {r.seconds:,.0f} s.",
-            "",
-            "| table | growth, KB per node-day | standing, KB per node |",
-            "|---|---:|---:|",
-        ]
-        for group in r.growth:
-            lines.append(f"| {group} | {_kb(r.growth[group])} | {_kb(r.standing[group])} |")
-        total = r.per_node_day
-        verdict = "met" if total <= GOAL_KB * 1000 else "not met"
-        ledger = ", ".join(f"{name} {_kb(size)}" for name, size in r.ledger.items())
-        lines += [
-            f"| **total** | **{_kb(total)}** | {_kb(sum(r.standing.values()))} |",
-            "",
-            f"The ledger's growth by table, KB per node-day: {ledger}.",
-            "",
-            f"Goal ≤ {GOAL_KB:.0f} KB per node-day: {verdict} ({_kb(total)} KB). "
-            f"With the shipped retention of raw reports ({retention_days} days):",
-            "",
-            "| nodes | database after the retention period |",
-            "|---:|---:|",
-        ]
-        for fleet in FLEETS:
-            size = fleet * (total * retention_days + sum(r.standing.values()))
-            lines.append(f"| {fleet:,} | {size / 1e9:,.1f} GB |")
-        lines.append("")
+    per_day = r.reports / (r.nodes * r.days)
+    lines += [
+        f"{r.nodes} nodes, {r.days:g} simulated day(s): {r.reports:,} reports ({per_day:,.0f} per node-day, "
+        f"{r.report_bytes / max(r.reports, 1):,.0f} bytes each as signed), {r.heartbeats:,} heartbeats; "
+        f"{r.rows['incidents']} incident(s) and {r.rows['finding changes']} finding change(s) in all; "
+        f"`verify`: {'intact' if r.verify_problems == 0 else f'{r.verify_problems} problem(s)'}; "
+        f"run took {r.seconds:,.0f} s.",
+        "",
+        "| table | growth, KB per node-day | standing, KB per node |",
+        "|---|---:|---:|",
+    ]
+    for group in r.growth:
+        lines.append(f"| {group} | {_kb(r.growth[group])} | {_kb(r.standing[group])} |")
+    total = r.per_node_day
+    verdict = "met" if total <= GOAL_KB * 1000 else "not met"
+    ledger = ", ".join(f"{name} {_kb(size)}" for name, size in r.ledger.items())
+    lines += [
+        f"| **total** | **{_kb(total)}** | {_kb(sum(r.standing.values()))} |",
+        "",
+        f"The ledger's growth by table, KB per node-day: {ledger}.",
+        "",
+        f"Goal ≤ {GOAL_KB:.0f} KB per node-day: {verdict} ({_kb(total)} KB). "
+        f"With the shipped retention of raw reports ({retention_days} days):",
+        "",
+        "| nodes | database after the retention period |",
+        "|---:|---:|",
+    ]
+    for fleet in FLEETS:
+        size = fleet * (total * retention_days + sum(r.standing.values()))
+        lines.append(f"| {fleet:,} | {size / 1e9:,.1f} GB |")
+    lines.append("")
     return "\n".join(lines).rstrip("\n")
 
 

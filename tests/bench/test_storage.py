@@ -1,0 +1,21 @@
+"""The storage benchmark on a small run: one node, a few simulated hours, on SQLite."""
+
+from __future__ import annotations
+
+from argparse import Namespace
+
+from bench.load_nodes import capture_template
+from bench.storage import BIN, ROOT, run, section
+
+
+def test_one_node_a_few_hours_stores_its_reports_split_and_verifies() -> None:
+    template = capture_template(BIN / "tillsyn-agent", ROOT / "config" / "agent.yaml")
+    args = Namespace(db="sqlite", nodes=1, days=0.15, deviating=1.0, write=False)
+    result = run("SQLite", None, args, template)
+    assert result.verify_problems == 0
+    assert result.reports > 0 and result.heartbeats > 0
+    assert result.rows["incidents"] > 0  # the telnet server, at least, opened one
+    assert result.ledger["evidence_blobs data"] > 0  # the changing time record, stored as new pieces
+    assert 0 < result.per_node_day < result.report_bytes / (result.nodes * result.days)  # less than as signed
+    text = section(result, args, 400)
+    assert text.startswith("### SQLite") and "| **total** |" in text and "| 50,000 |" in text
