@@ -287,6 +287,7 @@ def assert_exactly_once(
     known_gaps: Sequence[int] = (),
     expect_ids: Optional[Dict[int, str]] = None,
     api_key: Optional[Dict[str, str]] = None,
+    clock_ahead_s: float = 0,
 ) -> List[Row]:
     """Every report the agent spooled is in the centre's ledger exactly once, in order.
 
@@ -318,7 +319,8 @@ def assert_exactly_once(
     assert not refusals, f"the centre refused reports for good (e.g. a replay): {refusals[:3]}"
     collected = [r.collected_at for r in rows]
     assert collected == sorted(collected), "collection times not in chain order"
-    assert all(r.received_at >= r.collected_at for r in rows)
+    # a node whose clock runs ahead (clock_ahead_s) collects "after" the centre received
+    assert all(r.received_at + timedelta(seconds=clock_ahead_s) >= r.collected_at for r in rows)
     if expect_ids:
         by_seq = {r.seq: r.report_id for r in rows}
         wrong = {s: i for s, i in expect_ids.items() if by_seq.get(s) != i}
