@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -104,6 +105,24 @@ def test_nothing_of_ours_is_a_top_level_python_package(debs: Path) -> None:
     assert "./usr/share/tillsyn/agent/cli.py" in paths and "./usr/share/tillsyn/evidence/defaults/policy.yaml" in paths
     assert not [p for p in paths if p.startswith("./usr/share/tillsyn/central")]
     assert "./usr/share/man/man1/tillsyn-agent.1.gz" in paths
+
+
+def test_the_centres_environment_runs_on_the_python3_minor_it_depends_on(debs: Path) -> None:
+    """Its interpreter link names python3.X itself: a distribution upgrade that changes the default
+    python3 leaves the environment on the interpreter its extension modules were built for."""
+    deb = debs / f"tillsyn-central_{VERSION}_amd64.deb"
+    listing = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True).stdout
+    links = {line.split()[-3]: line.split()[-1] for line in listing.splitlines() if " -> " in line}
+    depends = subprocess.run(["dpkg-deb", "-f", str(deb), "Depends"], capture_output=True, text=True, check=True)
+    minors = set(re.findall(r"python3\.\d+", depends.stdout))
+    assert len(minors) == 1, depends.stdout
+    minor = minors.pop()
+    path = "./usr/lib/tillsyn-central/bin/python"
+    while path in links:  # python -> python3.X -> /usr/bin/python3.X (as a relative link)
+        target = links[path]
+        beside = target.lstrip("/") if target.startswith("/") else os.path.join(os.path.dirname(path), target)
+        path = "./" + os.path.normpath(beside)
+    assert path == f"./usr/bin/{minor}"
 
 
 @pytest.mark.parametrize("name", ["tillsyn-agent_{v}_all.deb", "tillsyn-central_{v}_amd64.deb"])
