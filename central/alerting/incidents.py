@@ -464,10 +464,12 @@ _DECIDING = (
     incidents.c.agent_id,
     incidents.c.rule_id,
     incidents.c.kind,
+    incidents.c.severity,
+    incidents.c.controls,
     incidents.c.last_notified_at,
     incidents.c.acknowledged_at,
 )
-"""The columns of an open incident a round decides on (resolve, remind) before anything is sent."""
+"""The columns of an open incident a round decides on (resolve, remind, route) before anything is sent."""
 
 
 def _whole(conn: Connection, incident_id: int) -> RowMapping:
@@ -489,6 +491,8 @@ def _remind(scene: _Scene, incident: Mapping[Any, Any], agent: Mapping[Any, Any]
     if scene.force.window(agent) is not None:
         return 0
     if incident["last_notified_at"] is None:
+        if not route(settings, view(incident, agent)):
+            return 0  # no route takes it (most incidents of a fleet with routes for some rules only)
         return enqueue(conn, settings, _whole(conn, incident["id"]), agent, "trigger", now)
     oldest = min([incident["last_notified_at"], *sent.values()])
     if oldest > now - timedelta(seconds=settings.soonest_due_s()):

@@ -64,6 +64,8 @@ class Centre:
     """Reports ingest parsed and stored, for the evaluator to take instead of parsing them again."""
     pruned_at: float = -1e9
     """When this process last ran retention (monotonic)."""
+    measures_judged_at: float = -1e9
+    """When this process last judged the centre's own measures (monotonic)."""
     up_since: float = field(default_factory=time.monotonic)
     """When this process started (monotonic): while it was down, heartbeats and reports could not
     arrive, so no node is judged silent or stale for the silent threshold after it."""
@@ -144,6 +146,8 @@ class Centre:
 
     def _run_duties(self) -> DutyResult:
         prune = time.monotonic() - self.pruned_at >= self.PRUNE_EVERY_S
+        every = self.config.measures.judge_every(self.config.duty_interval_s)
+        judge_own = time.monotonic() - self.measures_judged_at >= every
         result = run_once(
             self.engine,
             self.policy,
@@ -151,11 +155,13 @@ class Centre:
             alerting=self.config.alerting,
             retention=self.config.retention if prune else None,
             absence=time.monotonic() - self.up_since >= self.config.silent_threshold_s,
-            measures=self.config.measures,
+            measures=self.config.measures if judge_own else None,
             reports_days=self.config.retention.reports_days,
         )
         if prune and result.ran:
             self.pruned_at = time.monotonic()
+        if judge_own and result.ran:
+            self.measures_judged_at = time.monotonic()
         return result
 
     def evaluate(self) -> Evaluated:

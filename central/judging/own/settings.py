@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -21,6 +21,11 @@ class Measures(BaseModel):
         default_factory=lambda: {"critical": GDPR_72H_S},
         description="M12: acknowledgement targets by severity (severities not named have none)",
     )
+    judge_every_s: Optional[float] = Field(
+        None,
+        gt=0,
+        description="how often the duty round judges these measures; default 6 x duty_interval_s (60 s)",
+    )
     pseudonyms_optional: List[str] = Field(
         default_factory=list,
         description="M13: tenants whose policy does not ask for pseudonyms (every other tenant does)",
@@ -35,3 +40,9 @@ class Measures(BaseModel):
             if seconds < 60:
                 raise ValueError(f"{severity}: a target under 60 s cannot be met by a person")
         return value
+
+    def judge_every(self, duty_interval_s: float) -> float:
+        """Seconds between judgements: each reads every node's findings and the period's incidents,
+        and their targets are minutes (notification) to days (retention, erasure), so every sixth
+        duty round is soon enough and keeps the rounds of a large fleet short."""
+        return self.judge_every_s or 6 * duty_interval_s

@@ -321,6 +321,27 @@ def test_a_centre_that_has_just_started_marks_no_node_silent_or_stale(
     assert silent_flags(centre) == [True]
 
 
+def test_the_centres_own_measures_are_judged_every_sixth_round_not_every_round(
+    client: TestClient, centre: Centre, node: Node
+) -> None:
+    """Judging them reads every node's findings: in a large fleet that is most of a round's work,
+    and their targets are minutes to days, so the duty round judges them every judge_every_s."""
+    node.send(node.report(evidence_record("ports", {"sockets": []})))
+    own = select(func.count()).select_from(findings).where(findings.c.rule_id.like("centre-%"))
+
+    def kept() -> int:
+        with centre.engine.connect() as conn:
+            return int(conn.execute(own).scalar() or 0)
+
+    assert centre.config.measures.judge_every(centre.config.duty_interval_s) == 60
+    assert centre.run_duties().ran and kept() == 4  # the first round judges them
+    with write_tx(centre.engine) as conn:
+        conn.execute(findings.delete().where(findings.c.rule_id.like("centre-%")))
+    assert centre.run_duties().ran and kept() == 0  # the next rounds, within 60 s, do not
+    centre.measures_judged_at -= 60
+    assert centre.run_duties().ran and kept() == 4
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
