@@ -308,7 +308,8 @@ def _resolve_or_remind(scene: _Scene) -> None:
     settle = now - timedelta(seconds=settings.resolve_after_s)
     cleared = _findings_cleared(conn, settle) if open_rows else {}
     # with no routes nothing is reminded (_remind): the outbox need not be read
-    sent = _last_sent(conn, [i["id"] for i in open_rows]) if settings.routes else {}
+    notified = [i["id"] for i in open_rows if i["last_notified_at"] is not None]
+    sent = _last_sent(conn, notified) if settings.routes else {}
     for incident in open_rows:
         owner = scene.agents.get(incident["agent_id"])
         reason = _cleared(incident, owner, cleared, scene.force)
@@ -517,16 +518,23 @@ def _remind(scene: _Scene, incident: Mapping[Any, Any], agent: Mapping[Any, Any]
 def _last_sent(conn: Connection, incident_ids: List[int]) -> Dict[int, Dict[str, datetime]]:
     """Per open incident and channel, when it was last queued a trigger or repeat."""
     out: Dict[int, Dict[str, datetime]] = {}
-    if not incident_ids:
-        return out
-    rows = conn.execute(
-        select(outbox.c.incident_id, outbox.c.channel, func.max(outbox.c.created_at))
-        .where(outbox.c.incident_id.in_(incident_ids), outbox.c.event.in_(("trigger", "repeat")))
-        .group_by(outbox.c.incident_id, outbox.c.channel)
-    )
-    for incident_id, channel, last in rows:
-        out.setdefault(int(incident_id), {})[channel] = last
+    for start in range(0, len(incident_ids), _IDS_PER_QUERY):
+        rows = conn.execute(
+            select(outbox.c.incident_id, outbox.c.channel, func.max(outbox.c.created_at))
+            .where(
+                outbox.c.incident_id.in_(incident_ids[start : start + _IDS_PER_QUERY]),
+                outbox.c.event.in_(("trigger", "repeat")),
+            )
+            .group_by(outbox.c.incident_id, outbox.c.channel)
+        )
+        for incident_id, channel, last in rows:
+            out.setdefault(int(incident_id), {})[channel] = last
     return out
+
+
+_IDS_PER_QUERY = 1000
+"""Ids per ``IN`` list: both databases limit a statement's parameters (SQLite 32,766, PostgreSQL
+65,535), and a fleet can have more open incidents than that."""
 
 
 def acknowledge(conn: Connection, incident_id: int, actor: str, now: datetime, note: Optional[str] = None) -> bool:

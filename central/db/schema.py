@@ -265,6 +265,7 @@ outbox = Table(
     Column("claimed_by", String(64), nullable=True),
     _ts("sent_at"),
     Index("ix_outbox_pending", "sent_at", "next_attempt_at"),
+    Index("ix_outbox_incident", "incident_id", "channel"),  # reminders and who heard an incident
 )
 
 maintenance_windows = Table(

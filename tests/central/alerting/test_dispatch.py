@@ -14,12 +14,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from central.alerting import dispatch
+from central.alerting import incidents as incident_rounds
 from central.alerting.channels import build_sender
 from central.alerting.dispatch import dispatch_once
 from central.alerting.incidents import run_round
 from central.alerting.settings import Alerting
 from central.db.engine import make_engine, read_tx, write_tx
-from central.db.schema import incident_events, outbox
+from central.db.schema import incident_events, incidents, outbox
 from central.runtime.service import Centre
 from tests.central.alerting.channels.helpers import Reply, free_port, http_receiver
 from tests.central.alerting.two_webhooks import deviate, two_webhooks
@@ -169,3 +170,19 @@ def test_a_channel_slower_than_the_lease_is_still_sent_once_by_two_dispatchers(
         assert sent[0] + sent[1] == queued and min(sent.values()) > 0  # both took part
     notified = [c for kind, c in _timeline(centre) if kind == "notified"]
     assert len(notified) == queued
+
+
+def test_reminders_read_when_each_channel_last_heard_of_any_number_of_open_incidents(
+    client: TestClient, centre: Centre, node: Node, tmp_path: Path
+) -> None:
+    """The ids are asked in lists of at most 1,000: both databases limit a statement's parameters,
+    and a large fleet has more open incidents than that."""
+    settings = two_webhooks(tmp_path, "http://127.0.0.1:9/up", "http://127.0.0.1:9/down")
+    deviate(node)
+    with write_tx(centre.engine) as conn:
+        run_round(conn, settings, datetime.now(timezone.utc))
+    with read_tx(centre.engine) as conn:
+        (real,) = conn.execute(select(incidents.c.id)).scalars().all()
+        asked = [*range(10_000_000, 10_070_000), real]  # more than either database takes in one statement
+        sent = incident_rounds._last_sent(conn, asked)
+    assert list(sent) == [real] and sorted(sent[real]) == ["down", "up"]
