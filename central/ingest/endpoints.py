@@ -31,6 +31,7 @@ from typing import (
 import orjson
 from fastapi import FastAPI
 from sqlalchemy import Connection
+from sqlalchemy.exc import OperationalError
 
 from central.clock import utcnow
 from central.db.engine import read_tx
@@ -199,6 +200,12 @@ class CentreApp(FastAPI):
         except RequestRefused as err:
             centre.metrics.rejected.labels(endpoint, err.reason).inc()
             status, answer = err.status, err.body()
+        except OperationalError as err:  # the database away (restarting, unreachable): nothing stored
+            log.warning(
+                "%s %s: the database cannot be reached (%s); answered 503", scope["method"], scope["path"], err.orig
+            )
+            message = "the centre cannot reach its database: send it again later (what was stored is acknowledged then)"
+            status, answer = 503, refuse(503, "unavailable", message).body()
         except Exception:
             log.exception("%s %s failed", scope["method"], scope["path"])
             status, answer = 500, refuse(500, "internal", "the centre failed to handle the request").body()

@@ -101,6 +101,10 @@ def _restart_under_load(mode: str, centre: CentreProcess, postgres: PgInstance, 
         assert [r.chain_index for r in rows] == list(range(1, len(rows) + 1))
     failures = load.failures()
     duplicates = sum(n.duplicates for n in load.nodes)
+    # the database away is the centre's 503 "send it again later", one log line each, no traceback
+    assert set(failures) <= {"503", "ConnectionError", "ReadTimeout"}, failures
+    log = (centre.state / "central.log").read_text(errors="replace")
+    assert "/api/v1/reports failed" not in log and "/api/v1/heartbeat failed" not in log  # no 500, no traceback
     # The figures for docs/reliability.md (pytest -s shows them).
     print(
         "postgres restart "
