@@ -25,7 +25,7 @@ from collectors import REGISTRY
 from evidence.model import Evidence, Status
 from evidence.signing import b64, sign
 from evidence.wire import canonical
-from tests.centre_process import ROOT
+from tests.centre_process import CENTRAL_PYTHON, ROOT
 
 SPOOLED = re.compile(r"report (\d+) spooled \(([^)]*)\)")
 
@@ -176,13 +176,19 @@ class AgentDaemon:
         return sorted((self.state / "spool").glob("[0-9]*.json"))
 
     def stored(self) -> List[Dict[str, Any]]:
-        """The centre's stored reports of this agent (from its SQLite database), in ledger order."""
-        with sqlite3.connect(f"file:{self.centre.state / 'central.db'}?mode=ro", uri=True, timeout=10) as db:
-            rows = db.execute(
-                "SELECT seq, report_id, collected_at, body FROM reports WHERE agent_id = ? ORDER BY chain_index",
-                (self.agent_id,),
-            ).fetchall()
-        return [{"seq": s, "report_id": r, "collected_at": c, "report": json.loads(b)} for s, r, c, b in rows]
+        """The centre's stored reports of this agent (from its SQLite database), in ledger order.
+
+        A body is stored as a skeleton and its pieces (central/db/report_bodies.py): read and joined
+        by the centre's code in its own interpreter (tests/agent/stored_reports.py)."""
+        out = subprocess.run(
+            [CENTRAL_PYTHON, "-m", "tests.agent.stored_reports", str(self.centre.state / "central.db"), self.agent_id],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        return [json.loads(line) for line in out.splitlines()]
 
     def node(self) -> Dict[str, Any]:
         with sqlite3.connect(f"file:{self.centre.state / 'central.db'}?mode=ro", uri=True, timeout=10) as db:

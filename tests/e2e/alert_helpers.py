@@ -22,6 +22,7 @@ import requests
 import yaml
 from sqlalchemy import create_engine, text
 
+from central.db.report_bodies import Bodies
 from tests.central.conftest import Node, evidence_record, new_token  # noqa: F401  (re-exported)
 from tests.centre_process import CentreProcess, free_port
 
@@ -204,14 +205,21 @@ def db_url(centre: CentreProcess) -> str:
 
 
 def query(centre: CentreProcess, sql: str, **params: Any) -> List[Dict[str, Any]]:
-    """Rows of a read-only query against the centre's own database (SQLite file or PostgreSQL)."""
+    """Rows of a read-only query against the centre's own database (SQLite file or PostgreSQL).
+    A ``body`` column of ``reports`` (with its ``agent_id`` selected too) is given as the signed
+    bytes it stands for, joined from its stored skeleton and pieces (central/db/report_bodies.py)."""
     url = db_url(centre)
     if url.startswith("postgresql://"):
         url = url.replace("postgresql://", "postgresql+psycopg://", 1)
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            return [dict(r) for r in conn.execute(text(sql), params).mappings()]
+            rows = [dict(r) for r in conn.execute(text(sql), params).mappings()]
+            bodies = Bodies(conn)
+            for row in rows:
+                if "body" in row and "agent_id" in row:
+                    row["body"] = bodies.raw(row["agent_id"], row["body"])
+            return rows
     finally:
         engine.dispose()
 

@@ -239,7 +239,7 @@ def test_an_erased_node_still_verifies_and_an_overdue_request_fails_m08(
 
         said = centre.cli("node", "erase", node.agent_id, "--request", "GDPR-17").stdout
         assert "personal value(s) erased from 3 report(s)" in said and "request GDPR-17" in said, said
-        bodies = query(centre, "SELECT body, erased_sha256 FROM reports WHERE agent_id = :a", a=node.agent_id)
+        bodies = query(centre, "SELECT agent_id, body, erased_sha256 FROM reports WHERE agent_id = :a", a=node.agent_id)
         assert len(bodies) == 3 and all(r["erased_sha256"] for r in bodies)
         assert not any(b"anna" in bytes(r["body"]) for r in bodies)
         latest = query(centre, "SELECT record FROM latest_evidence WHERE agent_id = :a", a=node.agent_id)
