@@ -200,7 +200,7 @@ class CentreApp(FastAPI):
         except RequestRefused as err:
             centre.metrics.rejected.labels(endpoint, err.reason).inc()
             status, answer = err.status, err.body()
-        except OperationalError as err:  # the database away (restarting, unreachable): nothing stored
+        except OperationalError as err:  # the database away (restarting, unreachable): the agent sends again
             log.warning(
                 "%s %s: the database cannot be reached (%s); answered 503", scope["method"], scope["path"], err.orig
             )
