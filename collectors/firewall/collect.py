@@ -222,7 +222,7 @@ def assemble(
 
 def collect(ctx: Context, entries: Optional[Sequence[Any]] = None) -> Outcome:
     """Read everything and describe it; ``entries`` (psutil-shaped) replace the live socket table."""
-    from collectors.ports import read_psutil
+    from collectors.ports import read_psutil, report
     from collectors.ports.parse_sockets import listeners
 
     rulesets, sources, gaps = read_rulesets(ctx)
@@ -235,7 +235,7 @@ def collect(ctx: Context, entries: Optional[Sequence[Any]] = None) -> Outcome:
         entries = read
     found, problems = listeners(entries)
     if problems:
-        gaps.append(Gap(f"{len(problems)} socket entries", "unreadable: " + "; ".join(problems[:3])))
+        gaps.append(Gap(report.entries(len(problems)), "unreadable: " + "; ".join(problems[:3])))
     names = {pid: read_psutil.lookup_process(ctx, pid)[0].name for pid in sorted({s.pids[0] for s in found if s.pids})}
     observed = assemble(rulesets, sources, found, names, ctx.settings)
     observed["frontends"] = frontends(ctx, rulesets, gaps)

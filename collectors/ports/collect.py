@@ -19,7 +19,7 @@ def assemble(entries: Sequence[Any], lookup: Lookup, settings: Mapping[str, Any]
     found, problems = listeners(entries)
     gaps: List[Gap] = []
     if problems:
-        gaps.append(Gap(f"{len(problems)} socket entries", "unreadable: " + "; ".join(problems[:3])))
+        gaps.append(Gap(report.entries(len(problems)), "unreadable: " + "; ".join(problems[:3])))
     owners: Dict[int, ProcessInfo] = {}
     for pid in sorted({s.pids[0] for s in found if s.pids}):
         owners[pid], more = lookup(pid)

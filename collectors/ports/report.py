@@ -91,6 +91,11 @@ def sockets(count: int) -> str:
     return f"{count} socket{'' if count == 1 else 's'}"
 
 
+def entries(count: int) -> str:
+    """``1 socket entry``, ``2 socket entries`` (lines of the socket table that could not be read)."""
+    return f"{count} socket entr{'y' if count == 1 else 'ies'}"
+
+
 def summary(observed: Mapping[str, Any]) -> str:
     """One line for the ``collect`` table."""
     c = observed.get("counts")

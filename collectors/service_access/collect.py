@@ -86,7 +86,7 @@ def collect(
     ctx: Context, entries: Optional[Sequence[Any]] = None, processes: Optional[Sequence[Tuple[int, str]]] = None
 ) -> Outcome:
     """Entrances and vendor accounts; ``entries`` / ``processes`` replace the live tables in tests."""
-    from collectors.ports import read_psutil
+    from collectors.ports import read_psutil, report
     from collectors.ports.parse_sockets import listeners
 
     gaps: List[Gap] = []
@@ -97,7 +97,7 @@ def collect(
         entries = read
     found, problems = listeners(entries)
     if problems:
-        gaps.append(Gap(f"{len(problems)} socket entries", "unreadable: " + "; ".join(problems[:3])))
+        gaps.append(Gap(report.entries(len(problems)), "unreadable: " + "; ".join(problems[:3])))
     owners = _owners(ctx, sorted({s.pids[0] for s in found if s.pids}))
     extra = vendor_ports(ctx.settings.get("vendor_ports", []))
     entrances = listener_entrances(found, owners, extra)
@@ -105,8 +105,10 @@ def collect(
     if unowned:
         gaps.append(
             Gap(
-                f"owner of {unowned} sockets",
-                "not root, or held by no process here: whether they are remote-service tools is unknown",
+                f"owner of {report.sockets(unowned)}",
+                "not root, or held by no process here: whether "
+                + ("it is a remote-service tool" if unowned == 1 else "they are remote-service tools")
+                + " is unknown",
             )
         )
     pids = [e["pid"] for e in entrances if e["pid"] is not None]

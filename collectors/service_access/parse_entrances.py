@@ -126,7 +126,7 @@ def account_record(
     elif keys is None:
         record["reason"] = f"password {state}, but its authorized_keys could not be read"
     elif keys:
-        record.update(locked=False, reason=f"password {state}, but {keys} SSH keys can log in")
+        record.update(locked=False, reason=f"password {state}, but {keys} SSH key{'' if keys == 1 else 's'} can log in")
     else:
         record.update(locked=True, reason=f"password {state} and no authorized SSH key")
     return record

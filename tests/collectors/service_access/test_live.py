@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Dict, Iterator, List
 
 import pytest
@@ -85,7 +86,7 @@ def test_entrances_and_accounts_on_real_state(root: Path, relay_tool: int) -> No
     accounts = {a["name"]: (a["locked"], a["reason"]) for a in observed["accounts"]}
     assert accounts == {
         "hpsupport": (True, "expired since 1970-01-02"),
-        "vendor": (False, "password locked, but 1 SSH keys can log in"),
+        "vendor": (False, "password locked, but 1 SSH key can log in"),
         "olduser": (True, "no such account"),
     }
     verdicts = judge_shipped("service_access", outcome)
@@ -119,3 +120,17 @@ def test_an_unreadable_shadow_file_makes_the_account_unknown(root: Path) -> None
     assert [g.what for g in outcome.gaps] == ["vendor accounts' passwords and expiry"]
     assert outcome.observed["accounts"][0]["reason"] == "the shadow file could not be read"
     assert judge_shipped("service_access", outcome)["service-vendor-accounts-locked"] == "unknown"
+
+
+@pytest.mark.parametrize(("count", "said"), [(1, "owner of 1 socket"), (2, "owner of 2 sockets")])
+def test_a_socket_without_an_owner_is_counted_in_words(root: Path, count: int, said: str) -> None:
+    """A listener no process holds (a kernel socket, or one the agent may not map) is a gap in words."""
+    entries = [
+        SimpleNamespace(fd=-1, family=socket.AF_INET, type=socket.SOCK_STREAM, laddr=("0.0.0.0", 2024 + n),
+                        raddr=(), status="LISTEN", pid=None)
+        for n in range(count)
+    ]  # fmt: skip
+    outcome = collect(Context(root=root, settings=validate({}, SPEC.settings, "x")), entries=entries, processes=[])
+    gaps = {g.what: g.reason for g in outcome.gaps}
+    assert said in gaps, gaps
+    assert gaps[said].endswith("whether it is a remote-service tool is unknown" if count == 1 else "tools is unknown")
