@@ -230,6 +230,15 @@ def test_the_sentences_a_sysadmin_reads_at_3_am() -> None:
     assert resolved(failing["power-ups-on-line"].rule, failing["power-ups-on-line"].observed, NOW) == (
         "UPS acc@ups1:3493 back on line power"
     )
+    # M05 and M09 (issue #18): what was found, and what the resolve notice says of it
+    assert failing["accounts-no-extra-uid0"].message == "account toor has user id 0, the powers of root (shell /bin/sh)"
+    assert failing["sshd-no-root-password-login"].message == (
+        "sshd lets root log in with a password (global: PermitRootLogin yes)"
+    )
+    changed = failing["files-unchanged"]
+    assert changed.message == "/etc/sudoers was modified at 2026-12-07 02:00 UTC by vi (login u1)"
+    # the next report without a change resolves it: nobody accepted or undid anything
+    assert resolved(changed.rule, changed.observed, NOW) == "/etc/sudoers has not changed again since it was modified"
     unknown = evaluate(POLICY.rules[1], _record(EVIDENCE["unknown"]["power"], "partial"), NOW)
     assert unknown.message == (
         "cannot tell whether UPS acc@ups1:3493 is on line power: on_line not reported"
