@@ -20,6 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ROOT / "collectors"
 NAMES = sorted(REGISTRY)
 REQUIRED_FILES = ("__init__.py", "settings.py", "collect.py")
+# The modules that may read or change the machine; every other module of a collector is pure.
+IO_STEMS = ("collect", "quick")
+IO_PREFIXES = ("read_", "store_")
 
 # What a pure module (``parse_*.py`` and every module other than collect, quick, read_* and
 # store_*) may not do: open files, run commands, use sockets or psutil, or take the Context that does.
@@ -102,7 +105,7 @@ def test_init_holds_only_the_spec_and_names_every_module(name: str) -> None:
 def test_modules_other_than_collect_quick_read_and_store_do_no_io(name: str) -> None:
     for path in _modules(name):
         stem = path.stem
-        if stem in {"collect", "quick"} or stem.startswith(("read_", "store_")):
+        if stem in IO_STEMS or stem.startswith(IO_PREFIXES):
             continue
         uses = sorted(set(_io_uses(_tree(path))))
         assert uses == [], f"{path.relative_to(ROOT)} is meant to be pure but uses {uses}"
@@ -134,6 +137,18 @@ def test_agent_yaml_names_every_key_of_every_collector(name: str) -> None:
 def test_the_shipped_policy_has_a_rule_for_every_collector(name: str) -> None:
     rules = yaml.safe_load((ROOT / "config" / "policy.yaml").read_text())["rules"]
     assert any(rule.get("collector") == name for rule in rules), f"config/policy.yaml has no rule for {name}"
+
+
+def test_the_guide_describes_every_kind_of_module_the_layout_allows() -> None:
+    """docs/adding-a-collector.md has a row for each file this test asks for or lets do I/O."""
+    guide = (ROOT / "docs" / "adding-a-collector.md").read_text()
+    kinds = [
+        *REQUIRED_FILES,
+        *(f"{stem}.py" for stem in IO_STEMS),
+        *(f"{p}<what>.py" for p in IO_PREFIXES),
+        "parse_<what>.py",
+    ]
+    assert [kind for kind in kinds if f"\n| `{kind}` |" not in guide] == []
 
 
 def test_the_registry_lists_every_package_once() -> None:

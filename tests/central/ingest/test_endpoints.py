@@ -1,4 +1,4 @@
-"""The agents' requests served ahead of FastAPI (central/api/endpoints.py): what is not the
+"""The agents' requests served ahead of FastAPI (central/ingest/endpoints.py): what is not the
 happy path — a failure inside, a client gone before its body, other methods and paths."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The signature thread (central/signature_thread.py): right answers, a batch handed back in one call,
+"""The signature thread (central/ingest/signature_thread.py): right answers, a batch handed back in one call,
 and a failure that fails one request, not the thread."""
 
 from __future__ import annotations
