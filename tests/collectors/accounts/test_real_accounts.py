@@ -100,6 +100,24 @@ def test_extra_uid0_empty_password_nopasswd_and_dormant_fail(tmp_path: Path) -> 
     }
 
 
+def test_locked_and_expired_accounts_are_closed_not_dormant(tmp_path: Path) -> None:
+    """usermod -L puts '!' before the hash, usermod -e sets the expiry day in shadow: both are
+    reported, and neither account counts as dormant (it cannot log in)."""
+    root = make_root(tmp_path)
+    for name in ("frida", "gustav"):
+        useradd(root, "-m", "-s", "/bin/bash", "-p", "$6$salt$hash", name)
+    run(["usermod", "--prefix", str(root), "-L", "frida"])
+    run(["usermod", "--prefix", str(root), "-e", "2026-06-30", "gustav"])
+    later = NOW.replace(year=2027)
+    outcome = SPEC.collect(context(root, now=later))
+    accounts = _by_user(outcome.observed)
+    frida, gustav = accounts["frida"], accounts["gustav"]
+    assert (frida["password"], frida["locked"], frida["expired"], frida["dormant"]) == ("locked", True, False, False)
+    assert (gustav["password"], gustav["locked"], gustav["expires"]) == ("hash", False, "2026-06-30")
+    assert gustav["expired"] is True and gustav["dormant"] is False
+    assert set(judge_shipped("accounts", outcome, later).values()) == {"passing"}
+
+
 def test_never_logged_in_is_dormant_only_once_the_password_is_old(tmp_path: Path) -> None:
     root = make_root(tmp_path)
     useradd(root, "-m", "-s", "/bin/bash", "-p", "$6$a$b", "david")  # password set today (useradd's day)
