@@ -1,7 +1,8 @@
 """``tillsyn-agent check``: this machine's evidence against the policy, like a one-shot audit.
 
 Uses the same rule engine as the centre.  Exit status 0 only when every rule
-passes; 1 when any rule fails or cannot be decided (unknown is never passing).
+passes; 1 when any rule fails or cannot be decided (unknown is never passing).  The text says each
+rule's sentence, which carries the observed value; ``--json`` adds the observed facts themselves.
 """
 
 from __future__ import annotations
@@ -71,11 +72,6 @@ def run_check(
                 causes = [c for c in rule.depends_on if c in failing]
                 if causes and result.verdict is Verdict.FAILING:  # the centre pages only the cause
                     print(f"{'':<18}suppressed by {causes[0]}: its cause fails, so it opens no incident of its own")
-                shown = result.observed not in (None, [], {}) and not (
-                    isinstance(result.observed, dict) and "not_present" in result.observed
-                )
-                if shown:
-                    print(f"{'':<18}observed: {json.dumps(result.observed, default=str)[:400]}")
         bad = sum(r.verdict is not Verdict.PASSING for r in results)
         print(f"\n{len(results) - bad} of {len(results)} rules pass ({path})")
     return 0 if all(r.verdict is Verdict.PASSING for r in results) else 1

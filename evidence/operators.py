@@ -123,7 +123,7 @@ OPS_WITHOUT_VALUE = {"is_true", "is_false", "not_null"}
 def doubt(op: str, actual: Any, now: datetime) -> Optional[str]:
     """Why a present fact still leaves ``op`` unknown, where a missing or null one does not say it."""
     if op in ("contains", "not_contains") and _incomplete(actual):
-        return "a list with members not seen"
+        return "part of what decides it was not seen"
     moment = _moment(actual) if op == "max_age" else None
     if moment is not None and (moment - now).total_seconds() > MAX_AHEAD_S:
         return f"{actual} is in the future, beyond {MAX_AHEAD_S / 60:g} min of clock skew"

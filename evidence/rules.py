@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from evidence.model import parse_utc
 from evidence.operators import OPERATORS, OPS_WITHOUT_VALUE, Tri, doubt, parse_duration
-from evidence.sentences import Template
+from evidence.sentences import Template, words
 from evidence.telling import tell
 
 __all__ = [
@@ -224,10 +224,13 @@ def evaluate_check(check: Check, observed: Mapping[str, Any], now: datetime) -> 
     return False, [_show(i, check.show) for i in bad[:MAX_SHOWN]], f"none of {total} pass {what}"
 
 
-def _unsure_why(tests: Sequence[Optional[Test]], item: Any, now: datetime, name: str = "the value") -> Optional[str]:
+def _unsure_why(tests: Sequence[Optional[Test]], item: Any, now: datetime) -> Optional[str]:
+    """Why in words, without the fact's name (the rule's sentence already says what was asked)."""
     for test in tests:
         if test is not None and test(item, now) is None:
-            return test.doubt(item, now) or f"{test.field or name} not reported"
+            value = lookup(item, test.field)
+            why = doubt(test.op, value, now)
+            return why or ("not reported" if value is None else f"{words(value)} cannot be judged")
     return None
 
 
@@ -235,10 +238,10 @@ def undecided(check: Check, observed: Mapping[str, Any], now: datetime) -> List[
     """The items (projected through ``show``) a check could not decide, each with why, in words."""
     value = lookup(observed, check.path)
     if check.expect == "value":
-        why = _unsure_why([check.test], value, now, check.path)
+        why = _unsure_why([check.test], value, now)
         return [(value, why)] if why else []
     if not isinstance(value, list):
-        return [(None, f"{check.path} was not reported" + ("" if value is None else " as a list"))]
+        return [(None, "not reported" if value is None else f"{words(value)} reported where a list was expected")]
     out: List[Tuple[Any, str]] = []
     for item in value:
         why = _unsure_why([*check.where, check.test], item, now)

@@ -22,6 +22,19 @@ def _age(seconds: float) -> str:
     return duration_words(round(seconds / 60) * 60) if seconds >= 60 else f"{seconds:.0f} s"
 
 
+def _collector(rule: Rule) -> str:
+    """The collector in words: ``disk_encryption`` reads ``disk encryption``."""
+    return rule.collector.replace("_", " ")
+
+
+def _whether(rule: Rule) -> str:
+    """``cannot tell whether <the rule's title>``: a title is a statement (Every UPS runs on line power)."""
+    title = rule.title
+    if title[:1].isupper() and not title[1:2].isupper():
+        title = title[0].lower() + title[1:]
+    return f"cannot tell whether {title}"
+
+
 def _gap_reasons(record: Mapping[str, Any]) -> str:
     reasons = []
     for gap in record.get("gaps") or []:
@@ -51,11 +64,11 @@ def _failing(rule: Rule, observed: Any, ctx: Context, root: Mapping[str, Any]) -
     if check.expect in ("value", "count"):
         if template:  # a rule on one value may name any other fact of the record: {reason}
             return render(template, root, _whole(ctx, observed))
-        return f"{rule.title}: not met ({check.path} is {words(observed)})"
+        return f"{rule.title}: not met (observed: {words(observed)})"
     items = observed if isinstance(observed, list) else []
     if not items:
         empty = rule.template("empty")
-        return render(empty, None, ctx) if empty else f"{rule.title}: not met, no {check.path} reported"
+        return render(empty, None, ctx) if empty else f"{rule.title}: not met, nothing reported"
     return _each(template, items, ctx, f"{rule.title}: not met by ")
 
 
@@ -66,7 +79,7 @@ def _passing(rule: Rule, observed: Any, ctx: Context, root: Mapping[str, Any]) -
     if template:
         return render(template, observed, ctx)
     if rule.check.expect in ("value", "count"):
-        return f"{rule.title} ({rule.check.path} is {words(observed)})"
+        return f"{rule.title} (observed: {words(observed)})"
     return f"{rule.title} ({ctx.count if ctx.count is not None else 'all'} checked)"
 
 
@@ -77,21 +90,21 @@ def _unknown(rule: Rule, record: Mapping[str, Any], ctx: Context, now: datetime)
     unsure = undecided(rule.check, record.get("observed") or {}, now)
     if not unsure and ctx.count == 0:
         empty = rule.template("empty")
-        text = f"cannot tell: {render(empty, None, ctx)}" if empty else f"cannot tell: no {rule.check.path} reported"
+        text = f"cannot tell: {render(empty, None, ctx)}" if empty else f"{_whether(rule)}: nothing reported"
     elif not unsure:
-        text = f"cannot tell: none of the {rule.check.path} could be checked"
+        text = f"{_whether(rule)}: nothing reported could be checked"
     else:
         parts = []
         for item, why in unsure:
             if item is None and rule.check.expect not in ("value", "count"):
-                parts.append(f"cannot tell: {why}")  # the list itself was not reported
+                parts.append(f"{_whether(rule)}: {why}")  # the list itself was not reported
             elif template and rule.check.expect in ("value", "count"):
                 root = record.get("observed") or {}
                 parts.append(f"{render(template, root, _whole(ctx, item))}: {why}")
             elif template:
                 parts.append(f"{render(template, item, ctx)}: {why}")
             elif rule.check.expect == "value" or item is None:
-                parts.append(f"cannot tell: {why}")
+                parts.append(f"{_whether(rule)}: {why}")
             else:
                 parts.append(f"cannot tell for {label(item)}: {why}")
         text = join(parts)
@@ -105,13 +118,13 @@ def tell(result: Result, record: Mapping[str, Any], now: datetime) -> str:
     if verdict == "stale":
         seconds = (now - parse_utc(str(record["collected_at"]))).total_seconds()
         return (
-            f"the latest {rule.collector} evidence is {_age(seconds)} old "
+            f"the latest {_collector(rule)} evidence is {_age(seconds)} old "
             f"(evidence older than {duration_words(rule.max_age_s)} is not judged)"
         )
     if record.get("status") == "error":
-        return f"cannot tell: {rule.collector} collector error: {record.get('error')}"
+        return f"cannot tell: {_collector(rule)} collector error: {record.get('error')}"
     if record.get("status") == "not_present":
-        reasons = _gap_reasons(record) or f"the {rule.collector} collector found nothing to check"
+        reasons = _gap_reasons(record) or f"the {_collector(rule)} collector found nothing to check"
         return {"failing": "not present on this node: ", "passing": "not applicable: "}.get(
             verdict, "cannot tell, not present on this node: "
         ) + reasons

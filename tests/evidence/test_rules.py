@@ -178,7 +178,7 @@ def test_unknown_messages_name_a_future_time_and_an_incomplete_list() -> None:
     sockets = {"sockets": [{"exposure": "all", "tags": [None]}, {"exposure": "loopback", "tags": [None]}]}
     where = (ItemTest("exposure", "ne", "loopback"), ItemTest("tags", "contains", "database"))
     outcome, shown, message = evaluate_check(Check("sockets", "none", where=where), sockets, NOW)
-    assert (outcome, message) == (None, "1 sockets undecided: tags: a list with members not seen")
+    assert (outcome, message) == (None, "1 sockets undecided: tags: part of what decides it was not seen")
 
 
 def test_value_and_list_checks_on_missing_or_wrong_shapes_are_unknown() -> None:
@@ -212,8 +212,8 @@ UPS_PRESENT = Check("ups_count", "value", ItemTest("", "ge", 1))
             Verdict.STALE,
             "evidence is 21 min old (evidence older than 20 min",
         ),
-        (rule(UPS_PRESENT), record(age_min=19, ups_count=1), Verdict.PASSING, "t (ups_count is 1)"),
-        (rule(UPS_PRESENT), record(ups_count=0), Verdict.FAILING, "t: not met (ups_count is 0)"),
+        (rule(UPS_PRESENT), record(age_min=19, ups_count=1), Verdict.PASSING, "t (observed: 1)"),
+        (rule(UPS_PRESENT), record(ups_count=0), Verdict.FAILING, "t: not met (observed: 0)"),
         (rule(UPS_PRESENT), record("error"), Verdict.UNKNOWN, "power collector error: timed out after 10 s"),
         (rule(UPS_PRESENT), record("partial"), Verdict.UNKNOWN, "not seen: upsd: refused"),
         (rule(UPS_PRESENT), record("not_present"), Verdict.FAILING, "not present on this node: upsd: refused"),
@@ -331,7 +331,7 @@ def test_shipped_ports_rules_on_the_real_collector_output() -> None:
     ]
     assert results["ports-no-remote-service"].message == (
         "cannot tell whether 0.0.0.0:2024/tcp (owner not seen) is a remote-service port:"
-        " tags: a list with members not seen"
+        " part of what decides it was not seen"
     )
     # the sockets whose owners were seen, all on loopback: every rule passes
     observed = dict(captured, sockets=[s for s in captured["sockets"] if s["process"] is not None])

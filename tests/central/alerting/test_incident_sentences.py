@@ -97,7 +97,7 @@ def test_title_sentence_update_on_unknown_and_what_changed(client: TestClient, c
     _round(centre, became_unknown)  # told once, not every round
     update = (
         "no longer failing; now unknown: cannot tell whether 0.0.0.0:2024/tcp (owner not seen) speaks a "
-        "plaintext remote protocol: tags: a list with members not seen"
+        "plaintext remote protocol: part of what decides it was not seen"
     )
     assert _sent(centre, incident["id"])[1:] == [("update", update)]
     assert _timeline(centre, incident["id"])[-1] == ("unknown", update)
@@ -219,6 +219,6 @@ def test_each_notification_carries_its_own_sentence_to_the_receiver(
     assert said == [
         ("trigger", title, "telnetd (pid 4121) listens on 0.0.0.0:23/tcp (telnet, plaintext)"),
         ("update", title, "no longer failing; now unknown: cannot tell whether 0.0.0.0:2024/tcp (owner not seen) "
-                          "speaks a plaintext remote protocol: tags: a list with members not seen"),
+                          "speaks a plaintext remote protocol: part of what decides it was not seen"),
         ("resolve", title, "nothing plaintext listens on 0.0.0.0:23/tcp beyond loopback any more"),
     ]  # fmt: skip
