@@ -309,11 +309,11 @@ def retention(ctx: Context, reader: _Reader, journal: Mapping[str, Any]) -> Dict
     result: Dict[str, Any] = {"logrotate_configured": text is not None}
     parsed = parse_logrotate.parse(text or "", files)
     result.update({k: parsed[k] for k in ("default_frequency", "default_rotate", "default_retention_days")})
-    result["logs"] = [
-        {"path": log, "retention_days": parse_logrotate.retention_of(parsed, log)}
-        for log in ctx.settings.get("retention_logs", [])
-        if any(log in block["paths"] for block in parsed["files"])
-    ]
+    result["logs"] = []
+    for log in ctx.settings.get("retention_logs", []):
+        block = parse_logrotate.block_of(parsed, log)  # named exactly or by a pattern, as logrotate reads it
+        if block is not None:
+            result["logs"].append({"path": log, "retention_days": block["retention_days"]})
     result["journal_max_retention"] = journal.get("max_retention")
     result["journal_system_max_use"] = journal.get("system_max_use")
     return result

@@ -101,11 +101,17 @@ def parse(global_text: str, files: Dict[str, str]) -> Dict[str, Any]:
     }
 
 
-def retention_of(parsed: Dict[str, Any], path: str) -> Optional[float]:
-    """The retention in days of the block naming ``path`` (exactly or by a shell pattern)."""
+def block_of(parsed: Dict[str, Any], path: str) -> Optional[Dict[str, Any]]:
+    """The first block naming ``path``, exactly or by a shell pattern (``/var/log/*.log``)."""
     import fnmatch
 
     for block in parsed["files"]:
         if any(p == path or fnmatch.fnmatch(path, p) for p in block["paths"]):
-            return block["retention_days"]  # type: ignore[no-any-return]
+            return block  # type: ignore[no-any-return]
     return None
+
+
+def retention_of(parsed: Dict[str, Any], path: str) -> Optional[float]:
+    """The retention in days of the block naming ``path`` (None: no block, or size-only rotation)."""
+    block = block_of(parsed, path)
+    return None if block is None else block["retention_days"]

@@ -217,3 +217,35 @@ def test_the_real_auditctl_of_this_machine(tmp_path: Path) -> None:
     enabled = int(next(line.split()[1] for line in direct.stdout.splitlines() if line.startswith("enabled ")))
     assert (audit["pid"], audit["running"], audit["enabled"]) == (pid, pid > 0, enabled > 0)
     assert audit["rules_source"] == "auditctl -l (the rules the kernel has loaded)"
+
+
+def test_retention_of_a_log_a_pattern_names(tmp_path: Path) -> None:
+    """A log named only by a block's shell pattern is listed, as logrotate rotates it."""
+    app = '"/srv/app/*.log" {\n  daily\n  rotate 90\n}\n'
+    root = debian(tmp_path, {"/etc/logrotate.d/app": app})
+    outcome, _ = collect(root, RUNNING_AUDIT, retention_logs=["/var/log/syslog", "/srv/app/access.log", "/srv/x.log"])
+    assert outcome.observed["retention"]["logs"] == [
+        {"path": "/var/log/syslog", "retention_days": 28},
+        {"path": "/srv/app/access.log", "retention_days": 90},
+    ]
+
+
+def test_journald_drop_ins_override_by_directory_then_by_name(tmp_path: Path) -> None:
+    """journald.conf(5): a drop-in in /etc replaces one of the same name in /usr/lib; among the
+    rest, the later name wins over the main file and earlier names."""
+    root = debian(
+        tmp_path,
+        {
+            "/etc/systemd/journald.conf": "[Journal]\nStorage=persistent\n",
+            "/usr/lib/systemd/journald.conf.d/60-vendor.conf": "[Journal]\nStorage=persistent\n",
+            "/etc/systemd/journald.conf.d/60-vendor.conf": "[Journal]\nStorage=volatile\n",
+            "/run/systemd/journald.conf.d/10-early.conf": "[Journal]\nStorage=auto\n",
+        },
+    )
+    journal = collect(root, RUNNING_AUDIT)[0].observed["journald"]
+    assert (journal["storage"], journal["storage_source"], journal["persistent"]) == (
+        "volatile", "/etc/systemd/journald.conf.d/60-vendor.conf", False)  # fmt: skip
+    (root / "etc/systemd/journald.conf.d/60-vendor.conf").unlink()
+    journal = collect(root, RUNNING_AUDIT)[0].observed["journald"]
+    assert (journal["storage"], journal["storage_source"]) == (
+        "persistent", "/usr/lib/systemd/journald.conf.d/60-vendor.conf")  # fmt: skip
