@@ -10,6 +10,9 @@ listening sockets.
   incident opens; inside a window that allows the rule no incident opens; when the window is
   cancelled with the port still open an incident opens whose timeline names the window's start
   and end, and closing the port resolves it.
+
+Every trigger and resolve reaches a webhook as people read it: the sentence of what was found,
+and of what changed.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from tests.centre_process import CentreProcess
 from tests.collectors.firewall.netns import load_nft, own_netns
 from tests.collectors.time.helpers import Chronyd, start_client, start_server
 from tests.conftest import require_tool
-from tests.e2e.alert_helpers import centre_yaml, query
+from tests.e2e.alert_helpers import Hook, centre_yaml, query, webhook, write_key
 from tests.e2e.harness import AgentProcess, wait_until
 
 RULESET = """
@@ -113,10 +116,23 @@ class Node:
         return self.incidents(rule)
 
 
+def told(hook: Hook, rule: str, event: str, count: int) -> List[str]:
+    """The sentences of the first ``count`` ``event`` notifications of ``rule`` the webhook received."""
+
+    def sentences() -> List[str]:
+        return [str(d.incident["message"]) for d in hook.events(rule) if d.event == event]
+
+    wait_until(lambda: len(sentences()) >= count, BOUND, lambda: f"{count} {event} of {rule}, have {hook.kinds()}")
+    return sentences()[:count]
+
+
 def test_clock_firewall_and_service_window_end_to_end(netns: str, tmp_path: Path) -> None:
     server, port = start_server(tmp_path / "ntp-server")
     client = start_client(tmp_path / "ntp-client", port)
-    extra = centre_yaml({}, [], open_after_s=0, resolve_after_s=0)
+    hook = Hook().start()
+    routes = [{"match": {"rules": [TIME, FIREWALL, SERVICE]}, "channels": ["hook"]}]
+    channels = {"hook": webhook(hook.url, write_key(tmp_path / "hook"))}
+    extra = centre_yaml(channels, routes, open_after_s=0, resolve_after_s=0)
     centre = CentreProcess(tmp_path / "centre", extra_yaml=extra).start()
     agent = AgentProcess(tmp_path / "node", _agent_yaml(client.socket))
     sockets: List[socket.socket] = []
@@ -137,6 +153,9 @@ def test_clock_firewall_and_service_window_end_to_end(netns: str, tmp_path: Path
         )
         node.becomes(TIME, "passing")
         node.incident_count(TIME, "resolved", 1)
+        (trigger,) = told(hook, TIME, "trigger", 1)
+        assert trigger.startswith("the clock is not synchronised (chrony): chronyd "), trigger
+        assert told(hook, TIME, "resolve", 1) == ["the clock is synchronised again"]
 
         # M07: a listener the ruleset accepts from anywhere, beside one it drops
         sockets += [_listen(9050), _listen(9150)]
@@ -148,6 +167,8 @@ def test_clock_firewall_and_service_window_end_to_end(netns: str, tmp_path: Path
         sockets.pop(0).close()
         node.becomes(FIREWALL, "passing")
         node.incident_count(FIREWALL, "resolved", 1)
+        assert told(hook, FIREWALL, "trigger", 1) == [failing["message"]]
+        assert told(hook, FIREWALL, "resolve", 1) == ["0.0.0.0:9050/tcp is filtered or closed now"]
 
         # M11: a VNC-like port outside a maintenance window
         sockets.append(_listen(5901))
@@ -157,6 +178,8 @@ def test_clock_firewall_and_service_window_end_to_end(netns: str, tmp_path: Path
         sockets.pop().close()
         node.becomes(SERVICE, "passing")
         node.incident_count(SERVICE, "resolved", 1)
+        assert told(hook, SERVICE, "trigger", 1) == [failing["message"]]
+        assert told(hook, SERVICE, "resolve", 1) == ["the remote-service entrance 0.0.0.0:5901/tcp (vnc) is closed now"]
 
         # ... and inside one that allows the rule: accepted, no incident
         window = centre.cli(
@@ -169,6 +192,7 @@ def test_clock_firewall_and_service_window_end_to_end(netns: str, tmp_path: Path
         # three more reports stored: the first two judged, with duty rounds after them, inside the window
         wait_until(lambda: node.reports() >= stored + 3, 3 * BOUND, "three more reports", step=0.5)
         assert [i["status"] for i in node.incidents(SERVICE)] == ["resolved"]  # no new one inside the window
+        assert hook.kinds(SERVICE) == ["trigger", "resolve"]  # nobody paged inside it
 
         # the window is cancelled while the port is still open: an incident naming the window
         centre.cli("window", "cancel", window)
@@ -182,8 +206,11 @@ def test_clock_firewall_and_service_window_end_to_end(netns: str, tmp_path: Path
         sockets.pop().close()
         node.becomes(SERVICE, "passing")
         node.incident_count(SERVICE, "resolved", 2)
+        assert "vnc service open outside a service visit" in told(hook, SERVICE, "trigger", 2)[1]
+        assert told(hook, SERVICE, "resolve", 2)[1] == told(hook, SERVICE, "resolve", 1)[0]
         assert agent.stop() == 0
     finally:
+        hook.stop()
         for s in sockets:
             s.close()
         agent.kill()
