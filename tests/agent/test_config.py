@@ -102,3 +102,11 @@ def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load(path, required=True)
     assert str(info.value).startswith(f"{path}:") and "not valid YAML" in str(info.value)
+
+
+def test_each_collectors_interval_timeout_and_poll_default_to_its_spec() -> None:
+    """The scheduling defaults live on each CollectorSpec (disk_encryption hourly, power polled every 5 s)."""
+    collectors = from_mapping({}, None).collectors
+    got = {name: (c.interval, c.timeout, c.poll) for name, c in collectors.items()}
+    assert got == {name: (spec.interval, spec.timeout, spec.poll) for name, spec in REGISTRY.items()}
+    assert got["disk_encryption"][0] == 3600 and got["power"][2] == 5.0
