@@ -18,9 +18,9 @@ from sqlalchemy import Connection, RowMapping, and_, func, or_, select, text, up
 
 from central import audit
 from central.db.schema import agents, enrolment_conflicts, enrolment_tokens
-from central.errors import refuse
 from central.identifiers import new_id, new_secret, secret_hash
 from central.ingest.ledger import GENESIS
+from central.request_refused import refuse
 from evidence.signing import SignatureError, b64, fingerprint, load_public_key, unb64
 
 TOKEN_PREFIX = "tse"  # noqa: S105  a prefix that marks the secret, not a secret

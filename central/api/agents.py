@@ -11,10 +11,10 @@ from central import enrolment
 from central.api.refusals import refusals
 from central.clock import utcnow
 from central.db.engine import write_tx
-from central.errors import RequestRefused, refuse
 from central.ingest.endpoints import SIGNATURE_HEADER
 from central.ingest.request_body import read_limited
 from central.judging import findings
+from central.request_refused import RequestRefused, refuse
 from central.runtime.service import Centre
 from evidence.signing import SignatureError, verify
 from evidence.wire import WireError, loads

@@ -16,8 +16,8 @@ from central.auth.principal import Principal
 from central.auth.tenants import within_tenants
 from central.clock import utcnow
 from central.db.engine import read_tx, write_tx
-from central.errors import refuse
 from central.request_params import Before, IncidentId
+from central.request_refused import refuse
 from central.runtime.service import Centre
 
 router = APIRouter(prefix="/api/v1", tags=["alerting"], responses=refusals(401, 403, 404))

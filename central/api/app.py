@@ -17,9 +17,9 @@ from central.api import agents, alerting, export, read_routes, session
 from central.api.edge import Edge
 from central.api.refusals import EVERY_REQUEST, refusals
 from central.db.engine import read_tx
-from central.errors import RequestRefused
 from central.ingest.endpoints import CentreApp
 from central.judging.evaluation import backlog as evaluation_backlog
+from central.request_refused import RequestRefused
 from central.runtime.service import Centre
 from central.web.common import Forbidden, forbidden_page
 

@@ -23,8 +23,8 @@ from typing import Any, Awaitable, Callable, Dict, List, MutableMapping, Optiona
 from urllib.parse import parse_qsl
 
 from central.config import CentralConfig, ConfigError
-from central.errors import RequestRefused, refuse
 from central.ingest.request_body import read_body
+from central.request_refused import RequestRefused, refuse
 from evidence.wire import MAX_DEPTH, nested_too_deep
 
 Scope = MutableMapping[str, Any]

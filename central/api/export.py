@@ -15,13 +15,13 @@ from central.auth.principal import Principal
 from central.clock import utcnow
 from central.db.engine import read_tx, write_tx
 from central.enrolment import check_name
-from central.errors import refuse
 from central.export import settled
 from central.export.build import build
 from central.export.html import to_html
 from central.export.model import ExportError, parse_time
 from central.export.model import Request as ExportRequest
 from central.export.render import to_csv, to_json
+from central.request_refused import refuse
 
 router = APIRouter(prefix="/api/v1", tags=["export"], responses=refusals(401, 403, 404, 409))
 MEDIA = {"json": "application/json", "csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8"}

@@ -19,9 +19,9 @@ from central.auth.deps import principal
 from central.auth.principal import Principal
 from central.db.engine import read_tx
 from central.db.schema import agents
-from central.errors import refuse
 from central.judging import read_queries
 from central.request_params import Offset
+from central.request_refused import refuse
 from central.runtime.gc_pause import collector_paused
 from central.runtime.service import Centre
 from evidence.controls import CONTROLS

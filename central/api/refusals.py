@@ -1,7 +1,7 @@
 """The refusals each part of the API can answer, for its OpenAPI document.
 
 Every refusal has the same body, ``{"error": reason, "message": ...}`` (plus ``index``,
-``retry_after_s`` or ``hint`` where they apply; central/errors.py), so clients and tools such
+``retry_after_s`` or ``hint`` where they apply; central/request_refused.py), so clients and tools such
 as schemathesis can tell a documented refusal from a fault."""
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from central.auth.deps import current
 from central.auth.login import log_in, log_out, set_cookie
 from central.clock import utcnow
 from central.db.engine import write_tx
-from central.errors import refuse
+from central.request_refused import refuse
 
 router = APIRouter(prefix="/api/v1", tags=["session"], responses=refusals(401, 403, 429))
 

@@ -16,7 +16,7 @@ from central.auth.users import principal_of
 from central.clock import utcnow
 from central.db.engine import read_tx, write_tx
 from central.db.schema import users
-from central.errors import refuse
+from central.request_refused import refuse
 
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")

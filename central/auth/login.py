@@ -9,7 +9,7 @@ from central import audit
 from central.auth import sessions, users
 from central.clock import utcnow
 from central.db.engine import read_tx, write_tx
-from central.errors import refuse
+from central.request_refused import refuse
 
 
 def set_cookie(response: Response, started: sessions.Started, secure: bool) -> None:

@@ -35,7 +35,6 @@ from sqlalchemy.exc import OperationalError
 
 from central.clock import utcnow
 from central.db.engine import read_tx
-from central.errors import RequestRefused, refuse
 from central.ingest.receive import (
     BatchResult,
     CheckedBeat,
@@ -51,6 +50,7 @@ from central.ingest.receive import (
 )
 from central.ingest.request_body import read_body
 from central.ingest.signature_thread import Failure, Signed, first_failure
+from central.request_refused import RequestRefused, refuse
 from central.runtime.service import Centre
 
 log = logging.getLogger("tillsyn.central.api")

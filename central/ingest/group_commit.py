@@ -16,8 +16,8 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple, TypeVar, Uni
 from sqlalchemy import Connection, Engine
 
 from central.db.engine import write_tx
-from central.errors import RequestRefused
 from central.ingest.loop_handoff import BatchThread, LoopAnswers, settle
+from central.request_refused import RequestRefused
 
 log = logging.getLogger("tillsyn.central.writer")
 MAX_UNITS = 64

@@ -22,9 +22,9 @@ from sqlalchemy import ARRAY, Connection, RowMapping, any_, bindparam, select, u
 from central.config import Limits
 from central.db import report_bodies
 from central.db.schema import agents, pending_evaluation, reports
-from central.errors import RequestRefused, refuse
 from central.ingest import heartbeat_store
 from central.ingest.ledger import body_hash, entry_hash
+from central.request_refused import RequestRefused, refuse
 from evidence.signing import SignatureError, verify
 from evidence.wire import Heartbeat, Report, WireError, parse_heartbeat, parse_report
 from evidence.wire import loads as wire_loads

@@ -6,7 +6,7 @@ from typing import AsyncIterator, Optional
 
 from fastapi import Request
 
-from central.errors import refuse
+from central.request_refused import refuse
 
 
 async def read_body(declared: Optional[str], chunks: AsyncIterator[bytes], limit: int) -> bytes:

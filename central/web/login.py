@@ -15,7 +15,7 @@ from central.auth.deps import current
 from central.auth.login import log_in, log_out, set_cookie
 from central.auth.sessions import COOKIE
 from central.clock import utcnow
-from central.errors import RequestRefused
+from central.request_refused import RequestRefused
 from central.web.common import centre_of, safe_next, source, write
 from central.web.render import HERE, page, redirect, secure
 

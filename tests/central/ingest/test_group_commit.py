@@ -24,9 +24,9 @@ from sqlalchemy import Connection, Engine, event, select, text
 from central.config import Limits
 from central.db.engine import write_tx
 from central.db.schema import agents, finding_changes
-from central.errors import RequestRefused, refuse
 from central.ingest.group_commit import GroupWriter
 from central.ingest.receive import CheckedBeat, prepare_heartbeat, store_heartbeats
+from central.request_refused import RequestRefused, refuse
 from central.runtime.service import Centre, open_centre
 from evidence.wire import Heartbeat, canonical
 from tests.central.conftest import Node, count_hand_overs, make_config, new_token

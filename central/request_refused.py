@@ -1,4 +1,4 @@
-"""Errors a request can cause: each with an HTTP status, a stable reason code and a message."""
+"""A refused request: its HTTP status, a stable reason code and a sentence."""
 
 from __future__ import annotations
 
