@@ -109,7 +109,7 @@ class Daemon:
                 paths[name] = [
                     str(self.root / p.lstrip("/")) for p in REGISTRY[name].watch_paths(conf.settings, self.state)
                 ]
-        self.watcher.start(paths)
+        self.watcher.start(paths, below={n for n in paths if n in REGISTRY and REGISTRY[n].watch_below})
 
     def _on_files(self, names: Set[str]) -> None:
         self.schedule.trigger(names, time.monotonic())

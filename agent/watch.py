@@ -3,7 +3,8 @@
 Watches the parent directory of each file (files are often replaced by rename, which
 a watch on the file itself would miss) with ``watchdog`` (inotify on Linux).  A path that is a
 directory (``/etc/sudoers.d``) is watched itself as well: a change to any file directly in it
-counts as a change to it.
+counts as a change to it, and for the names started ``below`` (file_integrity, which hashes whole
+trees) a change anywhere below it, in subdirectories made later too.
 """
 
 from __future__ import annotations
@@ -27,28 +28,37 @@ class _Handler(FileSystemEventHandler):
         targets: Mapping[str, Set[str]],
         notify: Callable[[Set[str]], None],
         inside: Optional[Mapping[str, Set[str]]] = None,
+        below: Optional[Mapping[str, Set[str]]] = None,
     ) -> None:
         self.targets = targets
         self.notify = notify
         self.inside = inside or {}
         """Watched directories -> the names that depend on every file in them."""
+        self.below = below or {}
+        """Directories watched recursively -> the names that depend on every file below them."""
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         # Only changes count: newer watchdog also reports opens and reads (IN_OPEN,
         # IN_CLOSE_NOWRITE), and a collector reading its own file must not re-trigger itself.
         if event.event_type not in CHANGES:
             return
+        # watchdog before 4 (no event filter) also reports a directory as modified when a file in it
+        # changes: that is no change to a file directly in its parent, the file's own event follows.
+        contents_only = event.is_directory and event.event_type == "modified"
         names: Set[str] = set()
         for raw in (event.src_path, getattr(event, "dest_path", "")):
             path = os.fsdecode(raw) if isinstance(raw, bytes) else str(raw or "")
             if path:
                 path = os.path.normpath(path)
-                names |= self.targets.get(path, set()) | self.inside.get(os.path.dirname(path), set())
+                names |= self.targets.get(path, set())
+                if not contents_only:
+                    names |= self.inside.get(os.path.dirname(path), set())
+                    names |= {n for d, found in self.below.items() if path.startswith(d + os.sep) for n in found}
         if names:
             self.notify(names)
 
 
-def _schedule(observer: Any, handler: FileSystemEventHandler, directory: str) -> None:
+def _schedule(observer: Any, handler: FileSystemEventHandler, directory: str, recursive: bool = False) -> None:
     """Watch ``directory`` for changes only.
 
     watchdog 4 and newer can ask inotify for just the change events (``event_filter``);
@@ -73,9 +83,9 @@ def _schedule(observer: Any, handler: FileSystemEventHandler, directory: str) ->
             )
             if hasattr(events, name)
         ]
-        observer.schedule(handler, directory, recursive=False, event_filter=wanted)
+        observer.schedule(handler, directory, recursive=recursive, event_filter=wanted)
     except TypeError:  # no event_filter in this watchdog
-        observer.schedule(handler, directory, recursive=False)
+        observer.schedule(handler, directory, recursive=recursive)
 
 
 class Watcher:
@@ -86,8 +96,9 @@ class Watcher:
         self.observer: Optional[Observer] = None  # type: ignore[valid-type]
         self.watched: Dict[str, Set[str]] = {}
 
-    def start(self, paths_by_name: Mapping[str, Iterable[str]]) -> int:
-        """(Re)start watching; returns how many directories are watched."""
+    def start(self, paths_by_name: Mapping[str, Iterable[str]], below: Iterable[str] = ()) -> int:
+        """(Re)start watching; returns how many directories are watched.  For the names in ``below``
+        a directory's subdirectories are watched too (inotify watches each; watchdog adds new ones)."""
         self.stop()
         targets: Dict[str, Set[str]] = {}
         for name, paths in paths_by_name.items():
@@ -95,12 +106,14 @@ class Watcher:
                 targets.setdefault(os.path.normpath(path), set()).add(name)
         directories = {os.path.dirname(p) for p in targets if os.path.isdir(os.path.dirname(p))}
         inside = {p: names for p, names in targets.items() if os.path.isdir(p)}
+        deep = set(below)
+        recursive = {p: names & deep for p, names in inside.items() if names & deep}
         directories |= set(inside)
         observer = Observer()
-        handler = _Handler(targets, self.notify, inside)
+        handler = _Handler(targets, self.notify, inside, recursive)
         for directory in sorted(directories):
             try:
-                _schedule(observer, handler, directory)
+                _schedule(observer, handler, directory, directory in recursive)
             except OSError as err:
                 log.warning("cannot watch %s: %s", directory, err)
         observer.daemon = True

@@ -138,6 +138,9 @@ class CollectorSpec:
     watch_paths: Callable[[Mapping[str, Any], Optional[Path]], Sequence[str]] = _no_paths
     """Files whose change should trigger this collector at once (used by the daemon), from the
     collector's settings and the agent's state directory (``--state-dir``; None when it has none)."""
+    watch_below: bool = False
+    """A directory among ``watch_paths`` counts every file below it, in subdirectories too (as the
+    collector reads it); else only the files directly in it."""
     quick_check: Optional[Callable[[Context], Hashable]] = None
     """A cheap check (``quick.py``) run every ``poll`` seconds; a changed answer runs the collector at once."""
     interval: int = 300

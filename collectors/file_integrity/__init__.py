@@ -19,4 +19,5 @@ SPEC = CollectorSpec(
     settings=SETTINGS,
     summary=summary,
     watch_paths=watch_paths,
+    watch_below=True,  # it hashes every file below a directory (/etc/security/limits.d too)
 )

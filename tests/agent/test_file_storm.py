@@ -24,6 +24,7 @@ def test_a_storm_of_writes_is_a_few_summarised_reports(
     watched = work / "sudoers.d"
     watched.mkdir(parents=True)
     (watched / "README").write_text("# drop-ins\n")
+    (watched / "deeper").mkdir()
     files = f"  file_integrity: {{interval: 3600, paths: [{watched}], max_listed: 5}}"
     config = agent_yaml(work, ports=None).replace("  file_integrity: {enabled: false}", files)
     assert files in config
@@ -55,6 +56,11 @@ def test_a_storm_of_writes_is_a_few_summarised_reports(
         + sum(1 for o in seen if o not in big for c in o["changes"] if c["change"] == "created")
         == FILES
     ), seen  # every drop-in's creation is counted once, in the report after it
+
+    # a file in a subdirectory of the watched directory is watched too (file_integrity hashes it)
+    before = daemon.runs_of("file_integrity")
+    (watched / "deeper" / "limits.conf").write_text("* hard core 0\n")
+    wait_for("a run for the subdirectory's file", lambda: daemon.runs_of("file_integrity") > before, 10, daemon)
     assert daemon.stop() == 0
 
 
@@ -63,7 +69,7 @@ def _baseline_has_last_state(daemon: AgentDaemon, watched: Path) -> bool:
         files = json.loads((daemon.state / "file_integrity" / "baseline.json").read_text())["files"]
     except (OSError, ValueError, KeyError):
         return False
-    for path in watched.iterdir():
+    for path in (p for p in watched.iterdir() if p.is_file()):
         want = hashlib.sha256(path.read_bytes()).hexdigest()
         if files.get(str(path), {}).get("sha256") != want:
             return False

@@ -109,3 +109,32 @@ def test_a_watched_directory_counts_every_file_directly_in_it(tmp_path: Path) ->
         assert events.wait("file_integrity")
     finally:
         watcher.stop()
+
+
+def test_a_directory_watched_below_counts_files_in_subdirectories(tmp_path: Path) -> None:
+    """file_integrity hashes every file below a directory (/etc/security/limits.d): a change there,
+    in a subdirectory made after the start too, runs it; a name not watching below is not run."""
+    security = tmp_path / "security"
+    (security / "limits.d").mkdir(parents=True)
+    events = Events()
+    watcher = Watcher(events)
+    try:
+        assert (
+            watcher.start({"file_integrity": [str(security)], "accounts": [str(security)]}, below={"file_integrity"})
+            == 2
+        )
+        (security / "limits.d" / "90-nofile.conf").write_text("* soft nofile 65536\n")
+        assert events.wait("file_integrity")
+        time.sleep(1.0)
+        assert events.names() == {"file_integrity"}  # accounts counts only files directly in it
+        events.clear()
+        (security / "namespace.d").mkdir()  # made after the start
+        time.sleep(0.5)
+        events.clear()
+        (security / "namespace.d" / "tmp.conf").write_text("/tmp /tmp-inst/ level root\n")
+        assert events.wait("file_integrity")
+        events.clear()
+        (security / "access.conf").write_text("-:ALL:ALL\n")  # directly in it: both
+        assert events.wait("file_integrity") and events.wait("accounts")
+    finally:
+        watcher.stop()
