@@ -9,7 +9,7 @@ synchronised: unknown is never passing.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Tuple
 
 from collectors.base import Context, Observed
@@ -197,6 +197,8 @@ def ntpd(ctx: Context, names: Names) -> Dict[str, Any]:
         record["reason"] = f"ntpd has no system peer among {len(peers)} peers"
     else:
         record.update({"reference": peer["address"], "stratum": peer["stratum"] + 1, "offset_s": peer["offset_s"]})
+        if peer["last_rx_s"] is not None:  # the clock is updated from the system peer's packets
+            record["last_sync_at"] = utc_iso(ctx.now() - timedelta(seconds=peer["last_rx_s"]))
     return record
 
 

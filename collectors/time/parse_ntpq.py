@@ -3,7 +3,9 @@
 Columns (ntpq(1), "peers"): remote, refid, st, t, when, poll, reach, delay, offset, jitter, the
 remote prefixed by its tally code: ``*`` system peer, ``o`` system peer via PPS, ``+`` candidate,
 ``#`` backup, ``-`` outlier, ``x`` falseticker, ``.`` excess, space rejected.  Delay, offset and
-jitter are in milliseconds; a positive offset means this clock is behind the peer.
+jitter are in milliseconds; a positive offset means this clock is behind the peer.  ``when`` is
+the time since the peer's last packet: seconds, or past 2048 s rounded to minutes (``12m``),
+hours (``5h``) or days (``3d``); ``-`` when none has arrived.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ _TALLY = {
 }
 
 
+_UNIT_S = {"m": 60, "h": 3600, "d": 86400}
+
+
 class NtpqFormatError(ValueError):
     """The output does not have the documented shape."""
 
@@ -35,6 +40,13 @@ def _float(text: str, what: str) -> float:
     if not math.isfinite(value):
         raise NtpqFormatError(f"{what} is not a finite number: {text[:30]!r}")
     return value
+
+
+def when_seconds(text: str) -> Optional[int]:
+    """``when`` in seconds: ``29`` -> 29, ``12m`` -> 720; ``-`` (no packet yet) or another form -> None."""
+    unit = _UNIT_S.get(text[-1:], 1)
+    number = text[:-1] if unit > 1 else text
+    return int(number) * unit if number.isdigit() and number.isascii() else None
 
 
 def parse_peers(text: str) -> List[Dict[str, Any]]:
@@ -53,7 +65,7 @@ def parse_peers(text: str) -> List[Dict[str, Any]]:
         parts = line[1:].split()
         if len(parts) != 10:
             raise NtpqFormatError(f"a peer line has {len(parts)} columns, expected 10: {line[:80]!r}")
-        remote, refid, stratum, kind, _when, poll, reach, delay, offset, jitter = parts
+        remote, refid, stratum, kind, when, poll, reach, delay, offset, jitter = parts
         try:
             stratum_value, reach_value, poll_value = int(stratum), int(reach, 8), int(poll)
         except ValueError:
@@ -65,6 +77,7 @@ def parse_peers(text: str) -> List[Dict[str, Any]]:
                 "state": _TALLY[tally],
                 "stratum": stratum_value,
                 "type": kind,
+                "last_rx_s": when_seconds(when),
                 "poll_s": poll_value,
                 "reach": reach_value,
                 "delay_s": _float(delay, "delay") / 1000.0,

@@ -4,6 +4,7 @@ from their captured output where those daemons cannot run here."""
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Sequence, Tuple
 
@@ -102,10 +103,14 @@ class Replay:
         return CommandResult(argv, None, b"", b"", "not found")
 
 
+NOW = datetime(2026, 12, 7, 12, 0, 0, tzinfo=timezone.utc)
+
+
 def _replayed(root: Path, answers: Dict[Tuple[str, ...], Tuple[str, str, int]], **settings: Any) -> Tuple[Any, Replay]:
     replay = Replay(answers)
     ctx = context(root, **settings)
     ctx.run = replay
+    ctx.now = lambda: NOW
     return SPEC.collect(ctx), replay
 
 
@@ -180,6 +185,7 @@ def test_ntpd_synchronised_and_not(tmp_path: Path) -> None:
     o = synced.observed
     assert (o["synchronised"], o["source"], o["reference"], o["stratum"]) == (True, "ntpd", "ntp3.jst.mfeed.", 3)
     assert o["offset_abs_s"] == pytest.approx(1.033e-3)
+    assert o["last_sync_at"] == "2026-12-07T11:59:32Z"  # the system peer's last packet, 28 s before
     pool, _ = _replayed(root, {("-pn",): ("ntpq-pn_ubuntu-22.04_ntp-4.2.8_published-pool-not-synced.txt", "", 0)})
     assert pool.observed["synchronised"] is False
     assert pool.observed["reason"] == "ntpd has no system peer among 5 peers"

@@ -105,10 +105,14 @@ def test_ntpq_synced_and_not() -> None:
     assert peer is not None and peer["address"] == "ntp3.jst.mfeed." and peer["stratum"] == 2
     assert peer["offset_s"] == pytest.approx(-1.033e-3)
     assert [p["state"] for p in peers] == ["candidate", "candidate", "system_peer"]
+    assert [p["last_rx_s"] for p in peers] == [29, 28, 28]
     pool = parse_ntpq.parse_peers(read("ntpq-pn_ubuntu-22.04_ntp-4.2.8_published-pool-not-synced.txt"))
     assert len(pool) == 5 and parse_ntpq.system_peer(pool) is None
     pps = parse_ntpq.parse_peers(read("ntpq-pn_raspbian_ntpsec_published-pps.txt"))
     assert parse_ntpq.system_peer(pps)["offset_s"] == pytest.approx(48.9037e-3)  # type: ignore[index]
+    assert [p["last_rx_s"] for p in pps] == [8, 7, None]  # ntp.time.nl: '-', no packet yet
+    assert [parse_ntpq.when_seconds(w) for w in ("2048", "35m", "5h", "3d", "-", "7x", "")] == [
+        2048, 2100, 18000, 259200, None, None, None]  # fmt: skip
     with pytest.raises(parse_ntpq.NtpqFormatError, match="no peer table"):
         parse_ntpq.parse_peers(read("ntpq-pn_reconstructed_ntp-4.2.8_no-daemon.stderr.txt"))
 
