@@ -26,6 +26,7 @@ from central.db.schema import (
     incident_events,
     incidents,
     latest_evidence,
+    outbox,
     reports,
 )
 from central.erasure.scrub import Scrubber
@@ -155,9 +156,11 @@ def erase(conn: Connection, node: str, reference: Optional[str], actor: str, now
     _scrub_rows(conn, latest_evidence, mine, {"record": "json"}, scrubber)
     _scrub_rows(conn, findings, findings.c.agent_id == agent_id, {"observed": "json", "message": "text"}, scrubber)
     _scrub_rows(conn, finding_changes, finding_changes.c.agent_id == agent_id, {"observed": "json"}, scrubber)
-    _scrub_rows(conn, incidents, incidents.c.agent_id == agent_id, {"observed": "json", "title": "text"}, scrubber)
-    theirs = incident_events.c.incident_id.in_(select(incidents.c.id).where(incidents.c.agent_id == agent_id))
-    _scrub_rows(conn, incident_events, theirs, {"detail": "text"}, scrubber)
+    told = {"observed": "json", "title": "text", "message": "text"}  # message: the sentence people were told
+    _scrub_rows(conn, incidents, incidents.c.agent_id == agent_id, told, scrubber)
+    theirs = select(incidents.c.id).where(incidents.c.agent_id == agent_id)
+    _scrub_rows(conn, incident_events, incident_events.c.incident_id.in_(theirs), {"detail": "text"}, scrubber)
+    _scrub_rows(conn, outbox, outbox.c.incident_id.in_(theirs), {"message": "text"}, scrubber)  # each notification's
     conn.execute(
         update(erasures)
         .where(erasures.c.id == erasure_id)

@@ -17,6 +17,8 @@ from central.alerting.incidents import run_round
 from central.alerting.settings import Alerting
 from central.db.engine import read_tx, write_tx
 from central.db.schema import findings, incident_events, incidents, outbox
+from central.erasure.erase import erase
+from central.erasure.scrub import MARKER
 from central.runtime.service import Centre
 from collectors.antivirus import read_system
 from collectors.antivirus.collect import collect_with
@@ -222,3 +224,21 @@ def test_each_notification_carries_its_own_sentence_to_the_receiver(
                           "speaks a plaintext remote protocol: part of what decides it was not seen"),
         ("resolve", title, "nothing plaintext listens on 0.0.0.0:23/tcp beyond loopback any more"),
     ]  # fmt: skip
+
+
+def test_erasing_a_node_takes_the_name_out_of_what_people_were_told(centre: Centre, node: Node) -> None:
+    """An incident's sentence, each notification's and the timeline's name the account; erasure
+    (GDPR art. 17) takes the name out of all of them, as it does from the findings."""
+    rule = "accounts-no-extra-uid0"
+    anna = {"user": "anna", "uid": 0, "shell": "/bin/bash", "password": "hashed", "personal": True, "dormant": False}
+    _send(node, "accounts", {"accounts": [anna], "duplicate_uids": [], "sudo_rules": []})
+    _round(centre, _since(centre, node, rule) + timedelta(seconds=1))
+    incident = _incident(centre, rule)
+    said = "account anna has user id 0, the powers of root (shell /bin/bash)"
+    assert incident["message"] == said and _sent(centre, incident["id"]) == [("trigger", said)]
+    with write_tx(centre.engine) as conn:
+        erase(conn, node.agent_id, "GDPR-15", "cli:test", datetime.now(timezone.utc), "cli")
+    told = [_incident(centre, rule)["message"], *(m for _, m in _sent(centre, incident["id"]))]
+    told += [detail for _, detail in _timeline(centre, incident["id"])]
+    assert told and not [text for text in told if "anna" in (text or "")], told
+    assert told[0] == f"account {MARKER} has user id 0, the powers of root (shell /bin/bash)"
