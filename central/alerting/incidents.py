@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 from sqlalchemy import Connection, RowMapping, and_, bindparam, exists, func, or_, select, update
 
@@ -63,15 +63,19 @@ class _Scene:
     settings: Alerting
     now: datetime
     force: InForce
-    agents: Dict[Any, RowMapping]
-    open_rows: Sequence[RowMapping]
     rules: Mapping[str, Rule] = field(default_factory=dict)
     """The policy's rules by id: titles, dependencies and resolve sentences (empty without a policy)."""
     counts: Round = field(default_factory=Round)
+    agents: Dict[Any, RowMapping] = field(default_factory=dict)
+    """The nodes this round has read, by id: only those of the incidents and findings it looks at."""
 
-    @property
-    def open_keys(self) -> Set[Tuple[Any, Any]]:
-        return {(i["agent_id"], i["rule_id"]) for i in self.open_rows}
+    def read_nodes(self, ids: Iterable[Any]) -> None:
+        """Read the nodes not read yet among ``ids``; one still missing afterwards is revoked."""
+        missing = sorted({i for i in ids if i not in self.agents})
+        for start in range(0, len(missing), _IDS_PER_QUERY):
+            chunk = missing[start : start + _IDS_PER_QUERY]
+            query = _AGENTS_DECIDING.where(agents.c.id.in_(chunk))
+            self.agents.update({a["id"]: a for a in self.conn.execute(query).mappings()})
 
 
 # Built once: a statement built per call (``.values(...)`` with the values in it) cost more than its
@@ -87,6 +91,12 @@ _RESOLVE = (
     .where(_THE_INCIDENT, incidents.c.status == "open")
     .values(status="resolved", resolved_at=bindparam("b_at"))
 )
+_CHECK_AGAIN = update(incidents).where(_THE_INCIDENT).values(next_check_at=bindparam("b_next"))
+
+RECHECK_AT_LEAST = timedelta(hours=1)
+"""The longest a round leaves an open incident unread.  A round reads an incident when a reminder or
+re-send can fall due, or when its finding, node or windows changed; this bound covers what it cannot
+see change in the incident's own row (a node moved to another group, whose routes differ)."""
 
 
 def event(
@@ -216,27 +226,27 @@ def run_round(conn: Connection, settings: Alerting, now: datetime, policy: Optio
     # what deciding needs, without the JSON columns: most rounds notify nothing, and a fleet has
     # hundreds of open incidents; the whole row is read for the few that are sent (_whole)
     scene = _Scene(
-        conn,
-        settings,
-        now,
-        in_force(conn, now),
-        {a["id"]: a for a in conn.execute(_AGENTS_DECIDING).mappings()},
-        conn.execute(select(*_DECIDING).where(incidents.c.status == "open")).mappings().all(),
-        {r.id: r for r in policy.rules} if policy is not None else {},
+        conn, settings, now, in_force(conn, now), {r.id: r for r in policy.rules} if policy is not None else {}
     )
     _open_silent(scene)
     _open_deviations(scene)
     _resolve_or_remind(scene)
-    if scene.open_rows:
-        scene.counts.updated += _tell_changes(scene)
+    scene.counts.updated += _tell_changes(scene)
     return scene.counts
+
+
+_OPEN_SILENT = select(incidents.c.agent_id).where(incidents.c.status == "open", incidents.c.kind == SILENT)
 
 
 def _open_silent(scene: _Scene) -> None:
     """Silent nodes: one incident per node."""
-    open_keys = scene.open_keys
-    for agent in scene.agents.values():
-        if agent["silent"] and (agent["id"], SILENT) not in open_keys:
+    silent = scene.conn.execute(_AGENTS_DECIDING.where(agents.c.silent.is_(True))).mappings().all()
+    if not silent:
+        return
+    scene.agents.update({agent["id"]: agent for agent in silent})
+    already = set(scene.conn.execute(_OPEN_SILENT).scalars())
+    for agent in silent:
+        if agent["id"] not in already:
             since = agent["last_heartbeat_at"] or agent["enrolled_at"]
             opening = Opening(
                 agent,
@@ -257,7 +267,7 @@ def _open_deviations(scene: _Scene) -> None:
     Evidence that *went* stale is news; a rule that never had evidence (a node just enrolled, a
     collector turned off) shows as stale on the finding but pages nobody.
     """
-    settings, open_keys = scene.settings, scene.open_keys
+    settings = scene.settings
     deviating = findings.c.status == "failing"
     if settings.stale_incidents:
         deviating = or_(deviating, and_(findings.c.status == "stale", findings.c.evidence_at.is_not(None)))
@@ -273,9 +283,10 @@ def _open_deviations(scene: _Scene) -> None:
     lasted = findings.c.since <= scene.now - timedelta(seconds=settings.open_after_s)
     candidates = scene.conn.execute(select(findings).where(deviating, lasted, ~already_open)).mappings().all()
     failing_causes = _failing_causes(scene.conn, scene.rules, candidates)
+    scene.read_nodes(f["agent_id"] for f in candidates)
     for finding in candidates:
         node = scene.agents.get(finding["agent_id"])
-        if node is None or (node["id"], finding["rule_id"]) in open_keys:
+        if node is None:
             continue
         if finding["status"] == "stale" and node["silent"]:
             continue  # the silent incident covers it
@@ -304,19 +315,62 @@ def _open_deviations(scene: _Scene) -> None:
 def _resolve_or_remind(scene: _Scene) -> None:
     """Resolve what cleared (and stayed clear for ``resolve_after_s``), remind of what stays open."""
     conn, settings, now = scene.conn, scene.settings, scene.now
-    open_rows = scene.open_rows
     settle = now - timedelta(seconds=settings.resolve_after_s)
-    cleared = _findings_cleared(conn, settle) if open_rows else {}
+    cleared = _findings_cleared(conn, settle)
+    rows = _to_decide(scene, cleared)
+    scene.read_nodes(i["agent_id"] for i in rows)
     # with no routes nothing is reminded (_remind): the outbox need not be read
-    notified = [i["id"] for i in open_rows if i["last_notified_at"] is not None]
+    notified = [i["id"] for i in rows if i["last_notified_at"] is not None]
     sent = _last_sent(conn, notified) if settings.routes else {}
-    for incident in open_rows:
+    later = []
+    for incident in rows:
         owner = scene.agents.get(incident["agent_id"])
         reason = _cleared(incident, owner, cleared, scene.force)
         if reason is not None:
             _resolve(scene, incident, owner, reason)
         elif owner is not None:
-            scene.counts.notified += _remind(scene, incident, owner, sent.get(incident["id"], {}))
+            queued, next_check = _remind(scene, incident, owner, sent.get(incident["id"], {}))
+            scene.counts.notified += queued
+            if next_check is not None:
+                next_check = min(next_check, now + RECHECK_AT_LEAST)
+            if _was_due(incident, now) and next_check != incident["next_check_at"]:
+                later.append({"b_id": incident["id"], "b_next": next_check})
+    if later:
+        conn.execute(_CHECK_AGAIN, later)
+
+
+def _was_due(incident: Mapping[Any, Any], now: datetime) -> bool:
+    """Read because due, not only for another reason (a silent node's, say, read every round): only
+    then is its next look written, so a round that changes nothing writes nothing."""
+    return incident["next_check_at"] is None or incident["next_check_at"] <= now
+
+
+_DUE = or_(incidents.c.next_check_at.is_(None), incidents.c.next_check_at <= bindparam("b_now"))
+_NODE_REVOKED = exists().where(agents.c.id == incidents.c.agent_id, agents.c.revoked_at.is_not(None))
+
+
+def _to_decide(scene: _Scene, cleared: Mapping[int, str]) -> List[RowMapping]:
+    """The open incidents this round must look at: those due (a reminder or re-send can fall due, or
+    never looked at), silent nodes', revoked nodes', those whose finding let them resolve, and those
+    of nodes a waiver or maintenance window covers.  Not the rest: a fleet keeps thousands of
+    incidents open whose state no round changes, and reading each of them every round was most of
+    the round (docs/benchmarks.md, the fleet simulation)."""
+    conn = scene.conn
+    base = select(*_DECIDING).where(incidents.c.status == "open")
+    rows = {
+        r["id"]: r
+        for r in conn.execute(
+            base.where(or_(_DUE, incidents.c.kind == SILENT, _NODE_REVOKED)), {"b_now": scene.now}
+        ).mappings()
+    }
+    wanted = [i for i in cleared if i not in rows]
+    covers = scene.force.covering()
+    covered = list(conn.execute(select(agents.c.id).where(covers)).scalars()) if covers is not None else []
+    for column, values in ((incidents.c.id, wanted), (incidents.c.agent_id, covered)):
+        for start in range(0, len(values), _IDS_PER_QUERY):
+            chunk = values[start : start + _IDS_PER_QUERY]
+            rows.update({r["id"]: r for r in conn.execute(base.where(column.in_(chunk))).mappings()})
+    return [rows[i] for i in sorted(rows)]
 
 
 def _resolve(scene: _Scene, incident: Mapping[Any, Any], owner: Optional[Mapping[Any, Any]], reason: str) -> None:
@@ -395,7 +449,9 @@ def _tell_changes(scene: _Scene) -> int:
         ("unknown", unknown, "no longer failing; now unknown: "),
         ("failing_again", again, "failing again: "),
     ):
-        for row in conn.execute(query).mappings().all():
+        rows = conn.execute(query).mappings().all()
+        scene.read_nodes(row["agent_id"] for row in rows)
+        for row in rows:
             said = prefix + str(row["message"])
             event(conn, row["id"], kind, now, detail=said[:2000])
             heard = [
@@ -469,6 +525,7 @@ _DECIDING = (
     incidents.c.controls,
     incidents.c.last_notified_at,
     incidents.c.acknowledged_at,
+    incidents.c.next_check_at,
 )
 """The columns of an open incident a round decides on (resolve, remind, route) before anything is sent."""
 
@@ -478,8 +535,11 @@ def _whole(conn: Connection, incident_id: int) -> RowMapping:
     return conn.execute(_WHOLE, {"b_id": incident_id}).mappings().one()
 
 
-def _remind(scene: _Scene, incident: Mapping[Any, Any], agent: Mapping[Any, Any], sent: Mapping[str, datetime]) -> int:
-    """Notify an incident held so far (its window ended), or remind of one still open.
+def _remind(
+    scene: _Scene, incident: Mapping[Any, Any], agent: Mapping[Any, Any], sent: Mapping[str, datetime]
+) -> Tuple[int, Optional[datetime]]:
+    """Notify an incident held so far (its window ended), or remind of one still open; say how many
+    notifications were queued and when the incident must be looked at again (None: next round).
 
     ``sent`` is when each channel was last given this incident (trigger or repeat): each channel
     keeps its own rhythm, so a channel's frequent re-sends to keep an alert firing (Alertmanager)
@@ -488,31 +548,45 @@ def _remind(scene: _Scene, incident: Mapping[Any, Any], agent: Mapping[Any, Any]
     """
     conn, settings, now = scene.conn, scene.settings, scene.now
     if not settings.routes:
-        return 0  # nowhere to send: nothing is held back, nothing is due
+        return 0, now + RECHECK_AT_LEAST  # nowhere to send: nothing is held back, nothing is due
     if scene.force.window(agent) is not None:
-        return 0
+        return 0, None  # held: looked at every round, so it is sent when the window ends
     if incident["last_notified_at"] is None:
         if not route(settings, view(incident, agent)):
-            return 0  # no route takes it (most incidents of a fleet with routes for some rules only)
-        return enqueue(conn, settings, _whole(conn, incident["id"]), agent, "trigger", now)
+            # no route takes it (most incidents of a fleet with routes for some rules only)
+            return 0, now + RECHECK_AT_LEAST
+        return enqueue(conn, settings, _whole(conn, incident["id"]), agent, "trigger", now), None
     oldest = min([incident["last_notified_at"], *sent.values()])
-    if oldest > now - timedelta(seconds=settings.soonest_due_s()):
-        return 0  # no channel can be due yet: skip routing this incident (most rounds, most incidents)
+    soonest = oldest + timedelta(seconds=settings.soonest_due_s())
+    if soonest > now:
+        return 0, soonest  # no channel can be due yet: skip routing this incident
     incident = _whole(conn, incident["id"])
-    due = []
+    due, next_check = [], None
     for target in route(settings, view(incident, agent)):
-        channel = settings.channels.get(target.channel)
-        if channel is None:
-            continue
         last = sent.get(target.channel, incident["last_notified_at"])
-        keep_firing = channel.keep_firing_s()
-        if (keep_firing is not None and last <= now - timedelta(seconds=keep_firing)) or (
-            channel.takes_reminders
-            and incident["acknowledged_at"] is None
-            and last <= now - timedelta(seconds=target.repeat_interval_s)
-        ):
+        at = _due_at(settings, target, last, incident["acknowledged_at"] is None)
+        if at is not None and at <= now:
             due.append(target.channel)
-    return enqueue(conn, settings, incident, agent, "repeat", now, due) if due else 0
+            at = _due_at(settings, target, now, incident["acknowledged_at"] is None)
+        if at is not None and (next_check is None or at < next_check):
+            next_check = at
+    queued = enqueue(conn, settings, incident, agent, "repeat", now, due) if due else 0
+    return queued, next_check or now + RECHECK_AT_LEAST
+
+
+def _due_at(settings: Alerting, target: Any, last: datetime, unacknowledged: bool) -> Optional[datetime]:
+    """When ``target``'s channel, last given the incident at ``last``, must be given it again: a re-send
+    that keeps the receiver's alert firing (Alertmanager), or a reminder while nobody acknowledged it."""
+    channel = settings.channels.get(target.channel)
+    if channel is None:
+        return None
+    times = []
+    keep_firing = channel.keep_firing_s()
+    if keep_firing is not None:
+        times.append(last + timedelta(seconds=keep_firing))
+    if channel.takes_reminders and unacknowledged:
+        times.append(last + timedelta(seconds=target.repeat_interval_s))
+    return min(times) if times else None
 
 
 def _last_sent(conn: Connection, incident_ids: List[int]) -> Dict[int, Dict[str, datetime]]:
@@ -535,6 +609,15 @@ def _last_sent(conn: Connection, incident_ids: List[int]) -> Dict[int, Dict[str,
 _IDS_PER_QUERY = 1000
 """Ids per ``IN`` list: both databases limit a statement's parameters (SQLite 32,766, PostgreSQL
 65,535), and a fleet can have more open incidents than that."""
+
+
+def look_again_at_open_incidents(conn: Connection) -> None:
+    """Have the next round look at every open incident (after a change of routes or channels)."""
+    conn.execute(
+        update(incidents)
+        .where(incidents.c.status == "open", incidents.c.next_check_at.is_not(None))
+        .values(next_check_at=None)
+    )
 
 
 def acknowledge(conn: Connection, incident_id: int, actor: str, now: datetime, note: Optional[str] = None) -> bool:

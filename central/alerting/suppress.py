@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, List, Mapping, Optional
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, or_, select
 
-from central.db.schema import maintenance_windows, waivers
+from central.db.schema import agents, maintenance_windows, waivers
 
 ENDED_LOOKBACK = timedelta(days=7)
 """How far back a window that allowed rules is remembered, to name it when its deviation stays."""
@@ -42,6 +42,22 @@ class InForce:
             and (row["group_name"] is None or row["group_name"] == agent["group_name"])
             and (row["tenant"] is None or row["tenant"] == agent["tenant"])
         )
+
+    def covering(self) -> Optional[ColumnElement[bool]]:
+        """Which nodes (not revoked) a window or waiver in force covers, as :meth:`_covers` decides, for
+        a query of ``agents``: their open incidents may be held or accepted.  None: it covers none."""
+        scopes = []
+        for row in (*self.windows, *self.waivers):
+            scope = [agents.c.revoked_at.is_(None)]
+            for column, key in (
+                (agents.c.id, "agent_id"),
+                (agents.c.group_name, "group_name"),
+                (agents.c.tenant, "tenant"),
+            ):
+                if row[key] is not None:
+                    scope.append(column == row[key])
+            scopes.append(and_(*scope))
+        return or_(*scopes) if scopes else None
 
     def window(self, agent: Mapping[Any, Any]) -> Optional[Mapping[Any, Any]]:
         """An active window covering the node (it holds back the node's alerts)."""

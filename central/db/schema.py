@@ -225,7 +225,11 @@ incidents = Table(
     _ts("acknowledged_at"),
     Column("acknowledged_by", String(128), nullable=True),
     _ts("last_notified_at"),
+    # when a duty round must look at this open incident again (a reminder or re-send can fall due);
+    # null: at the next round.  A round reads only these, not every open incident (migration 0013).
+    _ts("next_check_at"),
     Index("ix_incidents_status", "status"),
+    Index("ix_incidents_due", "status", "next_check_at"),
     Index(
         "uq_incidents_open",
         "agent_id",

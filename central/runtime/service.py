@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine
 
 from central.alerting.channels import ChannelError, Sender, build_sender
 from central.alerting.dispatch import Dispatcher, Sent, dispatch_once
+from central.alerting.incidents import look_again_at_open_incidents
 from central.auth.throttle import LoginThrottle
 from central.clock import utcnow
 from central.config import CentralConfig
@@ -258,5 +259,8 @@ def open_centre(config: CentralConfig, *, upgrade: bool = True) -> Centre:
         migrate.upgrade(engine)
         with write_tx(engine) as conn:
             assign_default_tenant(conn, config.default_tenant, utcnow())
+            # routes and channels may have changed since the centre last ran: every open incident is
+            # looked at again by the first round, which sets when each must be looked at next
+            look_again_at_open_incidents(conn)
     holder = PolicyHolder(policy_path(config.policy))
     return Centre(config, engine, holder)

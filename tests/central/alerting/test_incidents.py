@@ -303,3 +303,60 @@ def test_a_fixed_deviation_resolves_once_passing_for_exactly_resolve_after(
     assert _mine(centre)[0]["status"] == "open"
     assert _round(centre, since + settle).resolved == 1
     assert _resolved_with(centre, _mine(centre)[0]["id"]) == ["passing again"]
+
+
+RHYTHMS = Alerting.model_validate(
+    {
+        "open_after_s": 0,
+        "repeat_interval_s": 600,
+        "channels": {
+            "am": {"type": "alertmanager", "url": "http://127.0.0.1:9/api/v2/alerts", "resend_s": 60},
+            "hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"},
+        },
+        "routes": [{"match": {}, "channels": ["am", "hook"]}],
+    }
+)
+
+
+def test_a_round_looks_only_at_incidents_due_and_each_channel_keeps_its_rhythm(
+    client: TestClient, centre: Centre, node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An open incident is looked at again when its soonest channel can be due (Alertmanager's
+    re-send every 60 s, the webhook's reminder every 600 s), not on every round in between; a
+    restart of the centre has every open incident looked at again."""
+    import central.alerting.incidents as engine
+
+    looked: List[int] = []
+    remind = engine._remind
+
+    def counting(scene: Any, incident: Any, agent: Any, sent: Any) -> Any:
+        if incident["rule_id"] == RULE:
+            looked.append(incident["id"])
+        return remind(scene, incident, agent, sent)
+
+    monkeypatch.setattr(engine, "_remind", counting)
+    now = datetime.now(timezone.utc)
+    _send_ports(node, [TELNET])
+    _round(centre, now + timedelta(seconds=1), RHYTHMS)
+    [incident] = _mine(centre)
+    _round(centre, now + timedelta(seconds=2), RHYTHMS)
+    assert _mine(centre)[0]["next_check_at"] == now + timedelta(seconds=61)  # the trigger + 60 s
+    looked.clear()
+    for second in (10, 30, 60):
+        _round(centre, now + timedelta(seconds=second), RHYTHMS)
+    assert looked == []  # nothing can be due before 61 s: the incident is not read
+    for second in range(70, 671, 60):  # a round a minute for eleven minutes
+        _round(centre, now + timedelta(seconds=second), RHYTHMS)
+    assert len(looked) == 11
+    sent = [(c, e) for i, c, e in _outbox(centre) if i == incident["id"]]
+    assert sent.count(("am", "repeat")) == 11  # every 60 s, to keep Alertmanager's alert firing
+    assert sent.count(("hook", "repeat")) == 1  # once, at 610 s (the trigger + 600 s)
+    assert _mine(centre)[0]["next_check_at"] == now + timedelta(seconds=730)
+
+    with write_tx(centre.engine) as conn:
+        engine.look_again_at_open_incidents(conn)  # as a centre starting does
+    assert _mine(centre)[0]["next_check_at"] is None
+    looked.clear()
+    _round(centre, now + timedelta(seconds=680), RHYTHMS)
+    assert looked == [incident["id"]]  # read again, and nothing due: nothing sent
+    assert [(c, e) for i, c, e in _outbox(centre) if i == incident["id"]] == sent
