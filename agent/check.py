@@ -64,9 +64,10 @@ def run_check(
         sys.stdout.write("\n")
     else:
         failing = {r.rule.id for r in results if r.verdict is Verdict.FAILING}
+        width = max([28, *(len(r.rule.id) + 1 for r in results)])  # a long id keeps its title apart
         for result in sorted(results, key=lambda r: (_ORDER[r.verdict], r.rule.controls, r.rule.id)):
             rule = result.rule
-            print(f"{_MARK[result.verdict]:<8} {','.join(rule.controls):<8} {rule.id:<28} {rule.title}")
+            print(f"{_MARK[result.verdict]:<8} {','.join(rule.controls):<8} {rule.id:<{width}} {rule.title}")
             if result.verdict is not Verdict.PASSING:
                 print(f"{'':<18}{result.message}")
                 causes = [c for c in rule.depends_on if c in failing]

@@ -34,6 +34,7 @@ rules:
     check: {path: backups, expect: all, test: {field: last_success_at, op: max_age, value: 2d},
             show: [name, last_success_at]}
 """
+TITLES = ("A backup is configured", "Every backup can be read", "The last backup is at most two days old")
 AGENT = """\
 collectors:
   backup:
@@ -169,3 +170,13 @@ def test_a_failing_dependent_says_which_failing_cause_suppresses_it(tmp_path: Pa
     assert lines[at + 1].strip() == "only 1 backup configured"
     assert lines[at + 2].strip() == "suppressed by backup-readable: its cause fails, so it opens no incident of its own"
     assert "suppressed by" not in "\n".join(lines[:at])  # backup-readable itself is the cause
+
+
+def test_a_long_rule_id_keeps_its_title_apart(tmp_path: Path) -> None:
+    """The shipped updates-newest-kernel-running is longer than the id column was: its title was glued on."""
+    long_id = "backup-last-success-within-two-days-of-now"
+    result = _check(tmp_path, tmp_path / "empty-root", policy=POLICY.replace("backup-recent", long_id))
+    lines = [line for line in result.stdout.splitlines() if long_id in line]
+    assert lines == [f"UNKNOWN  M04      {long_id}  The last backup is at most two days old"], result.stdout
+    titles = {line.index(title) for line in result.stdout.splitlines() for title in TITLES if line.endswith(title)}
+    assert len(titles) == 1, result.stdout  # every title starts in the same column
