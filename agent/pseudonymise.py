@@ -1,7 +1,9 @@
 """Pseudonymising personal data in evidence before it leaves the node (M13).
 
-Usernames (in fields named ``user``, ``users``, ``username``, ``owner`` or ``login``) and the
-user part of home paths (``/home/<name>/…``) are replaced by a keyed hash:
+Usernames (in fields named ``user``, ``users``, ``username``, ``owner`` or ``login``), the
+user part of home paths (``/home/<name>/…``) and of crontab paths (``/var/spool/cron/crontabs/<name>``,
+RHEL's ``/var/spool/cron/<name>``), and the names after ``User`` in sshd's match contexts
+(``Match User anna``, ``user anna from …``) are replaced by a keyed hash:
 ``u-`` and 12 hex digits of HMAC-SHA256 under the fleet's pseudonym key.  The same
 person gets the same pseudonym on every node of the fleet, so evidence can still
 be correlated, but the name cannot be read back without the key.  System
@@ -26,6 +28,11 @@ USER_FIELDS = frozenset({"user", "users", "username", "owner", "login"})
 GROUP_FIELDS = frozenset({"group", "groups"})
 UID_MIN = 1000  # Debian's and RHEL's login.defs default
 _HOME = re.compile(r"^(/home/|/var/home/)([^/]+)")
+_CRONTAB = re.compile(r"^(/var/spool/cron/(?:crontabs/)?)([^/]+)$")
+_SPOOL_DIRS = frozenset({"crontabs", "atjobs", "atspool"})
+"""Debian's directories in /var/spool/cron, not crontabs of users."""
+_MATCH_USER = re.compile(r"(\buser[ =]+)([^\s()]+)", re.IGNORECASE)
+"""sshd's ``Match User a,b`` (sshd_config(5)) and ``-C user=a`` contexts (field ``context``)."""
 
 
 def _system_account(name: str) -> bool:
@@ -68,10 +75,19 @@ class Pseudonymiser:
         return result
 
     def _path(self, text: str) -> str:
-        match = _HOME.match(text)
-        if not match:
+        match = _HOME.match(text) or _CRONTAB.match(text)
+        if not match or match.group(2) in _SPOOL_DIRS:
             return text
         return match.group(1) + self.name(match.group(2)) + text[match.end() :]
+
+    def _pattern(self, names: str) -> str:
+        """A comma-separated list of sshd user patterns: names pseudonymised, wildcards kept."""
+        out = []
+        for item in names.split(","):
+            bare = item.lstrip("!")
+            plain = bare and not any(c in bare for c in "*?[")
+            out.append(item[: len(item) - len(bare)] + self.name(bare) if plain else item)
+        return ",".join(out)
 
     def apply(self, value: Any, field: Optional[str] = None) -> Any:
         """A copy of ``value`` with usernames and home paths pseudonymised."""
@@ -84,6 +100,8 @@ class Pseudonymiser:
                 return self.name(value)
             if field in GROUP_FIELDS and value and self.is_person(value):
                 return self.name(value)
+            if field == "context":
+                return _MATCH_USER.sub(lambda m: m.group(1) + self._pattern(m.group(2)), value)
             return self._path(value)
         return value
 

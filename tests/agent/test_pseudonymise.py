@@ -186,3 +186,38 @@ def test_what_reaches_the_centre_is_pseudonymised_until_turned_off(
     finally:
         listener.kill()
         listener.wait(10)
+
+
+def test_crontab_paths_and_sshd_match_users_are_pseudonymised() -> None:
+    """A user's crontab is named after them, and so is sshd's Match User block (issue #18)."""
+    p = Pseudonymiser(KEY, is_system=_system)
+    alice, bob = p.name("alice"), p.name("bob")
+    observed = {
+        "paths": ["/var/spool/cron/crontabs", "/var/spool/cron/atjobs", "/var/spool/cron"],
+        "changes": [
+            {"path": "/var/spool/cron/crontabs/alice"},
+            {"path": "/var/spool/cron/crontabs/root"},
+            {"path": "/var/spool/cron/bob"},  # RHEL's cronie
+            {"path": "/etc/cron.d/alice-backup"},  # not a user's crontab: a file name is not a name
+        ],
+        "contexts": [
+            {"context": "global"},
+            {"context": "Match User alice,!bob,adm* (/etc/ssh/sshd_config:12)"},
+            {"context": "Match Group sftp User root Address 10.0.0.0/8 (/etc/ssh/sshd_config.d/a.conf:3)"},
+            {"context": "user alice from 203.0.113.10 (unknown)"},
+        ],
+    }
+    out = p.apply(observed)
+    assert out["paths"] == observed["paths"]
+    assert [c["path"] for c in out["changes"]] == [
+        f"/var/spool/cron/crontabs/{alice}",
+        "/var/spool/cron/crontabs/root",
+        f"/var/spool/cron/{bob}",
+        "/etc/cron.d/alice-backup",
+    ]
+    assert [c["context"] for c in out["contexts"]] == [
+        "global",
+        f"Match User {alice},!{bob},adm* (/etc/ssh/sshd_config:12)",
+        "Match Group sftp User root Address 10.0.0.0/8 (/etc/ssh/sshd_config.d/a.conf:3)",
+        f"user {alice} from 203.0.113.10 (unknown)",
+    ]

@@ -155,24 +155,30 @@ def test_unreadable_files_are_gaps_and_the_rules_are_unknown(tmp_path: Path) -> 
 
 
 def test_a_person_has_one_pseudonym_across_collectors(tmp_path: Path) -> None:
-    """M13: the accounts list, a file_integrity change owned by the person and sshd's AllowUsers
-    name the same pseudonym, so a finding can be followed up without the name leaving the node."""
+    """M13: the accounts list, a file_integrity change owned by the person (and their crontab's
+    path), and sshd's AllowUsers and Match User block name the same pseudonym, so a finding can be
+    followed up without the name leaving the node."""
     from agent.pseudonymise import Pseudonymiser
     from collectors.base import Context
     from collectors.file_integrity import SPEC as FILES
     from collectors.settings import validate
+    from collectors.sshd import SPEC as SSHD
     from collectors.sshd.facts import principals
 
     root = make_root(tmp_path)
     useradd(root, "-m", "-s", "/bin/bash", "-U", "anna")  # with a user private group, as Debian does
     files = Context(
         root=root,
-        settings=validate({"paths": ["/etc/sudoers.d"]}, FILES.settings, "fi"),
+        settings=validate({"paths": ["/etc/sudoers.d", "/var/spool/cron/crontabs"]}, FILES.settings, "fi"),
         state_dir=tmp_path / "state",
         keep_state=True,
     )
+    (root / "var" / "spool" / "cron" / "crontabs").mkdir(parents=True)
     FILES.collect(files)
     (root / "etc" / "sudoers.d" / "anna").write_text("anna ALL=(ALL) ALL\n")
+    crontab = root / "var" / "spool" / "cron" / "crontabs" / "anna"  # as crontab(1) names it
+    crontab.write_text("0 3 * * * /home/anna/bin/sync\n")
+    os.chown(crontab, 1000, 1000)
     os.chown(root / "etc" / "sudoers.d" / "anna", 1000, 1000)
     changed = FILES.collect(files).observed
     pseudonyms = Pseudonymiser(b"k" * 32, is_system=lambda name: name == "root", is_person=lambda name: name == "anna")
@@ -180,7 +186,16 @@ def test_a_person_has_one_pseudonym_across_collectors(tmp_path: Path) -> None:
     anna = pseudonyms.name("anna")
     assert anna.startswith("u-") and "anna" not in str(accounts)
     assert [a["user"] for a in accounts["accounts"]] == ["root", anna]
-    change = pseudonyms.apply(changed)["changes"][0]
+    changes = {c["path"]: c for c in pseudonyms.apply(changed)["changes"]}
+    assert sorted(changes) == ["/etc/sudoers.d/anna", f"/var/spool/cron/crontabs/{anna}"]
+    change = changes["/etc/sudoers.d/anna"]  # a drop-in's name is any name: kept
     assert (change["owner"], change["group"]) == (anna, anna)  # anna's user private group too
+    assert changes[f"/var/spool/cron/crontabs/{anna}"]["owner"] == anna
     assert accounts["accounts"][1]["groups"] == [anna]
     assert pseudonyms.apply(principals({"allowusers": ["anna@10.0.0.0/8"]}))["allow_users"][0]["user"] == anna
+    sshd_config = root / "etc" / "ssh" / "sshd_config"
+    sshd_config.parent.mkdir(parents=True)
+    sshd_config.write_text("PermitRootLogin no\nMatch User anna\n  PasswordAuthentication yes\n")
+    sshd = Context(root=root, settings=validate({"use_sshd_t": False}, SSHD.settings, "sshd"))
+    contexts = pseudonyms.apply(SSHD.collect(sshd).observed)["contexts"]
+    assert contexts[1]["context"] == f"Match User {anna} (/etc/ssh/sshd_config:2)"
