@@ -72,3 +72,29 @@ def test_the_dashboard_and_the_api_share_through_auth_not_through_each_other() -
             if where.startswith("central/api/") and module.startswith("central.web") and where != "central/api/app.py":
                 wrong.append(f"{where}:{line}: imports {module}")
     assert wrong == []
+
+
+def imported_test_modules(tree: ast.AST) -> Iterator[Tuple[int, str]]:
+    """(line, module) of every test module (``tests/**/test_*.py``) that ``tree`` imports."""
+    for line, module in imported(tree):
+        if module.startswith("tests.") and module.split(".")[-1].startswith("test_"):
+            yield line, module
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "tests":
+            yield from ((node.lineno, f"{node.module}.{a.name}") for a in node.names if a.name.startswith("test_"))
+
+
+def test_tests_share_helpers_never_test_modules() -> None:
+    """Helpers live in conftest.py or helper modules of the mirrored tree, not in another test module."""
+    wrong: List[str] = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        where = path.relative_to(ROOT)
+        wrong += [
+            f"{where}:{line}: imports {module}" for line, module in imported_test_modules(ast.parse(path.read_text()))
+        ]
+    assert wrong == []
+    sample = "from tests.agent.test_daemon import centre\nfrom tests.agent import test_daemon, daemon_helpers\n"
+    assert [m for _, m in imported_test_modules(ast.parse(sample))] == [
+        "tests.agent.test_daemon",
+        "tests.agent.test_daemon",
+    ]

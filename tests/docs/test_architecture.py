@@ -72,3 +72,11 @@ def test_the_checks_see_a_stale_name() -> None:
         ("central/writer.py", "store"),
         ("central/ingest/receive.py", "nothing_here"),
     ]
+
+
+def test_the_readme_layout_names_every_package_of_central() -> None:
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout") :]
+    packages = [f"`central/{p.name}/`" for p in (ROOT / "central").iterdir() if (p / "__init__.py").is_file()]
+    assert len(packages) > 5
+    assert [p for p in sorted(packages) if p not in layout] == []

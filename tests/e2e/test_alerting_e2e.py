@@ -24,7 +24,7 @@ import requests
 
 from tests.central.alerting.channels.helpers import PASSWORD, USER, alertmanager, make_pki, smtp_server
 from tests.centre_process import CentreProcess
-from tests.collectors.power.helpers import ON_LINE, Nut, nut  # noqa: F401  (nut: the fixture)
+from tests.collectors.power.helpers import ON_BATTERY, ON_LINE, Nut, nut, set_ups  # noqa: F401  (nut: the fixture)
 from tests.e2e.alert_helpers import (
     PLAINTEXT_RULE,
     Hook,
@@ -37,7 +37,6 @@ from tests.e2e.alert_helpers import (
     write_key,
 )
 from tests.e2e.harness import AgentProcess, agent_yaml, wait_until
-from tests.e2e.test_ups_on_battery import ON_BATTERY, _set_ups
 
 PLAINTEXT_ONLY = [{"match": {"rules": [PLAINTEXT_RULE]}, "channels": ["hook"]}]
 
@@ -393,7 +392,7 @@ def test_ups_on_battery_reaches_webhook_email_and_alertmanager_and_silence_follo
             silent_after_s=12,
         )
         (tmp_path / "etc-nut").mkdir()
-        _set_ups(nut, ON_LINE, ["OL", "CHRG"])
+        set_ups(nut, ON_LINE, ["OL", "CHRG"])
         agent = AgentProcess(tmp_path / "node", agent_yaml(nut_port=nut.port, nut_dir=tmp_path / "etc-nut"))
         agent.enrol(centre)
         try:
@@ -403,7 +402,7 @@ def test_ups_on_battery_reaches_webhook_email_and_alertmanager_and_silence_follo
             )
             wait_until(lambda: query(centre, findings) == [{"status": "passing"}], 30, agent.tail, step=0.5)
 
-            changed = _set_ups(nut, ON_BATTERY, ["OB", "DISCHRG"])
+            changed = set_ups(nut, ON_BATTERY, ["OB", "DISCHRG"])
             wait_until(lambda: hook.kinds("power-ups-on-line") == ["trigger"], 30, agent.tail, step=0.2)
             print(f"UPS on battery -> webhook in {hook.events()[0].at - changed:.1f} s (power interval 10 s)")
             wait_until(lambda: len(mailbox.messages) == 1, 10, "the trigger by email")
@@ -419,7 +418,7 @@ def test_ups_on_battery_reaches_webhook_email_and_alertmanager_and_silence_follo
             assert fired["labels"]["alertname"] == "power-ups-on-line"
             assert fired["labels"]["agent_id"] == agent.agent_id and fired["labels"]["source"] == "tillsyn"
 
-            _set_ups(nut, ON_LINE, ["OL", "CHRG"])
+            set_ups(nut, ON_LINE, ["OL", "CHRG"])
             wait_until(lambda: hook.kinds("power-ups-on-line") == ["trigger", "resolve"], 30, agent.tail, step=0.2)
             wait_until(lambda: len(mailbox.messages) == 2, 10, "the resolve by email")
             wait_until(lambda: not _active(am_url), 10, "the alert to leave Alertmanager's active list")

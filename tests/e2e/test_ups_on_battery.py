@@ -9,27 +9,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict
 
-from collectors.power import read_servers
 from tests.centre_process import CentreProcess
-from tests.collectors.power.helpers import ON_LINE, Nut, nut  # noqa: F401  (nut: the fixture)
+from tests.collectors.power.helpers import ON_BATTERY, ON_LINE, Nut, nut, set_ups  # noqa: F401  (nut: the fixture)
 from tests.e2e.harness import AgentProcess, agent_yaml, assert_exactly_once, wait_until
 
 RULE = "power-ups-on-line"
-ON_BATTERY = ON_LINE.replace("OL CHRG", "OB DISCHRG").replace("charge: 95", "charge: 60")
 POWER_INTERVAL = 10
-
-
-def _flip_flags(server: Nut) -> List[str]:
-    return next((u.flags for u in read_servers.query_nut("127.0.0.1", server.port, 1.0).ups if u.name == "flip"), [])
-
-
-def _set_ups(server: Nut, text: str, flags: List[str]) -> float:
-    """Change the dummy UPS and wait until upsd serves the new status; returns that moment."""
-    server.set_flip(text)
-    wait_until(lambda: _flip_flags(server) == flags, 15, f"upsd to report {flags}", step=0.2)
-    return time.monotonic()
 
 
 def test_ups_on_battery_turns_the_finding_failing_and_back(
@@ -40,7 +27,7 @@ def test_ups_on_battery_turns_the_finding_failing_and_back(
     tmp_path: Path,
 ) -> None:
     (tmp_path / "etc-nut").mkdir()
-    _set_ups(nut, ON_LINE, ["OL", "CHRG"])
+    set_ups(nut, ON_LINE, ["OL", "CHRG"])
     agent = make_agent(agent_yaml(nut_port=nut.port, nut_dir=tmp_path / "etc-nut")).start()
 
     def finding() -> Dict[str, Any]:
@@ -52,7 +39,7 @@ def test_ups_on_battery_turns_the_finding_failing_and_back(
 
     wait_until(status_is("passing"), 30, lambda: f"{RULE} passing, have {finding()}\n{agent.tail()}", step=0.5)
 
-    changed = _set_ups(nut, ON_BATTERY, ["OB", "DISCHRG"])
+    changed = set_ups(nut, ON_BATTERY, ["OB", "DISCHRG"])
     bound = POWER_INTERVAL + 15  # one interval, the round, delivery and evaluation, with room for a slow CI
     wait_until(status_is("failing"), bound, lambda: f"{RULE} failing, have {finding()}\n{agent.tail()}", step=0.5)
     to_failing = time.monotonic() - changed
@@ -73,7 +60,7 @@ def test_ups_on_battery_turns_the_finding_failing_and_back(
         f"UPS flip@127.0.0.1:{nut.port} is on battery (OB DISCHRG), 30 min runtime left, battery at 60 %"
     ), failing
 
-    changed = _set_ups(nut, ON_LINE, ["OL", "CHRG"])
+    changed = set_ups(nut, ON_LINE, ["OL", "CHRG"])
     wait_until(status_is("passing"), bound, lambda: f"{RULE} passing again, have {finding()}", step=0.5)
     to_passing = time.monotonic() - changed
     assert agent.stop() == 0

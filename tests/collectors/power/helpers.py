@@ -75,6 +75,7 @@ class NisServer:
 ON_LINE = (
     "ups.status: OL CHRG\nbattery.charge: 95\nbattery.runtime: 1800\nups.load: 21\nups.test.result: Done and passed\n"
 )
+ON_BATTERY = ON_LINE.replace("OL CHRG", "OB DISCHRG").replace("charge: 95", "charge: 60")
 
 
 class Nut:
@@ -98,6 +99,18 @@ def _wait(check: Callable[[], bool], seconds: float, what: str) -> None:
             return
         time.sleep(0.2)
     pytest.fail(f"timed out after {seconds} s waiting for {what}")
+
+
+def served_flags(server: Nut) -> List[str]:
+    """The status words upsd serves now for the dummy UPS ``flip``."""
+    return next((u.flags for u in read_servers.query_nut("127.0.0.1", server.port, 1.0).ups if u.name == "flip"), [])
+
+
+def set_ups(server: Nut, text: str, flags: List[str]) -> float:
+    """Change the dummy UPS and wait until upsd serves the new status; returns that moment."""
+    server.set_flip(text)
+    _wait(lambda: served_flags(server) == flags, 15, f"upsd to report {flags}")
+    return time.monotonic()
 
 
 @pytest.fixture(scope="module")

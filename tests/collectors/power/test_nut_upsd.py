@@ -10,19 +10,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
-from collectors.power import read_servers
 from evidence.model import Outcome, Status
 from tests.collectors.power.helpers import (
+    ON_BATTERY,
     ON_LINE,
     Nut,
     _wait,
     context,
     free_port,
+    served_flags,
 )
-
-
-def _flip_flags(nut: Nut) -> List[str]:
-    return next((u.flags for u in read_servers.query_nut("127.0.0.1", nut.port, 1.0).ups if u.name == "flip"), [])
 
 
 def _by_name(outcome: Outcome) -> Dict[str, Dict[str, Any]]:
@@ -31,7 +28,7 @@ def _by_name(outcome: Outcome) -> Dict[str, Dict[str, Any]]:
 
 def test_every_ups_of_the_server(nut: Nut, tmp_path: Path) -> None:
     nut.set_flip(ON_LINE)
-    _wait(lambda: _flip_flags(nut) == ["OL", "CHRG"], 15, "OL CHRG")
+    _wait(lambda: served_flags(nut) == ["OL", "CHRG"], 15, "OL CHRG")
     ctx = context(tmp_path, nut_servers=[{"host": "127.0.0.1", "port": nut.port}], apcupsd_servers=[])
     outcome = ctx_collect(ctx)
     ups = _by_name(outcome)
@@ -66,7 +63,7 @@ def test_on_line_to_on_battery_to_low_battery(nut: Nut, tmp_path: Path) -> None:
         return check
 
     _wait(flip_flags(["OL", "CHRG"]), 15, "OL CHRG")
-    nut.set_flip(ON_LINE.replace("OL CHRG", "OB DISCHRG").replace("charge: 95", "charge: 60"))
+    nut.set_flip(ON_BATTERY)
     _wait(flip_flags(["OB", "DISCHRG"]), 15, "OB DISCHRG")
     nut.set_flip(ON_LINE.replace("OL CHRG", "OB LB DISCHRG").replace("charge: 95", "charge: 8"))
     _wait(flip_flags(["OB", "LB", "DISCHRG"]), 15, "OB LB DISCHRG")
