@@ -14,6 +14,7 @@ from collectors.accounts.report import Inputs, assemble
 from tests.conftest import FIXTURES
 
 SUDOERS = (FIXTURES / "accounts" / "sudoers_debian-12_sudo-1.9.13p3_default").read_text()
+KEYS = (FIXTURES / "accounts" / "authorized_keys_debian-12_openssh-9.2p1_rsa-ecdsa-options").read_text()
 PASSWD = (
     "root:x:0:0:root:/root:/bin/bash\nanna:x:1000:1000::/home/anna:/bin/bash\nsvc:x:999:999::/srv:/usr/sbin/nologin\n"
 )
@@ -95,6 +96,20 @@ def test_authorized_keys_options_and_damaged_lines() -> None:
     assert keys[1] == {"type": "ssh-rsa", "bits": None, "options": [], "from": None}
 
 
+def test_captured_authorized_keys() -> None:
+    keys, bad = parse_keys.parse_authorized_keys(KEYS)
+    assert bad == 0
+    assert keys == [
+        {
+            "type": "ssh-rsa",
+            "bits": 2048,
+            "options": ["from", "command", "no-pty", "no-port-forwarding"],
+            "from": ["192.0.2.0/24"],
+        },
+        {"type": "ecdsa-sha2-nistp384", "bits": 384, "options": [], "from": None},
+    ]
+
+
 def test_login_records() -> None:
     assert parse_logins.lastlog_time(b"") is None
     assert parse_logins.lastlog_time(b"\x00" * 292) is None
@@ -123,9 +138,10 @@ def test_random_bytes_never_raise(data: bytes) -> None:
 @settings(max_examples=150, deadline=None)
 @given(st.data())
 def test_mutated_captures_never_raise(data: st.DataObject) -> None:
-    for capture in (SUDOERS, PASSWD, SHADOW, GROUP):
+    for capture in (SUDOERS, PASSWD, SHADOW, GROUP, KEYS):
         index = data.draw(st.integers(0, len(capture)))
         text = capture[:index] + data.draw(st.text(max_size=40)) + capture[index + data.draw(st.integers(0, 20)) :]
+        parse_keys.parse_authorized_keys(text)  # a mutated key blob: its size is None, never an error
         entries, _ = parse_passwd.parse_passwd(text)
         shadow, _ = parse_passwd.parse_shadow(text)
         groups, _ = parse_passwd.parse_group(text)
