@@ -1,14 +1,11 @@
 """SQLite's WAL checkpoints, moved off the requests' path.
 
-By default SQLite copies the write-ahead log back into the database file (and
-syncs it) inside whichever commit pushes the log past 1,000 pages.  In a serving
-centre that commit holds the write lock every other writer waits for, so every few
-hundred reports one request waited for a disk sync: measured here, transactions of
-the agents' requests and of the evaluator held up 300-450 ms about once a phase,
-which alone set the 99th percentile.  While a centre serves, its connections do not
-checkpoint on commit; this thread does, every second, in PASSIVE mode (it waits for
-no reader and no writer, and no writer waits for it).  When the last connection
-closes, SQLite checkpoints what is left, as always.
+By default the commit that pushes the log past 1,000 pages copies it back into the database file
+and syncs it, holding the write lock every other writer waits for: that alone set the 99th
+percentile (figures in docs/benchmarks.md).  While a centre serves, its connections do not
+checkpoint on commit; this thread does, every second, in PASSIVE mode (it waits for no reader and
+no writer, and no writer waits for it).  When the last connection closes, SQLite checkpoints what
+is left, as always.
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
 """Ed25519 checks of the agents' requests in a thread of their own, beside the event loop.
 
-Checking a signature is the largest single cost of a heartbeat (about 0.1 ms here), and
-the cryptography library lets go of Python's interpreter lock while it checks, so a
-thread can check on the machine's other core while the event loop serves the next
-requests.  A thread per request would cost more in hand-overs than it saves; this one
-takes every check queued since it last looked, and hands the answers of a batch back to
-each waiting loop in one call (central/ingest/loop_handoff.py).  Measured: 20 % more heartbeats per
-process than checking on the event loop (docs/benchmarks.md).
+The cryptography library lets go of the interpreter lock while it checks, so the check (a
+heartbeat's largest cost) runs on the other core while the loop serves.  One thread takes every
+check queued since it last looked and hands a batch's answers back to each waiting loop in one
+call (central/ingest/loop_handoff.py); a thread per request costs more in hand-overs.  Figures:
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
