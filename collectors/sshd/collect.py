@@ -100,17 +100,27 @@ def _from_sshd_t(ctx: Context, main: str, folded: Folded, gaps: List[Gap]) -> Op
                 entry.update({name: None for name, _ in facts.AUTH_KEYS})
                 entry.update(permit_root_login=None, authentication_methods=None, password_login_possible=None)
             contexts.append(entry)
+    # A block no configured connection falls in (Match Address 10.0.0.0/8, Match User deploy) is
+    # judged too, as if it matched, over sshd's effective global values: it lets someone in.
+    contexts += _blocks(folded, parsed.values, False)
     return {"values": parsed.values, "contexts": contexts, "assumed": assumed}
+
+
+def _blocks(folded: Folded, values: Mapping[str, List[str]], fill: bool) -> List[Dict[str, Any]]:
+    """Each Match block as a context of its own: its settings over the global ``values``."""
+    return [
+        {
+            "context": f"Match {block.criteria} ({block.source})",
+            **facts.authentication({**values, **block.values}, [], fill),
+        }
+        for block in folded.matches
+    ]
 
 
 def _from_files(folded: Folded) -> Dict[str, Any]:
     assumed: List[str] = []
     contexts = [{"context": "global", **facts.authentication(folded.values, assumed, True)}]
-    for block in folded.matches:
-        merged = {**folded.values, **block.values}
-        contexts.append(
-            {"context": f"Match {block.criteria} ({block.source})", **facts.authentication(merged, [], True)}
-        )
+    contexts += _blocks(folded, folded.values, True)
     return {"values": folded.values, "contexts": contexts, "assumed": assumed}
 
 

@@ -63,6 +63,24 @@ def test_root_login_in_a_drop_in_and_in_a_match_block_fail(tmp_path: Path) -> No
     assert verdicts["sshd-no-password-login"] == "failing"
 
 
+def test_a_match_block_no_configured_connection_falls_in_is_judged_too(tmp_path: Path) -> None:
+    """sshd -T -C is asked for root from 203.0.113.10, outside the block: the block itself, as if
+    it matched, still fails the rule, and says where it is."""
+    binary = sshd_binary()
+    main = "HostKey {key}\nPermitRootLogin no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+    main += "Match Address 10.0.0.0/8\n  PasswordAuthentication yes\n"
+    root = make_root(tmp_path, main)
+    outcome = SPEC.collect(context(root, sshd_binary=binary))
+    assert outcome.observed["source"] == "sshd -T"
+    contexts = {c["context"]: c for c in outcome.observed["contexts"]}
+    assert contexts["user root from 203.0.113.10 (unknown)"]["password_login_possible"] is False
+    block = contexts[f"Match Address 10.0.0.0/8 ({root}/etc/ssh/sshd_config:5)"]
+    assert (block["password_authentication"], block["permit_root_login"]) == (True, "no")
+    verdicts = judge_shipped("sshd", outcome)
+    assert verdicts["sshd-no-password-login"] == "failing"
+    assert verdicts["sshd-no-root-password-login"] == "passing"
+
+
 def test_the_file_parser_agrees_with_sshd_t(tmp_path: Path) -> None:
     """The same files parsed (as when sshd -T cannot answer): the facts rules read are equal."""
     binary = sshd_binary()
