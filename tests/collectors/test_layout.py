@@ -121,6 +121,18 @@ def test_every_collector_has_a_docs_page(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_the_readme_lists_every_collector(name: str) -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert f"| `{name}` |" in readme and f"(docs/collectors/{name}.md)" in readme, f"README has no row for {name}"
+
+
+def test_the_policy_docs_list_every_shipped_rule() -> None:
+    rules = yaml.safe_load((ROOT / "config" / "policy.yaml").read_text())["rules"]
+    table = (ROOT / "docs" / "policy.md").read_text()
+    assert [rule["id"] for rule in rules if f"\n| `{rule['id']}` |" not in table] == []
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_agent_yaml_names_every_key_of_every_collector(name: str) -> None:
     text = (ROOT / "config" / "agent.yaml").read_text()
     collectors = yaml.safe_load(text)["collectors"]
