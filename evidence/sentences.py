@@ -139,6 +139,17 @@ def _addr(value: Any, _now: datetime) -> Optional[str]:
     return f"[{value}]" if ":" in value else value
 
 
+CHANGE_WORDS = {"attributes": "given a new owner, group or mode"}
+"""A file_integrity change kind after "was": created, modified and deleted read as they are."""
+
+
+def _change(value: Any, _now: datetime) -> Optional[str]:
+    """A file change kind in words: ``/etc/shadow was given a new owner, group or mode``."""
+    if not isinstance(value, str):
+        return None
+    return CHANGE_WORDS.get(value, value)
+
+
 FILTERS: Dict[str, Callable[[Any, datetime], Optional[str]]] = {
     "ago": _ago,
     "date": _date,
@@ -148,6 +159,7 @@ FILTERS: Dict[str, Callable[[Any, datetime], Optional[str]]] = {
     "list": _list,
     "addr": _addr,
     "names": _names,
+    "change": _change,
 }
 PLURAL = "plural"
 """``{count|plural:socket}``: ``1 socket``, ``2 sockets`` (an ``s`` added; ``plural:UPS:UPS`` for

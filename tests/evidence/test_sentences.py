@@ -242,6 +242,12 @@ def test_the_sentences_a_sysadmin_reads_at_3_am() -> None:
     assert changed.message == "/etc/sudoers was modified at 2026-12-07 02:00 UTC by vi (login u1)"
     # the next report without a change resolves it: nobody accepted or undid anything
     assert resolved(changed.rule, changed.observed, NOW) == "/etc/sudoers has not changed again since it was modified"
+    chmod = {"path": "/etc/shadow", "change": "attributes", "owner": "root", "group": "shadow", "mode": "0640"}
+    chmodded = evaluate(changed.rule, _record({"changes": [chmod], "changes_total": 1}), NOW)
+    assert chmodded.message == "/etc/shadow was given a new owner, group or mode, now root:shadow mode 0640"
+    assert resolved(changed.rule, chmodded.observed, NOW) == (
+        "/etc/shadow has not changed again since it was given a new owner, group or mode"
+    )
     unknown = evaluate(POLICY.rules[1], _record(EVIDENCE["unknown"]["power"], "partial"), NOW)
     assert unknown.message == (
         "cannot tell whether UPS acc@ups1:3493 is on line power: not reported"
@@ -297,6 +303,7 @@ rules:
         ("{{literal}} [[x]]", {}, "{literal} [x]"),
         ("{tags|list}", {"tags": ["a", None, "b"]}, "a, b"),
         ("{limit}", {}, "26 h"),
+        ("{c|change} / {d|change}", {"c": "attributes", "d": "deleted"}, "given a new owner, group or mode / deleted"),
     ],
 )
 def test_templates(template: str, item: Any, said: str) -> None:
