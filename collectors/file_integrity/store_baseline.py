@@ -28,7 +28,14 @@ def load(state_dir: Optional[Path]) -> Tuple[Optional[Dict[str, Any]], Optional[
         return None, None
     except (OSError, ValueError) as err:
         return None, f"{path}: cannot be read ({err}); a new baseline is made"
-    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("files"), dict):
+    files = data.get("files") if isinstance(data, dict) else None
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != FORMAT
+        or not isinstance(files, dict)
+        or not all(isinstance(entry, dict) for entry in files.values())
+        or not isinstance(data.get("roots", []), list)
+    ):  # valid JSON but not what this module writes: comparing with it would fail every run
         return None, f"{path}: not a baseline of format {FORMAT}; a new baseline is made"
     return data, None
 

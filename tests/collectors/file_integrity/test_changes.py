@@ -151,3 +151,9 @@ def test_a_damaged_baseline_is_said_and_replaced(tmp_path: Path) -> None:
     outcome = SPEC.collect(context(root, state))
     assert outcome.gaps[0].what == "earlier baseline" and "cannot be read" in outcome.gaps[0].reason
     assert SPEC.collect(context(root, state)).status is Status.COMPLETE
+    # valid JSON of the wrong shape (a file's entry not an object): said and replaced, not an error
+    # at every run
+    (state / NAME).write_text('{"format": 1, "roots": ["/etc/passwd"], "files": {"/etc/passwd": "x"}}')
+    outcome = SPEC.collect(context(root, state))
+    assert outcome.status is Status.PARTIAL and "not a baseline of format 1" in outcome.gaps[0].reason
+    assert SPEC.collect(context(root, state)).status is Status.COMPLETE
