@@ -284,6 +284,7 @@ def _open_deviations(scene: _Scene) -> None:
     candidates = scene.conn.execute(select(findings).where(deviating, lasted, ~already_open)).mappings().all()
     failing_causes = _failing_causes(scene.conn, scene.rules, candidates)
     scene.read_nodes(f["agent_id"] for f in candidates)
+    wide_open = _centre_wide_open(scene.conn, {f["rule_id"] for f in candidates if _centre_wide(f["observed"])})
     for finding in candidates:
         node = scene.agents.get(finding["agent_id"])
         if node is None:
@@ -296,6 +297,11 @@ def _open_deviations(scene: _Scene) -> None:
         if rule is not None and any((node["id"], cause) in failing_causes for cause in rule.depends_on):
             scene.counts.suppressed += 1  # one cause, one page: the node page shows it as suppressed
             continue
+        if _centre_wide(finding["observed"]):
+            if finding["rule_id"] in wide_open:
+                scene.counts.suppressed += 1  # one centre-wide cause, one page (on the first node found)
+                continue
+            wide_open.add(finding["rule_id"])
         opening = Opening(
             node,
             finding["rule_id"],
@@ -310,6 +316,22 @@ def _open_deviations(scene: _Scene) -> None:
         allowed = scene.force.ended_allowing(node, finding["rule_id"], finding["since"])
         if allowed is not None:  # the deviation outlived the window that allowed it (M11)
             event(scene.conn, incident_id, "window_ended", scene.now, detail=_window_ended(allowed))
+
+
+def _centre_wide(observed: Any) -> bool:
+    """A verdict of the centre's own measures that every node has for one cause in the centre (a
+    non-admin holding every tenant, the retention duty overdue): it opens one incident, not one per node."""
+    return isinstance(observed, dict) and observed.get("centre_wide") is True
+
+
+def _centre_wide_open(conn: Connection, rule_ids: Set[str]) -> Set[str]:
+    """Those of ``rule_ids`` with an open incident already opened for a centre-wide cause."""
+    if not rule_ids:
+        return set()
+    query = select(incidents.c.rule_id, incidents.c.observed).where(
+        incidents.c.status == "open", incidents.c.rule_id.in_(sorted(rule_ids))
+    )
+    return {row.rule_id for row in conn.execute(query) if _centre_wide(row.observed)}
 
 
 def _resolve_or_remind(scene: _Scene) -> None:

@@ -59,6 +59,8 @@ def judge(
         ],
     }
     problems: List[str] = []
+    since_run = None if last_run is None else (now - last_run).total_seconds()
+    overdue = since_run is not None and since_run > RETENTION_OVERDUE_S
     if too_old is not None:
         problems.append(
             f"node {hostname} keeps a report received {_day(too_old)}, older than the {reports_days} days retention"
@@ -67,9 +69,10 @@ def judge(
         if r.erased_at is None and now > r.due_at:
             made, due = _day(r.requested_at), _day(r.due_at)
             problems.append(f"erasure request {r.reference} of {made} is not carried out; it was due {due}")
-    if last_run is not None and (now - last_run).total_seconds() > RETENTION_OVERDUE_S:
-        ago = minutes((now - last_run).total_seconds())
-        problems.append(f"the retention duty last ran {ago} ago (it runs every 10 min)")
+    if overdue and since_run is not None:
+        problems.append(f"the retention duty last ran {minutes(since_run)} ago (it runs every 10 min)")
+    # the retention duty alone overdue fails every node alike: one incident for it, not one per node
+    observed["centre_wide"] = overdue and len(problems) == 1
     if problems:
         return Result(ERASURE, Verdict.FAILING, observed, "; ".join(problems))
     if last_run is None:

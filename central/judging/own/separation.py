@@ -45,6 +45,8 @@ def judge(hostname: str, tenant: Optional[str], people: Sequence[Person]) -> Res
         "tenant": tenant,
         "seen_by": [{"username": p.username, "role": p.role, "every_tenant": p.everything} for p in seen_by],
         "every_tenant_not_admin": [p.username for p in wide],
+        # every node fails for the same reason: the round opens one incident for it, not one per node
+        "centre_wide": bool(wide) and tenant is not None,
     }
     problems = []
     if tenant is None:

@@ -31,6 +31,7 @@ def test_a_non_admin_holding_every_tenant_fails_every_node() -> None:
     assert result.verdict is Verdict.FAILING
     assert result.message == "vera (viewer, every tenant) sees every tenant without being an admin"
     assert result.observed["every_tenant_not_admin"] == ["vera"]
+    assert result.observed["centre_wide"] is True  # one incident for it, not one per node
 
 
 def test_both_problems_are_said() -> None:
@@ -39,6 +40,7 @@ def test_both_problems_are_said() -> None:
         "node web3 belongs to no tenant; a (operator, every tenant), b (viewer, every tenant) see every tenant "
         "without being an admin"
     )
+    assert result.observed["centre_wide"] is False  # the node's own cause pages for the node
 
 
 def test_disabled_accounts_see_nothing() -> None:
