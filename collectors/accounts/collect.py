@@ -11,7 +11,7 @@ import os
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from collectors.accounts import parse_keys, parse_logins, parse_passwd
-from collectors.accounts.parse_sudoers import parse_sudoers
+from collectors.accounts.parse_sudoers import no_password, parse_sudoers
 from collectors.accounts.report import Inputs, assemble, login_shell
 from collectors.base import Context, describe_os_error
 from evidence.model import Gap, Outcome
@@ -34,6 +34,7 @@ def _sudoers(ctx: Context, main: str, gaps: List[Gap]) -> List[Optional[Dict[str
     names that end in ``~`` or contain a ``.``, as sudoers(5) says)."""
     rules: List[Optional[Dict[str, Any]]] = []
     aliases: Dict[str, Dict[str, List[str]]] = {}
+    authenticate: List[Tuple[str, bool, str]] = []
     queue = [main]
     seen: Set[str] = set()
     while queue and len(seen) < MAX_SUDOERS_FILES:
@@ -54,6 +55,7 @@ def _sudoers(ctx: Context, main: str, gaps: List[Gap]) -> List[Optional[Dict[str
             continue
         parsed = parse_sudoers(text, path, aliases)
         rules.extend(parsed.rules)
+        authenticate += parsed.authenticate
         gaps.extend(Gap(f"line of {path}", p) for p in parsed.problems[:5])
         found: List[str] = []
         for kind, target in parsed.includes:
@@ -70,6 +72,7 @@ def _sudoers(ctx: Context, main: str, gaps: List[Gap]) -> List[Optional[Dict[str
                 continue
             found += [f"{absolute}/{n}" for n in names if not n.endswith("~") and "." not in n]
         queue = found + queue
+    no_password([r for r in rules if r is not None], authenticate)
     return rules
 
 

@@ -2,8 +2,9 @@
 
 Pure.  Follows what sudo reads: ``@include``/``#include`` and ``@includedir``/``#includedir``
 (the caller reads those files), line continuations, ``User_Alias`` and ``Cmnd_Alias`` (one level),
-``Defaults`` lines skipped.  Each user or group a rule names becomes one record with whether it
-grants every command (``ALL``) and whether it needs no password (``NOPASSWD:``).  A line that
+of ``Defaults`` lines only ``authenticate`` is read (``Defaults:anna !authenticate`` turns the
+password off like ``NOPASSWD:``).  Each user or group a rule names becomes one record with whether
+it grants every command (``ALL``) and whether it needs no password.  A line that
 cannot be read is a problem with its place, never an exception.
 """
 
@@ -18,6 +19,7 @@ _ALIAS = re.compile(r"^(User_Alias|Runas_Alias|Host_Alias|Cmnd_Alias|Cmd_Alias)\
 _TAG = re.compile(r"\b[A-Z_]+:")
 _RUNAS = re.compile(r"\([^)]*\)")
 _ALIAS_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_DEFAULTS = re.compile(r"^Defaults(?:([:@>!])\s*(\S+))?\s+(.*)$")
 
 
 @dataclass
@@ -26,6 +28,9 @@ class Sudoers:
     includes: List[Tuple[str, str]] = field(default_factory=list)
     """(``include`` or ``includedir``, path as written)."""
     problems: List[str] = field(default_factory=list)
+    authenticate: List[Tuple[str, bool, str]] = field(default_factory=list)
+    """``Defaults`` setting ``authenticate``, in order: (who: ``""`` for everyone, a user, or
+    ``%group``; on or off; ``file:line``).  Host, runas and command bindings count as everyone."""
 
 
 def _logical_lines(text: str) -> List[Tuple[int, str]]:
@@ -66,7 +71,10 @@ def parse_sudoers(text: str, name: str, aliases: Optional[Dict[str, Dict[str, Li
             result.includes.append((include.group(1), include.group(2).strip('"')))
             continue
         line = _strip_comment(stripped).strip()
-        if not line or line.startswith("Defaults"):
+        if line.startswith("Defaults"):
+            _defaults(line, where, result)
+            continue
+        if not line:
             continue
         alias = _ALIAS.match(line)
         if alias:
@@ -78,6 +86,34 @@ def parse_sudoers(text: str, name: str, aliases: Optional[Dict[str, Dict[str, Li
         else:
             result.rules.extend(rule)
     return result
+
+
+def _defaults(line: str, where: str, result: Sudoers) -> None:
+    """Record ``authenticate`` / ``!authenticate`` of a Defaults line (sudoers(5), "Defaults")."""
+    match = _DEFAULTS.match(line)
+    if not match:
+        return
+    binding, names, params = match.groups()
+    for param in (p.strip() for p in params.split(",")):
+        if param.lstrip("!").strip() != "authenticate":
+            continue
+        on = not param.startswith("!")
+        for who in names.split(",") if binding == ":" and names else [""]:
+            result.authenticate.append((who.strip(), on, where))
+
+
+def no_password(rules: List[Dict[str, Any]], settings: List[Tuple[str, bool, str]]) -> None:
+    """Mark the rules that ``Defaults !authenticate`` lets run without a password, in place: the
+    last setting for the rule's user or group, else the last for everyone; a ``PASSWD:`` or
+    ``NOPASSWD:`` tag of the rule itself wins over it."""
+    last: Dict[str, Tuple[bool, str]] = {}
+    for who, on, where in settings:
+        last[who] = (on, where)
+    for rule in rules:
+        key = rule.get("user") or ("%" + rule["group"] if rule.get("group") else "")
+        on, where = last.get(key) or last.get("", (True, ""))
+        if not on and rule.get("tag") is None:
+            rule.update(nopasswd=True, nopasswd_by=f"{where} (Defaults !authenticate)")
 
 
 def _aliases(kind: str, body: str, known: Dict[str, Dict[str, List[str]]]) -> None:
@@ -106,6 +142,8 @@ def _user_spec(line: str, where: str, known: Dict[str, Dict[str, List[str]]]) ->
         "runas": runas[0].strip("()").strip() if runas else "root",
         "all_commands": any(c.lstrip("!") == "ALL" and not c.startswith("!") for c in expanded),
         "nopasswd": "NOPASSWD" in tags,
+        "tag": "NOPASSWD" if "NOPASSWD" in tags else "PASSWD" if "PASSWD" in tags else None,
+        "nopasswd_by": None,
     }
     records: List[Dict[str, Any]] = []
     user_aliases = known.get("User_Alias", {})

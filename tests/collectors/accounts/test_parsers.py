@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collectors.accounts import parse_keys, parse_logins, parse_passwd
-from collectors.accounts.parse_sudoers import parse_sudoers
+from collectors.accounts.parse_sudoers import no_password, parse_sudoers
 from collectors.accounts.report import Inputs, assemble
 from tests.conftest import FIXTURES
 
@@ -123,7 +123,8 @@ def test_random_text_never_raises(text: str) -> None:
     shadow, _ = parse_passwd.parse_shadow(text)
     groups, _ = parse_passwd.parse_group(text)
     parse_passwd.uid_min(text)
-    parse_sudoers(text, "random")
+    sudoers = parse_sudoers(text, "random")
+    no_password(sudoers.rules, sudoers.authenticate)
     parse_keys.parse_authorized_keys(text)
     assemble(Inputs(entries, shadow, groups, 1000, [], {}, {}, True, False, NOW, 90, ["sudo"]))
 
@@ -145,5 +146,6 @@ def test_mutated_captures_never_raise(data: st.DataObject) -> None:
         entries, _ = parse_passwd.parse_passwd(text)
         shadow, _ = parse_passwd.parse_shadow(text)
         groups, _ = parse_passwd.parse_group(text)
-        parse_sudoers(text, "mutated")
+        sudoers = parse_sudoers(text, "mutated")
+        no_password(sudoers.rules, sudoers.authenticate)
         assemble(Inputs(entries, shadow, groups, 1000, [], {}, {}, True, True, NOW, 90, ["sudo"]))

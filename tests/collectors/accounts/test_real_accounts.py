@@ -4,12 +4,13 @@ ssh-keygen: what a sysadmin would see, and what the shipped rules say of it."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from collectors.accounts import SPEC
 from evidence.model import Status
 from tests.collectors.accounts.helpers import NOW, add_key, context, make_root, run, useradd, wtmp_login
-from tests.evidence.shipped import judge_shipped
+from tests.evidence.shipped import judge, judge_shipped
 
 
 def _by_user(observed: dict) -> dict:  # type: ignore[type-arg]
@@ -81,6 +82,8 @@ def test_extra_uid0_empty_password_nopasswd_and_dormant_fail(tmp_path: Path) -> 
             "runas": "ALL",
             "all_commands": True,
             "nopasswd": True,
+            "tag": "NOPASSWD",
+            "nopasswd_by": None,
             "user": "bertil",
             "group": None,
             "kind": "user",
@@ -116,6 +119,43 @@ def test_locked_and_expired_accounts_are_closed_not_dormant(tmp_path: Path) -> N
     assert (gustav["password"], gustav["locked"], gustav["expires"]) == ("hash", False, "2026-06-30")
     assert gustav["expired"] is True and gustav["dormant"] is False
     assert set(judge_shipped("accounts", outcome, later).values()) == {"passing"}
+
+
+def test_defaults_not_authenticate_is_a_rule_without_password(tmp_path: Path) -> None:
+    """'Defaults:deploy !authenticate' lets deploy's rules run without a password, as NOPASSWD does;
+    a rule's own PASSWD: tag wins over it, and other users' rules still ask (sudoers(5))."""
+    root = make_root(tmp_path)
+    (root / "etc" / "sudoers").write_text(
+        "root ALL=(ALL:ALL) ALL\n%sudo ALL=(ALL:ALL) ALL\n@includedir /etc/sudoers.d\n"
+    )
+    drop_in = root / "etc" / "sudoers.d" / "50-deploy"
+    drop_in.write_text(
+        "Defaults:deploy !authenticate\n"
+        "deploy ALL=(root) /usr/bin/systemctl restart app\n"
+        "deploy ALL=(root) PASSWD: /usr/bin/apt-get\n"
+    )
+    if shutil.which("visudo"):  # sudo's own parser accepts the files as written
+        run(["visudo", "-c", "-q", "-f", str(root / "etc" / "sudoers")])
+        run(["visudo", "-c", "-q", "-f", str(drop_in)])
+    outcome = SPEC.collect(context(root))
+    rules = [(r["user"] or r["group"], r["nopasswd"], r["nopasswd_by"]) for r in outcome.observed["sudo_rules"]]
+    assert rules == [
+        ("root", False, None),
+        ("sudo", False, None),
+        ("deploy", True, "/etc/sudoers.d/50-deploy:1 (Defaults !authenticate)"),
+        ("deploy", False, None),
+    ]
+    said = judge("accounts", outcome, NOW)["accounts-sudo-needs-password"]
+    assert said.verdict.value == "failing"
+    assert said.message == (
+        "a sudo rule in /etc/sudoers.d/50-deploy:2 for user deploy needs no password (all commands: no),"
+        " through /etc/sudoers.d/50-deploy:1 (Defaults !authenticate)"
+    )
+    # for everyone, later in the main file: the group rule needs no password either
+    (root / "etc" / "sudoers").write_text((root / "etc" / "sudoers").read_text() + "Defaults !authenticate\n")
+    drop_in.unlink()
+    rules = [(r["group"], r["nopasswd"]) for r in SPEC.collect(context(root)).observed["sudo_rules"]]
+    assert rules == [(None, True), ("sudo", True)]
 
 
 def test_never_logged_in_is_dormant_only_once_the_password_is_old(tmp_path: Path) -> None:
