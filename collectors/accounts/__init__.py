@@ -13,7 +13,7 @@ from collectors.base import CollectorSpec
 
 SPEC = CollectorSpec(
     name="accounts",
-    version="1.0",
+    version="1.1",
     controls=("M05",),
     collect=collect,
     settings=SETTINGS,
