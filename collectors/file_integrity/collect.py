@@ -9,6 +9,7 @@ with it and leave it.  Who made a change comes from the kernel audit log when it
 from __future__ import annotations
 
 import os
+import secrets
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from collectors.base import Context, describe_os_error
@@ -18,6 +19,10 @@ from collectors.file_integrity.parse_audit import last_actors
 from collectors.file_integrity.read_files import scan
 from evidence.model import Gap, Outcome, utc_iso
 
+THIS_PROCESS = f"{os.getpid()}-{secrets.token_hex(6)}"
+"""Which agent process wrote the baseline: a pid alone comes back after a reboot (a service
+started early often gets the same one), and then a change made while it was down would not be
+marked ``found_at_startup``."""
 AUDIT_HINT = "add audit watches such as 'auditctl -w /etc/passwd -p wa -k tillsyn' (docs/collectors/file_integrity.md)"
 
 
@@ -67,7 +72,7 @@ def collect(ctx: Context) -> Outcome:
         "files": len(now.files),
         "baseline_created": bool(created),
         "baseline_since": old.get("written_at") if old else None,
-        "found_at_startup": bool(ctx.keep_state and old is not None and old.get("pid") != os.getpid() and changes),
+        "found_at_startup": bool(ctx.keep_state and old is not None and old.get("process") != THIS_PROCESS and changes),
         "changes_total": len(changes) if listed != [None] else None,
         "changes": listed,
         "summarised": len(changes) > len(listed),
@@ -75,9 +80,9 @@ def collect(ctx: Context) -> Outcome:
     }
     # Written (with an fsync of file and directory) only when it changes, or once per process so
     # that ``found_at_startup`` knows which process compared last.
-    stale = old is None or bool(changes) or old.get("pid") != os.getpid() or old.get("roots") != roots
+    stale = old is None or bool(changes) or old.get("process") != THIS_PROCESS or old.get("roots") != roots
     if ctx.keep_state and ctx.state_dir is not None and stale:
-        data = {"format": store_baseline.FORMAT, "written_at": utc_iso(ctx.now()), "pid": os.getpid()}
+        data = {"format": store_baseline.FORMAT, "written_at": utc_iso(ctx.now()), "process": THIS_PROCESS}
         try:
             store_baseline.save(ctx.state_dir, {**data, "roots": roots, "files": now.files})
         except OSError as err:

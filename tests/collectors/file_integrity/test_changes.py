@@ -144,6 +144,23 @@ def test_collect_and_check_read_the_baseline_but_never_move_it(tmp_path: Path) -
     assert daemon_run["found_at_startup"] is False  # the baseline was written by this process
 
 
+def test_a_change_made_while_stopped_is_marked_even_when_the_pid_comes_back(tmp_path: Path) -> None:
+    """After a reboot the agent may get its old pid: the baseline of that earlier process is
+    still another process's, and a change found against it was made while the agent was down."""
+    import json
+
+    root, state = make_root(tmp_path), tmp_path / "state"
+    SPEC.collect(context(root, state))
+    saved = json.loads((state / NAME).read_text())
+    saved["process"] = f"{os.getpid()}-0123456789ab"  # this pid, another process
+    (state / NAME).write_text(json.dumps(saved))
+    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    first = SPEC.collect(context(root, state)).observed
+    assert [c["path"] for c in first["changes"]] == ["/etc/passwd"] and first["found_at_startup"] is True
+    (root / "etc/shadow").write_text("root:!:20000:0:99999:7:::\n")
+    assert SPEC.collect(context(root, state)).observed["found_at_startup"] is False  # found by the running agent
+
+
 def test_a_damaged_baseline_is_said_and_replaced(tmp_path: Path) -> None:
     root, state = make_root(tmp_path), tmp_path / "state"
     (state / NAME).parent.mkdir(parents=True)
