@@ -72,7 +72,7 @@ def parse_sudoers(text: str, name: str, aliases: Optional[Dict[str, Dict[str, Li
             continue
         line = _strip_comment(stripped).strip()
         if line.startswith("Defaults"):
-            _defaults(line, where, result)
+            _defaults(line, where, result, known.get("User_Alias", {}))
             continue
         if not line:
             continue
@@ -88,8 +88,9 @@ def parse_sudoers(text: str, name: str, aliases: Optional[Dict[str, Dict[str, Li
     return result
 
 
-def _defaults(line: str, where: str, result: Sudoers) -> None:
-    """Record ``authenticate`` / ``!authenticate`` of a Defaults line (sudoers(5), "Defaults")."""
+def _defaults(line: str, where: str, result: Sudoers, user_aliases: Dict[str, List[str]]) -> None:
+    """Record ``authenticate`` / ``!authenticate`` of a Defaults line (sudoers(5), "Defaults");
+    a ``User_Alias`` is expanded, ``ALL`` is everyone."""
     match = _DEFAULTS.match(line)
     if not match:
         return
@@ -99,7 +100,8 @@ def _defaults(line: str, where: str, result: Sudoers) -> None:
             continue
         on = not param.startswith("!")
         for who in names.split(",") if binding == ":" and names else [""]:
-            result.authenticate.append((who.strip(), on, where))
+            for member in user_aliases.get(who, [who]) if _ALIAS_NAME.match(who) and who != "ALL" else [who]:
+                result.authenticate.append(("" if member == "ALL" else member, on, where))
 
 
 def no_password(rules: List[Dict[str, Any]], settings: List[Tuple[str, bool, str]]) -> None:

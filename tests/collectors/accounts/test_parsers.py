@@ -52,6 +52,21 @@ def test_sudoers_aliases_continuations_tags_and_comments() -> None:
     assert parsed.includes == [("include", "/etc/sudoers.local")]
 
 
+def test_defaults_authenticate_bindings() -> None:
+    text = (
+        "User_Alias OPS = anna, bertil\nDefaults:OPS !authenticate\nDefaults:ALL authenticate\n"
+        "Defaults:%deploy !authenticate\nDefaults@web1 !authenticate\nDefaults env_reset, !authenticate\n"
+    )
+    assert parse_sudoers(text, "s").authenticate == [
+        ("anna", False, "s:2"),
+        ("bertil", False, "s:2"),
+        ("", True, "s:3"),
+        ("%deploy", False, "s:4"),
+        ("", False, "s:5"),  # a host binding: this host may be it
+        ("", False, "s:6"),
+    ]
+
+
 def test_passwd_shadow_group_and_password_states() -> None:
     entries, bad = parse_passwd.parse_passwd(PASSWD + "broken line\nx:y:notanumber:0::/:/bin/sh\n")
     assert [e.user for e in entries] == ["root", "anna", "svc"] and bad == 2
