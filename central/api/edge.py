@@ -1,7 +1,8 @@
 """What every request other than a report or heartbeat passes before routing, authentication or parsing.
 
-- A query parameter holding a NUL character is refused ``422 malformed`` (SQLite reads a search
-  for ``%00`` as a match for everything; PostgreSQL cannot take it at all).
+- A query parameter or a path holding a NUL character is refused ``422 malformed``, a body
+  holding one (JSON or form) ``400 malformed`` as reports are (SQLite reads a search for ``%00``
+  as a match for everything; PostgreSQL cannot take NUL in text at all, and answered 500).
 - ``/metrics`` (fleet-wide counts across tenants) answers loopback and the bearer token of
   ``metrics.bearer_token_file`` only (docs/operations.md).
 - The body is read here, up to ``limits.max_api_body_bytes``: a body that says or turns out to be
@@ -23,6 +24,7 @@ from typing import Any, Awaitable, Callable, Dict, List, MutableMapping, Optiona
 from urllib.parse import parse_qsl
 
 from central.config import CentralConfig, ConfigError
+from central.ingest.receive import holds_nul
 from central.ingest.request_body import read_body
 from central.request_refused import RequestRefused, refuse
 from evidence.wire import MAX_DEPTH, nested_too_deep
@@ -75,10 +77,12 @@ class Edge:
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
         try:
             _no_nul_in_query(scope)
+            _no_nul_in_path(scope)
             if scope["path"] == "/metrics":
                 self._may_read_metrics(scope, headers)
             body = await read_body(headers.get("content-length"), _chunks(receive), self.body_limit)
             _not_nested_too_deep(headers, body)
+            _no_nul_in_body(headers, body)
         except _Gone:
             return
         except RequestRefused as err:
@@ -107,9 +111,37 @@ def _no_nul_in_query(scope: Scope) -> None:
             raise refuse(422, "malformed", f"query parameter {shown}: contains a NUL character")
 
 
+def _no_nul_in_path(scope: Scope) -> None:
+    path = scope.get("path", "")
+    if "\x00" in path:
+        raise refuse(422, "malformed", f"the path {path.replace(chr(0), '%00')[:160]} contains a NUL character")
+
+
+def _no_nul_in_body(headers: Dict[str, str], body: bytes) -> None:
+    """NUL escaped in a JSON string, or in a form field (the centre takes no file uploads)."""
+    kind = _content_type(headers)
+    if not body:
+        return
+    if kind == "application/x-www-form-urlencoded":
+        found = (b"%00" in body or b"\x00" in body) and any(
+            "\x00" in name or "\x00" in value
+            for name, value in parse_qsl(body.decode("latin-1"), keep_blank_values=True)
+        )
+    elif kind == "multipart/form-data":
+        found = b"\x00" in body
+    else:
+        found = (not kind or kind.endswith("json")) and holds_nul(body)
+    if found:
+        raise refuse(400, "malformed", "request body: a string contains a NUL character (\\u0000)")
+
+
+def _content_type(headers: Dict[str, str]) -> str:
+    return headers.get("content-type", "").split(";")[0].strip().lower()
+
+
 def _not_nested_too_deep(headers: Dict[str, str], body: bytes) -> None:
     """A JSON body (or one without a type, which FastAPI reads as JSON) nested beyond MAX_DEPTH is refused."""
-    kind = headers.get("content-type", "").split(";")[0].strip().lower()
+    kind = _content_type(headers)
     if not body or (kind and not kind.endswith("json")) or (b"[" not in body and b"{" not in body):
         return
     try:

@@ -11,13 +11,16 @@ from typing import Any, Dict, Union
 from pydantic import BaseModel, ConfigDict
 
 _WHEN = {
-    400: "Malformed: the body is not what the operation takes (not JSON, nested too deep, refused as it is)",
+    400: (
+        "Malformed: the body is not what the operation takes"
+        " (not JSON, nested too deep, a NUL character in a string, refused as it is)"
+    ),
     401: "Not authenticated: no or a wrong key, session or signature",
     403: "Forbidden: authenticated, but not allowed this (role, tenant, CSRF token)",
     404: "Not found, or not visible to the caller",
     409: "Conflict with what is stored",
     413: "The body is over the limit (limits.max_api_body_bytes)",
-    422: "A parameter or field is out of range or of the wrong type, or holds a NUL character",
+    422: "A parameter, field or the path is out of range or of the wrong type, or holds a NUL character",
     429: "Too many failed logins from this address; retry_after_s says when to try again",
 }
 

@@ -22,7 +22,7 @@ from central.config import Sessions
 
 MAX_KEYS = 100_000
 Key = Tuple[str, str]
-_ANY_NAME = "\0any"  # not a username anyone can type (the login refuses NUL)
+_ANY_NAME = "\0any"  # not a username anyone can type (a NUL in a body is refused, central/api/edge.py)
 
 
 @dataclass

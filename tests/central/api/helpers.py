@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import select
 import socket
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Tuple
+from typing import Iterator, Tuple
 
 import httpx
 
@@ -73,3 +74,14 @@ def enrolled_node(centre: CentreProcess) -> Node:
     node = Node(httpx.Client(base_url=centre.url, timeout=10))  # type: ignore[arg-type]
     node.enrol(centre.token())
     return node
+
+
+@contextmanager
+def serving(centre: CentreProcess) -> Iterator[CentreProcess]:
+    """``centre`` with its database made, serving until the block ends."""
+    centre.cli("db", "upgrade")
+    centre.start()
+    try:
+        yield centre
+    finally:
+        centre.stop()

@@ -13,7 +13,7 @@ from typing import Dict, Iterator, List
 
 import pytest
 
-from tests.central.api.helpers import enrolled_node
+from tests.central.api.helpers import enrolled_node, serving
 from tests.centre_process import CentreProcess
 
 HEAD_S = 2.0
@@ -30,12 +30,8 @@ def served(tmp_path: Path) -> Iterator[CentreProcess]:
         f"state_dir: {centre.state}\nlisten: {{host: 127.0.0.1, port: {centre.port}, head_timeout_s: {HEAD_S}, "
         f"body_timeout_s: {BODY_S}, max_connections: {CAP}}}\n"
     )
-    centre.cli("db", "upgrade")
-    centre.start()
-    try:
+    with serving(centre):
         yield centre
-    finally:
-        centre.stop()
 
 
 def _closed(sock: socket.socket) -> bool:

@@ -12,6 +12,7 @@ import requests
 
 from central.api import server
 from central.api.server import ServerStack, server_stack
+from tests.central.api.helpers import serving
 from tests.centre_process import CentreProcess
 
 
@@ -46,13 +47,8 @@ def _raw(port: int, data: bytes) -> bytes:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[CentreProcess]:
-    centre = CentreProcess(tmp_path / "centre")
-    centre.cli("db", "upgrade")
-    centre.start()
-    try:
+    with serving(CentreProcess(tmp_path / "centre")) as centre:
         yield centre
-    finally:
-        centre.stop()
 
 
 def test_a_served_centre_says_which_pair_it_runs_on_and_refuses_broken_http(served: CentreProcess) -> None:
