@@ -167,7 +167,7 @@ class DutyThread(Background):
         self.last: Dict[str, object] = {}
 
     MIN_GAP_S = 1.0
-    """Pokes arriving in a burst (many nodes turning failing at once) cost one round a second."""
+    """Wake-ups arriving in a burst (many nodes turning failing at once) cost one round a second."""
 
     def run(self) -> None:
         last = 0.0
