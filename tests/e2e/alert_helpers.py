@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import html
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -222,6 +224,20 @@ def query(centre: CentreProcess, sql: str, **params: Any) -> List[Dict[str, Any]
             return rows
     finally:
         engine.dispose()
+
+
+def dashboard_page(centre: CentreProcess, name: str, password: str, path: str) -> str:
+    """A dashboard page as the person ``name`` reads it after logging in (the centre needs
+    ``sessions: {secure_cookie: false}`` to keep the session over plain HTTP)."""
+    with requests.Session() as browser:
+        form = browser.get(centre.url + "/login", timeout=10).text
+        token = re.search(r'name="login_token" value="([^"]+)"', form)
+        assert token, form
+        fields = {"username": name, "password": password, "login_token": html.unescape(token.group(1))}
+        browser.post(centre.url + "/login", data=fields, timeout=10).raise_for_status()
+        page = browser.get(centre.url + path, timeout=10)
+    assert page.status_code == 200, f"{path}: {page.status_code} {page.text[:500]}"
+    return page.text
 
 
 def api(centre: CentreProcess, key: Dict[str, str], method: str, path: str, body: Any = None) -> Any:

@@ -7,7 +7,11 @@ agent.  M10, M12 and M13 are read where a person reads them: the findings, ``GET
 
 from __future__ import annotations
 
+import csv
+import html
+import io
 import json
+import re
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
@@ -21,6 +25,7 @@ from tests.e2e.alert_helpers import (
     Hook,
     api,
     centre_yaml,
+    dashboard_page,
     evidence_record,
     judged,
     query,
@@ -223,10 +228,51 @@ ANNA_PORTS = {
 }
 
 
+OWN = {
+    "M08": "centre-retention-erasure",
+    "M10": "centre-tenant-separation",
+    "M12": "centre-incident-notification",
+    "M13": "centre-pseudonyms",
+}
+
+
+def _shown_everywhere(centre: CentreProcess, tmp_path: Path, sentence: str) -> None:
+    """The four own measures where a person reads them: the Controls page and its 30-day chart, a
+    control's page, and the export as CSV, HTML and PDF (M08 failing on one node of two)."""
+    password = "a long enough password for the dashboard"
+    (tmp_path / "password").write_text(password + "\n")
+    centre.cli(
+        "user", "create", "ada", "--role", "admin", "--tenant", "*", "--password-file", str(tmp_path / "password")
+    )
+    page = html.unescape(dashboard_page(centre, "ada", password, "/controls"))
+    # M12 is unknown on a node (no channel) until its first incident opens, then passing (within the
+    # target); M13 is unknown for nodes that do not report their privacy setting: judged, not passing
+    for control, today in (("M08", "50 %"), ("M10", "100 %"), ("M12", r"\d+ %"), ("M13", "0 %")):
+        assert re.search(f"<title>{control}: {today} passing today</title>", page), page
+    assert "no evidence" not in page, page
+    assert sentence in html.unescape(dashboard_page(centre, "ada", password, "/controls/M08"))
+
+    table = centre.cli("export", "report", "--all-tenants", "--format", "csv").stdout
+    rows = list(csv.DictReader(io.StringIO(table)))
+    for control, rule in OWN.items():
+        mine = [r for r in rows if r["rule_id"] == rule]
+        assert len(mine) == 2 and all(r["controls"] == control for r in mine), (rule, mine)
+    assert sorted(r["status"] for r in rows if r["rule_id"] == OWN["M08"]) == ["failing", "passing"]
+    printable = html.unescape(centre.cli("export", "report", "--all-tenants", "--format", "html").stdout)
+    # each node's row of each own measure with its status and observed value (the M08 requests)
+    for control, rule in OWN.items():
+        assert printable.count(f"<td>{rule}</td><td>{control}</td>") == 2, (rule, printable[:3000])
+    assert '"reference": "GDPR-17"' in printable and '"reference": "OLD-1"' in printable, printable[:3000]
+    assert sentence in printable  # the incident M08 opened, with its sentence
+    pdf = tmp_path / "export.pdf"
+    centre.cli("export", "report", "--all-tenants", "--format", "pdf", "-o", str(pdf))
+    assert pdf.read_bytes().startswith(b"%PDF")  # printed from the same HTML by Chromium (central/export/pdf.py)
+
+
 def test_an_erased_node_still_verifies_and_an_overdue_request_fails_m08(
     tmp_path: Path, database: Optional[str]
 ) -> None:
-    extra = "duty_interval_s: 1\nheartbeat_interval_s: 5\n"
+    extra = "duty_interval_s: 1\nheartbeat_interval_s: 5\nsessions: {secure_cookie: false}\n"
     centre = CentreProcess(tmp_path / "centre", extra_yaml=extra, database_url=database).start(wait=90)
     try:
         node = remote_node(centre, token=centre.token("--tenant", "acme"))
@@ -279,6 +325,7 @@ def test_an_erased_node_still_verifies_and_an_overdue_request_fails_m08(
         assert done["status"] == "passing", done
         assert "erasure request GDPR-17 carried out" in done["message"], done
         assert "reports are kept 400 days, none older; the retention duty runs on time" in done["message"], done
+        _shown_everywhere(centre, tmp_path, late["message"])
         refused = centre.cli("node", "erase", "no-such-node", check=False)
         assert refused.returncode != 0 and "no node 'no-such-node'" in refused.stderr, refused.stderr
     finally:

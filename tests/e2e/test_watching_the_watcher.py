@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.central.alerting.channels.helpers import Handler, Mailbox
 from tests.centre_process import CENTRAL_PYTHON, ROOT, CentreProcess, free_port
 from tests.conftest import require_tool
-from tests.e2e.alert_helpers import PLAINTEXT_RULE, centre_yaml, remote_node, send_ports
+from tests.e2e.alert_helpers import PLAINTEXT_RULE, centre_yaml, dashboard_page, remote_node, send_ports
 from tests.e2e.harness import AgentProcess, agent_yaml, wait_until
 
 Sample = Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]
@@ -76,15 +76,9 @@ def make_user(centre: CentreProcess, name: str, *tenants: str, role: str = "view
 
 def dashboard_banner(centre: CentreProcess, name: str) -> str:
     """The fleet page's health notice as a person logged in as ``name`` reads it ("" when none)."""
-    with requests.Session() as browser:
-        form = browser.get(centre.url + "/login", timeout=10).text
-        token = re.search(r'name="login_token" value="([^"]+)"', form)
-        assert token, form
-        fields = {"username": name, "password": PASSWORD, "login_token": html.unescape(token.group(1))}
-        browser.post(centre.url + "/login", data=fields, timeout=10).raise_for_status()
-        fleet = browser.get(centre.url + "/", timeout=10)
-        assert fleet.status_code == 200 and "<h1>Fleet</h1>" in fleet.text, fleet.text[:500]
-    notice = re.search(r'<div class="degraded" id="health".*?</div>', fleet.text, re.DOTALL)
+    fleet = dashboard_page(centre, name, PASSWORD, "/")
+    assert "<h1>Fleet</h1>" in fleet, fleet[:500]
+    notice = re.search(r'<div class="degraded" id="health".*?</div>', fleet, re.DOTALL)
     return "" if notice is None else " ".join(html.unescape(re.sub(r"<[^>]+>", " ", notice.group(0))).split())
 
 
