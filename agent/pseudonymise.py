@@ -91,8 +91,8 @@ class Pseudonymiser:
 
     def apply(self, value: Any, field: Optional[str] = None) -> Any:
         """A copy of ``value`` with usernames and home paths pseudonymised."""
-        if isinstance(value, dict):
-            return {k: self.apply(v, k) for k, v in value.items()}
+        if isinstance(value, dict):  # keys may be paths too (file_integrity's summary by directory)
+            return {self._path(k) if isinstance(k, str) else k: self.apply(v, k) for k, v in value.items()}
         if isinstance(value, list):
             return [self.apply(v, field) for v in value]
         if isinstance(value, str):

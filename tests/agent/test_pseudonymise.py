@@ -200,6 +200,7 @@ def test_crontab_paths_and_sshd_match_users_are_pseudonymised() -> None:
             {"path": "/var/spool/cron/bob"},  # RHEL's cronie
             {"path": "/etc/cron.d/alice-backup"},  # not a user's crontab: a file name is not a name
         ],
+        "summary": {"by_directory": {"/home/alice/.ssh": 2, "/var/spool/cron/crontabs": 1}},
         "contexts": [
             {"context": "global"},
             {"context": "Match User alice,!bob,adm* (/etc/ssh/sshd_config:12)"},
@@ -209,6 +210,7 @@ def test_crontab_paths_and_sshd_match_users_are_pseudonymised() -> None:
     }
     out = p.apply(observed)
     assert out["paths"] == observed["paths"]
+    assert out["summary"]["by_directory"] == {f"/home/{alice}/.ssh": 2, "/var/spool/cron/crontabs": 1}
     assert [c["path"] for c in out["changes"]] == [
         f"/var/spool/cron/crontabs/{alice}",
         "/var/spool/cron/crontabs/root",
