@@ -8,7 +8,7 @@ Modules: ``settings`` (keys), ``collect`` (the socket table and owners assembled
 ``read_psutil`` (psutil's socket table, a process's owner and cgroup), pure ``parse_sockets``
 (listening/bound sockets from psutil entries), ``parse_cgroup`` (the systemd unit of a process),
 ``exposure`` (where an address is reachable from), ``services`` (known ports and process
-names), ``report`` (records, counts, summary), and the records in ``model``.
+names), ``report`` (records, counts and gap sentences), and the records in ``model``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ from collectors.base import Context
 from collectors.ports import report
 from collectors.ports.model import ProcessInfo
 from collectors.ports.parse_sockets import listeners
-from collectors.ports.report import summary
 from evidence.model import Gap, Outcome
 
 Lookup = Callable[[int], Tuple[ProcessInfo, List[Gap]]]
@@ -49,6 +48,22 @@ def collect(ctx: Context, entries: Optional[Sequence[Any]] = None) -> Outcome:
 def collect_node(ctx: Context) -> Outcome:
     """``collect`` as the registry calls it: this node's own socket table."""
     return collect(ctx)
+
+
+def summary(observed: Mapping[str, Any]) -> str:
+    """One line for the ``collect`` table."""
+    c = observed.get("counts")
+    if not isinstance(c, Mapping):
+        return ""
+    tags = c.get("non_loopback_by_tag", {})
+    line = (
+        f"{report.sockets(c.get('total', 0))}, {c.get('total', 0) - c.get('loopback', 0)} beyond loopback"
+        f" (db {tags.get('database', 0)}, plaintext {tags.get('plaintext_remote', 0)},"
+        f" remote-service {tags.get('remote_service', 0)})"
+    )
+    if c.get("unmapped"):
+        line += f"; {c['unmapped']} without owner"
+    return line
 
 
 __all__ = ["assemble", "collect", "collect_node", "summary"]

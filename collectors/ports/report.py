@@ -1,4 +1,4 @@
-"""Turn listeners and their owners into the collector's ``observed`` facts, counts and summary.
+"""Turn listeners and their owners into the collector's ``observed`` facts and counts.
 
 Pure: the I/O module hands in what it read; everything here is table-testable.
 """
@@ -94,19 +94,3 @@ def sockets(count: int) -> str:
 def entries(count: int) -> str:
     """``1 socket entry``, ``2 socket entries`` (lines of the socket table that could not be read)."""
     return f"{count} socket entr{'y' if count == 1 else 'ies'}"
-
-
-def summary(observed: Mapping[str, Any]) -> str:
-    """One line for the ``collect`` table."""
-    c = observed.get("counts")
-    if not isinstance(c, Mapping):
-        return ""
-    tags = c.get("non_loopback_by_tag", {})
-    line = (
-        f"{sockets(c.get('total', 0))}, {c.get('total', 0) - c.get('loopback', 0)} beyond loopback"
-        f" (db {tags.get('database', 0)}, plaintext {tags.get('plaintext_remote', 0)},"
-        f" remote-service {tags.get('remote_service', 0)})"
-    )
-    if c.get("unmapped"):
-        line += f"; {c['unmapped']} without owner"
-    return line

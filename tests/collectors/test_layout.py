@@ -74,7 +74,7 @@ def test_the_package_has_the_one_layout(name: str) -> None:
     assert re.fullmatch(r"\d+\.\d+", spec.version), f"{name}: version {spec.version!r} is not MAJOR.MINOR"
     module = f"collectors.{name}"
     assert spec.collect.__module__ == f"{module}.collect"
-    assert spec.summary.__module__ == f"{module}.collect" or spec.summary.__name__ == "summary"
+    assert spec.summary.__module__ == f"{module}.collect", f"{name}: summary is not in collect.py"
     settings = __import__(f"{module}.settings", fromlist=["SETTINGS"])
     assert spec.settings is settings.SETTINGS
     if spec.quick_check is None:
