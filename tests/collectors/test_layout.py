@@ -75,6 +75,7 @@ def test_the_package_has_the_one_layout(name: str) -> None:
     module = f"collectors.{name}"
     assert spec.collect.__module__ == f"{module}.collect"
     assert spec.summary.__module__ == f"{module}.collect", f"{name}: summary is not in collect.py"
+    assert spec.watch_paths.__module__ in {f"{module}.settings", "collectors.base"}, name  # settings.py or none
     settings = __import__(f"{module}.settings", fromlist=["SETTINGS"])
     assert spec.settings is settings.SETTINGS
     if spec.quick_check is None:
