@@ -13,12 +13,14 @@ from central.alerting.dispatch import dispatch_once
 from central.alerting.incidents import run_round
 from central.config import Health
 from central.db.engine import read_tx, write_tx
+from central.db.schema import agents
+from central.runtime import pipeline as module
 from central.runtime.health import assess
 from central.runtime.pipeline import Channel, Pipeline, read_pipeline
 from central.runtime.service import Centre
 from tests.central.alerting.channels.helpers import free_port, http_receiver
 from tests.central.alerting.two_webhooks import deviate, two_webhooks
-from tests.central.conftest import Node
+from tests.central.conftest import Node, new_token
 
 
 def test_a_down_channel_is_read_as_failing_and_judged_so(
@@ -91,3 +93,17 @@ def test_a_duty_round_is_timed_and_its_success_stamped(centre: Centre) -> None:
         centre.run_duties()
     assert registry.get_sample_value("tillsyn_duty_round_seconds_count") == 2  # timed all the same
     assert registry.get_sample_value("tillsyn_duty_last_success_timestamp_seconds") == stamped  # not a success
+
+
+def test_agent_versions_are_a_bounded_label_set_the_rarest_counted_as_other(
+    client: TestClient, centre: Centre, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(module, "MAX_VERSIONS", 2)
+    for version in ("1.0", "1.0", "0.9", "1.1"):
+        node = Node(client, hostname=f"web-{version}.example.net")
+        node.enrol(new_token(centre))
+        with write_tx(centre.engine) as conn:
+            conn.execute(agents.update().where(agents.c.id == node.agent_id).values(agent_version=version))
+    with read_tx(centre.engine) as conn:
+        read = read_pipeline(conn, centre.policy.policy, [])
+    assert read.agent_versions == {"1.0": 2, "0.9": 1, "other": 1}
