@@ -5,15 +5,18 @@ loopback, for about 10 seconds."""
 
 from __future__ import annotations
 
+import resource
 import socket
 import sys
 import time
 from pathlib import Path
 from typing import Dict, Iterator, List
 
+import httpx
 import pytest
 
 from tests.central.api.helpers import enrolled_node, serving
+from tests.central.conftest import Node
 from tests.centre_process import CentreProcess
 
 HEAD_S = 2.0
@@ -108,3 +111,45 @@ def test_connections_over_the_cap_are_refused_at_once_and_logged(served: CentreP
             sock.close()
     time.sleep(0.5)
     assert node.heartbeat().status_code == 200  # places free again: genuine requests pass
+
+
+def test_connections_past_the_descriptor_limit_leave_the_centre_serving(served: CentreProcess) -> None:
+    # The issue's case: with the descriptor limit at 48, slow connections took every descriptor and
+    # genuine requests were reset. Here the limit leaves room for the cap and little more, and twice
+    # the cap is opened: the ones over it are answered 503 at once (agents retry), none is reset, the
+    # process never runs out of descriptors, and heartbeats are served once the slow ones are closed.
+    assert served.proc is not None
+    node = enrolled_node(served)
+    assert node.heartbeat().status_code == 200
+    in_use = len(list(Path(f"/proc/{served.proc.pid}/fd").iterdir()))
+    limit = in_use + CAP + 16
+    resource.prlimit(served.proc.pid, resource.RLIMIT_NOFILE, (limit, limit))
+    held = [socket.create_connection(("127.0.0.1", served.port)) for _ in range(2 * CAP)]
+    try:
+        for sock in held:
+            sock.sendall(b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # a head that never ends
+        started = time.monotonic()
+        beats: List[str] = []
+        while time.monotonic() - started < HEAD_S + 3:
+            beats.append(_heartbeat_anew(node, served.url))
+            time.sleep(0.25)
+        peak = len(list(Path(f"/proc/{served.proc.pid}/fd").iterdir()))
+    finally:
+        for sock in held:
+            sock.close()
+    print(f"descriptors: {in_use} in use, limit {limit}; heartbeats answered {beats}", file=sys.stderr)
+    assert set(beats) <= {"200", "503"} and beats[-1] == "200", beats
+    assert peak < limit
+    log = (served.state / "central.log").read_text()
+    assert "over listen.max_connections (40 open)" in log
+    assert "Too many open files" not in log and "Traceback" not in log
+
+
+def _heartbeat_anew(node: Node, url: str) -> str:
+    """A heartbeat on a new connection, as an agent after its idle one was closed: the status or the failure."""
+    with httpx.Client(base_url=url, timeout=5) as client:
+        node.client = client  # type: ignore[assignment]
+        try:
+            return str(node.heartbeat().status_code)
+        except httpx.TransportError as err:
+            return type(err).__name__
