@@ -137,6 +137,12 @@ def test_metrics_are_for_loopback_or_the_configured_token(served: CentreProcess,
     assert served.get("/livez", {}) == {"status": "ok"}  # type: ignore[comparison-overlap]
     local = requests.get(served.url + "/metrics", timeout=10)
     assert local.status_code == 200 and "tillsyn_nodes" in local.text  # loopback, by default
+    # a client elsewhere, as a reverse proxy on this host tells it (uvicorn trusts 127.0.0.1's header)
+    elsewhere = requests.get(served.url + "/metrics", headers={"X-Forwarded-For": "192.0.2.7"}, timeout=10)
+    assert elsewhere.status_code == 401 and "tillsyn_nodes" not in elsewhere.text
+    assert elsewhere.json()["message"] == (
+        "/metrics needs a request from this machine (central.yaml, docs/operations.md)"
+    ), elsewhere.text
     token = tmp_path / "metrics.token"
     token.write_text("a-long-random-metrics-token\n")
     closed = CentreProcess(
