@@ -1,5 +1,6 @@
-"""Logins held per address and name against a real ``tillsyn-central serve``: known and unknown
-names are answered alike, and a person logging in from elsewhere is not held by another's guesses."""
+"""Logins held per address and name against a real ``tillsyn-central serve`` on SQLite and on
+PostgreSQL: known and unknown names are answered alike, and a person logging in from elsewhere is
+not held by another's guesses."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ def _login(centre: CentreProcess, source: str, username: str, password: str) -> 
         conn.close()
 
 
-def test_logins_are_held_per_address_alike_for_known_and_unknown_names(tmp_path: Path) -> None:
-    centre = CentreProcess(tmp_path / "centre")
+def test_logins_are_held_per_address_alike_for_known_and_unknown_names(tmp_path: Path, database_url: str) -> None:
+    centre = CentreProcess(tmp_path / "centre", database_url=database_url)
     centre.cli("db", "upgrade")
     password = tmp_path / "password"
     password.write_text("a long enough passphrase of hers\n")
