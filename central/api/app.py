@@ -20,6 +20,7 @@ from central.db.engine import read_tx
 from central.ingest.endpoints import CentreApp
 from central.judging.evaluation import backlog as evaluation_backlog
 from central.request_refused import RequestRefused
+from central.runtime.health import IN_GENERAL
 from central.runtime.service import Centre
 from central.web.common import Forbidden, forbidden_page
 
@@ -41,7 +42,8 @@ def create_app(centre: Centre, *, duties: bool = True) -> CentreApp:
     )
     app.state.centre = centre
     app.serve_agents(centre)
-    app.edge = Edge(centre.config)
+    edge = Edge(centre.config)
+    app.edge = edge
 
     @app.exception_handler(RequestRefused)
     async def refused(_request: Request, err: RequestRefused) -> JSONResponse:
@@ -61,7 +63,10 @@ def create_app(centre: Centre, *, duties: bool = True) -> CentreApp:
         return {"status": "ok"}
 
     @app.get("/healthz", tags=["ops"], summary="Database reachability and the alerting pipeline's health")
-    async def healthz() -> JSONResponse:
+    async def healthz(request: Request) -> JSONResponse:
+        client = request.client.host if request.client else None
+        named = edge.may_read_ops(client, request.headers.get("authorization", ""))
+
         def probe() -> Dict[str, Any]:
             with read_tx(centre.engine) as conn:
                 conn.execute(text("SELECT 1"))
@@ -70,7 +75,8 @@ def create_app(centre: Centre, *, duties: bool = True) -> CentreApp:
             return {
                 # degraded still answers 200: the centre receives evidence; it is the paging that suffers
                 "status": "degraded" if problems else "ok",
-                "reasons": [p.reason for p in problems],
+                # the reasons name the operator's channels and errors: for this machine and the metrics token
+                "reasons": [p.reason if named else IN_GENERAL[p.check] for p in problems],
                 "checks": sorted({p.check for p in problems}),
                 "database": centre.engine.dialect.name,
                 "policy_error": centre.policy.last_error,

@@ -90,12 +90,16 @@ class Edge:
             return
         await app(scope, _replay(body, receive), send)
 
+    def may_read_ops(self, client: Optional[str], authorization: str) -> bool:
+        """Loopback (unless ``metrics.loopback`` is false) or the metrics bearer token: who may read
+        fleet-wide figures (``/metrics``) and ``/healthz``'s reasons, which name the operator's channels."""
+        if self.loopback and is_loopback(client):
+            return True
+        return self.token is not None and hmac.compare_digest(authorization.encode(), f"Bearer {self.token}".encode())
+
     def _may_read_metrics(self, scope: Scope, headers: Dict[str, str]) -> None:
         client = scope.get("client")
-        if self.loopback and is_loopback(client[0] if client else None):
-            return
-        sent = headers.get("authorization", "")
-        if self.token is not None and hmac.compare_digest(sent.encode(), f"Bearer {self.token}".encode()):
+        if self.may_read_ops(client[0] if client else None, headers.get("authorization", "")):
             return
         how = "the bearer token of metrics.bearer_token_file" if self.token else "a request from this machine"
         raise refuse(401, "unauthenticated", f"/metrics needs {how} (central.yaml, docs/operations.md)")

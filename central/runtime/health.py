@@ -14,6 +14,14 @@ from central.config import Health
 from central.runtime.pipeline import Pipeline
 
 CHECKS = ("duties_overdue", "channel_failing", "outbox_stuck")
+IN_GENERAL = {
+    "duties_overdue": "the duty round is overdue: incidents are neither opened nor resolved meanwhile",
+    "channel_failing": "an alert channel has been failing",
+    "outbox_stuck": "a notification has waited too long to be delivered",
+}
+"""Each check said without naming channels or their errors: ``/healthz``'s reasons for a caller who
+may not read ``/metrics`` (an agent on a tenant's node), as the dashboard tells a person limited to
+some tenants only that alerting is degraded."""
 
 
 @dataclass(frozen=True)

@@ -8,19 +8,21 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from agent.centre_health import describe
 from central.alerting.channels import build_sender
 from central.alerting.dispatch import dispatch_once
 from central.alerting.incidents import run_round
+from central.api.app import create_app
 from central.config import Health
 from central.db.engine import read_tx, write_tx
 from central.db.schema import agents
 from central.runtime import pipeline as module
-from central.runtime.health import assess
+from central.runtime.health import Problem, assess
 from central.runtime.pipeline import Channel, Pipeline, read_pipeline
-from central.runtime.service import Centre
+from central.runtime.service import Centre, open_centre
 from tests.central.alerting.channels.helpers import free_port, http_receiver
 from tests.central.alerting.two_webhooks import deviate, two_webhooks
-from tests.central.conftest import Node, new_token
+from tests.central.conftest import Node, make_config, new_token
 
 
 def test_a_down_channel_is_read_as_failing_and_judged_so(
@@ -107,3 +109,24 @@ def test_agent_versions_are_a_bounded_label_set_the_rarest_counted_as_other(
     with read_tx(centre.engine) as conn:
         read = read_pipeline(conn, centre.policy.policy, [])
     assert read.agent_versions == {"1.0": 2, "0.9": 1, "other": 1}
+
+
+def test_healthz_names_channels_only_to_this_machine_and_the_metrics_token(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = tmp_path / "metrics.token"
+    token.write_text("a-long-random-metrics-token\n")
+    centre = open_centre(make_config(tmp_path, database_url, metrics={"bearer_token_file": str(token)}))
+    named = "channel globex-pager has failed for 17 min, 3 notification(s) wait: HTTP 401 from the receiver"
+    problems = [Problem("channel_failing", named)]
+    monkeypatch.setattr(centre, "pipeline_health", lambda: (None, problems))
+    try:
+        with TestClient(create_app(centre, duties=False)) as client:  # its address is not loopback
+            anyone = client.get("/healthz").json()
+            told = client.get("/healthz", headers={"Authorization": "Bearer a-long-random-metrics-token"}).json()
+    finally:
+        centre.stop()
+    assert (anyone["status"], anyone["checks"]) == ("degraded", ["channel_failing"])
+    assert anyone["reasons"] == ["an alert channel has been failing"]  # an agent on a tenant's node, say
+    assert describe(200, anyone) == "degraded: an alert channel has been failing"  # tillsyn-agent status
+    assert told["reasons"] == [named]
