@@ -190,6 +190,7 @@ finding_changes = Table(
     # NULL only in rows older than migration 0008 of rules it could not place
     Column("controls", JSON, nullable=True),
     Column("severity", String(16), nullable=True),
+    Column("message", Text, nullable=True),  # the finding's sentence at that change (null before 0014)
     Index("ix_finding_changes_agent_rule", "agent_id", "rule_id"),
 )
 

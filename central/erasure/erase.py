@@ -154,8 +154,9 @@ def erase(conn: Connection, node: str, reference: Optional[str], actor: str, now
     report_bodies.keep_only(conn, agent_id, referenced)  # the pieces with personal data go
     mine = latest_evidence.c.agent_id == agent_id
     _scrub_rows(conn, latest_evidence, mine, {"record": "json"}, scrubber)
-    _scrub_rows(conn, findings, findings.c.agent_id == agent_id, {"observed": "json", "message": "text"}, scrubber)
-    _scrub_rows(conn, finding_changes, finding_changes.c.agent_id == agent_id, {"observed": "json"}, scrubber)
+    _scrub_rows(conn, findings, findings.c.agent_id == agent_id, {"observed": "json"}, scrubber)
+    said = {"observed": "json", "message": "text"}  # message: the sentence of each change (migration 0014)
+    _scrub_rows(conn, finding_changes, finding_changes.c.agent_id == agent_id, said, scrubber)
     told = {"observed": "json", "title": "text", "message": "text"}  # message: the sentence people were told
     _scrub_rows(conn, incidents, incidents.c.agent_id == agent_id, told, scrubber)
     theirs = select(incidents.c.id).where(incidents.c.agent_id == agent_id)

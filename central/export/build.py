@@ -36,7 +36,14 @@ def _nodes(conn: Connection, req: Request) -> List[Mapping[Any, Any]]:
 
 
 def _change(c: history.Change) -> Dict[str, Any]:
-    return {"at": iso(c.at), "from": c.from_status, "to": c.to_status, "observed": c.observed, "report_id": c.report_id}
+    return {
+        "at": iso(c.at),
+        "from": c.from_status,
+        "to": c.to_status,
+        "message": c.message,
+        "observed": c.observed,
+        "report_id": c.report_id,
+    }
 
 
 def _accepted_by(
@@ -71,6 +78,7 @@ def _rules(
             "controls": history.controls_at_end(now, during.get(rule_id, [])),
             "status": now.to_status if now else "not_in_force",
             "since": iso(now.at) if now else None,
+            "message": now.message if now else None,
             "observed": now.observed if now else None,
             "report_id": now.report_id if now else None,
             "accepted_by": _accepted_by(node, rule_id, sections["waivers"], sections["maintenance_windows"]),

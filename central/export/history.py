@@ -33,6 +33,8 @@ class Change:
     controls: Optional[List[str]]
     """None in changes older than migration 0008 of a rule it could not place."""
     severity: Optional[str]
+    message: Optional[str]
+    """The finding's sentence at that change; None in changes older than migration 0014."""
 
 
 def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -51,6 +53,7 @@ def _changes(conn: Connection, agent_ids: Sequence[str], *where: Any) -> Iterato
         finding_changes.c.report_id,
         finding_changes.c.controls,
         finding_changes.c.severity,
+        finding_changes.c.message,
     )
     for chunk in _chunks(agent_ids):
         rows = conn.execute(
@@ -59,7 +62,7 @@ def _changes(conn: Connection, agent_ids: Sequence[str], *where: Any) -> Iterato
             .order_by(finding_changes.c.agent_id, finding_changes.c.rule_id, finding_changes.c.at, finding_changes.c.id)
         )
         for row in rows:
-            yield Change(*row)
+            yield Change(**row._mapping)
 
 
 def states_at(conn: Connection, agent_ids: Sequence[str], moment: datetime) -> Dict[str, Dict[str, Change]]:

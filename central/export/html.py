@@ -80,10 +80,11 @@ report be checked: <code>tillsyn-central export verify FILE.json</code> (see doc
 <table>
 <tr><th>Rule</th><th>Controls</th><th>Status</th><th>Since</th><th>Observed</th><th>Accepted by</th>{% if ranged %}<th>At start</th><th>Changes in period</th>{% endif %}</tr>
 {% for r in n.rules %}<tr><td>{{ r.rule_id }}</td><td>{{ r.controls|join(" ") }}</td>
-<td class="{{ r.status }}">{{ r.status }}</td><td>{{ r.since or "" }}</td><td><code>{{ r.observed|js }}</code></td>
+<td class="{{ r.status }}">{{ r.status }}</td><td>{{ r.since or "" }}</td><td>{% if r.message and r.status in ("failing", "unknown") %}{{ r.message }}<br>{% endif %}<code>{{ r.observed|js }}</code></td>
 <td>{{ r.accepted_by|join(" ") }}</td>
 {% if ranged %}<td class="{{ r.status_at_start }}">{{ r.status_at_start }}</td>
-<td>{% for c in r.changes %}{{ c.at }}: {{ c.from or "-" }} &rarr; <span class="{{ c.to }}">{{ c.to }}</span>{% if c.observed is not none and c.to in ("failing", "unknown") %}
+<td>{% for c in r.changes %}{{ c.at }}: {{ c.from or "-" }} &rarr; <span class="{{ c.to }}">{{ c.to }}</span>{% if c.message and c.to in ("failing", "unknown") %}
+<br>{{ c.message }}{% endif %}{% if c.observed is not none and c.to in ("failing", "unknown") %}
 <br><span class="meta">observed:</span> <code>{{ c.observed|js }}</code>{% endif %}<br>{% endfor %}</td>{% endif %}</tr>
 {% endfor %}
 </table>

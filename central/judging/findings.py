@@ -141,6 +141,7 @@ def record(
             "report_id": report_id,
             "controls": new.controls,
             "severity": new.severity,
+            "message": new.message,
         }
         if changes is None:
             conn.execute(_CHANGE, change)
@@ -195,6 +196,7 @@ def reevaluate(conn: Connection, policy: Policy, agent: RowMapping, now: datetim
                     report_id=None,
                     controls=old.controls,  # what it was classed under until then
                     severity=old.severity,
+                    message=None,
                 )
             )
             changes += 1

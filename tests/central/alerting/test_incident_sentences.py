@@ -16,7 +16,7 @@ from central.alerting.dispatch import dispatch_once
 from central.alerting.incidents import run_round
 from central.alerting.settings import Alerting
 from central.db.engine import read_tx, write_tx
-from central.db.schema import findings, incident_events, incidents, outbox
+from central.db.schema import finding_changes, findings, incident_events, incidents, outbox
 from central.erasure.erase import erase
 from central.erasure.scrub import MARKER
 from central.runtime.service import Centre
@@ -228,7 +228,7 @@ def test_each_notification_carries_its_own_sentence_to_the_receiver(
 
 def test_erasing_a_node_takes_the_name_out_of_what_people_were_told(centre: Centre, node: Node) -> None:
     """An incident's sentence, each notification's and the timeline's name the account; erasure
-    (GDPR art. 17) takes the name out of all of them, as it does from the findings."""
+    (GDPR art. 17) takes the name out of all of them and out of the finding's history."""
     rule = "accounts-no-extra-uid0"
     anna = {"user": "anna", "uid": 0, "shell": "/bin/bash", "password": "hashed", "personal": True, "dormant": False}
     _send(node, "accounts", {"accounts": [anna], "duplicate_uids": [], "sudo_rules": []})
@@ -240,5 +240,7 @@ def test_erasing_a_node_takes_the_name_out_of_what_people_were_told(centre: Cent
         erase(conn, node.agent_id, "GDPR-15", "cli:test", datetime.now(timezone.utc), "cli")
     told = [_incident(centre, rule)["message"], *(m for _, m in _sent(centre, incident["id"]))]
     told += [detail for _, detail in _timeline(centre, incident["id"])]
+    with read_tx(centre.engine) as conn:  # and the finding's history, which the auditor's export reads
+        told += conn.execute(select(finding_changes.c.message).where(finding_changes.c.rule_id == rule)).scalars().all()
     assert told and not [text for text in told if "anna" in (text or "")], told
     assert told[0] == f"account {MARKER} has user id 0, the powers of root (shell /bin/bash)"

@@ -44,6 +44,7 @@ def test_status_at_a_moment_is_the_last_change_before_it(centre: Centre, fleet: 
         "controls": ["M07"],
         "status": "failing",
         "since": iso(day(30)),
+        "message": "<b>inetd</b> listens on 0.0.0.0:23/tcp (telnet, plaintext)",  # the sentence of that status
         "observed": OBSERVED,
         "report_id": fleet["bad"]["report_id"],
         "accepted_by": [f"waiver:{fleet['waiver']}"],
@@ -82,6 +83,7 @@ def test_a_period_gives_start_end_and_every_change_between(centre: Centre, fleet
             "at": iso(day(30)),
             "from": "stale",
             "to": "failing",
+            "message": "<b>inetd</b> listens on 0.0.0.0:23/tcp (telnet, plaintext)",
             "observed": OBSERVED,
             "report_id": fleet["bad"]["report_id"],
         }

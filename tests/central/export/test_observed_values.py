@@ -21,6 +21,8 @@ def test_html_shows_observed_values_of_past_deviations_and_incidents(centre: Cen
     changes = page[page.index("<h2>Nodes</h2>") : page.index("<h2>Waivers in force</h2>")]
     # the telnet rule's change to failing on day 30 carries what was seen then (escaped)
     assert '&rarr; <span class="failing">failing</span>' in changes
+    # and its sentence, as the node's finding said it then (escaped: a node's process name is its own)
+    assert "<br>&lt;b&gt;inetd&lt;/b&gt; listens on 0.0.0.0:23/tcp (telnet, plaintext)\n<br>" in changes
     assert "observed:</span> <code>[{&#34;address&#34;: &#34;0.0.0.0&#34;" in changes
     assert "&#34;port&#34;: 23" in changes and "&lt;b&gt;inetd&lt;/b&gt;" in changes
     listed = page[page.index("<h2>Incidents</h2>") :]
