@@ -61,6 +61,15 @@ def utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+def when(value: Any) -> Optional[str]:
+    """``2024-05-01 12:00:05 UTC`` for a person (as the dashboard says it); strings pass through."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        return f"{utc(value):%Y-%m-%d %H:%M:%S} UTC"
+    raise TypeError(f"not a time: {value!r}")
+
+
 def rfc3339(value: Any) -> Optional[str]:
     """``2024-05-01T12:00:00.123Z`` (RFC 3339, UTC); strings pass through; None stays None."""
     if value is None or isinstance(value, str):

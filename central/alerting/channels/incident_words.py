@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, List, Mapping, Optional, Tuple
 
-from central.alerting.channels.base import rfc3339, to_json
+from central.alerting.channels.base import to_json, when
 
 OBSERVED_MAX = 500
 
@@ -64,11 +64,11 @@ def details(incident: Mapping[str, Any]) -> List[Tuple[str, str]]:
         ("Rule", f"{title} ({rule})" if title and incident.get("kind") != "silent" else rule),
         ("Severity", str(incident.get("severity"))),
         ("Observed", observed(incident) if incident.get("kind") != "silent" else None),
-        ("Since", rfc3339(incident.get("opened_at"))),
-        ("Resolved", rfc3339(incident.get("resolved_at"))),
+        ("Since", when(incident.get("opened_at"))),
+        ("Resolved", when(incident.get("resolved_at"))),
         (
             "Acknowledged",
-            f"{rfc3339(acknowledged)} by {incident.get('acknowledged_by') or 'unknown'}" if acknowledged else None,
+            f"{when(acknowledged)} by {incident.get('acknowledged_by') or 'unknown'}" if acknowledged else None,
         ),
         ("Labels", ", ".join(f"{k}={v}" for k, v in sorted((incident.get("labels") or {}).items())) or None),
         ("Link", incident.get("url")),

@@ -26,7 +26,7 @@ def test_trigger_posts_text_and_blocks() -> None:
     assert fields["*Rule*"] == "Every UPS runs on line power (ups-on-line, controls M01)"
     assert fields["*What*"] == "UPS ups1@localhost:3493 is on battery (OB DISCHRG), 29 min runtime left"
     assert '"status": "OB DISCHRG"' in fields["*Observed*"]
-    assert fields["*Since*"] == "2024-05-01T12:00:05.000Z"
+    assert fields["*Since*"] == "2024-05-01 12:00:05 UTC"
     assert "acknowledge" in advice["text"]["text"]
     assert actions["elements"][0]["url"] == "https://centre.example/nodes/a1b2c3"
 

@@ -38,4 +38,4 @@ def test_trigger_and_resolve_post_adaptive_cards() -> None:
     ]
     resolved_card = resolve["attachments"][0]["content"]
     assert resolved_card["body"][0]["text"].startswith("RESOLVED") and resolved_card["body"][0]["color"] == "Good"
-    assert {"title": "Resolved", "value": "2024-05-01T12:30:00.000Z"} in resolved_card["body"][1]["facts"]
+    assert {"title": "Resolved", "value": "2024-05-01 12:30:00 UTC"} in resolved_card["body"][1]["facts"]
