@@ -46,6 +46,12 @@ def labels(incident: Mapping[str, Any]) -> Dict[str, str]:
     return out
 
 
+def observed_json(incident: Mapping[str, Any], limit: int = incident_words.OBSERVED_MAX) -> str:
+    """The observed value as JSON for programs reading the annotation, cut at ``limit`` characters."""
+    text = to_json(incident.get("observed"))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def alert(event: str, incident: Mapping[str, Any], now: datetime, resend_s: int) -> Dict[str, Any]:
     if event == "resolve":
         ends = utc(incident["resolved_at"]) if isinstance(incident.get("resolved_at"), datetime) else now
@@ -54,7 +60,7 @@ def alert(event: str, incident: Mapping[str, Any], now: datetime, resend_s: int)
     annotations = {
         "summary": incident_words.summary(incident),
         "description": str(incident.get("message") or incident.get("title") or ""),
-        "observed": incident_words.observed(incident),
+        "observed": observed_json(incident),
         "what_to_do": incident_words.advice("trigger", incident),
         "incident_id": str(incident.get("id")),
     }

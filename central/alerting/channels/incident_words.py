@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any, List, Mapping, Optional, Tuple
 
-from central.alerting.channels.base import to_json, when
+from central.alerting.channels.base import when
+from evidence.sentences import words
 
 OBSERVED_MAX = 500
+"""Characters of observed facts a person is shown (when there is no sentence) or a label carries."""
 
 
 def word(event: str, incident: Mapping[str, Any]) -> str:
@@ -44,8 +46,17 @@ def headline(event: str, incident: Mapping[str, Any]) -> str:
     return f"{word(event, incident)} {summary(incident)}"
 
 
-def observed(incident: Mapping[str, Any], limit: int = OBSERVED_MAX) -> str:
-    text = to_json(incident.get("observed"))
+def facts(incident: Mapping[str, Any], limit: int = OBSERVED_MAX) -> Optional[str]:
+    """The observed facts in words, only when there is no sentence to carry them.
+
+    The sentence already states the observed value; an incident from before sentences were
+    stored (migration 0009) has only the rule's title, so its facts are written out
+    (``ups ups1, status OB DISCHRG``), never as JSON: the webhook, PagerDuty and Alertmanager
+    carry the structured value for programs.
+    """
+    if incident.get("message") or incident.get("kind") == "silent" or incident.get("observed") is None:
+        return None
+    text = words(incident.get("observed"))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -63,7 +74,7 @@ def details(incident: Mapping[str, Any]) -> List[Tuple[str, str]]:
         ("Node", node_line),
         ("Rule", f"{title} ({rule})" if title and incident.get("kind") != "silent" else rule),
         ("Severity", str(incident.get("severity"))),
-        ("Observed", observed(incident) if incident.get("kind") != "silent" else None),
+        ("Observed", facts(incident)),
         ("Since", when(incident.get("opened_at"))),
         ("Resolved", when(incident.get("resolved_at"))),
         (

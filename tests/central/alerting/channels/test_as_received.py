@@ -140,6 +140,7 @@ def test_an_email_as_received(tmp_path: Path, page: Any) -> None:
     body = trigger.get_content()
     assert f"What:         {SENTENCE}" in body
     assert "Rule:         Every UPS runs on line power (power-ups-on-line, controls M01)" in body
+    assert "Observed:" not in body and '{"' not in body  # the sentence, not the observed value's JSON
     _photograph(page, _mail_html([trigger, resolve]), tmp_path, "notification-email")
     assert page.locator("h2").first.inner_text() == str(trigger["Subject"])
 
@@ -154,6 +155,7 @@ def test_a_slack_message_as_received(tmp_path: Path, page: Any) -> None:
     assert payloads[0]["text"] == f":red_circle: FAILING high M01 web1.acme.example: {SENTENCE}"
     fields = {f["text"].split("\n", 1)[0]: f["text"].split("\n", 1)[1] for f in payloads[0]["blocks"][1]["fields"]}
     assert fields["*What*"] == SENTENCE
+    assert "*Observed*" not in fields and not any('{"' in text for text in fields.values())
     assert payloads[1]["text"] == f":large_green_circle: RESOLVED high M01 web1.acme.example: {BACK}"
     _photograph(page, _slack_html(payloads), tmp_path, "notification-slack")
     assert SENTENCE in page.locator(".fields").first.inner_text()

@@ -33,6 +33,8 @@ def test_trigger_and_resolve_post_adaptive_cards() -> None:
     assert rule in facts["facts"]
     what = {"title": "What", "value": "UPS ups1@localhost:3493 is on battery (OB DISCHRG), 29 min runtime left"}
     assert what in facts["facts"]
+    assert "Observed" not in [f["title"] for f in facts["facts"]]  # the sentence says it; no JSON for a person
+    assert not any("{" in f["value"] for f in facts["facts"])
     assert card["actions"] == [
         {"type": "Action.OpenUrl", "title": "Open in Tillsyn", "url": "https://centre.example/nodes/a1b2c3"}
     ]
