@@ -2,18 +2,19 @@
 # ruff: noqa: E501
 """An export as one printable, self-contained HTML document (inline CSS, no script, nothing fetched).
 
-Every value is escaped by Jinja2's autoescape: hostnames, labels and observed values come
-from nodes and are untrusted.
+Every value is escaped by Jinja2's autoescape: hostnames, labels and sentences come from nodes
+and are untrusted.  What was seen is each finding's sentence; the observed value as JSON stays
+in the JSON export, for programs and for verification.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any, Dict
+from typing import Any, Dict, Mapping
 
 from jinja2 import Environment, StrictUndefined
 
 from central.judging.own.notification import minutes
+from evidence.sentences import words
 
 # Kept in Python rather than a .html file so it ships with the package as code does.
 TEMPLATE = """<!DOCTYPE html>
@@ -72,20 +73,19 @@ report be checked: <code>tillsyn-central export verify FILE.json</code> (see doc
 <h3>{{ n.hostname }}</h3>
 <table>
 <tr><th>Agent id</th><td><code>{{ n.id }}</code></td><th>Tenant / group</th><td>{{ n.tenant or "-" }} / {{ n.group or "-" }}</td></tr>
-<tr><th>Labels</th><td>{{ n.labels|js }}</td><th>Enrolled</th><td>{{ n.enrolled_at }}{% if n.revoked_at %}, revoked {{ n.revoked_at }}{% endif %}</td></tr>
+<tr><th>Labels</th><td>{% for k, v in n.labels.items() %}{{ k }}={{ v }}{{ ", " if not loop.last }}{% else %}-{% endfor %}</td><th>Enrolled</th><td>{{ n.enrolled_at }}{% if n.revoked_at %}, revoked {{ n.revoked_at }}{% endif %}</td></tr>
 <tr><th>Key fingerprint</th><td colspan="3" class="hash">{{ n.key_fingerprint }}</td></tr>
 <tr><th>Ledger at cut-off</th><td colspan="3" class="hash">{% if n.ledger.pruned %}deleted by retention{% else %}
 {{ n.ledger.length }} entries, head {{ n.ledger.head }}{% endif %}</td></tr>
 </table>
 <table>
-<tr><th>Rule</th><th>Controls</th><th>Status</th><th>Since</th><th>Observed</th><th>Accepted by</th>{% if ranged %}<th>At start</th><th>Changes in period</th>{% endif %}</tr>
+<tr><th>Rule</th><th>Controls</th><th>Status</th><th>Since</th><th>What was seen</th><th>Accepted by</th>{% if ranged %}<th>At start</th><th>Changes in period</th>{% endif %}</tr>
 {% for r in n.rules %}<tr><td>{{ r.rule_id }}</td><td>{{ r.controls|join(" ") }}</td>
-<td class="{{ r.status }}">{{ r.status }}</td><td>{{ r.since or "" }}</td><td>{% if r.message and r.status in ("failing", "unknown") %}{{ r.message }}<br>{% endif %}<code>{{ r.observed|js }}</code></td>
+<td class="{{ r.status }}">{{ r.status }}</td><td>{{ r.since or "" }}</td><td>{{ seen(r) }}</td>
 <td>{{ r.accepted_by|join(" ") }}</td>
 {% if ranged %}<td class="{{ r.status_at_start }}">{{ r.status_at_start }}</td>
-<td>{% for c in r.changes %}{{ c.at }}: {{ c.from or "-" }} &rarr; <span class="{{ c.to }}">{{ c.to }}</span>{% if c.message and c.to in ("failing", "unknown") %}
-<br>{{ c.message }}{% endif %}{% if c.observed is not none and c.to in ("failing", "unknown") %}
-<br><span class="meta">observed:</span> <code>{{ c.observed|js }}</code>{% endif %}<br>{% endfor %}</td>{% endif %}</tr>
+<td>{% for c in r.changes %}{{ c.at }}: {{ c.from or "-" }} &rarr; <span class="{{ c.to }}">{{ c.to }}</span>{% if seen(c) %}
+<br>{{ seen(c) }}{% endif %}<br>{% endfor %}</td>{% endif %}</tr>
 {% endfor %}
 </table>
 {% if n.reports %}
@@ -100,13 +100,13 @@ report be checked: <code>tillsyn-central export verify FILE.json</code> (see doc
 
 <h2>Waivers in force</h2>
 {% if e.waivers %}<table><tr><th>Id</th><th>Rule</th><th>Scope</th><th>Justification</th><th>Approver</th><th>From</th><th>Until</th><th>Revoked</th></tr>
-{% for w in e.waivers %}<tr><td><code>{{ w.id }}</code></td><td>{{ w.rule_id }}</td><td>{{ w.scope|js }}</td><td>{{ w.justification }}</td>
+{% for w in e.waivers %}<tr><td><code>{{ w.id }}</code></td><td>{{ w.rule_id }}</td><td>{{ w.scope|words }}</td><td>{{ w.justification }}</td>
 <td>{{ w.approver }}</td><td>{{ w.created_at }}</td><td>{{ w.expires_at }}</td><td>{{ w.revoked_at or "" }}</td></tr>
 {% endfor %}</table>{% else %}<p class="meta">None.</p>{% endif %}
 
 <h2>Maintenance windows</h2>
 {% if e.maintenance_windows %}<table><tr><th>Id</th><th>Scope</th><th>Start</th><th>End</th><th>Allows</th><th>Reason</th><th>By</th><th>Cancelled</th></tr>
-{% for w in e.maintenance_windows %}<tr><td><code>{{ w.id }}</code></td><td>{{ w.scope|js }}</td><td>{{ w.starts_at }}</td><td>{{ w.ends_at }}</td>
+{% for w in e.maintenance_windows %}<tr><td><code>{{ w.id }}</code></td><td>{{ w.scope|words }}</td><td>{{ w.starts_at }}</td><td>{{ w.ends_at }}</td>
 <td>{{ w.allows|join(" ") }}</td><td>{{ w.reason }}</td><td>{{ w.created_by }}</td><td>{{ w.cancelled_at or "" }}</td></tr>
 {% endfor %}</table>{% else %}<p class="meta">None.</p>{% endif %}
 
@@ -115,8 +115,7 @@ report be checked: <code>tillsyn-central export verify FILE.json</code> (see doc
 <h3>#{{ i.id }} {{ i.title }}</h3>
 <p class="meta">{{ hosts.get(i.agent_id, i.agent_id) }} &middot; {{ i.rule_id }} &middot; {{ i.controls|join(" ") }} &middot;
 {{ i.severity }} &middot; {{ i.status }}{% if i.acknowledged_by %} &middot; acknowledged by {{ i.acknowledged_by }}{% endif %}</p>
-{% if i.message %}<p>{{ i.message }}</p>{% endif %}
-{% if i.observed is not none %}<p><span class="meta">Observed when it opened:</span> <code>{{ i.observed|js }}</code></p>{% endif %}
+{% if seen(i) %}<p>{{ seen(i) }}</p>{% endif %}
 <p>Detected {{ i.opened_at }};
 {% if i.notified_after_s is not none %}first notified {{ i.first_notified_at }}, {{ i.notified_after_s|duration }} after detection{% else %}never notified{% endif %};
 {% if i.acknowledged_after_s is not none %}acknowledged {{ i.acknowledged_after_s|duration }} after detection{% else %}not acknowledged{% endif %}.</p>
@@ -129,19 +128,26 @@ report be checked: <code>tillsyn-central export verify FILE.json</code> (see doc
 """
 
 
-def _js(value: Any) -> str:
-    """A value as compact JSON text (escaped afterwards like any other string)."""
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
+def seen(entry: Mapping[str, Any]) -> str:
+    """What a status, change or incident saw, as a person reads it: its sentence, or for one
+    recorded before sentences were kept, its observed facts in words (never JSON; that is in
+    the JSON export)."""
+    if entry.get("message"):
+        return str(entry["message"])
+    if entry.get("observed") is None:
+        return ""
+    return "observed: " + words(entry["observed"])
 
 
 def to_html(export: Dict[str, Any]) -> str:
     env = Environment(autoescape=True, undefined=StrictUndefined, keep_trailing_newline=True)
-    env.filters["js"] = _js
+    env.filters["words"] = words
     env.filters["duration"] = minutes
     scope = export["scope"]
     scope_text = f"as of {scope['at']}" if scope["mode"] == "point" else f"from {scope['from']} to {scope['to']}"
     return env.from_string(TEMPLATE).render(
         e=export,
+        seen=seen,
         scope_text=scope_text,
         ranged=scope["mode"] == "range",
         states=("passing", "failing", "accepted", "stale", "unknown", "not_evaluated"),

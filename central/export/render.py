@@ -1,4 +1,5 @@
-"""An export as JSON (complete) or CSV (one row per node and rule, plain columns)."""
+"""An export as JSON (complete) or CSV (one row per node and rule, plain columns: ``message`` is
+the finding's sentence a person reads, ``observed`` its value as compact JSON for programs)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ CSV_COLUMNS = (
     "controls",
     "status",
     "since",
+    "message",
     "observed",
     "accepted_by",
     "report_id",
@@ -55,6 +57,7 @@ def rows(export: Dict[str, Any]) -> List[Dict[str, str]]:
                 "controls": " ".join(rule["controls"]),
                 "status": rule["status"],
                 "since": rule["since"],
+                "message": rule["message"],
                 "observed": rule["observed"],
                 "accepted_by": " ".join(rule["accepted_by"]),
                 "report_id": rule["report_id"],

@@ -129,6 +129,7 @@ def test_csv_has_one_plain_row_per_node_and_rule(centre: Centre, fleet: Dict[str
         "controls": "M07",
         "status": "failing",
         "since": iso(day(30)),
+        "message": "<b>inetd</b> listens on 0.0.0.0:23/tcp (telnet, plaintext)",
         "observed": json.dumps(OBSERVED, sort_keys=True, separators=(",", ":")),
         "accepted_by": f"waiver:{fleet['waiver']}",
         "report_id": fleet["bad"]["report_id"],
