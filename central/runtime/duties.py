@@ -13,7 +13,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple, TypeVar
 
 from sqlalchemy import Connection, Engine, and_, event, func, select, update
 
@@ -89,6 +89,27 @@ def _read_only(conn: Connection) -> Iterator[None]:
         event.remove(conn, "before_cursor_execute", refuse_writes)
 
 
+_T = TypeVar("_T")
+
+
+def _pass(engine: Engine, step: Callable[[Connection], _T], dry: bool = True) -> Optional[_T]:
+    """Run one part of a duty round; None when another replica holds the duty lock.
+
+    Most rounds find nothing to change: a part first runs reading only, without the write lock (on
+    SQLite the lock would hold every report and heartbeat up for the part's length), and only a
+    part that has something to write runs again under it (``dry`` false: straight under it)."""
+    if dry:
+        with read_tx(engine) as conn, _read_only(conn):
+            try:
+                return step(conn)
+            except _WouldWrite:
+                pass
+    with write_tx(engine) as conn:
+        if not try_advisory_lock(conn, _PG_DUTY_LOCK):
+            return None
+        return step(conn)
+
+
 def run_once(  # noqa: PLR0913  what one round is given, each optional but the engine
     engine: Engine,
     holder: PolicyHolder,
@@ -99,6 +120,7 @@ def run_once(  # noqa: PLR0913  what one round is given, each optional but the e
     absence: bool = True,
     measures: Optional[Measures] = None,
     reports_days: int = Retention().reports_days,
+    measures_share: own.Share = (0, 1),
 ) -> DutyResult:
     """One round: silent nodes, stale findings, a changed policy, then incidents and retention (when given).
 
@@ -110,40 +132,35 @@ def run_once(  # noqa: PLR0913  what one round is given, each optional but the e
     # judged again until a round commits it: a round that fails or finds the lock taken leaves it due
     reloaded, generation, policy = holder.judging_due, holder.generation, holder.policy
 
-    def work(conn: Connection) -> Tuple[int, int, Optional[Round]]:
+    def absences(conn: Connection) -> Tuple[int, int]:
         silent = mark_silent(conn, silent_after_s, now) if absence else 0
         stale = mark_stale(conn, policy, now) if absence else 0
         if reloaded:
             query = select(agents).where(agents.c.revoked_at.is_(None)).order_by(agents.c.id)  # ingest's order
             for agent in conn.execute(query).mappings().all():
                 reevaluate(conn, policy, agent, now)
-        if measures is not None:
-            channels = len(alerting.channels) if alerting is not None else 0
-            own.run(conn, measures, channels, now, reports_days)
-        incidents = run_round(conn, alerting, now, policy) if alerting is not None else None
-        return silent, stale, incidents
+        return silent, stale
 
-    # Most rounds find nothing to change: they read without the write lock (on SQLite the lock
-    # would hold every report and heartbeat up for the round's hundred milliseconds), and only a
-    # round that has something to write runs again under it.
-    result: Optional[Tuple[int, int, Optional[Round]]] = None
-    if not reloaded:
-        with read_tx(engine) as conn, _read_only(conn):
-            try:
-                result = work(conn)
-            except _WouldWrite:
-                result = None
-    if result is None or retention is not None:
-        with write_tx(engine) as conn:
-            if not try_advisory_lock(conn, _PG_DUTY_LOCK):
-                return DutyResult(False, policy_reloaded=reloaded)
-            if result is None:
-                result = work(conn)
-            if retention is not None:
-                prune(conn, retention, now)
+    # Each part of the round is a pass of its own: what one part writes does not make the others
+    # run again under the write lock, and each commits before the next reads (the incident round
+    # sees the own measures' verdicts of this round).
+    marked = _pass(engine, absences, dry=not reloaded)
+    if marked is None:
+        return DutyResult(False, policy_reloaded=reloaded)
+    silent, stale = marked
+    if measures is not None:
+        channels = len(alerting.channels) if alerting is not None else 0
+        if _pass(engine, lambda conn: own.run(conn, measures, channels, now, reports_days, measures_share)) is None:
+            return DutyResult(False, silent, stale, reloaded)
+    incidents: Optional[Round] = None
+    if alerting is not None:
+        incidents = _pass(engine, lambda conn: run_round(conn, alerting, now, policy))
+        if incidents is None:
+            return DutyResult(False, silent, stale, reloaded)
+    if retention is not None and _pass(engine, lambda conn: prune(conn, retention, now), dry=False) is None:
+        return DutyResult(False, silent, stale, reloaded)
     if reloaded:
         holder.judged(generation)
-    silent, stale, incidents = result
     if incidents is not None and (incidents.opened or incidents.resolved):
         log.info(
             "incidents: %d opened, %d resolved, %d notification(s) queued, %d held",

@@ -66,7 +66,10 @@ class Centre:
     pruned_at: float = -1e9
     """When this process last ran retention (monotonic)."""
     measures_judged_at: float = -1e9
-    """When this process last judged the centre's own measures (monotonic)."""
+    """When this process last judged a slice of the fleet on the centre's own measures (monotonic)."""
+    measures_slice: int = 0
+    """Which slice it judges next: each node is judged every ``judge_every``, a slice per duty
+    interval, so that no round judges the whole fleet at once (a burst in the requests' latency)."""
     up_since: float = field(default_factory=time.monotonic)
     """When this process started (monotonic): while it was down, heartbeats and reports could not
     arrive, so no node is judged silent or stale for the silent threshold after it."""
@@ -148,7 +151,8 @@ class Centre:
     def _run_duties(self) -> DutyResult:
         prune = time.monotonic() - self.pruned_at >= self.PRUNE_EVERY_S
         every = self.config.measures.judge_every(self.config.duty_interval_s)
-        judge_own = time.monotonic() - self.measures_judged_at >= every
+        slices = max(1, round(every / self.config.duty_interval_s))
+        judge_own = time.monotonic() - self.measures_judged_at >= every / slices
         result = run_once(
             self.engine,
             self.policy,
@@ -157,12 +161,14 @@ class Centre:
             retention=self.config.retention if prune else None,
             absence=time.monotonic() - self.up_since >= self.config.silent_threshold_s,
             measures=self.config.measures if judge_own else None,
+            measures_share=(self.measures_slice % slices, slices),
             reports_days=self.config.retention.reports_days,
         )
         if prune and result.ran:
             self.pruned_at = time.monotonic()
         if judge_own and result.ran:
             self.measures_judged_at = time.monotonic()
+            self.measures_slice += 1
         return result
 
     def evaluate(self) -> Evaluated:

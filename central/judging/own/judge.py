@@ -3,6 +3,7 @@ each node's verdicts as findings (written only when one changes, like the rules'
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any, Dict, List, Tuple
@@ -25,9 +26,24 @@ _NODES = (
 )
 
 
-def _incidents(conn: Connection, since: datetime) -> Dict[str, List[Incident]]:
-    """Incidents detected since ``since`` by node, with their first delivered notification; the
-    notification measure's own incidents are left out (it would judge its own alarms)."""
+Share = Tuple[int, int]
+"""(which, of how many): the slice of the fleet one judgement covers; (0, 1) is every node."""
+_IDS_PER_QUERY = 1000
+
+
+def in_share(agent_id: str, share: Share) -> bool:
+    """Whether the node falls in ``share`` (by a hash of its id: the same slice every time)."""
+    which, count = share
+    return count <= 1 or zlib.crc32(agent_id.encode()) % count == which
+
+
+def _chunks(ids: List[str]) -> List[List[str]]:
+    return [ids[i : i + _IDS_PER_QUERY] for i in range(0, len(ids), _IDS_PER_QUERY)]
+
+
+def _incidents(conn: Connection, since: datetime, agent_ids: List[str]) -> Dict[str, List[Incident]]:
+    """Incidents of these nodes detected since ``since``, by node, with their first delivered
+    notification; the notification measure's own incidents are left out (it would judge its own alarms)."""
     first = (
         select(outbox.c.incident_id, func.min(outbox.c.sent_at).label("sent"))
         .where(outbox.c.event == "trigger", outbox.c.sent_at.is_not(None))
@@ -35,6 +51,15 @@ def _incidents(conn: Connection, since: datetime) -> Dict[str, List[Incident]]:
         .subquery()
     )
     held = select(incident_events.c.incident_id).where(incident_events.c.kind == "held")
+    out: Dict[str, List[Incident]] = {}
+    for chunk in _chunks(agent_ids):
+        _incidents_of(conn, since, chunk, first, held, out)
+    return out
+
+
+def _incidents_of(
+    conn: Connection, since: datetime, chunk: List[str], first: Any, held: Any, out: Dict[str, List[Incident]]
+) -> None:
     rows = conn.execute(
         select(
             incidents.c.id,
@@ -47,14 +72,12 @@ def _incidents(conn: Connection, since: datetime) -> Dict[str, List[Incident]]:
             incidents.c.id.in_(held).label("held"),
         )
         .outerjoin(first, first.c.incident_id == incidents.c.id)
-        .where(incidents.c.opened_at >= since, incidents.c.rule_id != NOTIFICATION.id)
+        .where(incidents.c.opened_at >= since, incidents.c.rule_id != NOTIFICATION.id, incidents.c.agent_id.in_(chunk))
         .order_by(incidents.c.id)
     ).all()
-    out: Dict[str, List[Incident]] = {}
     for r in rows:
         item = Incident(r.id, r.rule_id, r.severity, r.opened_at, r.sent, r.acknowledged_at, bool(r.held))
         out.setdefault(r.agent_id, []).append(item)
-    return out
 
 
 def failed_channels(conn: Connection) -> Dict[str, str]:
@@ -91,17 +114,23 @@ def _erasure_facts(
 
 
 def judge_all(
-    conn: Connection, settings: Measures, channels: int, now: datetime, reports_days: int = 400
+    conn: Connection,
+    settings: Measures,
+    channels: int,
+    now: datetime,
+    reports_days: int = 400,
+    share: Share = (0, 1),
 ) -> List[Tuple[str, Result]]:
-    """Every live node's verdict on each own measure."""
-    nodes = conn.execute(_NODES).mappings().all()
+    """Each live node's verdict on each own measure, for the nodes in ``share``."""
+    every = conn.execute(_NODES).mappings().all()  # all of them: whether a pseudonym key is shared
+    nodes = [n for n in every if in_share(n["id"], share)]
     last_run, too_old, marks, requests = _erasure_facts(conn, reports_days, now)
     people = separation.people_of(conn.execute(select(users)).mappings().all())
-    by_node = _incidents(conn, now - timedelta(days=settings.period_days))
+    by_node = _incidents(conn, now - timedelta(days=settings.period_days), [n["id"] for n in nodes])
     failed = failed_channels(conn)
     keys = Counter(
         (n["health"] or {}).get("privacy", {}).get("key_id")
-        for n in nodes
+        for n in every
         if isinstance((n["health"] or {}).get("privacy"), dict)
     )
     sharing = {k: v for k, v in keys.items() if k}
@@ -125,16 +154,24 @@ def judge_all(
     return out
 
 
-def run(conn: Connection, settings: Measures, channels: int, now: datetime, reports_days: int = 400) -> int:
-    """Record the verdicts; how many findings changed status.  Writes nothing when none changed
-    (the duty round reads first and writes only when something has to be)."""
-    current: Dict[Tuple[str, str], Any] = {
-        (row.agent_id, row.rule_id): row
-        for row in conn.execute(
-            select(findings.c.agent_id, findings.c.rule_id, *COMPARED).where(findings.c.rule_id.in_(list(OWN_RULES)))
+def run(
+    conn: Connection,
+    settings: Measures,
+    channels: int,
+    now: datetime,
+    reports_days: int = 400,
+    share: Share = (0, 1),
+) -> int:
+    """Record the verdicts of the nodes in ``share``; how many findings changed status.  Writes
+    nothing when none changed (the duty round reads first and writes only when something has to be)."""
+    verdicts = judge_all(conn, settings, channels, now, reports_days, share)
+    current: Dict[Tuple[str, str], Any] = {}
+    for chunk in _chunks(sorted({agent_id for agent_id, _ in verdicts})):
+        query = select(findings.c.agent_id, findings.c.rule_id, *COMPARED).where(
+            findings.c.rule_id.in_(list(OWN_RULES)), findings.c.agent_id.in_(chunk)
         )
-    }
+        current.update({(row.agent_id, row.rule_id): row for row in conn.execute(query)})
     changed = 0
-    for agent_id, result in judge_all(conn, settings, channels, now, reports_days):
+    for agent_id, result in verdicts:
         changed += record(conn, agent_id, result, now, None, current.get((agent_id, result.rule.id)))
     return changed

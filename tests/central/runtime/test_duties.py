@@ -19,6 +19,7 @@ from central.api.app import create_app
 from central.db.engine import make_engine, write_tx
 from central.db.schema import agents, finding_changes, findings, incidents, latest_evidence
 from central.ingest.receive import lock_agents
+from central.judging.own.judge import in_share
 from central.judging.policy_store import SHIPPED_POLICY, PolicyHolder
 from central.runtime.duties import DutyResult, mark_silent, run_once
 from central.runtime.service import Centre, open_centre
@@ -321,25 +322,36 @@ def test_a_centre_that_has_just_started_marks_no_node_silent_or_stale(
     assert silent_flags(centre) == [True]
 
 
-def test_the_centres_own_measures_are_judged_every_sixth_round_not_every_round(
+def test_the_centres_own_measures_are_judged_a_sixth_of_the_fleet_per_round(
     client: TestClient, centre: Centre, node: Node
 ) -> None:
-    """Judging them reads every node's findings: in a large fleet that is most of a round's work,
-    and their targets are minutes to days, so the duty round judges them every judge_every_s."""
-    node.send(node.report(evidence_record("ports", {"sockets": []})))
-    own = select(func.count()).select_from(findings).where(findings.c.rule_id.like("centre-%"))
+    """Judging them reads the nodes' findings and incidents: in a large fleet a burst the requests
+    wait for.  So each round judges a sixth of the fleet, and every node is judged once every
+    judge_every_s (60 s), not on every round."""
+    others = [Node(client, hostname=f"web{i}") for i in range(11)]
+    for other in others:
+        other.enrol(new_token(centre))
+    ids = sorted([node.agent_id, *(o.agent_id for o in others)])
+    own = select(findings.c.agent_id).where(findings.c.rule_id.like("centre-%")).distinct()
 
-    def kept() -> int:
+    def judged() -> List[str]:
         with centre.engine.connect() as conn:
-            return int(conn.execute(own).scalar() or 0)
+            return sorted(conn.execute(own).scalars())
 
     assert centre.config.measures.judge_every(centre.config.duty_interval_s) == 60
-    assert centre.run_duties().ran and kept() == 4  # the first round judges them
+    assert centre.run_duties().ran
+    assert judged() == [i for i in ids if in_share(i, (0, 6))]  # the first round: the first sixth
+    assert centre.run_duties().ran and judged() == [i for i in ids if in_share(i, (0, 6))]  # not again within 10 s
+    for which in range(1, 6):
+        centre.measures_judged_at -= 10
+        assert centre.run_duties().ran
+        assert judged() == [i for i in ids if any(in_share(i, (s, 6)) for s in range(which + 1))]
+    assert judged() == ids  # within 60 s, every node
     with write_tx(centre.engine) as conn:
         conn.execute(findings.delete().where(findings.c.rule_id.like("centre-%")))
-    assert centre.run_duties().ran and kept() == 0  # the next rounds, within 60 s, do not
-    centre.measures_judged_at -= 60
-    assert centre.run_duties().ran and kept() == 4
+    centre.measures_judged_at -= 10
+    assert centre.run_duties().ran
+    assert judged() == [i for i in ids if in_share(i, (0, 6))]  # and round again
 
 
 @pytest.mark.parametrize(
