@@ -123,8 +123,13 @@ def test_operator_and_admin_work_through_the_dashboard(centre_process: CentrePro
     page.wait_for_url(f"**/nodes/{nodes['web'].agent_id}")
     row = page.locator("#findings tr", has_text=PLAINTEXT_RULE)
     assert "failing" in row.locator(".badge").inner_text()
+    sentence = row.locator("td").nth(4).inner_text()
+    assert "23/tcp" in sentence and '"' not in sentence.split("details (JSON)")[0]  # the sentence leads
+    assert not row.locator("pre.json").is_visible()  # the JSON only in a collapsed details element
     row.locator("summary").click()
     assert '"port": 23' in row.locator("pre.json").inner_text()
+    history = page.locator("details.history", has_text=PLAINTEXT_RULE).text_content() or ""
+    assert "23/tcp" in history  # each change of the rule with its sentence
     assert page.locator("#evidence tr", has_text="ports").count() == 1
 
     # the incident the failing finding opened; an operator of that tenant acknowledges it
@@ -140,6 +145,8 @@ def test_operator_and_admin_work_through_the_dashboard(centre_process: CentrePro
     with opage.expect_navigation():
         opage.click("button:has-text('Acknowledge')")
     assert "by user:otto" in opage.locator("#acknowledged").inner_text()
+    assert "23/tcp" in opage.locator("p.lead").inner_text()  # the page leads with the sentence
+    assert not opage.locator("#observed pre.json").is_visible()  # the raw JSON stays collapsed
     assert "acknowledged by user:otto: looking at inetd <b>now</b>" in opage.locator("#timeline").inner_text()
     opage.screenshot(path=str(SCREENSHOTS / "incident.png"), full_page=True)
 
