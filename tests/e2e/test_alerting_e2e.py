@@ -226,8 +226,8 @@ def test_a_flapping_check_pages_nobody_and_a_sustained_one_pages_once(
     flap(6)  # failing 1 s at a time, never the 4 s open_after_s asks for
     sustained = time.monotonic()  # before sending: send_ports also waits until the report is judged
     send_ports(node, deviating=True)
-    time.sleep(1)
-    assert hook.kinds() == [] and _incidents(centre) == []
+    # not paged before the deviation lasted open_after_s: judged by when the trigger came, not by a
+    # look after a fixed sleep (on a busy machine send_ports alone can take most of the 4 s)
     wait_until(lambda: hook.kinds() == ["trigger"], 12, lambda: f"one trigger, have {hook.kinds()}")
     assert hook.events()[0].at - sustained >= 4
 
@@ -266,9 +266,8 @@ def test_an_expired_waiver_lets_the_incident_open(
         },
     )["id"]
     send_ports(node, deviating=True)
-    time.sleep(3)
-    assert hook.kinds() == [] and _incidents(centre) == []  # accepted while the waiver runs
-
+    # accepted while the waiver runs: the incident opens only once it expired (its opened_at, below),
+    # not judged by a look after a fixed sleep that a busy machine can stretch past the expiry
     wait_until(lambda: hook.kinds() == ["trigger"], 12, lambda: f"the trigger after expiry, have {hook.kinds()}")
     assert datetime.now(timezone.utc) >= expires
     [incident] = _incidents(centre)
