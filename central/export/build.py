@@ -1,5 +1,5 @@
 """Assemble an export: nodes with their rules' status and ledger facts, controls, waivers,
-windows and incidents.  The result is plain JSON data (strings, numbers, lists, dicts)."""
+windows, incidents and erasure requests.  The result is plain JSON data (strings, numbers, lists, dicts)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy import Connection, or_, select
 from central.config import Retention
 from central.db.schema import agents
 from central.export import context, history, settled
+from central.export.erasures import requests_during
 from central.export.ledger_refs import cited_reports, head_at
 from central.export.model import FORMAT, Request, iso
 from central.retention.sweep import checkpoints
@@ -147,6 +148,7 @@ def build(
         "waivers": context.waivers_in_force(conn, req, rows),
         "maintenance_windows": context.windows_in_force(conn, req, rows),
         "incidents": context.incidents_during(conn, req, ids),
+        "erasures": requests_during(conn, req),
     }
     at_end = history.states_at(conn, ids, req.end)
     at_start = history.states_at(conn, ids, req.start) if req.start is not None else None

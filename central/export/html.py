@@ -32,7 +32,7 @@ th, td { border: 1px solid #bbb; padding: 2px 5px; text-align: left; vertical-al
 th { background: #eee; } td.num { text-align: right; }
 code, .hash { font-family: "DejaVu Sans Mono", monospace; font-size: 8pt; word-break: break-all; }
 .passing { color: #145a14; } .failing { color: #a00; font-weight: bold; } .stale, .unknown { color: #8a5a00; }
-.accepted { color: #555; font-style: italic; } .meta { color: #444; }
+.accepted { color: #555; font-style: italic; } .overdue { color: #a00; font-weight: bold; } .meta { color: #444; }
 section.node, section.control { page-break-inside: avoid; }
 @media print { body { margin: 0; } h2 { page-break-after: avoid; } }
 </style>
@@ -123,6 +123,14 @@ report be checked: <code>tillsyn-central export verify FILE.json</code> (see doc
 {% for t in i.timeline %}<tr><td>{{ t.at }}</td><td>{{ t.kind }}</td><td>{{ t.channel or "" }}</td><td>{{ t.actor or "" }}</td><td>{{ t.detail or "" }}</td></tr>
 {% endfor %}</table>
 {% else %}<p class="meta">None.</p>{% endfor %}
+
+<h2>Erasure requests (M08)</h2>
+<p class="meta">Requests to erase personal data (GDPR Art. 17) {{ "recorded by then" if not ranged else "recorded, open or carried out in the period" }}, as of the end of the export.</p>
+{% if e.erasures %}<table><tr><th>Node</th><th>Request</th><th>Requested</th><th>Due</th><th>Recorded by</th><th>Carried out</th><th>Erased</th><th>Status</th></tr>
+{% for r in e.erasures %}<tr><td>{{ r.hostname }}<br><code>{{ r.agent_id }}</code></td><td>{{ r.reference }}</td><td>{{ r.requested_at }}</td><td>{{ r.due_at }}</td>
+<td>{{ r.recorded_by }} on {{ r.recorded_at }}</td><td>{% if r.erased_at %}{{ r.erased_at }} by {{ r.erased_by }}{% else %}not yet{% endif %}</td>
+<td>{% if r.erased_at %}{{ r.erased_values }} value(s) erased, {{ r.reports }} report(s) changed{% endif %}</td><td class="{{ r.status }}">{{ r.message }}</td></tr>
+{% endfor %}</table>{% else %}<p class="meta">None.</p>{% endif %}
 </body>
 </html>
 """
