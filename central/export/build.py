@@ -14,6 +14,7 @@ from central.export import context, history, settled
 from central.export.erasures import requests_during
 from central.export.ledger_refs import cited_reports, head_at
 from central.export.model import FORMAT, Request, iso
+from central.export.retention_runs import runs_by_day
 from central.retention.sweep import checkpoints
 from evidence.controls import CONTROLS
 from evidence.policy import Policy
@@ -190,6 +191,7 @@ def build(
         "scope": req.scope(),
         "centre": {
             "retention": retention.model_dump() if retention is not None else None,
+            "retention_runs": runs_by_day(conn, req),
         },
         "controls": control_summary(nodes),
         "nodes": nodes,

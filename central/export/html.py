@@ -131,6 +131,12 @@ report be checked: <code>tillsyn-central export verify FILE.json</code> (see doc
 <td>{{ r.recorded_by }} on {{ r.recorded_at }}</td><td>{% if r.erased_at %}{{ r.erased_at }} by {{ r.erased_by }}{% else %}not yet{% endif %}</td>
 <td>{% if r.erased_at %}{{ r.erased_values }} value(s) erased, {{ r.reports }} report(s) changed{% endif %}</td><td class="{{ r.status }}">{{ r.message }}</td></tr>
 {% endfor %}</table>{% else %}<p class="meta">None.</p>{% endif %}
+
+<h2>Retention rounds (M08)</h2>
+<p class="meta">Rounds of the centre's retention that deleted data {{ "in the period" if ranged else "in the day before the moment" }}, by UTC day, from the audit trail{% if e.scope.tenant %}; a round deletes for every tenant, so what it deleted is counted only in an export of all tenants{% endif %}.</p>
+{% if e.centre.retention_runs %}<table><tr><th>Day</th><th>What retention did</th></tr>
+{% for d in e.centre.retention_runs %}<tr><td>{{ d.day }}</td><td>{{ d.message }}</td></tr>
+{% endfor %}</table>{% else %}<p class="meta">None recorded.</p>{% endif %}
 </body>
 </html>
 """

@@ -5,11 +5,13 @@ no change to show then), and covered by ``export verify``."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Dict
 
 import pytest
 
+from central import audit
 from central.db.engine import write_tx
 from central.db.schema import finding_changes
 from central.erasure import erase
@@ -104,3 +106,27 @@ def test_verify_covers_the_erasure_requests(centre: Centre, erased: Dict[str, An
     dropped = cli(centre, tmp_path, "export", "verify", str(tampered))
     assert dropped.returncode == 1
     assert f"MISMATCH export.erasures[{row['id']}]: missing from the export" in dropped.stdout
+
+
+def test_retention_rounds_by_day_counted_only_for_all_tenants(centre: Centre, fleet: Dict[str, Any]) -> None:
+    """A round deletes for the whole centre: a tenant's export says that it ran, not how much it deleted."""
+    at3 = day(61).replace(hour=3, minute=0)  # both rounds on one UTC day, whenever the test runs
+    cut = {"reports_before": day(-300).isoformat(), "history_before": day(-700).isoformat()}
+    with write_tx(centre.engine) as conn:
+        for at, reports in ((day(20), 5), (at3, 7), (at3 + timedelta(hours=1), 2)):
+            detail = {"reports": reports, "finding_changes": 0, **cut, "audit_before": day(-1900).isoformat()}
+            audit.record(conn, at, "system:retention", "retention.run", None, detail, "duty")
+    mine = export(centre, Request(day(90), start=day(60), tenant="acme"))["centre"]["retention_runs"]
+    assert [(d["day"], d["rounds"], d["deleted"]) for d in mine] == [(f"{day(61):%Y-%m-%d}", 2, None)]
+    assert mine[0]["reports_before"] == iso(day(-300))
+    said = "2 rounds of the centre's retention deleted data between 03:00 and 04:00 UTC"
+    assert mine[0]["message"].startswith(said) and "in all" not in mine[0]["message"]
+    every = export(centre, Request(day(90), start=day(60)))["centre"]["retention_runs"]
+    assert every[0]["deleted"] == {"reports": 9, "finding_changes": 0}
+    assert every[0]["message"].endswith(f"reports received before {day(-300):%Y-%m-%d} (in all: 9 reports)")
+    page = to_html(export(centre, Request(day(90), start=day(60), tenant="acme")))
+    assert f"<td>{day(61):%Y-%m-%d}</td><td>{said}".replace("'", "&#39;") in page
+    # a moment: the rounds of the day before it
+    assert [d["day"] for d in export(centre, Request(day(20) + timedelta(hours=2)))["centre"]["retention_runs"]] == [
+        f"{day(20):%Y-%m-%d}"
+    ]
