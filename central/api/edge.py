@@ -136,7 +136,39 @@ def _no_nul_in_body(headers: Dict[str, str], body: bytes) -> None:
     else:
         found = (not kind or kind.endswith("json")) and holds_nul(body)
     if found:
-        raise refuse(400, "malformed", "request body: a string contains a NUL character (\\u0000)")
+        where = _nul_at(body) if kind != "multipart/form-data" else None
+        said = f"{where} contains" if where else "a string contains"
+        raise refuse(400, "malformed", f"request body: {said} a NUL character (\\u0000)")
+
+
+def _nul_at(body: bytes) -> Optional[str]:
+    """Where in a JSON or form body the first NUL is, as a person names it (``agent_version``,
+    ``evidence[2].observed``); None when that cannot be told (a body that is not valid JSON, say)."""
+    try:
+        value: Any = json.loads(body)
+    except (ValueError, RecursionError):
+        try:
+            value = dict(parse_qsl(body.decode("latin-1"), keep_blank_values=True))
+        except ValueError:
+            return None
+    try:
+        return _nul_in(value, "")
+    except RecursionError:  # nested deeper than the depth check lets through: said without a place
+        return None
+
+
+def _nul_in(value: Any, path: str) -> Optional[str]:
+    if isinstance(value, str):
+        return (path or "the body") if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return f"{path + '.' if path else ''}a key"
+        here = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else str(key)
+        found = _nul_in(item, here)
+        if found:
+            return found[:120]
+    return None
 
 
 def _content_type(headers: Dict[str, str]) -> str:
