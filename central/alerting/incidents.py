@@ -68,6 +68,8 @@ class _Scene:
     counts: Round = field(default_factory=Round)
     agents: Dict[Any, RowMapping] = field(default_factory=dict)
     """The nodes this round has read, by id: only those of the incidents and findings it looks at."""
+    opened: Dict[int, Optional[datetime]] = field(default_factory=dict)
+    """Incidents this round opened, with when a round must look at each again (None: next round)."""
 
     def read_nodes(self, ids: Iterable[Any]) -> None:
         """Read the nodes not read yet among ``ids``; one still missing afterwards is revoked."""
@@ -176,6 +178,7 @@ def _open(scene: _Scene, opening: Opening) -> int:
     key = result.inserted_primary_key
     assert key is not None
     incident_id = int(key[0])
+    scene.opened[incident_id] = None
     event(conn, incident_id, "detected", now, detail=opening.message[:2000])
     scene.counts.opened += 1
     window = scene.force.window(agent)
@@ -191,7 +194,10 @@ def _open(scene: _Scene, opening: Opening) -> int:
         scene.counts.held += 1
         return incident_id
     row = _whole(conn, incident_id)
-    scene.counts.notified += enqueue(conn, scene.settings, row, agent, "trigger", now)
+    queued = enqueue(conn, scene.settings, row, agent, "trigger", now)
+    scene.counts.notified += queued
+    later = timedelta(seconds=scene.settings.soonest_due_s()) if queued else RECHECK_AT_LEAST
+    scene.opened[incident_id] = now + later  # no reminder or re-send can be due before
     return incident_id
 
 
@@ -344,7 +350,7 @@ def _resolve_or_remind(scene: _Scene) -> None:
     # with no routes nothing is reminded (_remind): the outbox need not be read
     notified = [i["id"] for i in rows if i["last_notified_at"] is not None]
     sent = _last_sent(conn, notified) if settings.routes else {}
-    later = []
+    later = [{"b_id": i, "b_next": at} for i, at in scene.opened.items() if at is not None]
     for incident in rows:
         owner = scene.agents.get(incident["agent_id"])
         reason = _cleared(incident, owner, cleared, scene.force)
@@ -392,7 +398,7 @@ def _to_decide(scene: _Scene, cleared: Mapping[int, str]) -> List[RowMapping]:
         for start in range(0, len(values), _IDS_PER_QUERY):
             chunk = values[start : start + _IDS_PER_QUERY]
             rows.update({r["id"]: r for r in conn.execute(base.where(column.in_(chunk))).mappings()})
-    return [rows[i] for i in sorted(rows)]
+    return [rows[i] for i in sorted(rows) if i not in scene.opened]
 
 
 def _resolve(scene: _Scene, incident: Mapping[Any, Any], owner: Optional[Mapping[Any, Any]], reason: str) -> None:
