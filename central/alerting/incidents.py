@@ -18,6 +18,7 @@ from sqlalchemy import Connection, RowMapping, and_, bindparam, exists, func, or
 from central.alerting.routing import route
 from central.alerting.settings import Alerting
 from central.alerting.suppress import InForce, ended_at, in_force, window_span
+from central.db.id_lists import in_lists
 from central.db.schema import agents, findings, incident_events, incidents, outbox
 from evidence.policy import Policy
 from evidence.rules import Rule
@@ -73,9 +74,7 @@ class _Scene:
 
     def read_nodes(self, ids: Iterable[Any]) -> None:
         """Read the nodes not read yet among ``ids``; one still missing afterwards is revoked."""
-        missing = sorted({i for i in ids if i not in self.agents})
-        for start in range(0, len(missing), _IDS_PER_QUERY):
-            chunk = missing[start : start + _IDS_PER_QUERY]
+        for chunk in in_lists(sorted({i for i in ids if i not in self.agents})):
             query = _AGENTS_DECIDING.where(agents.c.id.in_(chunk))
             self.agents.update({a["id"]: a for a in self.conn.execute(query).mappings()})
 
@@ -395,8 +394,7 @@ def _to_decide(scene: _Scene, cleared: Mapping[int, str]) -> List[RowMapping]:
     covers = scene.force.covering()
     covered = list(conn.execute(select(agents.c.id).where(covers)).scalars()) if covers is not None else []
     for column, values in ((incidents.c.id, wanted), (incidents.c.agent_id, covered)):
-        for start in range(0, len(values), _IDS_PER_QUERY):
-            chunk = values[start : start + _IDS_PER_QUERY]
+        for chunk in in_lists(values):
             rows.update({r["id"]: r for r in conn.execute(base.where(column.in_(chunk))).mappings()})
     return [rows[i] for i in sorted(rows) if i not in scene.opened]
 
@@ -620,11 +618,11 @@ def _due_at(settings: Alerting, target: Any, last: datetime, unacknowledged: boo
 def _last_sent(conn: Connection, incident_ids: List[int]) -> Dict[int, Dict[str, datetime]]:
     """Per open incident and channel, when it was last queued a trigger or repeat."""
     out: Dict[int, Dict[str, datetime]] = {}
-    for start in range(0, len(incident_ids), _IDS_PER_QUERY):
+    for chunk in in_lists(incident_ids):
         rows = conn.execute(
             select(outbox.c.incident_id, outbox.c.channel, func.max(outbox.c.created_at))
             .where(
-                outbox.c.incident_id.in_(incident_ids[start : start + _IDS_PER_QUERY]),
+                outbox.c.incident_id.in_(chunk),
                 outbox.c.event.in_(("trigger", "repeat")),
             )
             .group_by(outbox.c.incident_id, outbox.c.channel)
@@ -632,11 +630,6 @@ def _last_sent(conn: Connection, incident_ids: List[int]) -> Dict[int, Dict[str,
         for incident_id, channel, last in rows:
             out.setdefault(int(incident_id), {})[channel] = last
     return out
-
-
-_IDS_PER_QUERY = 1000
-"""Ids per ``IN`` list: both databases limit a statement's parameters (SQLite 32,766, PostgreSQL
-65,535), and a fleet can have more open incidents than that."""
 
 
 def look_again_at_open_incidents(conn: Connection) -> None:

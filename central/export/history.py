@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from sqlalchemy import Connection, select
 
+from central.db.id_lists import in_lists
 from central.db.schema import finding_changes
 from central.judging.findings import RETIRED
 
@@ -37,11 +38,6 @@ class Change:
     """The finding's sentence at that change; None in changes older than migration 0014."""
 
 
-def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
-    for i in range(0, len(ids), _CHUNK):
-        yield ids[i : i + _CHUNK]
-
-
 def _changes(conn: Connection, agent_ids: Sequence[str], *where: Any) -> Iterator[Change]:
     columns = (
         finding_changes.c.agent_id,
@@ -55,7 +51,7 @@ def _changes(conn: Connection, agent_ids: Sequence[str], *where: Any) -> Iterato
         finding_changes.c.severity,
         finding_changes.c.message,
     )
-    for chunk in _chunks(agent_ids):
+    for chunk in in_lists(agent_ids, _CHUNK):
         rows = conn.execute(
             select(*columns)
             .where(finding_changes.c.agent_id.in_(chunk), *where)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import zlib
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 from sqlalchemy import Connection, func, or_, select
 
+from central.db.id_lists import in_lists
 from central.db.schema import agents, duty_runs, erasures, findings, incident_events, incidents, outbox, reports, users
 from central.judging.findings import COMPARED, record
 from central.judging.own import anonymisation, erasure, notification, separation
@@ -28,17 +29,12 @@ _NODES = (
 
 Share = Tuple[int, int]
 """(which, of how many): the slice of the fleet one judgement covers; (0, 1) is every node."""
-_IDS_PER_QUERY = 1000
 
 
 def in_share(agent_id: str, share: Share) -> bool:
     """Whether the node falls in ``share`` (by a hash of its id: the same slice every time)."""
     which, count = share
     return count <= 1 or zlib.crc32(agent_id.encode()) % count == which
-
-
-def _chunks(ids: List[str]) -> List[List[str]]:
-    return [ids[i : i + _IDS_PER_QUERY] for i in range(0, len(ids), _IDS_PER_QUERY)]
 
 
 def _incidents(conn: Connection, since: datetime, agent_ids: List[str]) -> Dict[str, List[Incident]]:
@@ -52,13 +48,13 @@ def _incidents(conn: Connection, since: datetime, agent_ids: List[str]) -> Dict[
     )
     held = select(incident_events.c.incident_id).where(incident_events.c.kind == "held")
     out: Dict[str, List[Incident]] = {}
-    for chunk in _chunks(agent_ids):
+    for chunk in in_lists(agent_ids):
         _incidents_of(conn, since, chunk, first, held, out)
     return out
 
 
 def _incidents_of(
-    conn: Connection, since: datetime, chunk: List[str], first: Any, held: Any, out: Dict[str, List[Incident]]
+    conn: Connection, since: datetime, chunk: Sequence[str], first: Any, held: Any, out: Dict[str, List[Incident]]
 ) -> None:
     rows = conn.execute(
         select(
@@ -166,7 +162,7 @@ def run(
     nothing when none changed (the duty round reads first and writes only when something has to be)."""
     verdicts = judge_all(conn, settings, channels, now, reports_days, share)
     current: Dict[Tuple[str, str], Any] = {}
-    for chunk in _chunks(sorted({agent_id for agent_id, _ in verdicts})):
+    for chunk in in_lists(sorted({agent_id for agent_id, _ in verdicts})):
         query = select(findings.c.agent_id, findings.c.rule_id, *COMPARED).where(
             findings.c.rule_id.in_(list(OWN_RULES)), findings.c.agent_id.in_(chunk)
         )
