@@ -9,6 +9,21 @@ the cut bytes, compressed.  The cut bytes are kept once per node in
 signed bytes exactly; a body is only stored as a skeleton when the join, done before storing,
 reproduces its SHA-256, and stays raw otherwise (as every body stored before migration 0011 is).
 
+Formats, each readable forever: a raw body (a JSON object); ``MAGIC`` (tsk1): the skeleton's
+*parts* (literals and references) deflated with the preset dictionary :data:`_ZDICT`; ``MAGIC2``
+(tsk2, written since): the SHA-256 of a *dictionary piece* of the node, then the parts deflated with
+:data:`_ZDICT` and that piece as preset dictionary (:func:`_zdict`).  A dictionary piece is an
+ordinary piece whose bytes are the parts of an earlier skeleton of the node, so the references to
+unchanged pieces and the repeated keys and values cost almost nothing: a skeleton of about 280
+bytes instead of 870.  Which one a node's next skeletons use is kept in a small cache in the process
+(:func:`store`); a skeleton names its dictionary, so readers need no cache, and a replica or a
+restart only makes another dictionary.  Pieces are zlib-compressed, since tsk2 with the preset
+dictionary :data:`_PIECE_ZDICT` (named in their header by its Adler-32; plain zlib before).
+
+Erasure stores the scrubbed bodies against dictionaries made of scrubbed bodies only (its own cache)
+and deletes the rest (:func:`keep_only`): a dictionary holds the literals of a report, among them
+the small records that are not cut out, which may name people.
+
 Every reader of ``reports.body`` goes through :class:`Bodies` (``verify``, the export, the
 evaluator, erasure); what they check is unchanged: the joined bytes against ``body_sha256`` (or
 ``erased_sha256``) and the signature.  A piece that was changed changes the joined bytes, which no
@@ -27,7 +42,7 @@ import hashlib
 import struct
 import zlib
 from datetime import datetime, timedelta
-from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 from sqlalchemy import Connection, and_, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -36,8 +51,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from central.db.schema import evidence_blobs
 
 MAGIC = b"\x00tsk1"
-"""A stored body that starts with these bytes is a skeleton.  A raw body is a JSON object, which
-never starts with a NUL byte."""
+"""A stored body that starts with these bytes is a skeleton compressed against :data:`_ZDICT` alone
+(written until the tsk2 format; read forever).  A raw body is a JSON object, which never starts with
+a NUL byte."""
+MAGIC2 = b"\x00tsk2"
+"""A skeleton compressed against a dictionary piece of its node: ``MAGIC2``, the dictionary's SHA-256
+(32 bytes), then the parts deflated with the preset dictionary :func:`_zdict` of the dictionary."""
+_DIGEST = 32
+_WINDOW = 32768
+"""Deflate's window: at most this many bytes of a preset dictionary can be referred to."""
 MIN_PIECE = 128
 """Smaller pieces stay in the skeleton: a reference costs 32 bytes and a row."""
 REFRESH = timedelta(days=1)
@@ -51,7 +73,57 @@ _ZDICT = (
     b'"privacy":{"key_id":"","pseudonymise":true},"report_id":"","seq":,"type":"report","v":1}'
 )
 """A preset dictionary for the skeletons' compression (a skeleton is a few hundred bytes, mostly the
-same keys): part of the format ``MAGIC`` names, never to be changed."""
+same keys): part of the formats ``MAGIC`` and ``MAGIC2`` name, never to be changed."""
+
+_PIECE_ZDICT = (
+    b'"gaps":[{"reason":"no UPS: nut server 127.0.0.1:3493: connection refused (nothing listening); apcupsd s'
+    b'erver 127.0.0.1:3551: connection refused (nothing listeni"gaps":[{"reason":"cannot read vda (permission'
+    b' denied opening /dev/vda even as root (device cgroup or security module))","what":"LUKS headers"}],"obs'
+    b'erved":{"lu"gaps":[],"observed":{"clamav":{"clamd":{"address":"unix:/var/run/clamav/clamd.ctl","process'
+    b'_running":false,"reason":"unix:/var/run/clamav/clamd.ctl does not ex"gaps":[{"reason":"no backup config'
+    b'ured in agent.yaml (collectors.backup.backups is empty)","what":"everything"}],"observed":{},"status":"'
+    b'not_present"}"gaps":[{"reason":"no process holds 1 socket: kernel sockets (nfsd, lockd, WireGuard), pro'
+    b'cesses in another PID namespace, or the agent lacks CAP_SYS_PTRACE (ne"gaps":[],"observed":{"audit":{"e'
+    b'nabled":false,"failure_mode":1,"immutable":false,"installed":true,"lost":0,"pid":0,"reason":null,"rules'
+    b'":0,"rules_in_files":0,""gaps":[],"observed":{"allow_groups":null,"allow_users":null,"authentication_me'
+    b'thods":"any","ciphers":["chacha20-poly1305@openssh.com","aes128-ctr","aes192-ctr""gaps":[],"observed":{'
+    b'"accounts":[{"admin_groups":[],"authorized_keys":{"count":0,"keys":[],"types":[]},"dormant":false,"expi'
+    b'red":false,"expires":null,"gid":0,""gaps":[{"reason":"no kernel in /boot or /lib/modules (a container r'
+    b'uns its host\'s kernel)","what":"installed kernels"}],"observed":{"held_back":[],"installed_k"gaps":[],'
+    b'"observed":{"active":false,"counts":{"closed":0,"open":1,"restricted":0,"unknown":0},"default_denies":f'
+    b'alse,"frontends":{"firewalld":{"default_zone":n"gaps":[{"reason":"no baseline yet: the daemon makes one'
+    b' at its first run","what":"changes"}],"observed":{"baseline_created":false,"baseline_since":null,"chang'
+    b'e"gaps":[{"reason":"not root, or held by no process here: whether it is a remote-service tool is unknow'
+    b'n","what":"owner of 1 socket"}],"observed":{"accounts":[],,"error":null,"format":1,"gaps":[],"observed"'
+    b':{"daemons":[{"last_sync_at":"2026-12-07T00:00:00Z","leap_status":"normal","name":"chrony","offset_s":0'
+    b'.000123,"reason":null,"reference":"192.0.2.1","running":true,"sources":[],"stratum":3,"synchronised":tr'
+    b'ue},{"last_sync_at":null,"leap_status":null,"name":"timesyncd","offset_s":null,"reason":"systemd-timesy'
+    b'ncd is not running","reference":null,"running":false,"sources":[],"stratum":null,"synchronised":false},'
+    b'{"last_sync_at":null,"leap_status":null,"name":"ntpd","offset_s":null,"reason":"ntpd is not running","r'
+    b'eference":null,"running":false,"sources":[],"stratum":null,"synchronised":false}],"last_sync_at":"2026-'
+    b'12-07T00:00:00Z","leap_status":"normal","offset_abs_s":0.000123,"offset_s":0.000123,"reason":"chrony: c'
+    b'hronyd is not running; timesyncd: systemd-timesyncd is not running; ntpd: ntpd is not running","referen'
+    b'ce":"192.0.2.1","source":"chrony","stratum":3,"synchronised":true},"status":"complete"}'
+)
+"""The preset dictionary of the pieces (zlib format: the FDICT flag and this dictionary's Adler-32,
+:data:`_PIECE_ADLER`, in the header; pieces written before it are plain zlib and read as such): the
+part after ``duration_ms`` of a real ``tillsyn-agent collect --json`` of each collector (its start;
+the time collector's record whole, as on a synchronised node, because it is a new piece in nearly
+every report).  Part of the format, never to be changed: another dictionary needs its own Adler-32,
+and this one kept to read what was written with it."""
+_PIECE_ADLER = struct.pack(">I", zlib.adler32(_PIECE_ZDICT))
+REMAKE = 512
+"""A skeleton compressed against its node's dictionary to more bytes than this makes the report's
+own parts the node's new dictionary (see :func:`store`).  Against a dictionary of the same collectors a
+skeleton is 250-350 bytes (its dictionary's and the new pieces' SHA-256, the records' times and
+durations); against one that shares little (made of a report of fewer collectors) 600-900, as a tsk1
+skeleton.  A new dictionary costs one piece of about 1 KB, paid back within a few reports; between
+the two, so that the usual spread of sizes does not make one at every report."""
+_CACHE_LIMIT = 16384
+_DICTIONARIES: Dict[str, Tuple[bytes, bytes, datetime]] = {}
+"""Per node (``agent_id``), the dictionary its next skeletons are compressed against: its SHA-256,
+its bytes, when it was made.  Only a hint: :func:`store` uses it only while its row is stored and
+fresh, and every skeleton is checked by joining it back before it is stored."""
 
 
 class UnreadableBody(Exception):
@@ -62,17 +134,38 @@ class MissingPiece(UnreadableBody):
     """A stored skeleton refers to a piece of evidence that is not stored (deleted or never written)."""
 
 
-def _compress(data: bytes) -> bytes:
-    packer = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, _ZDICT)
+def _compress(data: bytes, zdict: bytes = _ZDICT, level: int = 6, wbits: int = -15) -> bytes:
+    packer = zlib.compressobj(level, zlib.DEFLATED, wbits, 9, zlib.Z_DEFAULT_STRATEGY, zdict)
     return packer.compress(data) + packer.flush()
 
 
-def _decompress(data: bytes) -> bytes:
-    unpacker = zlib.decompressobj(-15, _ZDICT)
+def _decompress(data: bytes, zdict: bytes = _ZDICT, wbits: int = -15) -> bytes:
+    unpacker = zlib.decompressobj(wbits, zdict)
     out = unpacker.decompress(data) + unpacker.flush()
     if not unpacker.eof or unpacker.unused_data:
         raise zlib.error("the compressed stream is cut short or followed by other bytes")
     return out
+
+
+def _zdict(dictionary: bytes) -> bytes:
+    """The preset dictionary of a tsk2 skeleton whose dictionary piece is ``dictionary``: :data:`_ZDICT`
+    and the piece, their last 32 KB (deflate's window) when longer."""
+    return (_ZDICT + dictionary)[-_WINDOW:]
+
+
+def pack_piece(piece: bytes) -> bytes:
+    """A piece as stored in ``evidence_blobs.data``: zlib with the preset dictionary :data:`_PIECE_ZDICT`."""
+    return _compress(piece, _PIECE_ZDICT, 9, 15)
+
+
+def unpack_piece(data: bytes) -> bytes:
+    """A piece's bytes from ``evidence_blobs.data``: zlib, with :data:`_PIECE_ZDICT` when its header says so
+    (FDICT and that dictionary's Adler-32), plain otherwise (pieces stored before it).  Raises ``zlib.error``."""
+    if len(data) >= 6 and data[1] & 0x20:  # FDICT: a preset dictionary, named by its Adler-32
+        if data[2:6] != _PIECE_ADLER:
+            raise zlib.error(f"compressed with an unknown preset dictionary (Adler-32 {data[2:6].hex()})")
+        return _decompress(data, _PIECE_ZDICT, 15)
+    return zlib.decompress(data)
 
 
 _EVIDENCE = b'"evidence":[{'
@@ -107,9 +200,9 @@ def _cuts(raw: bytes) -> List[Tuple[int, int]]:
         at = stop + 1
 
 
-def split(raw: bytes) -> Optional[Tuple[bytes, Dict[bytes, bytes]]]:
-    """``(skeleton, {sha256: piece})`` of a report body, or None when it has nothing worth cutting
-    out or the skeleton and pieces do not join back to exactly ``raw``."""
+def _cut(raw: bytes) -> Optional[Tuple[bytes, Dict[bytes, bytes]]]:
+    """The parts of ``raw`` (literals and references, uncompressed) and its pieces, or None when
+    nothing is worth cutting out."""
     parts: List[bytes] = []
     pieces: Dict[bytes, bytes] = {}
     at = 0
@@ -122,48 +215,105 @@ def split(raw: bytes) -> Optional[Tuple[bytes, Dict[bytes, bytes]]]:
     if not pieces:
         return None
     parts.append(_LITERAL + struct.pack(">I", len(raw) - at) + raw[at:])
-    skeleton = MAGIC + _compress(b"".join(parts))
-    if join(skeleton, pieces) != raw:  # the same bytes, so the same SHA-256 (body_sha256)
+    return b"".join(parts), pieces
+
+
+def _against(
+    raw: bytes, parts: bytes, pieces: Dict[bytes, bytes], dictionary: bytes
+) -> Optional[Tuple[bytes, Dict[bytes, bytes]]]:
+    """The tsk2 skeleton of ``raw`` compressed against ``dictionary``, with its pieces and the
+    dictionary piece; None unless it joins back to exactly ``raw``."""
+    name = hashlib.sha256(dictionary).digest()
+    skeleton = MAGIC2 + name + _compress(parts, _zdict(dictionary), 9)
+    pieces = {**pieces, name: dictionary}
+    try:
+        if join(skeleton, pieces) != raw:  # the same bytes, so the same SHA-256 (body_sha256)
+            return None
+    except UnreadableBody:
         return None
     return skeleton, pieces
 
 
-def _parts(skeleton: bytes) -> Iterable[Tuple[bytes, bytes]]:
+def split(raw: bytes, dictionary: Optional[bytes] = None) -> Optional[Tuple[bytes, Dict[bytes, bytes]]]:
+    """``(skeleton, {sha256: piece})`` of a report body, the skeleton compressed against
+    ``dictionary`` (the parts of an earlier skeleton of the node; its own parts when None), which is
+    one of the pieces; None when it has nothing worth cutting out or the skeleton and pieces do not
+    join back to exactly ``raw``."""
+    cut = _cut(raw)
+    if cut is None:
+        return None
+    parts, pieces = cut
+    return _against(raw, parts, pieces, parts if dictionary is None else dictionary)
+
+
+def _dictionary_name(stored: bytes) -> Optional[bytes]:
+    """The SHA-256 of the dictionary piece a tsk2 skeleton is compressed against (None for others)."""
+    if not stored.startswith(MAGIC2):
+        return None
+    if len(stored) < len(MAGIC2) + _DIGEST:
+        raise UnreadableBody("stored skeleton is damaged: cut short")
+    return stored[len(MAGIC2) : len(MAGIC2) + _DIGEST]
+
+
+def _parts(stored: bytes, dictionary: Optional[bytes] = None) -> List[Tuple[bytes, bytes]]:
+    """A skeleton's parts: tsk1 alone, tsk2 with the bytes of its dictionary piece."""
     try:
-        data = _decompress(skeleton[len(MAGIC) :])
+        if dictionary is None:
+            data = _decompress(stored[len(MAGIC) :])
+        else:
+            data = _decompress(stored[len(MAGIC2) + _DIGEST :], _zdict(dictionary))
     except zlib.error as err:
         raise UnreadableBody(f"stored skeleton is damaged: {err}") from err
+    out: List[Tuple[bytes, bytes]] = []
     at = 0
     while at < len(data):
         tag = data[at : at + 1]
-        if tag == _PIECE and at + 33 <= len(data):
-            yield tag, data[at + 1 : at + 33]
-            at += 33
+        if tag == _PIECE and at + 1 + _DIGEST <= len(data):
+            out.append((tag, data[at + 1 : at + 1 + _DIGEST]))
+            at += 1 + _DIGEST
         elif tag == _LITERAL and at + 5 <= len(data):
             (size,) = struct.unpack(">I", data[at + 1 : at + 5])
             if at + 5 + size > len(data):
                 raise UnreadableBody(f"stored skeleton is damaged at byte {at}")
-            yield tag, data[at + 5 : at + 5 + size]
+            out.append((tag, data[at + 5 : at + 5 + size]))
             at += 5 + size
         else:
             raise UnreadableBody(f"stored skeleton is damaged at byte {at}")
+    return out
 
 
-def references(stored: bytes) -> Set[bytes]:
-    """The SHA-256 digests of the pieces a stored body refers to (none for a raw body)."""
-    if not stored.startswith(MAGIC):
+def _read(stored: bytes, pieces: Mapping[bytes, bytes]) -> Tuple[List[Tuple[bytes, bytes]], Set[bytes]]:
+    """A skeleton's parts and the pieces it refers to (its dictionary's included)."""
+    name = _dictionary_name(stored)
+    if name is None:
+        parts = _parts(stored)
+        return parts, {value for tag, value in parts if tag == _PIECE}
+    if name not in pieces:
+        raise MissingPiece(f"evidence piece {name.hex()} is not stored (the skeleton's dictionary)")
+    parts = _parts(stored, pieces[name])
+    return parts, {name} | {value for tag, value in parts if tag == _PIECE}
+
+
+def _skeleton(stored: bytes) -> bool:
+    return stored.startswith(MAGIC) or stored.startswith(MAGIC2)
+
+
+def references(stored: bytes, pieces: Mapping[bytes, bytes] = {}) -> Set[bytes]:
+    """The SHA-256 digests of the pieces a stored body refers to (none for a raw body); a tsk2
+    skeleton's dictionary piece must be in ``pieces`` (see :meth:`Bodies.references`)."""
+    if not _skeleton(stored):
         return set()
-    return {value for tag, value in _parts(stored) if tag == _PIECE}
+    return _read(stored, pieces)[1]
 
 
-def join(stored: bytes, pieces: Dict[bytes, bytes]) -> bytes:
+def join(stored: bytes, pieces: Mapping[bytes, bytes]) -> bytes:
     """The body's bytes: ``stored`` itself when raw, else the skeleton with its pieces put back."""
-    if not stored.startswith(MAGIC):
+    if not _skeleton(stored):
         return stored
-    return _joined(list(_parts(stored)), pieces)
+    return _joined(_read(stored, pieces)[0], pieces)
 
 
-def _joined(parts: List[Tuple[bytes, bytes]], pieces: Dict[bytes, bytes]) -> bytes:
+def _joined(parts: List[Tuple[bytes, bytes]], pieces: Mapping[bytes, bytes]) -> bytes:
     out = []
     for tag, value in parts:
         if tag == _LITERAL:
@@ -192,31 +342,57 @@ def _upsert(insert: Any) -> Any:
 
 
 _UPSERT = {"sqlite": _upsert(sqlite_insert), "postgresql": _upsert(pg_insert)}
+Dictionaries = Dict[str, Tuple[bytes, bytes, datetime]]
 
 
-def store(conn: Connection, agent_id: str, raw: bytes, now: datetime) -> bytes:
+def store(
+    conn: Connection, agent_id: str, raw: bytes, now: datetime, dictionaries: Optional[Dictionaries] = None
+) -> bytes:
     """What to put in ``reports.body`` for the signed bytes ``raw`` of a report of ``agent_id``
-    received ``now``: a skeleton whose pieces are stored (or used again) in this transaction, or
-    ``raw`` itself."""
-    cut = split(raw)
+    received ``now``: a tsk2 skeleton whose pieces and dictionary piece are stored (or used again)
+    in this transaction, or ``raw`` itself.
+
+    The dictionary is the node's in ``dictionaries`` (the process's cache when None; erasure passes
+    its own, so that scrubbed bodies are compressed only against scrubbed parts) while its row is
+    stored and fresh, it is younger than :data:`REFRESH` and the skeleton against it is at most
+    :data:`REMAKE` bytes; else the report's own parts become the node's new dictionary."""
+    cut = _cut(raw)
     if cut is None:
         return raw
-    skeleton, pieces = cut
-    digests = sorted(pieces)
+    parts, pieces = cut
+    cache = _DICTIONARIES if dictionaries is None else dictionaries
+    held = cache.get(agent_id)
+    asked = sorted(set(pieces) | ({held[0]} if held else set()))
     fresh = {
         bytes(d)
-        for d in conn.execute(
-            _FRESH, {"agent_key": agent_id, "digests": digests, "fresh_since": now - REFRESH}
-        ).scalars()
+        for d in conn.execute(_FRESH, {"agent_key": agent_id, "digests": asked, "fresh_since": now - REFRESH}).scalars()
     }
+    made = None
+    if held is not None and held[0] in fresh and now - held[2] < REFRESH:
+        made = _against(raw, parts, pieces, held[1])
+        if made is not None and len(made[0]) > REMAKE:
+            made = None
+    if made is None:
+        made = _against(raw, parts, pieces, parts)
+        if made is None:
+            return raw
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[agent_id] = (hashlib.sha256(parts).digest(), parts, now)
+    skeleton, pieces = made
     rows = [
-        {"agent_id": agent_id, "digest": d, "data": zlib.compress(pieces[d], 6), "last_used": now}
-        for d in digests
+        {"agent_id": agent_id, "digest": d, "data": pack_piece(pieces[d]), "last_used": now}
+        for d in sorted(pieces)
         if d not in fresh
     ]
     if rows:
         conn.execute(_UPSERT[conn.dialect.name], rows)
     return skeleton
+
+
+def forget(agent_id: str) -> None:
+    """Drop the node's dictionary from this process's cache (erasure deletes the pieces it was made of)."""
+    _DICTIONARIES.pop(agent_id, None)
 
 
 class Bodies:
@@ -228,14 +404,8 @@ class Bodies:
         self.cache: Dict[Tuple[str, bytes], bytes] = {}
         self.limit = limit
 
-    def raw(self, agent_id: str, stored: bytes) -> bytes:
-        """The exact bytes ``stored`` (a ``reports.body`` of ``agent_id``) stands for.
-        Raises :class:`UnreadableBody` (:class:`MissingPiece` when a piece is gone)."""
-        stored = bytes(stored)
-        if not stored.startswith(MAGIC):
-            return stored
-        parts = list(_parts(stored))
-        wanted = {value for tag, value in parts if tag == _PIECE}
+    def _fetch(self, agent_id: str, wanted: Iterable[bytes]) -> Dict[bytes, bytes]:
+        """The pieces of ``wanted`` that are stored, from the cache or in one query."""
         missing = [d for d in wanted if (agent_id, d) not in self.cache]
         if missing:
             if len(self.cache) + len(missing) > self.limit:
@@ -246,10 +416,32 @@ class Bodies:
                 )
             ):
                 try:
-                    self.cache[(agent_id, bytes(digest))] = zlib.decompress(bytes(data))
+                    self.cache[(agent_id, bytes(digest))] = unpack_piece(bytes(data))
                 except zlib.error as err:
                     raise UnreadableBody(f"evidence piece {bytes(digest).hex()} is damaged: {err}") from err
-        return _joined(parts, {d: self.cache[(agent_id, d)] for d in wanted if (agent_id, d) in self.cache})
+        return {d: self.cache[(agent_id, d)] for d in wanted if (agent_id, d) in self.cache}
+
+    def _read(self, agent_id: str, stored: bytes) -> Tuple[List[Tuple[bytes, bytes]], Dict[bytes, bytes]]:
+        name = _dictionary_name(stored)
+        dictionary = self._fetch(agent_id, [name]) if name is not None else {}  # shared by many reports: cached
+        parts, wanted = _read(stored, dictionary)
+        return parts, self._fetch(agent_id, wanted)
+
+    def raw(self, agent_id: str, stored: bytes) -> bytes:
+        """The exact bytes ``stored`` (a ``reports.body`` of ``agent_id``) stands for.
+        Raises :class:`UnreadableBody` (:class:`MissingPiece` when a piece is gone)."""
+        stored = bytes(stored)
+        if not _skeleton(stored):
+            return stored
+        return _joined(*self._read(agent_id, stored))
+
+    def references(self, agent_id: str, stored: bytes) -> Set[bytes]:
+        """The pieces a stored body of ``agent_id`` refers to, its dictionary included."""
+        stored = bytes(stored)
+        if not _skeleton(stored):
+            return set()
+        name = _dictionary_name(stored)
+        return _read(stored, self._fetch(agent_id, [name]) if name is not None else {})[1]
 
 
 def body_of(conn: Connection, agent_id: str, stored: bytes) -> bytes:
@@ -284,4 +476,17 @@ def keep_only(conn: Connection, agent_id: str, referenced: Set[bytes]) -> int:
     return len(unused)
 
 
-__all__ = ["Bodies", "MissingPiece", "UnreadableBody", "body_of", "keep_only", "prune", "references", "split", "store"]
+__all__ = [
+    "Bodies",
+    "MissingPiece",
+    "UnreadableBody",
+    "body_of",
+    "forget",
+    "keep_only",
+    "pack_piece",
+    "prune",
+    "references",
+    "split",
+    "store",
+    "unpack_piece",
+]

@@ -121,6 +121,7 @@ def erase(conn: Connection, node: str, reference: Optional[str], actor: str, now
     erased_reports = 0
     bodies = report_bodies.Bodies(conn)
     referenced: Set[bytes] = set()
+    dictionaries: report_bodies.Dictionaries = {}
     last = -1
     while True:  # in chain order, a batch at a time (a node can have many reports)
         batch = conn.execute(
@@ -140,18 +141,24 @@ def erase(conn: Connection, node: str, reference: Optional[str], actor: str, now
                     f"report {index} of the node cannot be read ({err}): see tillsyn-central verify"
                 ) from err
             new = scrubber.report(body)
-            if new == body:
-                referenced |= report_bodies.references(bytes(stored))
+            if new == body and not bytes(stored).startswith(report_bodies.MAGIC2):
+                referenced |= bodies.references(agent_id, stored)
                 continue
-            kept = report_bodies.store(conn, agent_id, new, now)  # the scrubbed body's own pieces
-            referenced |= report_bodies.references(kept)
+            # the scrubbed body's own pieces, against a dictionary made of scrubbed bodies only (an
+            # unchanged tsk2 body too: its dictionary may be made of an unscrubbed one)
+            kept = report_bodies.store(conn, agent_id, new, now, dictionaries)
+            referenced |= bodies.references(agent_id, kept)
+            if new == body:
+                conn.execute(update(reports).where(reports.c.id == pk).values(body=kept))
+                continue
             conn.execute(
                 update(reports)
                 .where(reports.c.id == pk)
                 .values(body=kept, erased_sha256=hashlib.sha256(new).hexdigest(), erasure_id=erasure_id)
             )
             erased_reports += 1
-    report_bodies.keep_only(conn, agent_id, referenced)  # the pieces with personal data go
+    report_bodies.keep_only(conn, agent_id, referenced)  # the pieces with personal data go, old dictionaries too
+    report_bodies.forget(agent_id)
     mine = latest_evidence.c.agent_id == agent_id
     _scrub_rows(conn, latest_evidence, mine, {"record": "json"}, scrubber)
     _scrub_rows(conn, findings, findings.c.agent_id == agent_id, {"observed": "json"}, scrubber)

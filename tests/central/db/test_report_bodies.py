@@ -6,6 +6,7 @@ on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import subprocess
 import sys
@@ -44,11 +45,13 @@ TIMESYNCD = {"name": "timesyncd", "running": False, "synchronised": False, "reas
 
 def _stored(centre: Centre, agent_id: str) -> List[Any]:
     with read_tx(centre.engine) as conn:
-        return conn.execute(
-            select(reports.c.id, reports.c.body, reports.c.body_sha256, reports.c.erased_sha256)
-            .where(reports.c.agent_id == agent_id)
-            .order_by(reports.c.chain_index)
-        ).all()
+        return list(
+            conn.execute(
+                select(reports.c.id, reports.c.body, reports.c.body_sha256, reports.c.erased_sha256)
+                .where(reports.c.agent_id == agent_id)
+                .order_by(reports.c.chain_index)
+            ).all()
+        )
 
 
 def _pieces(centre: Centre, agent_id: str) -> Dict[bytes, bytes]:
@@ -56,7 +59,14 @@ def _pieces(centre: Centre, agent_id: str) -> Dict[bytes, bytes]:
         rows = conn.execute(
             select(evidence_blobs.c.digest, evidence_blobs.c.data).where(evidence_blobs.c.agent_id == agent_id)
         ).all()
-    return {bytes(d): zlib.decompress(bytes(data)) for d, data in rows}
+    return {bytes(d): report_bodies.unpack_piece(bytes(data)) for d, data in rows}
+
+
+def _tsk1(raw: bytes) -> bytes:
+    """``raw`` as the tsk1 format stored it (a skeleton compressed against the preset dictionary alone)."""
+    cut = report_bodies._cut(raw)
+    assert cut is not None
+    return report_bodies.MAGIC + report_bodies._compress(cut[0])
 
 
 def _real_records() -> List[Evidence]:
@@ -93,10 +103,11 @@ def test_split_joins_back_to_the_exact_bytes_and_refuses_what_it_cannot_cut() ->
     cut = report_bodies.split(body)
     assert cut is not None
     skeleton, pieces = cut
-    assert skeleton.startswith(report_bodies.MAGIC) and len(pieces) == 3  # backup's record is too small
+    # three records' pieces (backup's record is too small) and the dictionary: here the body's own parts
+    assert skeleton.startswith(report_bodies.MAGIC2) and len(pieces) == 4
     assert report_bodies.join(skeleton, pieces) == body
-    assert report_bodies.references(skeleton) == set(pieces)
-    for damaged in (skeleton[:-3], skeleton[:-3] + bytes(3), skeleton[:20] + b"x" + skeleton[21:]):
+    assert report_bodies.references(skeleton, pieces) == set(pieces)
+    for damaged in (skeleton[:-3], skeleton[:-3] + bytes(3), skeleton[:40] + b"x" + skeleton[41:]):
         # damage is an error, or other bytes (which do not match body_sha256): never the body
         with contextlib.suppress(report_bodies.UnreadableBody):
             assert report_bodies.join(damaged, pieces) != body
@@ -120,8 +131,8 @@ def test_stored_once_read_back_exactly_and_verified(client: TestClient, centre: 
         assert node.send(envelope).status_code == 200
         sent.append(envelope)
     rows = _stored(centre, node.agent_id)
-    assert all(bytes(r.body).startswith(report_bodies.MAGIC) for r in rows)
-    assert len(_pieces(centre, node.agent_id)) == 3
+    assert all(bytes(r.body).startswith(report_bodies.MAGIC2) for r in rows)
+    assert len(_pieces(centre, node.agent_id)) == 4  # and one dictionary, the first report's parts
     with read_tx(centre.engine) as conn:
         bodies = report_bodies.Bodies(conn)
         for row, envelope in zip(rows, sent):
@@ -134,10 +145,12 @@ def test_stored_once_read_back_exactly_and_verified(client: TestClient, centre: 
         conn.execute(pending_evaluation.insert().values(report_pk=rows[-1].id, agent_id=node.agent_id))
     done = centre.evaluate()
     assert (done.reports, done.unreadable, done.failed) == (1, 0, 0)
-    # an old body stored whole (before migration 0011) reads as before
+    # an old body stored whole (before migration 0011), and one as a tsk1 skeleton, read as before
     with write_tx(centre.engine) as conn:
         raw = report_bodies.body_of(conn, node.agent_id, rows[0].body)
         conn.execute(update(reports).where(reports.c.id == rows[0].id).values(body=raw))
+        raw = report_bodies.body_of(conn, node.agent_id, rows[1].body)
+        conn.execute(update(reports).where(reports.c.id == rows[1].id).values(body=_tsk1(raw)))
     assert verify_store(centre.engine) == (1, [])
 
 
@@ -168,20 +181,26 @@ def test_a_changed_or_missing_piece_is_found_by_verify(client: TestClient, centr
 def test_erasure_takes_the_pieces_with_personal_data_and_the_chain_verifies(
     client: TestClient, centre: Centre, node: Node
 ) -> None:
+    small = evidence_record("logging", {"user": "anna"})  # too small to be a piece: a literal of the skeleton
     for _ in range(3):
-        assert node.send(node.report(*_real_records())).status_code == 200
-    assert any(b"anna" in p for p in _pieces(centre, node.agent_id).values())
+        assert node.send(node.report(*_real_records(), small)).status_code == 200
+    assert node.send(node.report(evidence_record("backup", {}), evidence_record("time", CHRONY))).status_code == 200
+    before = _pieces(centre, node.agent_id)
+    assert any(b'"user":"anna"' in p for p in before.values())  # in the dictionary, the first report's parts
     now = datetime.now(timezone.utc)
     with write_tx(centre.engine) as conn:
         done = erase(conn, node.agent_id, "GDPR-1", "test", now, "test")
     assert done.reports == 3
-    pieces = _pieces(centre, node.agent_id)
+    pieces = _pieces(centre, node.agent_id)  # the dictionaries included: none made of an unscrubbed body
     assert pieces and not any(b"anna" in p for p in pieces.values())
+    # the next report of the node is not compressed against a dictionary erasure deleted
+    assert node.send(node.report(evidence_record("accounts", {"users": [{"name": "bob"}] * 9}))).status_code == 200
+    assert not any(b"anna" in p for p in _pieces(centre, node.agent_id).values())
     rows = _stored(centre, node.agent_id)
-    assert all(r.erased_sha256 is not None for r in rows)
+    assert [r.erased_sha256 is not None for r in rows] == [True] * 3 + [False] * 2
     with read_tx(centre.engine) as conn:
         bodies = report_bodies.Bodies(conn)
-        assert all(body_hash(bodies.raw(node.agent_id, r.body)) == r.erased_sha256 for r in rows)
+        assert all(body_hash(bodies.raw(node.agent_id, r.body)) == (r.erased_sha256 or r.body_sha256) for r in rows)
         assert all(b"anna" not in bodies.raw(node.agent_id, r.body) for r in rows)
         exported = build(conn, Request(end=datetime.now(timezone.utc) + timedelta(seconds=1), with_evidence=True))
     assert verify_store(centre.engine) == (1, [])
@@ -191,11 +210,14 @@ def test_erasure_takes_the_pieces_with_personal_data_and_the_chain_verifies(
 
 
 def test_retention_deletes_pieces_no_report_left_refers_to(client: TestClient, centre: Centre, node: Node) -> None:
-    old, new = evidence_record("ports", ANNA), evidence_record("ports", {"sockets": [], "counts": {"total": 0}})
+    nothing = {"sockets": [], "counts": {"all_interfaces": 0, "loopback": 0, "total": 0}}
+    old, new = evidence_record("ports", ANNA), evidence_record("ports", nothing)
     for _ in range(2):
         assert node.send(node.report(old)).status_code == 200
     assert node.send(node.report(new)).status_code == 200
-    kept = report_bodies.references(bytes(_stored(centre, node.agent_id)[-1].body))
+    with read_tx(centre.engine) as conn:  # its pieces and its dictionary (made of the first report's parts)
+        kept = report_bodies.Bodies(conn).references(node.agent_id, _stored(centre, node.agent_id)[-1].body)
+    assert len(kept) == 2
     now = datetime.now(timezone.utc) + timedelta(days=399)  # the cut-off: a day ago
     long_ago = datetime.now(timezone.utc) - timedelta(days=100)
     with write_tx(centre.engine) as conn:  # the first two reports, and the piece only they use, are old
@@ -216,3 +238,125 @@ def test_retention_deletes_pieces_no_report_left_refers_to(client: TestClient, c
         assert conn.execute(select(func.count()).select_from(reports)).scalar_one() == 1
     checked = verify_ledger(centre.engine, retention=Retention(), now=now)
     assert (checked.checked, checked.problems) == (1, [])
+
+
+def _body(seq: int, *records: Evidence) -> bytes:
+    at = datetime(2026, 12, 7, 4, seq, tzinfo=timezone.utc)
+    return canonical(Report("a" * 32, "b" * 32, seq, at, "test", records or tuple(_real_records())).to_dict())
+
+
+def test_tsk1_tsk2_and_raw_join_exactly_and_each_check_can_fail(monkeypatch: Any) -> None:
+    first, second = _body(1), _body(2)
+    assert report_bodies.join(first, {}) == first  # raw
+    tsk1 = _tsk1(first)
+    cut = report_bodies.split(first)
+    assert cut is not None
+    assert report_bodies.join(tsk1, cut[1]) == first
+    assert report_bodies.references(tsk1) == set(cut[1]) - {cut[0][5:37]}  # no dictionary
+    # the second body against the first's parts: the dictionary is a piece, named after the magic
+    dictionary = report_bodies._cut(first)
+    assert dictionary is not None
+    against = report_bodies.split(second, dictionary[0])
+    assert against is not None
+    skeleton, pieces = against
+    name = skeleton[len(report_bodies.MAGIC2) : len(report_bodies.MAGIC2) + 32]
+    assert pieces[name] == dictionary[0] and report_bodies.join(skeleton, pieces) == second
+    assert len(skeleton) < len(tsk1) / 2
+    # the dictionary piece missing: MissingPiece naming it; another dictionary under its name: never the body
+    try:
+        report_bodies.join(skeleton, {d: p for d, p in pieces.items() if d != name})
+    except report_bodies.MissingPiece as err:
+        assert name.hex() in str(err) and "dictionary" in str(err)
+    else:
+        raise AssertionError("a missing dictionary went unnoticed")
+    with contextlib.suppress(report_bodies.UnreadableBody):
+        assert report_bodies.join(skeleton, {**pieces, name: dictionary[0][:-40] + bytes(40)}) != second
+    for damaged in (skeleton[:20], skeleton[:-3], skeleton[:60] + b"x" + skeleton[61:]):
+        with contextlib.suppress(report_bodies.UnreadableBody):
+            assert report_bodies.join(damaged, pieces) != second
+    try:
+        report_bodies.join(skeleton[:20], pieces)
+    except report_bodies.UnreadableBody as err:
+        assert "damaged" in str(err)
+    else:
+        raise AssertionError("a cut skeleton went unnoticed")
+    # the join check before storing: a skeleton that does not join back (here the dictionary differs
+    # between writing and reading) is not returned, and the body is stored raw
+    calls = iter(range(1000))
+    real = report_bodies._zdict
+    monkeypatch.setattr(report_bodies, "_zdict", lambda d: real(d if next(calls) % 2 else d[::-1]))
+    assert report_bodies.split(second, dictionary[0]) is None
+
+
+def test_pieces_are_compressed_with_a_preset_dictionary_and_old_ones_still_read() -> None:
+    piece = _body(1)[200:900]
+    packed = report_bodies.pack_piece(piece)
+    assert packed[1] & 0x20 and packed[2:6] == report_bodies._PIECE_ADLER  # FDICT and the dictionary's Adler-32
+    assert report_bodies.unpack_piece(packed) == piece
+    assert report_bodies.unpack_piece(zlib.compress(piece, 6)) == piece  # stored before: plain zlib
+    other = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_DEFAULT_STRATEGY, b"another dictionary")
+    for unknown in (other.compress(piece) + other.flush(), packed[:-5]):
+        try:
+            report_bodies.unpack_piece(unknown)
+        except zlib.error:
+            pass
+        else:
+            raise AssertionError("a piece that cannot be read was read")
+    chrony = canonical(evidence_record("time", {"daemons": [CHRONY, TIMESYNCD], "synchronised": True}).to_dict())
+    assert len(report_bodies.pack_piece(chrony)) < len(zlib.compress(chrony, 9)) - 100
+
+
+def test_the_dictionary_is_remade_when_the_cache_cannot_be_used(client: TestClient, centre: Centre, node: Node) -> None:
+    """Restart or another replica (an empty cache), a dictionary erased or older than REFRESH, a
+    skeleton too large against it: each makes a new one, and every body reads back."""
+    now = datetime.now(timezone.utc)
+    bodies = [_body(i) for i in range(1, 6)]
+    names13 = ["power", "disk_encryption", "antivirus", "backup", "ports", "logging", "time", "sshd", "accounts"]
+    names13 += ["updates", "firewall", "file_integrity", "service_access"]
+    bodies.append(_body(6, *(evidence_record(n, {"value": n * 20}) for n in names13)))
+    small = _body(7, evidence_record("backup", {}), evidence_record("time", {"daemons": [CHRONY, TIMESYNCD]}))
+    stored: List[bytes] = []
+    caches: List[report_bodies.Dictionaries] = [{}, {}]
+    with write_tx(centre.engine) as conn:
+        stored.append(report_bodies.store(conn, node.agent_id, bodies[0], now, caches[0]))
+        stored.append(report_bodies.store(conn, node.agent_id, bodies[1], now, caches[1]))  # another replica
+        stored.append(report_bodies.store(conn, node.agent_id, bodies[2], now, caches[0]))  # the first's again
+    names = [s[5:37] for s in stored]
+    assert names[0] != names[1] and names[2] == names[0]
+    with write_tx(centre.engine) as conn:  # erased in another process: not used, its bytes not written again
+        conn.execute(evidence_blobs.delete().where(evidence_blobs.c.digest == names[0]))
+        stored.append(report_bodies.store(conn, node.agent_id, bodies[3], now, caches[0]))
+        later = now + report_bodies.REFRESH
+        stored.append(report_bodies.store(conn, node.agent_id, bodies[4], later, caches[0]))  # too old
+        caches[0][node.agent_id] = (hashlib.sha256(b"x").digest(), b"x", later)
+        conn.execute(
+            report_bodies._UPSERT[conn.dialect.name],
+            [{"agent_id": node.agent_id, "digest": caches[0][node.agent_id][0], "data": b"", "last_used": later}],
+        )
+        big = report_bodies.store(conn, node.agent_id, bodies[5], later, caches[0])  # too large against it
+        assert big[5:37] == caches[0][node.agent_id][0] != hashlib.sha256(b"x").digest()
+        small_one = report_bodies.store(conn, node.agent_id, small, later, caches[0])
+        assert small_one[5:37] == big[5:37]  # a report of fewer collectors uses the full one's dictionary
+    assert len({s[5:37] for s in stored[3:]}) == 2 and names[0] not in {s[5:37] for s in stored[3:]}
+    with read_tx(centre.engine) as conn:
+        read = report_bodies.Bodies(conn)
+        readable = [stored[1], *stored[3:], big, small_one]
+        assert [read.raw(node.agent_id, s) for s in readable] == [bodies[1], *bodies[3:], small]
+        for gone in (stored[0], stored[2]):
+            try:
+                read.raw(node.agent_id, gone)
+            except report_bodies.MissingPiece as err:
+                assert names[0].hex() in str(err)
+            else:
+                raise AssertionError("a skeleton whose dictionary is gone was read")
+
+
+def test_verify_names_a_missing_dictionary(client: TestClient, centre: Centre, node: Node) -> None:
+    for _ in range(2):
+        assert node.send(node.report(*_real_records())).status_code == 200
+    name = bytes(_stored(centre, node.agent_id)[0].body)[5:37]
+    with write_tx(centre.engine) as conn:
+        conn.execute(evidence_blobs.delete().where(evidence_blobs.c.digest == name))
+    _, problems = verify_store(centre.engine)
+    assert [p.chain_index for p in problems] == [1, 2]
+    assert all(f"evidence piece {name.hex()} is not stored (the skeleton's dictionary)" in p.problem for p in problems)
