@@ -13,16 +13,19 @@ Formats, each readable forever: a raw body (a JSON object); ``MAGIC`` (tsk1): th
 *parts* (literals and references) deflated with the preset dictionary :data:`_ZDICT`; ``MAGIC2``
 (tsk2, written since): the SHA-256 of a *dictionary piece* of the node, then the parts deflated with
 :data:`_ZDICT` and that piece as preset dictionary (:func:`_zdict`).  A dictionary piece is an
-ordinary piece whose bytes are the parts of an earlier skeleton of the node, so the references to
-unchanged pieces and the repeated keys and values cost almost nothing: a skeleton of about 280
-bytes instead of 870.  Which one a node's next skeletons use is kept in a small cache in the process
-(:func:`store`); a skeleton names its dictionary, so readers need no cache, and a replica or a
-restart only makes another dictionary.  Pieces are zlib-compressed, since tsk2 with the preset
-dictionary :data:`_PIECE_ZDICT` (named in their header by its Adler-32; plain zlib before).
+ordinary piece whose bytes are the parts of an earlier skeleton of the node and the text of its
+smaller pieces, so the references to unchanged pieces and the repeated keys and values cost almost
+nothing, and a small record that changed (the time collector's, at every collection) stays in the
+skeleton at the cost of what changed instead of being a new piece: a skeleton of about 265 bytes
+and no new piece, instead of 870 bytes and a new piece of 410.  Which dictionary a node's next
+skeletons use is kept in a small cache in the process (:func:`store`); a skeleton names its
+dictionary, so readers need no cache, and a replica or a restart only makes another dictionary.
+Pieces are zlib-compressed, since tsk2 with the preset dictionary :data:`_PIECE_ZDICT` (named in
+their header by its Adler-32; plain zlib before).
 
 Erasure stores the scrubbed bodies against dictionaries made of scrubbed bodies only (its own cache)
-and deletes the rest (:func:`keep_only`): a dictionary holds the literals of a report, among them
-the small records that are not cut out, which may name people.
+and deletes the rest (:func:`keep_only`): a dictionary holds the text of a report's small records
+and of the parts that are not cut out, which may name people.
 
 Every reader of ``reports.body`` goes through :class:`Bodies` (``verify``, the export, the
 evaluator, erasure); what they check is unchanged: the joined bytes against ``body_sha256`` (or
@@ -42,7 +45,7 @@ import hashlib
 import struct
 import zlib
 from datetime import datetime, timedelta
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Set, Tuple
 
 from sqlalchemy import Connection, and_, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -119,11 +122,17 @@ skeleton is 250-350 bytes (its dictionary's and the new pieces' SHA-256, the rec
 durations); against one that shares little (made of a report of fewer collectors) 600-900, as a tsk1
 skeleton.  A new dictionary costs one piece of about 1 KB, paid back within a few reports; between
 the two, so that the usual spread of sizes does not make one at every report."""
+INLINE = 2048
+"""A record's part of at most this many bytes whose piece its node's dictionary does not refer to
+(it changed since, as the time collector's at every collection) stays in the skeleton, where the
+dictionary's copy of the earlier one leaves little to store, instead of becoming a new piece."""
 _CACHE_LIMIT = 16384
-_DICTIONARIES: Dict[str, Tuple[bytes, bytes, datetime]] = {}
+_DICTIONARIES: Dict[str, Tuple[bytes, bytes, datetime, FrozenSet[bytes]]] = {}
 """Per node (``agent_id``), the dictionary its next skeletons are compressed against: its SHA-256,
-its bytes, when it was made.  Only a hint: :func:`store` uses it only while its row is stored and
-fresh, and every skeleton is checked by joining it back before it is stored."""
+its bytes, when it was made, the pieces it refers to.  Only a hint: :func:`store` uses it only while
+its row is stored and fresh, and every skeleton is checked by joining it back before it is stored.
+At most :data:`_CACHE_LIMIT` nodes (about 12 KB each); a node beyond is compressed against an empty
+dictionary, as a tsk1 skeleton was."""
 
 
 class UnreadableBody(Exception):
@@ -200,19 +209,22 @@ def _cuts(raw: bytes) -> List[Tuple[int, int]]:
         at = stop + 1
 
 
-def _cut(raw: bytes) -> Optional[Tuple[bytes, Dict[bytes, bytes]]]:
+def _cut(raw: bytes, keep: Optional[FrozenSet[bytes]] = None) -> Optional[Tuple[bytes, Dict[bytes, bytes]]]:
     """The parts of ``raw`` (literals and references, uncompressed) and its pieces, or None when
-    nothing is worth cutting out."""
+    nothing is worth cutting out.  With ``keep``, a piece of at most :data:`INLINE` bytes not in it
+    stays in the parts."""
     parts: List[bytes] = []
     pieces: Dict[bytes, bytes] = {}
     at = 0
     for start, stop in _cuts(raw):
         piece = raw[start:stop]
         digest = hashlib.sha256(piece).digest()
+        if keep is not None and digest not in keep and len(piece) <= INLINE:
+            continue
         parts += [_LITERAL + struct.pack(">I", start - at) + raw[at:start], _PIECE + digest]
         pieces[digest] = piece
         at = stop
-    if not pieces:
+    if not pieces and keep is None:
         return None
     parts.append(_LITERAL + struct.pack(">I", len(raw) - at) + raw[at:])
     return b"".join(parts), pieces
@@ -342,7 +354,7 @@ def _upsert(insert: Any) -> Any:
 
 
 _UPSERT = {"sqlite": _upsert(sqlite_insert), "postgresql": _upsert(pg_insert)}
-Dictionaries = Dict[str, Tuple[bytes, bytes, datetime]]
+Dictionaries = Dict[str, Tuple[bytes, bytes, datetime, FrozenSet[bytes]]]
 
 
 def store(
@@ -355,7 +367,10 @@ def store(
     The dictionary is the node's in ``dictionaries`` (the process's cache when None; erasure passes
     its own, so that scrubbed bodies are compressed only against scrubbed parts) while its row is
     stored and fresh, it is younger than :data:`REFRESH` and the skeleton against it is at most
-    :data:`REMAKE` bytes; else the report's own parts become the node's new dictionary."""
+    :data:`REMAKE` bytes; else the report's own parts, followed by its pieces of at most
+    :data:`INLINE` bytes, become the node's new dictionary.  Against it, a record's part the
+    dictionary refers to is a reference, a changed one of at most :data:`INLINE` bytes stays in the
+    skeleton (the dictionary has its earlier text), a larger one is a new piece."""
     cut = _cut(raw)
     if cut is None:
         return raw
@@ -369,16 +384,19 @@ def store(
     }
     made = None
     if held is not None and held[0] in fresh and now - held[2] < REFRESH:
-        made = _against(raw, parts, pieces, held[1])
+        inlined = _cut(raw, held[3])
+        made = None if inlined is None else _against(raw, *inlined, held[1])
         if made is not None and len(made[0]) > REMAKE:
             made = None
+    if made is None and held is None and len(cache) >= _CACHE_LIMIT:
+        made = _against(raw, parts, pieces, b"")  # no room to remember another node's dictionary
+    elif made is None:  # the report's parts, and the records it may keep in later skeletons
+        dictionary = parts + b"".join(p for p in pieces.values() if len(p) <= INLINE)
+        made = _against(raw, parts, pieces, dictionary)
+        if made is not None:
+            cache[agent_id] = (hashlib.sha256(dictionary).digest(), dictionary, now, frozenset(pieces))
     if made is None:
-        made = _against(raw, parts, pieces, parts)
-        if made is None:
-            return raw
-        if len(cache) >= _CACHE_LIMIT:
-            cache.clear()
-        cache[agent_id] = (hashlib.sha256(parts).digest(), parts, now)
+        return raw
     skeleton, pieces = made
     rows = [
         {"agent_id": agent_id, "digest": d, "data": pack_piece(pieces[d]), "last_used": now}
