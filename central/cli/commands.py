@@ -95,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="migrate to the newest schema")
     db.add_parser("current", help="show the schema revision")
+    down = db.add_parser("downgrade", help="take the schema back to an earlier revision (every replica stopped)")
+    down.add_argument("revision", help="the revision to go back to, e.g. 0014")
 
     verify = sub.add_parser("verify", help="check every node's evidence hash chain and signatures")
     verify.add_argument("--agent", help="only this node")
@@ -211,13 +213,20 @@ def _admin(config: CentralConfig, args: argparse.Namespace) -> int:
 
 
 def _db(config: CentralConfig, args: argparse.Namespace) -> int:
-    """``db upgrade|current``."""
+    """``db upgrade|current|downgrade REVISION``."""
     from central.db import migrate
     from central.runtime.service import open_centre
 
     if args.action == "upgrade":
         centre = open_centre(config, upgrade=False)
         print(f"schema at revision {migrate.upgrade(centre.engine)}")
+        return 0
+    if args.action == "downgrade":
+        centre = open_centre(config, upgrade=False)
+        if args.revision not in migrate.revisions():
+            print(f"tillsyn-central: no schema revision {args.revision!r}; known: {', '.join(migrate.revisions())}")
+            return 2
+        print(f"schema at revision {migrate.downgrade(centre.engine, args.revision)}")
         return 0
     shown = _database(config)
     centre = open_centre(config, upgrade=False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 from alembic import command
 from alembic.config import Config
@@ -32,6 +32,11 @@ def head() -> str:
     return str(ScriptDirectory.from_config(_config()).get_current_head())
 
 
+def revisions() -> List[str]:
+    """Every revision this version knows, oldest first."""
+    return [script.revision for script in reversed(list(ScriptDirectory.from_config(_config()).walk_revisions()))]
+
+
 def current(engine: Engine) -> Optional[str]:
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
@@ -54,6 +59,15 @@ def _known(conn: Connection) -> None:
 
 def upgrade(engine: Engine) -> str:
     """Upgrade to head; on PostgreSQL under an advisory lock so replicas take turns."""
+    return _migrate(engine, "head")
+
+
+def downgrade(engine: Engine, revision: str) -> str:
+    """Take the schema back to ``revision`` (to go back to an earlier version, every replica stopped)."""
+    return _migrate(engine, revision, back=True)
+
+
+def _migrate(engine: Engine, revision: str, back: bool = False) -> str:
     with engine.connect() as plain:
         conn = plain.execution_options(tillsyn_write=True)
         if conn.dialect.name == "postgresql":
@@ -61,10 +75,11 @@ def upgrade(engine: Engine) -> str:
             conn.commit()
         try:
             _known(conn)
-            command.upgrade(_config(conn), "head")
+            (command.downgrade if back else command.upgrade)(_config(conn), revision)
             conn.commit()
+            reached = MigrationContext.configure(conn).get_current_revision()
         finally:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
                 conn.commit()
-    return head()
+    return str(reached)
