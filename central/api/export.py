@@ -13,7 +13,7 @@ from central.api.refusals import refusals
 from central.auth.deps import principal
 from central.auth.principal import Principal
 from central.clock import utcnow
-from central.db.engine import read_tx, write_tx
+from central.db.engine import snapshot_tx, write_tx
 from central.enrolment import check_name
 from central.export import settled
 from central.export.build import build
@@ -64,7 +64,7 @@ async def export(
     centre = request.app.state.centre
 
     def work() -> Any:
-        with read_tx(centre.engine) as conn:
+        with snapshot_tx(centre.engine) as conn:
             try:  # a moment the centre has not finished judging yet: refused, or for "now" moved back
                 given = "to" if end else "at" if at else None
                 settled_req = settled.settle(req, settled.pending(conn, req.tenant), given)

@@ -223,8 +223,16 @@ def _db(config: CentralConfig, args: argparse.Namespace) -> int:
         return 0
     if args.action == "downgrade":
         centre = open_centre(config, upgrade=False)
-        if args.revision not in migrate.revisions():
-            print(f"tillsyn-central: no schema revision {args.revision!r}; known: {', '.join(migrate.revisions())}")
+        known = migrate.revisions()
+        if args.revision not in known:
+            print(f"tillsyn-central: no schema revision {args.revision!r}; known: {', '.join(known)}")
+            return 2
+        if known.index(args.revision) < known.index(migrate.DOWNGRADE_FLOOR):
+            print(
+                f"tillsyn-central: refusing to go back to revision {args.revision}: the migrations before "
+                f"{migrate.DOWNGRADE_FLOOR} drop tables and columns that hold evidence (report pieces, erasures); "
+                "restore the backup taken before the upgrade instead (docs/operations.md)"
+            )
             return 2
         print(f"schema at revision {migrate.downgrade(centre.engine, args.revision)}")
         return 0

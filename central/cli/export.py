@@ -71,7 +71,7 @@ def _settle(conn: Any, req: Any, args: argparse.Namespace) -> Any:
 
 
 def _report(config: CentralConfig, args: argparse.Namespace) -> int:
-    from central.db.engine import read_tx
+    from central.db.engine import snapshot_tx
     from central.export import html, pdf, render
     from central.export.build import build
     from central.runtime.service import open_centre
@@ -83,7 +83,7 @@ def _report(config: CentralConfig, args: argparse.Namespace) -> int:
         pdf.find_chromium(args.chromium)  # fail before any work when the browser is missing
     centre = open_centre(config)
     try:
-        with read_tx(centre.engine) as conn:
+        with snapshot_tx(centre.engine) as conn:
             data = build(conn, _settle(conn, req, args), centre.policy.policy, config.retention)
     finally:
         centre.stop()
@@ -110,13 +110,13 @@ def _verify(config: CentralConfig, args: argparse.Namespace) -> int:
         what = f"offline: {alone.tally()}"
     else:
         from central.db import migrate
-        from central.db.engine import make_engine, read_tx
+        from central.db.engine import make_engine, snapshot_tx
 
         engine = make_engine(config.db_url)
         try:
             if migrate.current(engine) is None:
                 raise ConfigError("no Tillsyn schema in this database; check database_url / TILLSYN_DATABASE_URL")
-            with read_tx(engine) as conn:
+            with snapshot_tx(engine) as conn:
                 problems = check_export.against_store(conn, export, config.retention)
         finally:
             engine.dispose()

@@ -116,3 +116,17 @@ def write_tx(engine: Engine) -> Iterator[Connection]:
 def read_tx(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as conn, conn.begin():
         yield conn
+
+
+@contextmanager
+def snapshot_tx(engine: Engine) -> Iterator[Connection]:
+    """A read transaction that sees the database as it was at its first statement throughout: for
+    ``verify`` and the export, which read a node's report rows and then their pieces in later
+    statements while an erasure may rewrite both.  SQLite's read transactions already do (BEGIN, WAL);
+    on PostgreSQL it is REPEATABLE READ, which a transaction that only reads never fails."""
+    with engine.connect() as plain:
+        conn = (
+            plain.execution_options(isolation_level="REPEATABLE READ") if plain.dialect.name == "postgresql" else plain
+        )
+        with conn.begin():
+            yield conn

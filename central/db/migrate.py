@@ -32,6 +32,12 @@ def head() -> str:
     return str(ScriptDirectory.from_config(_config()).get_current_head())
 
 
+DOWNGRADE_FLOOR = "0014"
+"""The oldest revision ``db downgrade`` goes back to: the downgrades of the migrations up to it drop
+what they added (0011 the pieces report skeletons refer to, 0010 the erasures), with the evidence
+in it; going back further is a restore of the backup taken before the upgrade."""
+
+
 def revisions() -> List[str]:
     """Every revision this version knows, oldest first."""
     return [script.revision for script in reversed(list(ScriptDirectory.from_config(_config()).walk_revisions()))]

@@ -44,7 +44,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import zlib
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Set, Tuple
 
 from sqlalchemy import Connection, and_, bindparam, delete, select
@@ -131,8 +131,10 @@ _DICTIONARIES: Dict[str, Tuple[bytes, bytes, datetime, FrozenSet[bytes]]] = {}
 """Per node (``agent_id``), the dictionary its next skeletons are compressed against: its SHA-256,
 its bytes, when it was made, the pieces it refers to.  Only a hint: :func:`store` uses it only while
 its row is stored and fresh, and every skeleton is checked by joining it back before it is stored.
-At most :data:`_CACHE_LIMIT` nodes (about 12 KB each); a node beyond is compressed against an empty
-dictionary, as a tsk1 skeleton was."""
+At most :data:`_CACHE_LIMIT` nodes (about 12 KB each); when it is full, the dictionaries made more
+than :data:`REFRESH` ago (nodes that left or stopped reporting) are dropped, at most once an hour,
+and a node there is still no room for is compressed against an empty dictionary, as a tsk1
+skeleton was."""
 
 
 class UnreadableBody(Exception):
@@ -377,7 +379,9 @@ def store(
     parts, pieces = cut
     cache = _DICTIONARIES if dictionaries is None else dictionaries
     held = cache.get(agent_id)
-    asked = sorted(set(pieces) | ({held[0]} if held else set()))
+    if held is None and len(cache) >= _CACHE_LIMIT:
+        _forget_older(cache, now)  # nodes that left, or have not reported for a day
+    asked = sorted(set(pieces) | {held[0] if held else _EMPTY})
     fresh = {
         bytes(d)
         for d in conn.execute(_FRESH, {"agent_key": agent_id, "digests": asked, "fresh_since": now - REFRESH}).scalars()
@@ -408,6 +412,25 @@ def store(
     return skeleton
 
 
+_EMPTY = hashlib.sha256(b"").digest()
+"""The dictionary of a node the cache has no room for (see :func:`store`)."""
+
+
+_LOOKED = {"at": datetime.min.replace(tzinfo=timezone.utc)}
+"""When :func:`_forget_older` last went through a full cache: at most once an hour."""
+
+
+def _forget_older(cache: Dictionaries, now: datetime) -> None:
+    """Drop the dictionaries made before ``now - REFRESH`` (of nodes that left or stopped reporting,
+    which no store will use again), when the last look was an hour ago or more."""
+    if now - _LOOKED["at"] < timedelta(hours=1):
+        return
+    _LOOKED["at"] = now
+    for agent_id, held in list(cache.items()):
+        if held[2] < now - REFRESH:
+            cache.pop(agent_id, None)
+
+
 def forget(agent_id: str) -> None:
     """Drop the node's dictionary from this process's cache (erasure deletes the pieces it was made of)."""
     _DICTIONARIES.pop(agent_id, None)
@@ -424,10 +447,12 @@ class Bodies:
 
     def _fetch(self, agent_id: str, wanted: Iterable[bytes]) -> Dict[bytes, bytes]:
         """The pieces of ``wanted`` that are stored, from the cache or in one query."""
+        wanted = list(wanted)
         missing = [d for d in wanted if (agent_id, d) not in self.cache]
         if missing:
             if len(self.cache) + len(missing) > self.limit:
-                self.cache.clear()
+                self.cache.clear()  # and fetch every piece of this body again, not only the missing ones
+                missing = wanted
             for digest, data in self.conn.execute(
                 select(evidence_blobs.c.digest, evidence_blobs.c.data).where(
                     evidence_blobs.c.agent_id == agent_id, evidence_blobs.c.digest.in_(missing)

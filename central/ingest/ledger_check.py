@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from central.clock import utcnow
 from central.config import Retention
-from central.db.engine import read_tx
+from central.db.engine import snapshot_tx
 from central.db.report_bodies import Bodies, UnreadableBody
 from central.db.schema import agents, erasures, reports
 from central.ingest.ledger import Break, Entry, verify_chain
@@ -95,7 +95,7 @@ def verify_ledger(
     now: Optional[datetime] = None,
 ) -> Verified:
     done = Verified()
-    with read_tx(engine) as conn:
+    with snapshot_tx(engine) as conn:
         query = select(agents.c.id, agents.c.public_key, agents.c.ledger_length, agents.c.ledger_head)
         if agent_id:
             query = query.where(agents.c.id == agent_id)

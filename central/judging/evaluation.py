@@ -89,6 +89,19 @@ class _Judged(NamedTuple):
     records: Dict[str, Dict[str, Any]]
 
 
+def _read_body(conn: Connection, bodies: report_bodies.Bodies, row: Any) -> bytes:
+    """A queued report's bytes.  An erasure that committed after the queue was read has rewritten
+    the body and deleted the pieces the row read before refers to (PostgreSQL reads each statement
+    anew): the body is read again once, as it is now."""
+    try:
+        return bodies.raw(row.agent_id, row.body)
+    except report_bodies.UnreadableBody:
+        now = conn.execute(select(reports.c.body).where(reports.c.id == row.report_pk)).scalar()
+        if now is None or bytes(now) == bytes(row.body):
+            raise
+        return report_bodies.Bodies(conn).raw(row.agent_id, now)
+
+
 def _judged(row: Any, report: Report) -> _Judged:
     return _Judged(row, report, {e.collector: e.to_dict() for e in report.evidence})
 
@@ -180,7 +193,7 @@ def evaluate_batch(
                 judged.append(_judged(row, kept))
                 continue
             try:
-                judged.append(_judged(row, parse_report(bodies.raw(row.agent_id, row.body))))
+                judged.append(_judged(row, parse_report(_read_body(conn, bodies, row))))
             except (
                 WireError,
                 OverflowError,

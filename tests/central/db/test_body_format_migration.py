@@ -47,8 +47,9 @@ def test_the_downgrade_leaves_what_an_earlier_centre_reads(
     assert any(data[1] & 0x20 for data in _pieces(centre))  # packed with the preset dictionary
 
     env = cli_env(tmp_path, database_url)
-    unknown, back = run_cli(env, ["db", "downgrade", "0099"], ["db", "current"])
+    unknown, lossy, back = run_cli(env, ["db", "downgrade", "0099"], ["db", "downgrade", "0010"], ["db", "current"])
     assert unknown.returncode == 2 and "no schema revision '0099'" in unknown.stdout
+    assert lossy.returncode == 2 and "refusing to go back to revision 0010" in lossy.stdout
     assert back.stdout.strip() == f"schema at revision {migrate.head()} (newest {migrate.head()})"
     (back,) = run_cli(env, ["db", "downgrade", "0014"])
     assert back.returncode == 0 and back.stdout.strip() == "schema at revision 0014", back.stderr

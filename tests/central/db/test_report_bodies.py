@@ -403,3 +403,81 @@ def _pieces_in(conn: Any, agent_id: str) -> List[bytes]:
         bytes(d)
         for d in conn.execute(select(evidence_blobs.c.digest).where(evidence_blobs.c.agent_id == agent_id)).scalars()
     ]
+
+
+def test_a_full_reader_cache_keeps_the_pieces_of_the_body_it_reads(centre: Centre, node: Node) -> None:
+    """A reader that clears its cache to stay within its bound fetches every piece of the body it is
+    reading, not only the new ones: ``verify`` reads a node's whole chain through one reader."""
+    at = datetime(2026, 12, 7, 4, 0, tzinfo=timezone.utc)
+    moved = {"sockets": [dict(ANNA["sockets"][0], port=2424)]}
+    bodies = [
+        canonical(Report(node.agent_id, "b" * 32, seq, at, "test", tuple(records)).to_dict())
+        for seq, records in ((1, _real_records()), (2, [evidence_record("ports", moved), *_real_records()[1:]]))
+    ]
+    skeletons, pieces = [], {}
+    for raw in bodies:
+        cut = report_bodies._cut(raw)
+        assert cut is not None
+        skeletons.append(_tsk1(raw))
+        pieces.update(cut[1])
+    assert len(pieces) == 4  # three shared by both bodies, and the second's changed ports record
+    with write_tx(centre.engine) as conn:
+        conn.execute(
+            evidence_blobs.insert(),
+            [
+                {"agent_id": node.agent_id, "digest": d, "data": report_bodies.pack_piece(p), "last_used": at}
+                for d, p in pieces.items()
+            ],
+        )
+    with read_tx(centre.engine) as conn:
+        read = report_bodies.Bodies(conn, limit=3)  # the first body's three pieces fill it
+        assert [read.raw(node.agent_id, s) for s in skeletons] == bodies
+
+
+def test_a_full_dictionary_cache_drops_the_nodes_that_stopped_reporting(
+    centre: Centre, node: Node, monkeypatch: Any
+) -> None:
+    at = datetime(2026, 12, 7, 4, 0, tzinfo=timezone.utc)
+    raw = canonical(Report(node.agent_id, "b" * 32, 1, at, "test", tuple(_real_records())).to_dict())
+    cache: report_bodies.Dictionaries = {
+        "gone": (b"x" * 32, b"old", at - timedelta(days=2), frozenset()),
+        "here": (b"y" * 32, b"new", at - timedelta(hours=2), frozenset()),
+    }
+    monkeypatch.setattr(report_bodies, "_CACHE_LIMIT", 2)
+    monkeypatch.setitem(report_bodies._LOOKED, "at", at - timedelta(hours=2))
+    with write_tx(centre.engine) as conn:
+        stored = report_bodies.store(conn, node.agent_id, raw, at, cache)
+    assert set(cache) == {"here", node.agent_id}  # the node silent for two days made room
+    assert stored[5:37] == cache[node.agent_id][0]  # compressed against its own new dictionary
+    # a full cache looked through within the hour is not looked through again: the node is
+    # compressed against no dictionary, and the silent node stays until the next look
+    monkeypatch.setitem(report_bodies._LOOKED, "at", at)
+    del cache[node.agent_id]
+    cache["gone"] = (b"x" * 32, b"old", at - timedelta(days=2), frozenset())
+    with write_tx(centre.engine) as conn:
+        again = report_bodies.store(conn, node.agent_id, raw, at, cache)
+    assert again[5:37] == report_bodies._EMPTY and set(cache) == {"here", "gone"}
+
+
+def test_the_evaluator_reads_again_a_body_an_erasure_rewrote_under_it(
+    client: TestClient, centre: Centre, node: Node
+) -> None:
+    """The evaluator read a queued report's row, then an erasure committed (PostgreSQL reads each
+    statement anew): the row it holds names a dictionary the erasure deleted.  It reads the body
+    again as it is now, and judges the scrubbed report, instead of counting it unreadable."""
+    from types import SimpleNamespace
+
+    from central.judging.evaluation import _read_body
+
+    small = evidence_record("logging", {"user": "anna"})
+    assert node.send(node.report(*_real_records(), small)).status_code == 200
+    (row,) = _stored(centre, node.agent_id)
+    with write_tx(centre.engine) as conn:
+        assert erase(conn, node.agent_id, "GDPR-2", "test", datetime.now(timezone.utc), "test").reports == 1
+    held = SimpleNamespace(agent_id=node.agent_id, report_pk=row.id, body=row.body)  # as read before
+    with read_tx(centre.engine) as conn:
+        with contextlib.suppress(report_bodies.UnreadableBody):
+            report_bodies.Bodies(conn).raw(node.agent_id, row.body)
+            raise AssertionError("the old skeleton still reads: the test shows nothing")
+        raw = _read_body(conn, report_bodies.Bodies(conn), held)
+    assert body_hash(raw) == _stored(centre, node.agent_id)[0].erased_sha256 and b"anna" not in raw
