@@ -188,8 +188,9 @@ class DutyThread(Background):
 
     def run(self) -> None:
         last = 0.0
+        retry_until: Optional[float] = None
         while not self.stopping.is_set():
-            self.woken.wait(self.interval)
+            woken = self.woken.wait(self.interval)
             self.stopping.wait(max(0.0, last + self.MIN_GAP_S - time.monotonic()))
             self.woken.clear()
             if self.stopping.is_set():
@@ -200,3 +201,15 @@ class DutyThread(Background):
                 self.last = {"at": utcnow().isoformat(), "silent": result.silent, "stale": result.stale}
             except Exception:
                 log.exception("background duty failed; retrying next round")
+                continue
+            # Woken by a verdict of this process while another replica held the round: its round may
+            # have read before that verdict was committed, so try again in a second rather than at the
+            # end of the interval (a deviation's page waited up to the interval), for one interval at most.
+            if result.ran:
+                retry_until = None
+            elif woken:
+                retry_until = last + self.interval if retry_until is None else retry_until
+                if last < retry_until:
+                    self.woken.set()
+                else:  # given up for this wake-up; the next one tries again
+                    retry_until = None

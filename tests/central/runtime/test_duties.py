@@ -381,3 +381,30 @@ def test_a_policy_file_that_is_not_utf8_or_nests_too_deeply_is_refused_and_said(
     )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip() == f"tillsyn-central: {policy_file}{message}"
+
+
+def test_a_woken_round_another_replica_held_is_tried_again_within_seconds() -> None:
+    """A verdict of this process woke the duties while another replica held the round (``ran`` false):
+    that round may have read before the verdict was committed, so the page would wait for the
+    interval.  The round is tried again a second later, until it runs."""
+    from central.runtime.duties import DutyThread
+
+    calls: List[float] = []
+    ran = threading.Event()
+
+    def job() -> DutyResult:
+        calls.append(time.monotonic())
+        if len(calls) < 3:
+            return DutyResult(False)  # the other replica holds the duty lock
+        ran.set()
+        return DutyResult(True)
+
+    thread = DutyThread(60.0, job)
+    thread.start()
+    try:
+        thread.wake()
+        assert ran.wait(15), f"{len(calls)} round(s) in 15 s: not tried again before the 60 s interval"
+    finally:
+        thread.stop()
+        thread.join(5)
+    assert len(calls) == 3
