@@ -50,7 +50,7 @@ from bench.load_nodes import capture_template
 from bench.machine import describe
 from central.config import from_mapping
 from central.db.engine import read_tx, write_tx
-from central.db.schema import finding_changes, incidents
+from central.db.schema import evidence_blobs, finding_changes, incidents
 from central.enrolment import EnrolRequest, create_token, enrol
 from central.ingest.receive import (
     CheckedBeat,
@@ -367,7 +367,11 @@ def run(database: str, url: Optional[str], args: Any, template: Sequence[Evidenc
             with read_tx(centre.engine) as conn:
                 rows = {
                     name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-                    for name, table in (("incidents", incidents), ("finding changes", finding_changes))
+                    for name, table in (
+                        ("incidents", incidents),
+                        ("finding changes", finding_changes),
+                        ("pieces", evidence_blobs),
+                    )
                 }
         finally:
             centre.stop()

@@ -15,8 +15,11 @@ def test_one_node_a_few_hours_stores_its_reports_split_and_verifies() -> None:
     assert result.verify_problems == 0
     assert result.reports > 0 and result.heartbeats > 0
     assert result.rows["incidents"] > 0  # the telnet server, at least, opened one
-    # the changing time record stays in the skeletons (against the node's dictionary), not new pieces
-    assert 0 <= result.ledger["evidence_blobs data"] < result.ledger["reports data"] / 10
+    # the changing time record stays in the skeletons (against the node's dictionary), not a new piece
+    # in every report: the pieces are the records of the first reports, the telnet deviation's ports
+    # record and a few dictionaries (a skeleton past REMAKE bytes makes another, as the rounds' mix of
+    # collectors varies with the random report ids' compression: growth of one dictionary or none)
+    assert result.rows["pieces"] < result.reports / 2, (result.rows["pieces"], result.reports)
     assert 0 < result.per_node_day < result.report_bytes / (result.nodes * result.days)  # less than as signed
     text = section(result, args, 400)
     assert text.startswith("### SQLite") and "| **total** |" in text and "| 50,000 |" in text
