@@ -222,20 +222,7 @@ def _db(config: CentralConfig, args: argparse.Namespace) -> int:
         print(f"schema at revision {migrate.upgrade(centre.engine)}")
         return 0
     if args.action == "downgrade":
-        centre = open_centre(config, upgrade=False)
-        known = migrate.revisions()
-        if args.revision not in known:
-            print(f"tillsyn-central: no schema revision {args.revision!r}; known: {', '.join(known)}")
-            return 2
-        if known.index(args.revision) < known.index(migrate.DOWNGRADE_FLOOR):
-            print(
-                f"tillsyn-central: refusing to go back to revision {args.revision}: the migrations before "
-                f"{migrate.DOWNGRADE_FLOOR} drop tables and columns that hold evidence (report pieces, erasures); "
-                "restore the backup taken before the upgrade instead (docs/operations.md)"
-            )
-            return 2
-        print(f"schema at revision {migrate.downgrade(centre.engine, args.revision)}")
-        return 0
+        return _downgrade(config, args.revision)
     shown = _database(config)
     centre = open_centre(config, upgrade=False)
     revision = migrate.current(centre.engine)
@@ -243,6 +230,35 @@ def _db(config: CentralConfig, args: argparse.Namespace) -> int:
         print(f"{shown}: no schema yet (newest {migrate.head()}); run: tillsyn-central db upgrade")
     else:
         print(f"schema at revision {revision} (newest {migrate.head()})")
+    return 0
+
+
+def _downgrade(config: CentralConfig, revision: str) -> int:
+    """``db downgrade REVISION``: only as far back as :data:`migrate.DOWNGRADE_FLOOR`."""
+    from alembic.util import CommandError
+
+    from central.db import migrate
+    from central.runtime.service import open_centre
+
+    known = migrate.revisions()
+    allowed = known[known.index(migrate.DOWNGRADE_FLOOR) :]
+    if revision not in allowed:
+        said = (
+            f"will not go back to revision {revision}: going back past {migrate.DOWNGRADE_FLOOR} would delete "
+            "evidence the later revisions keep (the report pieces of 0011, the erasures of 0010, the sentences "
+            "of 0014); restore the database backup taken before the upgrade instead, knowing that what the "
+            "centre received since that backup is then lost"
+            if revision in known
+            else f"no schema revision {revision} to go back to"
+        )
+        print(f"tillsyn-central: {said}; it can go back to {', '.join(allowed)}", file=sys.stderr)
+        return EXIT_USAGE
+    centre = open_centre(config, upgrade=False)
+    try:
+        print(f"schema at revision {migrate.downgrade(centre.engine, revision)}")
+    except CommandError as err:
+        print(f"tillsyn-central: cannot go back to revision {revision}: {err}", file=sys.stderr)
+        return EXIT_USAGE
     return 0
 
 

@@ -33,9 +33,9 @@ def head() -> str:
 
 
 DOWNGRADE_FLOOR = "0014"
-"""The oldest revision ``db downgrade`` goes back to: the downgrades of the migrations up to it drop
-what they added (0011 the pieces report skeletons refer to, 0010 the erasures), with the evidence
-in it; going back further is a restore of the backup taken before the upgrade."""
+"""The oldest revision ``db downgrade`` goes back to: the downgrades of 0010 to 0014 drop what those
+migrations added (the erasures, the pieces report skeletons refer to, the changes' sentences), with
+the evidence in it; going back further is a restore of the backup taken before the upgrade."""
 
 
 def revisions() -> List[str]:

@@ -269,15 +269,19 @@ def _dictionary_name(stored: bytes) -> Optional[bytes]:
     return stored[len(MAGIC2) : len(MAGIC2) + _DIGEST]
 
 
-def _parts(stored: bytes, dictionary: Optional[bytes] = None) -> List[Tuple[bytes, bytes]]:
-    """A skeleton's parts: tsk1 alone, tsk2 with the bytes of its dictionary piece."""
+def _data(stored: bytes, dictionary: Optional[bytes] = None) -> bytes:
+    """A skeleton's parts, uncompressed: tsk1 alone, tsk2 with the bytes of its dictionary piece."""
     try:
         if dictionary is None:
-            data = _decompress(stored[len(MAGIC) :])
-        else:
-            data = _decompress(stored[len(MAGIC2) + _DIGEST :], _zdict(dictionary))
+            return _decompress(stored[len(MAGIC) :])
+        return _decompress(stored[len(MAGIC2) + _DIGEST :], _zdict(dictionary))
     except zlib.error as err:
         raise UnreadableBody(f"stored skeleton is damaged: {err}") from err
+
+
+def _parts(stored: bytes, dictionary: Optional[bytes] = None) -> List[Tuple[bytes, bytes]]:
+    """A skeleton's parts: tsk1 alone, tsk2 with the bytes of its dictionary piece."""
+    data = _data(stored, dictionary)
     out: List[Tuple[bytes, bytes]] = []
     at = 0
     while at < len(data):
@@ -477,6 +481,22 @@ class Bodies:
         if not _skeleton(stored):
             return stored
         return _joined(*self._read(agent_id, stored))
+
+    def as_tsk1(self, agent_id: str, stored: bytes) -> bytes:
+        """A tsk2 skeleton as the tsk1 skeleton of the same parts (what a centre before migration 0015
+        reads: the same pieces, the small records it kept inline as literals), checked to read back
+        the same bytes; any other body as it is.  Raises :class:`UnreadableBody`."""
+        stored = bytes(stored)
+        name = _dictionary_name(stored)
+        if name is None:
+            return stored
+        dictionary = self._fetch(agent_id, [name]).get(name)
+        if dictionary is None:
+            raise MissingPiece(f"dictionary piece {name.hex()} is not stored")
+        old = MAGIC + _compress(_data(stored, dictionary))
+        if self.raw(agent_id, old) != self.raw(agent_id, stored):
+            raise UnreadableBody("the skeleton does not read back the same bytes as tsk1")
+        return old
 
     def references(self, agent_id: str, stored: bytes) -> Set[bytes]:
         """The pieces a stored body of ``agent_id`` refers to, its dictionary included."""

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from central.clock import utcnow
 from central.config import Retention
-from central.db.engine import snapshot_tx
+from central.db.engine import read_tx, snapshot_tx
 from central.db.report_bodies import Bodies, UnreadableBody
 from central.db.schema import agents, erasures, reports
 from central.ingest.ledger import Break, Entry, verify_chain
@@ -95,28 +95,36 @@ def verify_ledger(
     now: Optional[datetime] = None,
 ) -> Verified:
     done = Verified()
-    with snapshot_tx(engine) as conn:
+    with read_tx(engine) as conn:
         query = select(agents.c.id, agents.c.public_key, agents.c.ledger_length, agents.c.ledger_head)
         if agent_id:
             query = query.where(agents.c.id == agent_id)
         marks = judge(
             conn, checkpoints(conn, [agent_id] if agent_id else None), retention or Retention(), now or utcnow()
         )
-        for node in conn.execute(query).all():
-            done.checked += 1
-            start = marks.get(node.id)  # retention removed the oldest reports: the chain goes on from there
-            if start is not None:
-                done.relied_on.append(start)
-                if start.problem is not None:
-                    done.problems.append(Break(node.id, None, None, f"checkpoint {start.problem}"))
+        nodes = conn.execute(query).all()
+    for node in nodes:
+        done.checked += 1
+        start = marks.get(node.id)  # retention removed the oldest reports: the chain goes on from there
+        if start is not None:
+            done.relied_on.append(start)
+            if start.problem is not None:
+                done.problems.append(Break(node.id, None, None, f"checkpoint {start.problem}"))
+        # one snapshot per node: its rows and their pieces as of one moment (an erasure may rewrite
+        # both meanwhile), without holding PostgreSQL's cleanup back for the whole fleet's walk
+        with snapshot_tx(engine) as conn:
+            length, head = conn.execute(
+                select(agents.c.ledger_length, agents.c.ledger_head).where(agents.c.id == node.id)
+            ).one()
             done.problems += verify_chain(
                 node.id,
                 node.public_key,
                 ledger_entries(conn, node.id),
-                node.ledger_length,
-                node.ledger_head,
+                length,
+                head,
                 *(() if start is None else (start.mark.chain_index, start.mark.entry_hash)),
             )
+    with read_tx(engine) as conn:
         done.erased = erasure_notes(conn, agent_id)
     return done
 

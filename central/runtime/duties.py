@@ -201,6 +201,7 @@ class DutyThread(Background):
                 self.last = {"at": utcnow().isoformat(), "silent": result.silent, "stale": result.stale}
             except Exception:
                 log.exception("background duty failed; retrying next round")
+                retry_until = None
                 continue
             # Woken by a verdict of this process while another replica held the round: its round may
             # have read before that verdict was committed, so try again in a second rather than at the

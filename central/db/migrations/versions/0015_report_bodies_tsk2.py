@@ -13,14 +13,17 @@ starts ("the database's schema is at revision 0015, which this version of tillsy
 know"), and a release with it is installed as one with a migration (docs/operations.md, "Upgrades
 with replicas").
 
-The downgrade puts back what an earlier centre reads: every tsk2 body is stored whole (its signed,
-or since erasure scrubbed, bytes), and every piece compressed with the preset dictionary is
-compressed again without it. tsk1 skeletons and raw bodies are left as they are; dictionary pieces no
-body refers to any more stay until retention prunes them.
+The downgrade puts back what an earlier centre reads: every tsk2 skeleton is stored as the tsk1
+skeleton of the same parts (the same pieces; the small records it kept inline become literals, so
+the ledger grows to about what 0011 stored, twice the tsk2 size), checked to read back the same
+bytes, and every piece compressed with the preset dictionary is compressed again without it. A body
+that cannot be read is left as it is (it is unreadable to either version, and ``verify`` names it).
+Dictionary pieces no body refers to any more stay until retention prunes them.
 """
 
 from __future__ import annotations
 
+import logging
 import zlib
 from typing import Tuple
 
@@ -35,6 +38,7 @@ branch_labels = None
 depends_on = None
 
 _BATCH = 500
+log = logging.getLogger(__name__)
 
 _reports = sa.table(
     "reports", sa.column("id", sa.BigInteger), sa.column("agent_id", sa.String), sa.column("body", sa.LargeBinary)
@@ -67,9 +71,14 @@ def downgrade() -> None:
         after = rows[-1].id
         for row in rows:
             stored = bytes(row.body)
-            if stored.startswith(report_bodies.MAGIC2):
-                raw = bodies.raw(row.agent_id, stored)
-                conn.execute(sa.update(_reports).where(_reports.c.id == row.id).values(body=raw))
+            if not stored.startswith(report_bodies.MAGIC2):
+                continue
+            try:
+                old = bodies.as_tsk1(row.agent_id, stored)
+            except report_bodies.UnreadableBody as err:  # unreadable to either version: verify names it
+                log.warning("report %s of node %s left as it is: %s", row.id, row.agent_id, err)
+                continue
+            conn.execute(sa.update(_reports).where(_reports.c.id == row.id).values(body=old))
     last: Tuple[str, bytes] = ("", b"")
     while True:  # the pieces in batches of (node, digest)
         pieces = conn.execute(
