@@ -127,7 +127,8 @@ INLINE = 2048
 (it changed since, as the time collector's at every collection) stays in the skeleton, where the
 dictionary's copy of the earlier one leaves little to store, instead of becoming a new piece."""
 _CACHE_LIMIT = 16384
-_DICTIONARIES: Dict[str, Tuple[bytes, bytes, datetime, FrozenSet[bytes]]] = {}
+Dictionaries = Dict[str, Tuple[bytes, bytes, datetime, FrozenSet[bytes]]]
+_DICTIONARIES: Dictionaries = {}
 """Per node (``agent_id``), the dictionary its next skeletons are compressed against: its SHA-256,
 its bytes, when it was made, the pieces it refers to.  Only a hint: :func:`store` uses it only while
 its row is stored and fresh, and every skeleton is checked by joining it back before it is stored.
@@ -211,20 +212,28 @@ def _cuts(raw: bytes) -> List[Tuple[int, int]]:
         at = stop + 1
 
 
-def _cut(raw: bytes, keep: Optional[FrozenSet[bytes]] = None) -> Optional[Tuple[bytes, Dict[bytes, bytes]]]:
+Found = List[Tuple[int, int, bytes]]
+
+
+def _found(raw: bytes) -> Found:
+    """Where each record's part worth cutting out lies in ``raw``, with its SHA-256."""
+    return [(start, stop, hashlib.sha256(raw[start:stop]).digest()) for start, stop in _cuts(raw)]
+
+
+def _cut(
+    raw: bytes, keep: Optional[FrozenSet[bytes]] = None, found: Optional[Found] = None
+) -> Optional[Tuple[bytes, Dict[bytes, bytes]]]:
     """The parts of ``raw`` (literals and references, uncompressed) and its pieces, or None when
     nothing is worth cutting out.  With ``keep``, a piece of at most :data:`INLINE` bytes not in it
-    stays in the parts."""
+    stays in the parts.  ``found``: :func:`_found` of ``raw``, when already known."""
     parts: List[bytes] = []
     pieces: Dict[bytes, bytes] = {}
     at = 0
-    for start, stop in _cuts(raw):
-        piece = raw[start:stop]
-        digest = hashlib.sha256(piece).digest()
-        if keep is not None and digest not in keep and len(piece) <= INLINE:
+    for start, stop, digest in _found(raw) if found is None else found:
+        if keep is not None and digest not in keep and stop - start <= INLINE:
             continue
         parts += [_LITERAL + struct.pack(">I", start - at) + raw[at:start], _PIECE + digest]
-        pieces[digest] = piece
+        pieces[digest] = raw[start:stop]
         at = stop
     if not pieces and keep is None:
         return None
@@ -360,7 +369,6 @@ def _upsert(insert: Any) -> Any:
 
 
 _UPSERT = {"sqlite": _upsert(sqlite_insert), "postgresql": _upsert(pg_insert)}
-Dictionaries = Dict[str, Tuple[bytes, bytes, datetime, FrozenSet[bytes]]]
 
 
 def store(
@@ -377,7 +385,8 @@ def store(
     :data:`INLINE` bytes, become the node's new dictionary.  Against it, a record's part the
     dictionary refers to is a reference, a changed one of at most :data:`INLINE` bytes stays in the
     skeleton (the dictionary has its earlier text), a larger one is a new piece."""
-    cut = _cut(raw)
+    found = _found(raw)
+    cut = _cut(raw, found=found)
     if cut is None:
         return raw
     parts, pieces = cut
@@ -392,7 +401,7 @@ def store(
     }
     made = None
     if held is not None and held[0] in fresh and now - held[2] < REFRESH:
-        inlined = _cut(raw, held[3])
+        inlined = _cut(raw, held[3], found)
         made = None if inlined is None else _against(raw, *inlined, held[1])
         if made is not None and len(made[0]) > REMAKE:
             made = None
@@ -402,7 +411,7 @@ def store(
         dictionary = parts + b"".join(p for p in pieces.values() if len(p) <= INLINE)
         made = _against(raw, parts, pieces, dictionary)
         if made is not None:
-            cache[agent_id] = (hashlib.sha256(dictionary).digest(), dictionary, now, frozenset(pieces))
+            cache[agent_id] = (made[0][len(MAGIC2) : len(MAGIC2) + _DIGEST], dictionary, now, frozenset(pieces))
     if made is None:
         return raw
     skeleton, pieces = made

@@ -96,7 +96,7 @@ def verify_ledger(
 ) -> Verified:
     done = Verified()
     with read_tx(engine) as conn:
-        query = select(agents.c.id, agents.c.public_key, agents.c.ledger_length, agents.c.ledger_head)
+        query = select(agents.c.id, agents.c.public_key)  # its length and head: in its own snapshot, below
         if agent_id:
             query = query.where(agents.c.id == agent_id)
         marks = judge(
