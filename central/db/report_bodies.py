@@ -146,9 +146,17 @@ class MissingPiece(UnreadableBody):
     """A stored skeleton refers to a piece of evidence that is not stored (deleted or never written)."""
 
 
-def _compress(data: bytes, zdict: bytes = _ZDICT, level: int = 6, wbits: int = -15) -> bytes:
-    packer = zlib.compressobj(level, zlib.DEFLATED, wbits, 9, zlib.Z_DEFAULT_STRATEGY, zdict)
-    return packer.compress(data) + packer.flush()
+def _compress(data: bytes, zdict: bytes = _ZDICT, level: int = 9, wbits: int = -15) -> bytes:
+    """The shorter of deflate's two codings: Huffman codes made for ``data`` or deflate's fixed ones.
+    A skeleton is mostly references into its dictionary, where the fixed codes save the tens of bytes
+    a block's own code table costs; either is read by any inflater (the format is unchanged)."""
+    best = b""
+    for strategy in (zlib.Z_DEFAULT_STRATEGY, zlib.Z_FIXED):
+        packer = zlib.compressobj(level, zlib.DEFLATED, wbits, 9, strategy, zdict)
+        packed = packer.compress(data) + packer.flush()
+        if not best or len(packed) < len(best):
+            best = packed
+    return best
 
 
 def _decompress(data: bytes, zdict: bytes = _ZDICT, wbits: int = -15) -> bytes:

@@ -20,10 +20,11 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 
-from central.db.types import UTCDateTime
+from central.db.types import HexDigest, LedgerTime, Signature, UTCDateTime
 
 metadata = MetaData(
     naming_convention={
@@ -33,6 +34,10 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+
+
+REPORT_KEY = 8
+"""How many leading characters of a report id ``ix_reports_report_key`` holds."""
 
 
 def _ts(name: str, nullable: bool = True) -> Column[object]:
@@ -103,24 +108,30 @@ reports = Table(
     Column("agent_id", String(32), ForeignKey("agents.id"), nullable=False),
     Column("report_id", String(64), nullable=False),
     Column("seq", BigInteger, nullable=False),
-    _ts("collected_at", False),
-    _ts("received_at", False),
+    # the ledger's own columns are stored compactly since migration 0016 (central/db/types.py):
+    # times as microseconds on SQLite, hashes and the signature as bytes; code sees times and text
+    Column("collected_at", LedgerTime(), nullable=False),
+    Column("received_at", LedgerTime(), nullable=False),
     # the signed bytes, or since migration 0011 a skeleton of them (central/db/report_bodies.py):
     # read it only through report_bodies.Bodies
     Column("body", LargeBinary, nullable=False),
-    Column("signature", String(128), nullable=False),
-    Column("body_sha256", String(64), nullable=False),
+    Column("signature", Signature(), nullable=False),
+    Column("body_sha256", HexDigest(), nullable=False),
     Column("chain_index", BigInteger, nullable=False),
-    Column("prev_hash", String(64), nullable=False),
-    Column("entry_hash", String(64), nullable=False),
+    Column("prev_hash", HexDigest(), nullable=False),
+    Column("entry_hash", HexDigest(), nullable=False),
     # erasure on request (M08, central/erasure/): the body was scrubbed; body_sha256 stays the
     # original's (the chain commits to it), erased_sha256 is the scrubbed body's
-    Column("erased_sha256", String(64), nullable=True),
+    Column("erased_sha256", HexDigest(), nullable=True),
     Column("erasure_id", String(32), nullable=True),
-    UniqueConstraint("agent_id", "report_id", name="uq_reports_agent_report"),
     UniqueConstraint("agent_id", "chain_index", name="uq_reports_agent_chain"),
+    # a node's report is one sequence number: ingest finds a report sent again by it (central/ingest/receive.py)
     UniqueConstraint("agent_id", "seq", name="uq_reports_agent_seq"),
 )
+Index("ix_reports_report_key", func.substr(reports.c.report_id, 1, REPORT_KEY))
+"""The export finds the reports its findings cite by their ids (central/export/ledger_refs.py), since 0016
+through the ids' first :data:`REPORT_KEY` characters (about 20 bytes a report) instead of a unique index of
+node and id (about 75): the report id is the node's name for its report, which the ledger does not key on."""
 
 evidence_blobs = Table(
     "evidence_blobs",

@@ -8,7 +8,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from sqlalchemy import Connection, func, select
 
 from central.db.report_bodies import Bodies, UnreadableBody
-from central.db.schema import reports
+from central.db.schema import REPORT_KEY, reports
 from central.export.model import iso
 from central.ingest.ledger import GENESIS
 from central.retention.sweep import Checkpoint
@@ -93,8 +93,14 @@ def cited_reports(
             return b"", row.signature
 
     for i in range(0, len(wanted), 500):
+        ids = wanted[i : i + 500]
+        keys = sorted({r[:REPORT_KEY] for r in ids})  # through ix_reports_report_key
         rows = conn.execute(
-            select(*_FIELDS, *extra).where(reports.c.agent_id == agent_id, reports.c.report_id.in_(wanted[i : i + 500]))
+            select(*_FIELDS, *extra).where(
+                func.substr(reports.c.report_id, 1, REPORT_KEY).in_(keys),
+                reports.c.agent_id == agent_id,
+                reports.c.report_id.in_(ids),
+            )
         )
         for row in rows:
             found[row.report_id] = _row(row, with_evidence, *signed(row))

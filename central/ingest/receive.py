@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from sqlalchemy import ARRAY, Connection, RowMapping, any_, bindparam, select, update
+from sqlalchemy import ARRAY, Connection, RowMapping, any_, bindparam, func, select, update
 
 from central.config import Limits
 from central.db import report_bodies
-from central.db.schema import agents, pending_evaluation, reports
+from central.db.schema import REPORT_KEY, agents, pending_evaluation, reports
 from central.ingest import heartbeat_store
 from central.ingest.ledger import body_hash, entry_hash
 from central.request_refused import RequestRefused, refuse
@@ -63,8 +63,16 @@ _AGENT = select(agents).where(agents.c.id == bindparam("agent_key"))
 # only inserts rows referring to the agent (findings, changes, incidents: a KEY SHARE lock each), which
 # FOR UPDATE would wait for, and deadlock with when that transaction takes its agents in another order.
 _AGENT_LOCKED = _AGENT.with_for_update(key_share=True)
-_KNOWN = select(reports.c.body_sha256).where(
-    reports.c.agent_id == bindparam("agent_key"), reports.c.report_id == bindparam("report_key")
+# a report sent again (the node did not hear the answer) has the sequence number it was stored with
+_KNOWN = select(reports.c.body_sha256, reports.c.report_id).where(
+    reports.c.agent_id == bindparam("agent_key"), reports.c.seq == bindparam("seq_key")
+)
+# a report id the node used before, with another sequence number: through ix_reports_report_key (a node's
+# report ids are unique in its ledger; ingest, which holds the node's row, keeps them so since migration 0016)
+_ID_USED = select(reports.c.seq).where(
+    func.substr(reports.c.report_id, 1, REPORT_KEY) == bindparam("prefix_key"),
+    reports.c.agent_id == bindparam("agent_key"),
+    reports.c.report_id == bindparam("report_key"),
 )
 _STORE = reports.insert()
 _QUEUE = pending_evaluation.insert()
@@ -239,6 +247,11 @@ def parse_signed(signed: List[SignedReport], agent_id: str) -> List[Prepared]:
     return prepared
 
 
+def _id_used(conn: Connection, agent_id: str, report_id: str) -> bool:
+    keys = {"prefix_key": report_id[:REPORT_KEY], "agent_key": agent_id, "report_key": report_id}
+    return conn.execute(_ID_USED, keys).first() is not None
+
+
 def store_reports(
     conn: Connection,
     agent: RowMapping,
@@ -257,14 +270,16 @@ def store_reports(
     for item in prepared:
         report, index, digest, signature = item.report, item.index, item.digest, item.signature
         where = f"reports[{index}]"
-        known = conn.execute(_KNOWN, {"agent_key": agent["id"], "report_key": report.report_id}).first()
-        if known is not None:
-            if known.body_sha256 != digest:
-                raise refuse(
-                    409, "conflict", f"{where}: report {report.report_id} was stored with other content", index=index
-                )
+        known = conn.execute(_KNOWN, {"agent_key": agent["id"], "seq_key": report.seq}).first()
+        if known is not None and known.body_sha256 == digest:
             result.duplicates.append(report.report_id)
             continue
+        if (known is not None and known.report_id == report.report_id) or (
+            known is None and _id_used(conn, agent["id"], report.report_id)
+        ):
+            raise refuse(
+                409, "conflict", f"{where}: report {report.report_id} was stored with other content", index=index
+            )
         if report.seq <= last_seq:
             raise refuse(
                 409,

@@ -1,0 +1,162 @@
+"""The ledger's rows stored compactly: hashes and signatures as bytes, and on SQLite times as integers
+
+Revision ID: 0016
+Revises: 0015
+Create Date: 2026-12-07 19:40:00.000000
+
+Each report's row held its three SHA-256 hashes (body, previous and own entry) as 64 hex characters,
+its signature as 88 base64 characters and, on SQLite, its two times as 26 characters of text: about
+250 bytes of a row of about 550, and 26 more in the index over ``received_at``. Since this revision
+they are stored as bytes (32 per hash, 64 for the signature) and, on SQLite, as microseconds since
+1970 (central/db/types.py); the code reads and writes the same hex, base64 and times as before, and
+what the chain commits to does not change. A value that is not a lowercase SHA-256 in hex, or not
+the canonical base64 of 64 bytes, is stored as its text, so the conversion is lossless.
+
+On PostgreSQL each column is converted in place (``ALTER TABLE ... TYPE bytea USING ...``: the table
+is rewritten, under a lock that holds every replica's ingest until it ends). On SQLite the columns
+keep their declared types, which store the bytes and integers a program writes as they are; the
+rows are rewritten in batches of 2,000.
+
+The unique index over each node's report ids (about 75 bytes a report) gives way to an index over the
+ids' first 8 characters (about 20), through which the export finds the reports its findings cite;
+ingest finds a report sent again by its sequence number, which stays unique per node. (On SQLite the
+table is rebuilt once for this.) The downgrade puts the text and the unique index back, and refuses
+when a node has since sent one report id twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Dict, List, Optional
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0016"
+down_revision = "0015"
+branch_labels = None
+depends_on = None
+
+_BATCH = 2000
+_REPORT_KEY = 8
+"""central/db/schema.py's REPORT_KEY when this revision was made (a migration keeps its own copy)."""
+_HASHES = ("body_sha256", "prev_hash", "entry_hash", "erased_sha256")
+_TIMES = ("collected_at", "received_at")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_SIG64 = re.compile(r"ed25519 [A-Za-z0-9+/]{85}[AQgw]==")
+"""A signature as evidence/signing.py writes it: ``ed25519`` and the canonical base64 of 64 bytes (86
+characters, the last holding 2 bits, the rest zero, and '==')."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+_PG_HEX_IN = "CASE WHEN {c} ~ '^[0-9a-f]{{64}}$' THEN decode({c}, 'hex') ELSE convert_to({c}, 'UTF8') END"
+_PG_SIG_IN = (
+    "CASE WHEN {c} ~ '^ed25519 [A-Za-z0-9+/]{{85}}[AQgw]==$' THEN decode(substr({c}, 9), 'base64') "
+    "ELSE convert_to({c}, 'UTF8') END"
+)
+_PG_HEX_OUT = "CASE WHEN length({c}) = 32 THEN encode({c}, 'hex') ELSE convert_from({c}, 'UTF8') END"
+_PG_SIG_OUT = (
+    "CASE WHEN length({c}) = 64 THEN 'ed25519 ' || translate(encode({c}, 'base64'), E'\\n', '') "
+    "ELSE convert_from({c}, 'UTF8') END"
+)
+
+
+def _hex_in(value: Optional[str]) -> Optional[bytes]:
+    if value is None:
+        return None
+    return bytes.fromhex(value) if _HEX64.fullmatch(value) else value.encode("utf-8")
+
+
+def _sig_in(value: str) -> bytes:
+    return base64.b64decode(value[8:]) if _SIG64.fullmatch(value) else value.encode("utf-8")
+
+
+def _time_in(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    moment = datetime.fromisoformat(value)
+    moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def _hex_out(value: Optional[bytes]) -> Optional[str]:
+    if value is None or isinstance(value, str):
+        return value
+    return bytes(value).hex() if len(value) == 32 else bytes(value).decode("utf-8")
+
+
+def _sig_out(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return (
+        "ed25519 " + base64.b64encode(bytes(value)).decode("ascii")
+        if len(value) == 64
+        else bytes(value).decode("utf-8")
+    )
+
+
+def _time_out(value: Any) -> Any:
+    if not isinstance(value, int):
+        return value
+    return (_EPOCH + timedelta(microseconds=value)).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _sqlite_rows(convert: Dict[str, Callable[[Any], Any]]) -> None:
+    """Rewrite every row's values of ``convert``'s columns on SQLite, in batches."""
+    conn = op.get_bind()
+    table = sa.table("reports", sa.column("id"), *(sa.column(name) for name in convert))
+    change = (
+        sa.update(table)
+        .where(table.c.id == sa.bindparam("key"))
+        .values({name: sa.bindparam(f"new_{name}") for name in convert})
+    )
+    last = -1
+    while True:
+        rows = conn.execute(sa.select(table).where(table.c.id > last).order_by(table.c.id).limit(_BATCH)).fetchall()
+        if not rows:
+            return
+        values: List[Dict[str, Any]] = [
+            {"key": row.id, **{f"new_{name}": fn(getattr(row, name)) for name, fn in convert.items()}} for row in rows
+        ]
+        conn.execute(change, values)
+        last = rows[-1].id
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        for name in _HASHES:
+            op.execute(f"ALTER TABLE reports ALTER COLUMN {name} TYPE bytea USING {_PG_HEX_IN.format(c=name)}")
+        op.execute(f"ALTER TABLE reports ALTER COLUMN signature TYPE bytea USING {_PG_SIG_IN.format(c='signature')}")
+    else:
+        convert: Dict[str, Callable[[Any], Any]] = {name: _hex_in for name in _HASHES}
+        convert.update({"signature": _sig_in, **{name: _time_in for name in _TIMES}})
+        _sqlite_rows(convert)
+    with op.batch_alter_table("reports") as batch:  # SQLite: the table is rebuilt once, without it
+        batch.drop_constraint("uq_reports_agent_report", type_="unique")
+    op.create_index("ix_reports_report_key", "reports", [sa.text(f"substr(report_id, 1, {_REPORT_KEY})")])
+
+
+def downgrade() -> None:
+    conn = op.get_bind()
+    twice = conn.execute(
+        sa.text("SELECT agent_id, report_id FROM reports GROUP BY agent_id, report_id HAVING COUNT(*) > 1 LIMIT 1")
+    ).first()
+    if twice is not None:
+        raise RuntimeError(
+            f"node {twice.agent_id} sent report id {twice.report_id} in more than one report since this "
+            "version, which the earlier version's unique index refuses: it cannot go back"
+        )
+    op.drop_index("ix_reports_report_key", "reports")
+    with op.batch_alter_table("reports") as batch:
+        batch.create_unique_constraint("uq_reports_agent_report", ["agent_id", "report_id"])
+    if conn.dialect.name == "postgresql":
+        for name in _HASHES:
+            op.execute(f"ALTER TABLE reports ALTER COLUMN {name} TYPE varchar(64) USING {_PG_HEX_OUT.format(c=name)}")
+        op.execute(
+            f"ALTER TABLE reports ALTER COLUMN signature TYPE varchar(128) USING {_PG_SIG_OUT.format(c='signature')}"
+        )
+        return
+    convert: Dict[str, Callable[[Any], Any]] = {name: _hex_out for name in _HASHES}
+    convert.update({"signature": _sig_out, **{name: _time_out for name in _TIMES}})
+    _sqlite_rows(convert)
