@@ -256,7 +256,7 @@ def _downgrade(config: CentralConfig, revision: str) -> int:
     centre = open_centre(config, upgrade=False)
     try:
         print(f"schema at revision {migrate.downgrade(centre.engine, revision)}")
-    except CommandError as err:
+    except (CommandError, migrate.CannotGoBack) as err:
         print(f"tillsyn-central: cannot go back to revision {revision}: {err}", file=sys.stderr)
         return EXIT_USAGE
     return 0

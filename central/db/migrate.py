@@ -32,6 +32,10 @@ def head() -> str:
     return str(ScriptDirectory.from_config(_config()).get_current_head())
 
 
+class CannotGoBack(RuntimeError):
+    """Raised by a migration's downgrade that would lose or break evidence, saying why; nothing is changed."""
+
+
 DOWNGRADE_FLOOR = "0014"
 """The oldest revision ``db downgrade`` goes back to: the downgrades of 0010 to 0014 drop what those
 migrations added (the erasures, the pieces report skeletons refer to, the changes' sentences), with

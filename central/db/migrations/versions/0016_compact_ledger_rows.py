@@ -34,6 +34,8 @@ from typing import Any, Callable, Dict, List, Optional
 import sqlalchemy as sa
 from alembic import op
 
+from central.db.migrate import CannotGoBack
+
 revision = "0016"
 down_revision = "0015"
 branch_labels = None
@@ -143,9 +145,9 @@ def downgrade() -> None:
         sa.text("SELECT agent_id, report_id FROM reports GROUP BY agent_id, report_id HAVING COUNT(*) > 1 LIMIT 1")
     ).first()
     if twice is not None:
-        raise RuntimeError(
-            f"node {twice.agent_id} sent report id {twice.report_id} in more than one report since this "
-            "version, which the earlier version's unique index refuses: it cannot go back"
+        raise CannotGoBack(
+            f"node {twice.agent_id} has report id {twice.report_id} in more than one stored report, which "
+            "the unique index of the revision before refuses; nothing was changed"
         )
     op.drop_index("ix_reports_report_key", "reports")
     with op.batch_alter_table("reports") as batch:

@@ -1,0 +1,135 @@
+"""Migration 0016 on SQLite and PostgreSQL: the ledger's hashes and signatures are stored as bytes, and on
+SQLite its times as integers; the unique index over node and report id gives way to an index over the ids'
+first characters.  The code reads the same text and times either way, the downgrade puts back exactly the
+text that was there, and ``verify`` stays intact both ways."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from central.db import migrate
+from central.db.engine import read_tx, write_tx
+from central.db.schema import reports
+from central.db.types import HexDigest, Signature
+from central.ingest.ledger_check import verify_store
+from central.runtime.service import Centre
+from tests.central.conftest import Node, cli_env, evidence_record, run_cli
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+RECORD = evidence_record("time", {"synchronised": True, "offset_s": 0.000123, "daemons": []})
+_COLUMNS = ("signature", "body_sha256", "prev_hash", "entry_hash", "collected_at", "received_at")
+_RAW = sa.table("reports", sa.column("id"), *(sa.column(name) for name in _COLUMNS))
+"""The table as stored, without the schema's types: what the database holds."""
+
+
+def _typed(centre: Centre) -> List[Dict[str, Any]]:
+    with read_tx(centre.engine) as conn:
+        rows = conn.execute(select(reports.c.id, *(reports.c[n] for n in _COLUMNS)).order_by(reports.c.id))
+        return [dict(row._mapping) for row in rows]
+
+
+def _raw(centre: Centre) -> List[Dict[str, Any]]:
+    with read_tx(centre.engine) as conn:
+        return [dict(row._mapping) for row in conn.execute(select(_RAW).order_by(_RAW.c.id))]
+
+
+def test_the_ledger_is_stored_compactly_and_the_downgrade_puts_the_text_back(
+    client: TestClient, centre: Centre, node: Node, tmp_path: Path, database_url: str
+) -> None:
+    for _ in range(3):
+        assert node.send(node.report(RECORD)).status_code == 200
+    typed = _typed(centre)
+    on_sqlite = centre.engine.dialect.name == "sqlite"
+    for row, raw in zip(typed, _raw(centre)):
+        assert row["signature"].startswith("ed25519 ") and len(row["body_sha256"]) == 64
+        assert len(bytes(raw["signature"])) == 64
+        assert [len(bytes(raw[n])) for n in ("body_sha256", "prev_hash", "entry_hash")] == [32, 32, 32]
+        if on_sqlite:  # microseconds since 1970
+            for name in ("collected_at", "received_at"):
+                assert raw[name] == (row[name] - EPOCH) // timedelta(microseconds=1)
+
+    env = cli_env(tmp_path, database_url)
+    (back,) = run_cli(env, ["db", "downgrade", "0015"])
+    assert back.returncode == 0 and back.stdout.strip() == "schema at revision 0015", back.stderr
+    raw_text = _raw(centre)
+    for row, raw in zip(typed, raw_text):  # the text the version before wrote, character for character
+        for name in ("signature", "body_sha256", "prev_hash", "entry_hash"):
+            assert raw[name] == row[name], name
+        if on_sqlite:
+            assert isinstance(raw["received_at"], str)
+    assert _typed(centre) == typed  # and the code reads the same either way
+    assert verify_store(centre.engine) == (1, [])
+
+    assert migrate.upgrade(centre.engine) == migrate.head()
+    assert _typed(centre) == typed
+    assert node.send(node.report(RECORD)).status_code == 200
+    assert verify_store(centre.engine) == (1, [])
+
+
+def test_the_downgrade_refuses_a_report_id_stored_twice(
+    client: TestClient, centre: Centre, node: Node, tmp_path: Path, database_url: str
+) -> None:
+    first = node.report(RECORD)
+    assert node.send(first).status_code == 200
+    assert node.send(node.report(RECORD)).status_code == 200
+    with write_tx(centre.engine) as conn:  # not something ingest lets through: written by hand
+        conn.execute(update(reports).where(reports.c.chain_index == 2).values(report_id=first["report_id"]))
+    (refused,) = run_cli(cli_env(tmp_path, database_url), ["db", "downgrade", "0015"])
+    assert refused.returncode == 2
+    assert f"has report id {first['report_id']} in more than one stored report" in refused.stderr
+    assert "nothing was changed" in refused.stderr
+    (current,) = run_cli(cli_env(tmp_path, database_url), ["db", "current"])
+    assert current.stdout.strip().startswith(f"schema at revision {migrate.head()}")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0" * 64,
+        "ab" * 32,
+        "AB" * 32,  # upper case: not what hexdigest() writes, kept as text
+        "not a hash",
+        "x" * 65,
+        "",
+    ],
+)
+def test_a_digest_column_gives_back_any_text_it_was_given(value: str) -> None:
+    digest = HexDigest()
+    for dialect in (sqlite.dialect(), postgresql.dialect()):  # type: ignore[attr-defined]
+        stored = digest.process_bind_param(value, dialect)
+        assert stored is not None and digest.process_result_value(memoryview(stored), dialect) == value
+    assert len(digest.process_bind_param("ab" * 32, sqlite.dialect()) or b"") == 32  # type: ignore[attr-defined]
+
+
+def test_a_text_that_would_read_back_as_another_is_refused() -> None:
+    dialect = sqlite.dialect()
+    with pytest.raises(ValueError, match="would read back as one"):
+        HexDigest().process_bind_param("y" * 32, dialect)
+    with pytest.raises(ValueError, match="would read back as one"):
+        Signature().process_bind_param("z" * 64, dialect)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "ed25519 " + "A" * 86 + "==",
+        "ed25519 " + "A" * 85 + "B==",  # not canonical (bits after the last byte): kept as text
+        "A" * 86 + "==",  # no scheme
+        "ed25519 " + "A" * 84 + "=",
+        "rsa something",
+    ],
+)
+def test_a_signature_column_gives_back_any_text_it_was_given(value: str) -> None:
+    signature = Signature()
+    dialect = postgresql.dialect()
+    stored = signature.process_bind_param(value, dialect)
+    assert stored is not None and signature.process_result_value(memoryview(stored), dialect) == value
+    assert (len(stored) == 64) == (value == "ed25519 " + "A" * 86 + "==")
