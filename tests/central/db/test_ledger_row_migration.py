@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 
 from central.db import migrate
 from central.db.engine import read_tx, write_tx
@@ -26,6 +27,8 @@ from tests.central.conftest import Node, cli_env, evidence_record, run_cli
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 RECORD = evidence_record("time", {"synchronised": True, "offset_s": 0.000123, "daemons": []})
 _COLUMNS = ("signature", "body_sha256", "prev_hash", "entry_hash", "collected_at", "received_at")
+SQLITE: Dialect = sqlite.dialect()
+POSTGRESQL: Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
 _RAW = sa.table("reports", sa.column("id"), *(sa.column(name) for name in _COLUMNS))
 """The table as stored, without the schema's types: what the database holds."""
 
@@ -103,14 +106,14 @@ def test_the_downgrade_refuses_a_report_id_stored_twice(
 )
 def test_a_digest_column_gives_back_any_text_it_was_given(value: str) -> None:
     digest = HexDigest()
-    for dialect in (sqlite.dialect(), postgresql.dialect()):  # type: ignore[attr-defined]
+    for dialect in (SQLITE, POSTGRESQL):
         stored = digest.process_bind_param(value, dialect)
         assert stored is not None and digest.process_result_value(memoryview(stored), dialect) == value
-    assert len(digest.process_bind_param("ab" * 32, sqlite.dialect()) or b"") == 32  # type: ignore[attr-defined]
+    assert len(digest.process_bind_param("ab" * 32, SQLITE) or b"") == 32
 
 
 def test_a_text_that_would_read_back_as_another_is_refused() -> None:
-    dialect = sqlite.dialect()
+    dialect = SQLITE
     with pytest.raises(ValueError, match="would read back as one"):
         HexDigest().process_bind_param("y" * 32, dialect)
     with pytest.raises(ValueError, match="would read back as one"):
@@ -129,7 +132,7 @@ def test_a_text_that_would_read_back_as_another_is_refused() -> None:
 )
 def test_a_signature_column_gives_back_any_text_it_was_given(value: str) -> None:
     signature = Signature()
-    dialect = postgresql.dialect()
+    dialect = POSTGRESQL
     stored = signature.process_bind_param(value, dialect)
     assert stored is not None and signature.process_result_value(memoryview(stored), dialect) == value
     assert (len(stored) == 64) == (value == "ed25519 " + "A" * 86 + "==")
