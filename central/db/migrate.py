@@ -80,16 +80,34 @@ def downgrade(engine: Engine, revision: str) -> str:
 def _migrate(engine: Engine, revision: str, back: bool = False) -> str:
     with engine.connect() as plain:
         conn = plain.execution_options(tillsyn_write=True)
+        sqlite = conn.dialect.name == "sqlite"
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
             conn.commit()
+        elif sqlite:
+            # A migration that rebuilds a table (alembic's batch mode) drops the old one, which with
+            # foreign keys on deletes its rows first, and ON DELETE CASCADE with them the rows of other
+            # tables that refer to them (the evaluation queue's). Off for the migration (outside any
+            # transaction, where SQLite honours it), checked before the commit, on again after.
+            _sqlite_foreign_keys(conn, False)
         try:
             _known(conn)
             (command.downgrade if back else command.upgrade)(_config(conn), revision)
+            if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                conn.rollback()
+                raise RuntimeError(f"migrating to {revision} left rows whose foreign keys point nowhere; undone")
             conn.commit()
             reached = MigrationContext.configure(conn).get_current_revision()
         finally:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
                 conn.commit()
+            elif sqlite:
+                conn.rollback()
+                _sqlite_foreign_keys(conn, True)
     return str(reached)
+
+
+def _sqlite_foreign_keys(conn: Connection, on: bool) -> None:
+    """SQLite's foreign key enforcement on this connection, set outside SQLAlchemy's transaction."""
+    conn.connection.dbapi_connection.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")  # type: ignore[union-attr]

@@ -8,7 +8,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from sqlalchemy import Connection, func, select
 
 from central.db.report_bodies import Bodies, UnreadableBody
-from central.db.schema import REPORT_KEY, reports
+from central.db.schema import REPORT_KEY, report_key, reports
 from central.export.model import iso
 from central.ingest.ledger import GENESIS
 from central.retention.sweep import Checkpoint
@@ -93,17 +93,14 @@ def cited_reports(
             return b"", row.signature
 
     for i in range(0, len(wanted), 500):
-        ids = wanted[i : i + 500]
-        keys = sorted({r[:REPORT_KEY] for r in ids})  # through ix_reports_report_key
+        ids = set(wanted[i : i + 500])
+        keys = sorted({r[:REPORT_KEY] for r in ids})  # through ix_reports_report_key; the ids compared here
         rows = conn.execute(
-            select(*_FIELDS, *extra).where(
-                func.substr(reports.c.report_id, 1, REPORT_KEY).in_(keys),
-                reports.c.agent_id == agent_id,
-                reports.c.report_id.in_(ids),
-            )
+            select(*_FIELDS, *extra).where(report_key(reports.c.report_id).in_(keys), reports.c.agent_id == agent_id)
         )
         for row in rows:
-            found[row.report_id] = _row(row, with_evidence, *signed(row))
+            if row.report_id in ids:
+                found[row.report_id] = _row(row, with_evidence, *signed(row))
     for index in head_indexes:
         head = conn.execute(
             select(*_FIELDS, *extra).where(reports.c.agent_id == agent_id, reports.c.chain_index == index)

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from sqlalchemy import ARRAY, Connection, RowMapping, any_, bindparam, func, select, update
+from sqlalchemy import ARRAY, Connection, RowMapping, any_, bindparam, select, update
 
 from central.config import Limits
 from central.db import report_bodies
-from central.db.schema import REPORT_KEY, agents, pending_evaluation, reports
+from central.db.schema import REPORT_KEY, agents, pending_evaluation, report_key, reports
 from central.ingest import heartbeat_store
 from central.ingest.ledger import body_hash, entry_hash
 from central.request_refused import RequestRefused, refuse
@@ -67,12 +67,13 @@ _AGENT_LOCKED = _AGENT.with_for_update(key_share=True)
 _KNOWN = select(reports.c.body_sha256, reports.c.report_id).where(
     reports.c.agent_id == bindparam("agent_key"), reports.c.seq == bindparam("seq_key")
 )
-# a report id the node used before, with another sequence number: through ix_reports_report_key (a node's
-# report ids are unique in its ledger; ingest, which holds the node's row, keeps them so since migration 0016)
-_ID_USED = select(reports.c.seq).where(
-    func.substr(reports.c.report_id, 1, REPORT_KEY) == bindparam("prefix_key"),
+# a report id the node used before, with another sequence number, looked up through ix_reports_report_key
+# (since migration 0016 ingest, which holds the node's row, keeps a node's report ids unique). The prefix's
+# bounds are literals and the id is compared here: SQLite uses an expression index only for the very
+# expression it was made of, and a bound parameter, or another condition on report_id, hides it.
+_ID_USED = select(reports.c.report_id).where(
+    report_key(reports.c.report_id) == bindparam("prefix_key"),
     reports.c.agent_id == bindparam("agent_key"),
-    reports.c.report_id == bindparam("report_key"),
 )
 _STORE = reports.insert()
 _QUEUE = pending_evaluation.insert()
@@ -248,8 +249,8 @@ def parse_signed(signed: List[SignedReport], agent_id: str) -> List[Prepared]:
 
 
 def _id_used(conn: Connection, agent_id: str, report_id: str) -> bool:
-    keys = {"prefix_key": report_id[:REPORT_KEY], "agent_key": agent_id, "report_key": report_id}
-    return conn.execute(_ID_USED, keys).first() is not None
+    rows = conn.execute(_ID_USED, {"prefix_key": report_id[:REPORT_KEY], "agent_key": agent_id}).scalars()
+    return report_id in rows
 
 
 def store_reports(
@@ -274,9 +275,7 @@ def store_reports(
         if known is not None and known.body_sha256 == digest:
             result.duplicates.append(report.report_id)
             continue
-        if (known is not None and known.report_id == report.report_id) or (
-            known is None and _id_used(conn, agent["id"], report.report_id)
-        ):
+        if (known is not None and known.report_id == report.report_id) or _id_used(conn, agent["id"], report.report_id):
             raise refuse(
                 409, "conflict", f"{where}: report {report.report_id} was stored with other content", index=index
             )

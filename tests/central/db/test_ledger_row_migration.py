@@ -12,15 +12,16 @@ from typing import Any, Dict, List
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 from central.db import migrate
 from central.db.engine import read_tx, write_tx
-from central.db.schema import reports
+from central.db.schema import REPORT_KEY, pending_evaluation, report_key, reports
 from central.db.types import HexDigest, Signature
 from central.ingest.ledger_check import verify_store
+from central.ingest.receive import _ID_USED, _id_used
 from central.runtime.service import Centre
 from tests.central.conftest import Node, cli_env, evidence_record, run_cli
 
@@ -37,6 +38,13 @@ def _typed(centre: Centre) -> List[Dict[str, Any]]:
     with read_tx(centre.engine) as conn:
         rows = conn.execute(select(reports.c.id, *(reports.c[n] for n in _COLUMNS)).order_by(reports.c.id))
         return [dict(row._mapping) for row in rows]
+
+
+def _queued(centre: Centre) -> List[int]:
+    with read_tx(centre.engine) as conn:
+        return list(
+            conn.execute(select(pending_evaluation.c.report_pk).order_by(pending_evaluation.c.report_pk)).scalars()
+        )
 
 
 def _raw(centre: Centre) -> List[Dict[str, Any]]:
@@ -59,6 +67,9 @@ def test_the_ledger_is_stored_compactly_and_the_downgrade_puts_the_text_back(
             for name in ("collected_at", "received_at"):
                 assert raw[name] == (row[name] - EPOCH) // timedelta(microseconds=1)
 
+    with write_tx(centre.engine) as conn:  # reports still to be judged: the queue refers to them
+        conn.execute(delete(pending_evaluation))
+        conn.execute(pending_evaluation.insert(), [{"report_pk": r["id"], "agent_id": node.agent_id} for r in typed])
     env = cli_env(tmp_path, database_url)
     (back,) = run_cli(env, ["db", "downgrade", "0015"])
     assert back.returncode == 0 and back.stdout.strip() == "schema at revision 0015", back.stderr
@@ -70,9 +81,11 @@ def test_the_ledger_is_stored_compactly_and_the_downgrade_puts_the_text_back(
             assert isinstance(raw["received_at"], str)
     assert _typed(centre) == typed  # and the code reads the same either way
     assert verify_store(centre.engine) == (1, [])
+    assert _queued(centre) == [r["id"] for r in typed]  # SQLite's rebuild of the table did not empty the queue
 
     assert migrate.upgrade(centre.engine) == migrate.head()
     assert _typed(centre) == typed
+    assert _queued(centre) == [r["id"] for r in typed]
     assert node.send(node.report(RECORD)).status_code == 200
     assert verify_store(centre.engine) == (1, [])
 
@@ -136,3 +149,23 @@ def test_a_signature_column_gives_back_any_text_it_was_given(value: str) -> None
     stored = signature.process_bind_param(value, dialect)
     assert stored is not None and signature.process_result_value(memoryview(stored), dialect) == value
     assert (len(stored) == 64) == (value == "ed25519 " + "A" * 86 + "==")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_report_ids_are_looked_up_through_their_index(client: TestClient, centre: Centre, node: Node) -> None:
+    """Ingest looks up every new report's id; without the index that is a walk through the node's whole ledger.
+    SQLite only: it uses an expression index only for a query with the very same expression (PostgreSQL
+    plans each lookup with its values, and matches the expression either way)."""
+    report = node.report(RECORD)
+    assert node.send(report).status_code == 200
+    keys = {"prefix_key": report["report_id"][:REPORT_KEY], "agent_key": node.agent_id}
+    cited = select(reports.c.report_id).where(report_key(reports.c.report_id).in_([keys["prefix_key"]]))
+    with read_tx(centre.engine) as conn:
+        for statement, params in ((_ID_USED, keys), (cited, {})):
+            compiled = statement.compile(centre.engine, compile_kwargs={"render_postcompile": True})
+            plan = conn.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {compiled}", tuple(compiled.construct_params(params).values())
+            ).all()
+            assert any("ix_reports_report_key" in str(step) for step in plan), plan
+        assert _id_used(conn, node.agent_id, report["report_id"])
+        assert not _id_used(conn, node.agent_id, report["report_id"][:REPORT_KEY] + "0" * 25)

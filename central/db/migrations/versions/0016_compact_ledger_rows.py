@@ -18,7 +18,7 @@ keep their declared types, which store the bytes and integers a program writes a
 rows are rewritten in batches of 2,000.
 
 The unique index over each node's report ids (about 75 bytes a report) gives way to an index over the
-ids' first 8 characters (about 20), through which the export finds the reports its findings cite;
+ids' first 7 characters (about 20), through which the export finds the reports its findings cite;
 ingest finds a report sent again by its sequence number, which stays unique per node. (On SQLite the
 table is rebuilt once for this.) The downgrade puts the text and the unique index back, and refuses
 when a node has since sent one report id twice.
@@ -42,7 +42,7 @@ branch_labels = None
 depends_on = None
 
 _BATCH = 2000
-_REPORT_KEY = 8
+_REPORT_KEY = 7
 """central/db/schema.py's REPORT_KEY when this revision was made (a migration keeps its own copy)."""
 _HASHES = ("body_sha256", "prev_hash", "entry_hash", "erased_sha256")
 _TIMES = ("collected_at", "received_at")
@@ -126,10 +126,10 @@ def _sqlite_rows(convert: Dict[str, Callable[[Any], Any]]) -> None:
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        for name in _HASHES:
-            op.execute(f"ALTER TABLE reports ALTER COLUMN {name} TYPE bytea USING {_PG_HEX_IN.format(c=name)}")
-        op.execute(f"ALTER TABLE reports ALTER COLUMN signature TYPE bytea USING {_PG_SIG_IN.format(c='signature')}")
+    if op.get_bind().dialect.name == "postgresql":  # one statement: the table is rewritten once
+        changes = [f"ALTER COLUMN {name} TYPE bytea USING {_PG_HEX_IN.format(c=name)}" for name in _HASHES]
+        changes.append(f"ALTER COLUMN signature TYPE bytea USING {_PG_SIG_IN.format(c='signature')}")
+        op.execute("ALTER TABLE reports " + ", ".join(changes))
     else:
         convert: Dict[str, Callable[[Any], Any]] = {name: _hex_in for name in _HASHES}
         convert.update({"signature": _sig_in, **{name: _time_in for name in _TIMES}})
@@ -137,6 +137,8 @@ def upgrade() -> None:
     with op.batch_alter_table("reports") as batch:  # SQLite: the table is rebuilt once, without it
         batch.drop_constraint("uq_reports_agent_report", type_="unique")
     op.create_index("ix_reports_report_key", "reports", [sa.text(f"substr(report_id, 1, {_REPORT_KEY})")])
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("ANALYZE reports")  # the planner's statistics for the new index's expression
 
 
 def downgrade() -> None:
@@ -153,11 +155,9 @@ def downgrade() -> None:
     with op.batch_alter_table("reports") as batch:
         batch.create_unique_constraint("uq_reports_agent_report", ["agent_id", "report_id"])
     if conn.dialect.name == "postgresql":
-        for name in _HASHES:
-            op.execute(f"ALTER TABLE reports ALTER COLUMN {name} TYPE varchar(64) USING {_PG_HEX_OUT.format(c=name)}")
-        op.execute(
-            f"ALTER TABLE reports ALTER COLUMN signature TYPE varchar(128) USING {_PG_SIG_OUT.format(c='signature')}"
-        )
+        changes = [f"ALTER COLUMN {name} TYPE varchar(64) USING {_PG_HEX_OUT.format(c=name)}" for name in _HASHES]
+        changes.append(f"ALTER COLUMN signature TYPE varchar(128) USING {_PG_SIG_OUT.format(c='signature')}")
+        op.execute("ALTER TABLE reports " + ", ".join(changes))
         return
     convert: Dict[str, Callable[[Any], Any]] = {name: _hex_out for name in _HASHES}
     convert.update({"signature": _sig_out, **{name: _time_out for name in _TIMES}})
