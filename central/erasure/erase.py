@@ -12,9 +12,9 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Dict, Optional, Set
+from typing import Any, Dict, Iterable, Optional, Set
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, or_, select, text, update
 
 from central import audit
 from central.db import report_bodies
@@ -34,6 +34,20 @@ from central.erasure.scrub import Scrubber
 DEADLINE = timedelta(days=90)
 """GDPR Art. 17 as the hosting company's policy words it: on request, within three months at the latest."""
 BATCH = 500
+_PG_ERASURE_SEED = 7118
+"""The seed of ``hashtextextended`` in the erasure's advisory lock keys (one per node; enrolment's is 7117)."""
+
+
+def hold_nodes(conn: Connection, agent_ids: Iterable[str], shared: bool) -> None:
+    """On PostgreSQL, the erasure's lock on these nodes until the transaction ends: an erasure holds its node's
+    alone, the evaluator holds the nodes of the reports it judges together (so it never writes values it read
+    before an erasure into the rows the erasure scrubbed, and an erasure never starts in the middle of a judged
+    batch). Ingest does not take it. SQLite needs none: a write transaction has the database to itself."""
+    if conn.dialect.name != "postgresql":
+        return
+    take = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    for agent_id in sorted(set(agent_ids)):  # always in the same order
+        conn.execute(text(f"SELECT {take}(hashtextextended(:v, {_PG_ERASURE_SEED}))"), {"v": agent_id})
 
 
 class EraseError(Exception):
@@ -115,6 +129,7 @@ def erase(conn: Connection, node: str, reference: Optional[str], actor: str, now
     if pending is None:
         pending = request(conn, agent_id, reference or f"erase-{now:%Y%m%d%H%M%S}", now, actor, now, source)
     erasure_id = pending["id"]
+    hold_nodes(conn, [agent_id], shared=False)  # the evaluator finishes the node's reports it is judging first
     if conn.dialect.name == "postgresql":  # ingest of this node waits: no report may refer to a piece deleted below
         conn.execute(select(agents.c.id).where(agents.c.id == agent_id).with_for_update(key_share=True)).all()
     scrubber = Scrubber()

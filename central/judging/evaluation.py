@@ -26,6 +26,7 @@ from sqlalchemy.exc import DBAPIError, PendingRollbackError, SQLAlchemyError
 from central.db import report_bodies
 from central.db.engine import try_advisory_lock, write_tx
 from central.db.schema import agents, findings, latest_evidence, pending_evaluation, reports
+from central.erasure.erase import hold_nodes
 from central.ingest.parsed_cache import ParsedReports
 from central.judging.findings import COMPARED, Changes, record, rules_for_agent, shown
 from central.runtime.background import Background
@@ -171,17 +172,30 @@ def evaluate_batch(
         if not try_advisory_lock(conn, _PG_EVALUATOR_LOCK):
             done.busy = True
             return done
+        # an erasure of one of these nodes ends before this batch reads their reports (PostgreSQL; on
+        # SQLite this transaction has the database to itself), and waits for it to commit
+        queued = dict(
+            conn.execute(
+                select(pending_evaluation.c.report_pk, pending_evaluation.c.agent_id)
+                .order_by(pending_evaluation.c.report_pk)
+                .limit(limit)
+            ).all()
+        )
+        if not queued:
+            return done
+        hold_nodes(conn, queued.values(), shared=True)
         rows = conn.execute(
             select(
                 pending_evaluation.c.report_pk,
                 reports.c.agent_id,
                 reports.c.received_at,
                 reports.c.body_sha256,
+                reports.c.erased_sha256,
                 reports.c.body,
             )
             .join(reports, reports.c.id == pending_evaluation.c.report_pk)
+            .where(pending_evaluation.c.report_pk.in_(list(queued)))
             .order_by(pending_evaluation.c.report_pk)
-            .limit(limit)
         ).all()
         if not rows:
             return done
@@ -189,7 +203,7 @@ def evaluate_batch(
         bodies = report_bodies.Bodies(conn)
         for row in rows:
             kept = parsed.take(row.report_pk, row.body_sha256) if parsed is not None else None
-            if kept is not None:
+            if kept is not None and row.erased_sha256 is None:  # ingest's parse is of the body before an erasure
                 judged.append(_judged(row, kept))
                 continue
             try:
