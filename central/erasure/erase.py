@@ -34,8 +34,11 @@ from central.erasure.scrub import Scrubber
 DEADLINE = timedelta(days=90)
 """GDPR Art. 17 as the hosting company's policy words it: on request, within three months at the latest."""
 BATCH = 500
-_PG_ERASURE_SEED = 7118
-"""The seed of ``hashtextextended`` in the erasure's advisory lock keys (one per node; enrolment's is 7117)."""
+# the erasure's advisory lock keys, one per node: hashtextextended(agent id, 7118) (enrolment's seed is 7117)
+_HOLD = text("SELECT pg_advisory_xact_lock(hashtextextended(v, 7118)) FROM unnest(CAST(:ids AS text[])) AS v")
+_HOLD_SHARED = text(
+    "SELECT pg_advisory_xact_lock_shared(hashtextextended(v, 7118)) FROM unnest(CAST(:ids AS text[])) AS v"
+)
 
 
 def hold_nodes(conn: Connection, agent_ids: Iterable[str], shared: bool) -> None:
@@ -45,9 +48,8 @@ def hold_nodes(conn: Connection, agent_ids: Iterable[str], shared: bool) -> None
     batch). Ingest does not take it. SQLite needs none: a write transaction has the database to itself."""
     if conn.dialect.name != "postgresql":
         return
-    take = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-    for agent_id in sorted(set(agent_ids)):  # always in the same order
-        conn.execute(text(f"SELECT {take}(hashtextextended(:v, {_PG_ERASURE_SEED}))"), {"v": agent_id})
+    # one statement (an erasure holds one node's lock only, so no order of taking them can deadlock)
+    conn.execute(_HOLD_SHARED if shared else _HOLD, {"ids": sorted(set(agent_ids))}).all()
 
 
 class EraseError(Exception):
