@@ -15,7 +15,7 @@ the canonical base64 of 64 bytes, is stored as its text, so the conversion is lo
 On PostgreSQL each column is converted in place (``ALTER TABLE ... TYPE bytea USING ...``: the table
 is rewritten, under a lock that holds every replica's ingest until it ends). On SQLite the columns
 keep their declared types, which store the bytes and integers a program writes as they are; the
-rows are rewritten in batches of 2,000.
+rows are rewritten in one statement.
 
 The unique index over each node's report ids (about 75 bytes a report) gives way to an index over the
 ids' first 7 characters (about 20), through which the export finds the reports its findings cite;
@@ -29,7 +29,7 @@ from __future__ import annotations
 import base64
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Optional
 
 import sqlalchemy as sa
 from alembic import op
@@ -41,7 +41,6 @@ down_revision = "0015"
 branch_labels = None
 depends_on = None
 
-_BATCH = 2000
 _REPORT_KEY = 7
 """central/db/schema.py's REPORT_KEY when this revision was made (a migration keeps its own copy)."""
 _HASHES = ("body_sha256", "prev_hash", "entry_hash", "erased_sha256")
@@ -105,24 +104,17 @@ def _time_out(value: Any) -> Any:
 
 
 def _sqlite_rows(convert: Dict[str, Callable[[Any], Any]]) -> None:
-    """Rewrite every row's values of ``convert``'s columns on SQLite, in batches."""
+    """Rewrite every row's values of ``convert``'s columns on SQLite: one UPDATE, each value passed through
+    its function registered with SQLite (a third of the time of reading the rows and writing them back)."""
     conn = op.get_bind()
-    table = sa.table("reports", sa.column("id"), *(sa.column(name) for name in convert))
-    change = (
-        sa.update(table)
-        .where(table.c.id == sa.bindparam("key"))
-        .values({name: sa.bindparam(f"new_{name}") for name in convert})
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    for name, fn in convert.items():
+        raw.create_function(f"tillsyn_0016_{name}", 1, fn, deterministic=True)
+    table = sa.table("reports", *(sa.column(name) for name in convert))
+    conn.execute(
+        sa.update(table).values({name: getattr(sa.func, f"tillsyn_0016_{name}")(table.c[name]) for name in convert})
     )
-    last = -1
-    while True:
-        rows = conn.execute(sa.select(table).where(table.c.id > last).order_by(table.c.id).limit(_BATCH)).fetchall()
-        if not rows:
-            return
-        values: List[Dict[str, Any]] = [
-            {"key": row.id, **{f"new_{name}": fn(getattr(row, name)) for name, fn in convert.items()}} for row in rows
-        ]
-        conn.execute(change, values)
-        last = rows[-1].id
 
 
 def upgrade() -> None:
