@@ -49,8 +49,9 @@ from bench.docs import command_line, on_databases, publish
 from bench.load_nodes import capture_template
 from bench.machine import describe
 from central.config import from_mapping
+from central.db import report_bodies
 from central.db.engine import read_tx, write_tx
-from central.db.schema import evidence_blobs, finding_changes, incidents
+from central.db.schema import evidence_blobs, finding_changes, incidents, reports
 from central.enrolment import EnrolRequest, create_token, enrol
 from central.ingest.receive import (
     CheckedBeat,
@@ -373,6 +374,10 @@ def run(database: str, url: Optional[str], args: Any, template: Sequence[Evidenc
                         ("pieces", evidence_blobs),
                     )
                 }
+                head = func.substr(reports.c.body, 1, len(report_bodies.MAGIC3))
+                for name, magic in (("tsk3 bodies", report_bodies.MAGIC3), ("tsk2 bodies", report_bodies.MAGIC2)):
+                    count = select(func.count()).select_from(reports).where(head == magic)
+                    rows[name] = int(conn.execute(count).scalar_one())
         finally:
             centre.stop()
     node_days = args.nodes * (args.days * DAY_S - WARM_S) / DAY_S

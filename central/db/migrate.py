@@ -100,6 +100,7 @@ def _migrate(engine: Engine, revision: str, back: bool = False) -> str:
             reached = MigrationContext.configure(conn).get_current_revision()
         finally:
             if conn.dialect.name == "postgresql":
+                conn.rollback()  # a step that raised undoes the steps before it (0017's, under 0016's refusal)
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
                 conn.commit()
             elif sqlite:

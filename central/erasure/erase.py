@@ -158,11 +158,11 @@ def erase(conn: Connection, node: str, reference: Optional[str], actor: str, now
                     f"report {index} of the node cannot be read ({err}): see tillsyn-central verify"
                 ) from err
             new = scrubber.report(body)
-            if new == body and not bytes(stored).startswith(report_bodies.MAGIC2):
+            if new == body and not report_bodies.against_dictionary(stored):
                 referenced |= bodies.references(agent_id, stored)
                 continue
             # the scrubbed body's own pieces, against a dictionary made of scrubbed bodies only (an
-            # unchanged tsk2 body too: its dictionary may be made of an unscrubbed one)
+            # unchanged tsk2 or tsk3 body too: its dictionary may be made of an unscrubbed one)
             kept = report_bodies.store(conn, agent_id, new, now, dictionaries)
             referenced |= bodies.references(agent_id, kept)
             if new == body:

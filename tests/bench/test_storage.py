@@ -20,6 +20,8 @@ def test_one_node_a_few_hours_stores_its_reports_split_and_verifies() -> None:
     # record and a few dictionaries (a skeleton past REMAKE bytes makes another, as the rounds' mix of
     # collectors varies with the random report ids' compression: growth of one dictionary or none)
     assert result.rows["pieces"] < result.reports / 2, (result.rows["pieces"], result.reports)
+    # every body a skeleton naming its dictionary by 8 bytes of its SHA-256 (tsk3), none whole (tsk2)
+    assert (result.rows["tsk3 bodies"], result.rows["tsk2 bodies"]) == (result.reports, 0)
     assert 0 < result.per_node_day < result.report_bytes / (result.nodes * result.days)  # less than as signed
     text = section(result, args, 400)
     assert text.startswith("### SQLite") and "| **total** |" in text and "| 50,000 |" in text

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from central.config import Retention
 from central.db import report_bodies
@@ -60,6 +60,12 @@ def _pieces(centre: Centre, agent_id: str) -> Dict[bytes, bytes]:
             select(evidence_blobs.c.digest, evidence_blobs.c.data).where(evidence_blobs.c.agent_id == agent_id)
         ).all()
     return {bytes(d): report_bodies.unpack_piece(bytes(data)) for d, data in rows}
+
+
+def _name(stored: bytes) -> bytes:
+    """How a stored skeleton names its dictionary: by a prefix of its SHA-256 since tsk3."""
+    assert stored.startswith(report_bodies.MAGIC3), stored[:5]
+    return stored[5 : 5 + report_bodies.PREFIX]
 
 
 def _tsk1(raw: bytes) -> bytes:
@@ -131,7 +137,7 @@ def test_stored_once_read_back_exactly_and_verified(client: TestClient, centre: 
         assert node.send(envelope).status_code == 200
         sent.append(envelope)
     rows = _stored(centre, node.agent_id)
-    assert all(bytes(r.body).startswith(report_bodies.MAGIC2) for r in rows)
+    assert all(bytes(r.body).startswith(report_bodies.MAGIC3) for r in rows)
     assert len(_pieces(centre, node.agent_id)) == 4  # and one dictionary, the first report's parts
     with read_tx(centre.engine) as conn:
         bodies = report_bodies.Bodies(conn)
@@ -323,10 +329,10 @@ def test_the_dictionary_is_remade_when_the_cache_cannot_be_used(client: TestClie
         stored.append(report_bodies.store(conn, node.agent_id, bodies[0], now, caches[0]))
         stored.append(report_bodies.store(conn, node.agent_id, bodies[1], now, caches[1]))  # another replica
         stored.append(report_bodies.store(conn, node.agent_id, bodies[2], now, caches[0]))  # the first's again
-    names = [s[5:37] for s in stored]
-    assert names[0] != names[1] and names[2] == names[0]
+    names = [_name(s) for s in stored]
+    assert names[0] != names[1] and names[2] == names[0] == caches[0][node.agent_id][0][: report_bodies.PREFIX]
     with write_tx(centre.engine) as conn:  # erased in another process: not used, its bytes not written again
-        conn.execute(evidence_blobs.delete().where(evidence_blobs.c.digest == names[0]))
+        conn.execute(evidence_blobs.delete().where(evidence_blobs.c.digest == caches[0][node.agent_id][0]))
         stored.append(report_bodies.store(conn, node.agent_id, bodies[3], now, caches[0]))
         later = now + report_bodies.REFRESH
         stored.append(report_bodies.store(conn, node.agent_id, bodies[4], later, caches[0]))  # too old
@@ -336,10 +342,11 @@ def test_the_dictionary_is_remade_when_the_cache_cannot_be_used(client: TestClie
             [{"agent_id": node.agent_id, "digest": caches[0][node.agent_id][0], "data": b"", "last_used": later}],
         )
         big = report_bodies.store(conn, node.agent_id, bodies[5], later, caches[0])  # too large against it
-        assert big[5:37] == caches[0][node.agent_id][0] != hashlib.sha256(b"x").digest()
+        assert caches[0][node.agent_id][0] != hashlib.sha256(b"x").digest()
+        assert _name(big) == caches[0][node.agent_id][0][: report_bodies.PREFIX]
         small_one = report_bodies.store(conn, node.agent_id, small, later, caches[0])
-        assert small_one[5:37] == big[5:37]  # a report of fewer collectors uses the full one's dictionary
-    assert len({s[5:37] for s in stored[3:]}) == 2 and names[0] not in {s[5:37] for s in stored[3:]}
+        assert _name(small_one) == _name(big)  # a report of fewer collectors uses the full one's dictionary
+    assert len({_name(s) for s in stored[3:]}) == 2 and names[0] not in {_name(s) for s in stored[3:]}
     with read_tx(centre.engine) as conn:
         read = report_bodies.Bodies(conn)
         readable = [stored[1], *stored[3:], big, small_one]
@@ -356,12 +363,13 @@ def test_the_dictionary_is_remade_when_the_cache_cannot_be_used(client: TestClie
 def test_verify_names_a_missing_dictionary(client: TestClient, centre: Centre, node: Node) -> None:
     for _ in range(2):
         assert node.send(node.report(*_real_records())).status_code == 200
-    name = bytes(_stored(centre, node.agent_id)[0].body)[5:37]
+    name = _name(bytes(_stored(centre, node.agent_id)[0].body))
     with write_tx(centre.engine) as conn:
-        conn.execute(evidence_blobs.delete().where(evidence_blobs.c.digest == name))
+        low, high = name + bytes(32 - len(name)), name + b"\xff" * (32 - len(name))
+        assert conn.execute(evidence_blobs.delete().where(evidence_blobs.c.digest.between(low, high))).rowcount == 1
     _, problems = verify_store(centre.engine)
     assert [p.chain_index for p in problems] == [1, 2]
-    assert all(f"evidence piece {name.hex()} is not stored (the skeleton's dictionary)" in p.problem for p in problems)
+    assert all(f"evidence piece {name.hex()}… is not stored (the skeleton's dictionary)" in p.problem for p in problems)
 
 
 def test_a_changed_small_record_stays_in_the_skeleton(
@@ -387,15 +395,15 @@ def test_a_changed_small_record_stays_in_the_skeleton(
         monkeypatch.setattr(report_bodies, "_CACHE_LIMIT", 1)
         other = report_bodies.store(conn, node.agent_id, bodies[0], now, {"another node": cache[node.agent_id]})
     assert len(first) == 5  # ports, accounts, time and updates of the first report, and its dictionary
-    assert len({s[5:37] for s in stored}) == 1 and len(stored[1]) < len(_tsk1(bodies[1])) / 3
-    assert other[5:37] == hashlib.sha256(b"").digest()
+    assert len({_name(s) for s in stored}) == 1 and len(stored[1]) < len(_tsk1(bodies[1])) / 3
+    assert _name(other) == hashlib.sha256(b"").digest()[: report_bodies.PREFIX]
     with read_tx(centre.engine) as conn:
         read = report_bodies.Bodies(conn)
         assert [read.raw(node.agent_id, s) for s in [*stored, other]] == [*bodies, bodies[0]]
         refs = read.references(node.agent_id, stored[1])
     pieces = _pieces(centre, node.agent_id)
     # its dictionary, ports, accounts and updates; the time record is in the skeleton
-    assert len(refs) == 4 and not any(b'"offset_s"' in pieces[d] for d in refs - {stored[1][5:37]})
+    assert len(refs) == 4 and not any(b'"offset_s"' in pieces[d] for d in refs - {cache[node.agent_id][0]})
 
 
 def _pieces_in(conn: Any, agent_id: str) -> List[bytes]:
@@ -448,7 +456,7 @@ def test_a_full_dictionary_cache_drops_the_nodes_that_stopped_reporting(
     with write_tx(centre.engine) as conn:
         stored = report_bodies.store(conn, node.agent_id, raw, at, cache)
     assert set(cache) == {"here", node.agent_id}  # the node silent for two days made room
-    assert stored[5:37] == cache[node.agent_id][0]  # compressed against its own new dictionary
+    assert _name(stored) == cache[node.agent_id][0][: report_bodies.PREFIX]  # against its own new dictionary
     # a full cache looked through within the hour is not looked through again: the node is
     # compressed against no dictionary, and the silent node stays until the next look
     monkeypatch.setitem(report_bodies._LOOKED, "at", at)
@@ -456,7 +464,7 @@ def test_a_full_dictionary_cache_drops_the_nodes_that_stopped_reporting(
     cache["gone"] = (b"x" * 32, b"old", at - timedelta(days=2), frozenset())
     with write_tx(centre.engine) as conn:
         again = report_bodies.store(conn, node.agent_id, raw, at, cache)
-    assert again[5:37] == report_bodies._EMPTY and set(cache) == {"here", "gone"}
+    assert _name(again) == report_bodies._EMPTY[: report_bodies.PREFIX] and set(cache) == {"here", "gone"}
 
 
 def test_the_evaluator_reads_again_a_body_an_erasure_rewrote_under_it(
@@ -481,3 +489,118 @@ def test_the_evaluator_reads_again_a_body_an_erasure_rewrote_under_it(
             raise AssertionError("the old skeleton still reads: the test shows nothing")
         raw = _read_body(conn, report_bodies.Bodies(conn), held)
     assert body_hash(raw) == _stored(centre, node.agent_id)[0].erased_sha256 and b"anna" not in raw
+
+
+def test_tsk3_names_its_dictionary_by_a_prefix_and_every_older_format_still_reads(centre: Centre, node: Node) -> None:
+    at = datetime(2026, 12, 7, 4, 0, tzinfo=timezone.utc)
+    bodies = [_body(i) for i in range(1, 4)]
+    cache: report_bodies.Dictionaries = {}
+    with write_tx(centre.engine) as conn:
+        stored = [report_bodies.store(conn, node.agent_id, b, at, cache) for b in bodies]
+    digest = cache[node.agent_id][0]
+    assert all(_name(s) == digest[:8] for s in stored) and report_bodies.PREFIX == 8
+    tsk2 = report_bodies.MAGIC2 + digest + stored[1][13:]  # the same compressed parts, the dictionary named whole
+    assert len(stored[1]) == len(tsk2) - 24
+    pieces = _pieces(centre, node.agent_id)
+    assert report_bodies.join(stored[1], pieces) == bodies[1] == report_bodies.join(tsk2, pieces)
+    assert report_bodies.references(stored[1], pieces) == report_bodies.references(tsk2, pieces) == set(pieces)
+    with read_tx(centre.engine) as conn:
+        read = report_bodies.Bodies(conn)
+        assert read.as_tsk2(node.agent_id, stored[1]) == tsk2 and read.as_tsk2(node.agent_id, tsk2) == tsk2
+        tsk1 = read.as_tsk1(node.agent_id, stored[1])
+        assert tsk1.startswith(report_bodies.MAGIC) and tsk1 == read.as_tsk1(node.agent_id, tsk2)
+        for form in (stored[1], tsk2, tsk1, bodies[1]):  # tsk3, and every format before it
+            assert read.raw(node.agent_id, form) == bodies[1] == report_bodies.Bodies(conn).raw(node.agent_id, form)
+        assert read.references(node.agent_id, stored[2]) == read.references(node.agent_id, tsk2) == set(pieces)
+        assert [read.raw(node.agent_id, s) for s in stored] == bodies
+        # a prefix no piece begins with: MissingPiece naming it; a skeleton cut short: damaged, never a body
+        nowhere = stored[1][:5] + bytes(8) + stored[1][13:]
+        for damaged, said in ((nowhere, f"evidence piece {bytes(8).hex()}… is not stored"), (stored[1][:9], "damaged")):
+            try:
+                read.raw(node.agent_id, damaged)
+            except report_bodies.UnreadableBody as err:
+                assert said in str(err)
+            else:
+                raise AssertionError("an unreadable tsk3 skeleton was read")
+
+
+def _stored_piece(conn: Any, agent_id: str, digest: bytes, at: datetime) -> None:
+    data = report_bodies.pack_piece(b"another piece")
+    conn.execute(evidence_blobs.insert().values(agent_id=agent_id, digest=digest, data=data, last_used=at))
+
+
+def test_a_prefix_shared_by_two_pieces_is_never_written_nor_guessed(centre: Centre, node: Node) -> None:
+    """Pieces that begin as another does (written here outside the centre): a dictionary whose prefix
+    another piece of the node shares is named whole (tsk2); a body one of whose new pieces would
+    begin as a stored piece does is stored whole; a reader that finds two pieces for a prefix refuses."""
+    at = datetime(2026, 12, 7, 4, 0, tzinfo=timezone.utc)
+    big = evidence_record("updates", {"packages": [f"package-{i}" for i in range(400)]})
+    first, second, third, fourth = _body(1), _body(2), _body(3, *_real_records(), big), _body(4)
+    cache: report_bodies.Dictionaries = {}
+    with write_tx(centre.engine) as conn:
+        one = report_bodies.store(conn, node.agent_id, first, at, cache)
+    digest = cache[node.agent_id][0]
+    assert _name(one) == digest[:8]
+    with write_tx(centre.engine) as conn:  # a piece written outside the centre begins as the dictionary does
+        _stored_piece(conn, node.agent_id, digest[:8] + bytes(24), at)
+    with read_tx(centre.engine) as conn:
+        joined = lambda agent_id, stored: report_bodies.join(stored, _pieces(centre, agent_id))  # noqa: E731
+        for read in (report_bodies.Bodies(conn).raw, joined):
+            try:
+                read(node.agent_id, one)
+            except report_bodies.MissingPiece:
+                raise AssertionError("two pieces for one prefix are not a missing piece") from None
+            except report_bodies.UnreadableBody as err:
+                assert f"2 evidence pieces begin with {digest[:8].hex()}" in str(err)
+            else:
+                raise AssertionError("a skeleton was read against one of two dictionaries")
+    with write_tx(centre.engine) as conn:
+        two = report_bodies.store(conn, node.agent_id, second, at, cache)
+    assert two.startswith(report_bodies.MAGIC2) and two[5:37] == digest  # the same dictionary, named whole
+    # a new piece (the large record) that would begin as a stored piece does: the body stays whole
+    new = [d for _, _, d in report_bodies._found(third) if d not in _pieces(centre, node.agent_id)]
+    assert len(new) == 1
+    with write_tx(centre.engine) as conn:
+        _stored_piece(conn, node.agent_id, new[0][:8] + b"\xff" * 24, at)
+        assert report_bodies.store(conn, node.agent_id, third, at, cache) == third
+    assert new[0] not in _pieces(centre, node.agent_id)
+    # a new dictionary that would: the body stays whole, and the next one makes another dictionary
+    with write_tx(centre.engine) as conn:
+        probe: report_bodies.Dictionaries = {}
+        with conn.begin_nested() as savepoint:
+            report_bodies.store(conn, node.agent_id, second, at, probe)
+            savepoint.rollback()
+        made = probe[node.agent_id][0]
+        assert made not in _pieces_in(conn, node.agent_id)
+        _stored_piece(conn, node.agent_id, made[:8] + bytes(23) + b"\x01", at)
+        fresh: report_bodies.Dictionaries = {}
+        assert report_bodies.store(conn, node.agent_id, second, at, fresh) == second
+        assert made not in _pieces_in(conn, node.agent_id)
+        again = report_bodies.store(conn, node.agent_id, fourth, at, fresh)
+    assert fresh[node.agent_id][0] != made and _name(again) == fresh[node.agent_id][0][:8]
+    with read_tx(centre.engine) as conn:
+        assert [report_bodies.Bodies(conn).raw(node.agent_id, s) for s in (two, again)] == [second, fourth]
+
+
+def test_a_dictionary_is_found_by_its_prefix_through_the_primary_key(centre: Centre) -> None:
+    """The readers' and the writer's prefix look-ups are ranges of (agent_id, digest), never a scan."""
+    values = {"agent_key": "a" * 22, "digests": [bytes(32)], "fresh_since": datetime.now(timezone.utc)}
+    values.update(report_bodies._range(bytes.fromhex("0123456789abcdef")))
+    sent: List[Any] = []
+    with read_tx(centre.engine) as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if not sqlite:
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a small table is cheaper to scan
+        listen = lambda *args: sent.append(args[2:4])  # noqa: E731 (the statement and its parameters)
+        event.listen(conn, "before_cursor_execute", listen)
+        for statement in (report_bodies._PIECES_STARTING, report_bodies._STARTING, report_bodies._FRESH):
+            conn.execute(statement, values).all()
+        event.remove(conn, "before_cursor_execute", listen)
+        for sql, params in sent:
+            explain = "EXPLAIN QUERY PLAN" if sqlite else "EXPLAIN"
+            plan = " / ".join(str(row[-1]) for row in conn.exec_driver_sql(f"{explain} {sql}", params))
+            if sqlite:
+                assert "SCAN" not in plan and "digest>? AND digest<?" in plan, plan
+            else:
+                assert "Seq Scan" not in plan and "pk_evidence_blobs" in plan and "digest >=" in plan, plan
+    assert len(sent) == 3

@@ -23,7 +23,6 @@ Dictionary pieces no body refers to any more stay until retention prunes them.
 
 from __future__ import annotations
 
-import logging
 import zlib
 from typing import Tuple
 
@@ -31,6 +30,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from central.db import report_bodies
+from central.db.migrations.bodies import rewrite
 
 revision = "0015"
 down_revision = "0014"
@@ -38,11 +38,6 @@ branch_labels = None
 depends_on = None
 
 _BATCH = 500
-log = logging.getLogger(__name__)
-
-_reports = sa.table(
-    "reports", sa.column("id", sa.BigInteger), sa.column("agent_id", sa.String), sa.column("body", sa.LargeBinary)
-)
 _pieces = sa.table(
     "evidence_blobs",
     sa.column("agent_id", sa.String),
@@ -57,28 +52,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     conn = op.get_bind()
-    bodies = report_bodies.Bodies(conn)
-    after = -1
-    while True:  # in batches of ids, each body read through its pieces before any piece is repacked
-        rows = conn.execute(
-            sa.select(_reports.c.id, _reports.c.agent_id, _reports.c.body)
-            .where(_reports.c.id > after)
-            .order_by(_reports.c.id)
-            .limit(_BATCH)
-        ).all()
-        if not rows:
-            break
-        after = rows[-1].id
-        for row in rows:
-            stored = bytes(row.body)
-            if not stored.startswith(report_bodies.MAGIC2):
-                continue
-            try:
-                old = bodies.as_tsk1(row.agent_id, stored)
-            except report_bodies.UnreadableBody as err:  # unreadable to either version: verify names it
-                log.warning("report %s of node %s left as it is: %s", row.id, row.agent_id, err)
-                continue
-            conn.execute(sa.update(_reports).where(_reports.c.id == row.id).values(body=old))
+    rewrite(conn, report_bodies.MAGIC2, report_bodies.Bodies.as_tsk1)  # each body read before any piece is repacked
     last: Tuple[str, bytes] = ("", b"")
     while True:  # the pieces in batches of (node, digest)
         pieces = conn.execute(
