@@ -128,8 +128,9 @@ reports = Table(
     Column("erased_sha256", HexDigest(), nullable=True),
     Column("erasure_id", String(32), nullable=True),
     UniqueConstraint("agent_id", "chain_index", name="uq_reports_agent_chain"),
-    # a node's report is one sequence number: ingest finds a report sent again by it (central/ingest/receive.py)
-    UniqueConstraint("agent_id", "seq", name="uq_reports_agent_seq"),
+    # since 0016 no index over (agent_id, seq) nor (agent_id, report_id): ingest, which holds the node's row,
+    # stores only sequence numbers after the last and report ids not used before, and finds a report sent
+    # again by its sequence within the chain's last entries (central/ingest/receive.py)
 )
 
 

@@ -63,15 +63,25 @@ _AGENT = select(agents).where(agents.c.id == bindparam("agent_key"))
 # only inserts rows referring to the agent (findings, changes, incidents: a KEY SHARE lock each), which
 # FOR UPDATE would wait for, and deadlock with when that transaction takes its agents in another order.
 _AGENT_LOCKED = _AGENT.with_for_update(key_share=True)
-# a report sent again (the node did not hear the answer) has the sequence number it was stored with
+# A report sent again (the node did not hear the answer) has the sequence number it was stored with.
+# Sequence numbers rise along a node's chain (ingest stores none that is not after the last), so the
+# entry with sequence S is one of the node's last (last - S + 1) entries: a short range of
+# uq_reports_agent_chain for a resend (the spool's unanswered batch), and no lookup at all for a new
+# report. Since migration 0016 (node, sequence) has no index of its own (about 45 bytes a report).
 _KNOWN = select(reports.c.body_sha256, reports.c.report_id).where(
-    reports.c.agent_id == bindparam("agent_key"), reports.c.seq == bindparam("seq_key")
+    reports.c.agent_id == bindparam("agent_key"),
+    reports.c.chain_index >= bindparam("from_key"),
+    reports.c.seq == bindparam("seq_key"),
 )
-# a report id the node used before, with another sequence number, looked up through ix_reports_report_key
-# (since migration 0016 ingest, which holds the node's row, keeps a node's report ids unique). The prefix's
-# bounds are literals and the id is compared here: SQLite uses an expression index only for the very
-# expression it was made of, and a bound parameter, or another condition on report_id, hides it.
-_ID_USED = select(reports.c.report_id).where(
+LOOKBACK = 100_000
+"""How far behind the node's last sequence number a resend is looked for by its sequence (a node's spool
+holds at most about 8,000 reports, 30 days at the shipped intervals); further back, by its id."""
+# A report id the node used before, looked up through ix_reports_report_key (since migration 0016 ingest,
+# which holds the node's row, keeps a node's report ids unique): a resend further back than LOOKBACK is
+# found so, and a new report that reuses an id is refused. The prefix's bounds are literals and the id is
+# compared here: SQLite uses an expression index only for the very expression it was made of, and a bound
+# parameter, or another condition on report_id, hides it.
+_BY_ID = select(reports.c.body_sha256, reports.c.report_id).where(
     report_key(reports.c.report_id) == bindparam("prefix_key"),
     reports.c.agent_id == bindparam("agent_key"),
 )
@@ -248,9 +258,18 @@ def parse_signed(signed: List[SignedReport], agent_id: str) -> List[Prepared]:
     return prepared
 
 
-def _id_used(conn: Connection, agent_id: str, report_id: str) -> bool:
-    rows = conn.execute(_ID_USED, {"prefix_key": report_id[:REPORT_KEY], "agent_key": agent_id}).scalars()
-    return report_id in rows
+def _stored(conn: Connection, agent_id: str, report: Report, last_seq: int, length: int) -> Optional[Any]:
+    """The stored report ``report`` was sent as before, or the one with its sequence number or its id: None
+    when neither is stored. The row with its id is preferred, so a report stored under another sequence is
+    found for what it is."""
+    known = None
+    if 0 <= last_seq - report.seq < LOOKBACK:
+        keys = {"agent_key": agent_id, "from_key": length - (last_seq - report.seq), "seq_key": report.seq}
+        known = conn.execute(_KNOWN, keys).first()
+    if known is None or known.report_id != report.report_id:
+        keys = {"prefix_key": report.report_id[:REPORT_KEY], "agent_key": agent_id}
+        known = next((r for r in conn.execute(_BY_ID, keys) if r.report_id == report.report_id), known)
+    return known
 
 
 def store_reports(
@@ -271,11 +290,11 @@ def store_reports(
     for item in prepared:
         report, index, digest, signature = item.report, item.index, item.digest, item.signature
         where = f"reports[{index}]"
-        known = conn.execute(_KNOWN, {"agent_key": agent["id"], "seq_key": report.seq}).first()
+        known = _stored(conn, agent["id"], report, last_seq, length)
         if known is not None and known.body_sha256 == digest:
             result.duplicates.append(report.report_id)
             continue
-        if (known is not None and known.report_id == report.report_id) or _id_used(conn, agent["id"], report.report_id):
+        if known is not None and known.report_id == report.report_id:
             raise refuse(
                 409, "conflict", f"{where}: report {report.report_id} was stored with other content", index=index
             )

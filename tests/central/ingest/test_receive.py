@@ -16,6 +16,7 @@ from sqlalchemy import select
 from central.db.engine import write_tx
 from central.db.schema import agents, reports
 from central.enrolment import revoke_agent
+from central.ingest import receive
 from central.ingest.ledger import GENESIS, body_hash, entry_hash
 from central.runtime.service import Centre
 from evidence.signing import b64, new_private_key, sign
@@ -334,6 +335,26 @@ def test_delivery_is_at_least_once_and_storage_exactly_once(client: TestClient, 
     twice = node.report()
     assert node.send(twice, twice).json()["stored"] == [twice["report_id"]]
     assert [row[2] for row in _chain(centre, node.agent_id)] == [*ids, newer["report_id"], twice["report_id"]]
+
+
+def test_a_resend_is_found_by_its_sequence_among_gaps_or_by_its_id(
+    client: TestClient, centre: Centre, node: Node, monkeypatch: Any
+) -> None:
+    """Ingest looks for a report sent again among the node's last entries by its sequence number (no index over
+    node and sequence since migration 0016), with gaps in the sequence; further back, by its id."""
+    sent = [node.report(seq=seq) for seq in (3, 10, 11, 40)]
+    assert node.send(*sent).json()["stored"] == [e["report_id"] for e in sent]
+    after = snapshot(centre)
+    for envelope in sent:
+        answer = node.send(envelope).json()
+        assert answer == {"stored": [], "duplicates": [envelope["report_id"]], "acknowledged": [envelope["report_id"]]}
+    # a sequence in a gap, never stored, with a new id: a replay
+    _refused(node.send(node.report(seq=12)), 409, "replay", "sequence 12 is not after the last stored 40")
+    # further back than the centre looks by sequence: found by its id
+    monkeypatch.setattr(receive, "LOOKBACK", 30)
+    assert node.send(sent[0]).json()["duplicates"] == [sent[0]["report_id"]]
+    _refused(node.send(node.report(seq=4)), 409, "replay", "sequence 4 is not after the last stored 40")
+    assert snapshot(centre) == after
 
 
 def test_each_node_has_its_own_chain_in_sequence_order(client: TestClient, centre: Centre, node: Node) -> None:

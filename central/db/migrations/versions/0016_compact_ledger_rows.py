@@ -17,11 +17,13 @@ is rewritten, under a lock that holds every replica's ingest until it ends). On 
 keep their declared types, which store the bytes and integers a program writes as they are; the
 rows are rewritten in one statement.
 
-The unique index over each node's report ids (about 75 bytes a report) gives way to an index over the
-ids' first 7 characters (about 20), through which the export finds the reports its findings cite;
-ingest finds a report sent again by its sequence number, which stays unique per node. (On SQLite the
-table is rebuilt once for this.) The downgrade puts the text and the unique index back, and refuses
-when a node has since sent one report id twice.
+The unique indexes over each node's report ids and sequence numbers (about 75 and 45 bytes a report)
+give way to an index over the ids' first 7 characters (about 20), through which ingest refuses a
+report id a node used before and the export finds the reports its findings cite; ingest finds a
+report sent again by its sequence number among the node's last entries (by the chain's index), and
+stores no sequence number that is not after the node's last. (On SQLite the table is rebuilt once
+for this.) The downgrade puts the text and the unique indexes back, and refuses when a node has
+since stored one report id or sequence number twice.
 """
 
 from __future__ import annotations
@@ -126,8 +128,9 @@ def upgrade() -> None:
         convert: Dict[str, Callable[[Any], Any]] = {name: _hex_in for name in _HASHES}
         convert.update({"signature": _sig_in, **{name: _time_in for name in _TIMES}})
         _sqlite_rows(convert)
-    with op.batch_alter_table("reports") as batch:  # SQLite: the table is rebuilt once, without it
+    with op.batch_alter_table("reports") as batch:  # SQLite: the table is rebuilt once, without them
         batch.drop_constraint("uq_reports_agent_report", type_="unique")
+        batch.drop_constraint("uq_reports_agent_seq", type_="unique")
     op.create_index("ix_reports_report_key", "reports", [sa.text(f"substr(report_id, 1, {_REPORT_KEY})")])
     if op.get_bind().dialect.name == "postgresql":
         op.execute("ANALYZE reports")  # the planner's statistics for the new index's expression
@@ -135,17 +138,23 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     conn = op.get_bind()
-    twice = conn.execute(
-        sa.text("SELECT agent_id, report_id FROM reports GROUP BY agent_id, report_id HAVING COUNT(*) > 1 LIMIT 1")
-    ).first()
-    if twice is not None:
-        raise CannotGoBack(
-            f"node {twice.agent_id} has report id {twice.report_id} in more than one stored report, which "
-            "the unique index of the revision before refuses; nothing was changed"
-        )
+    for column, what in (("report_id", "report id"), ("seq", "sequence number")):
+        twice: Optional[Any] = conn.execute(
+            sa.select(sa.column("agent_id"), sa.column(column))
+            .select_from(sa.table("reports"))
+            .group_by(sa.column("agent_id"), sa.column(column))
+            .having(sa.func.count() > 1)
+            .limit(1)
+        ).first()
+        if twice is not None:
+            raise CannotGoBack(
+                f"node {twice[0]} has {what} {twice[1]} in more than one stored report, which the unique "
+                "index of the revision before refuses; nothing was changed"
+            )
     op.drop_index("ix_reports_report_key", "reports")
     with op.batch_alter_table("reports") as batch:
         batch.create_unique_constraint("uq_reports_agent_report", ["agent_id", "report_id"])
+        batch.create_unique_constraint("uq_reports_agent_seq", ["agent_id", "seq"])
     if conn.dialect.name == "postgresql":
         changes = [f"ALTER COLUMN {name} TYPE varchar(64) USING {_PG_HEX_OUT.format(c=name)}" for name in _HASHES]
         changes.append(f"ALTER COLUMN signature TYPE varchar(128) USING {_PG_SIG_OUT.format(c='signature')}")
