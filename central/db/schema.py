@@ -121,7 +121,9 @@ reports = Table(
     Column("signature", Signature(), nullable=False),
     Column("body_sha256", HexDigest(), nullable=False),
     Column("chain_index", BigInteger, nullable=False),
-    Column("prev_hash", HexDigest(), nullable=False),
+    # the entry's hash over the previous entry's hash (not stored since migration 0018: that of entry
+    # chain_index - 1, of the retention checkpoint, or genesis; central/ingest/ledger.py), node, index,
+    # body hash and signature
     Column("entry_hash", HexDigest(), nullable=False),
     # erasure on request (M08, central/erasure/): the body was scrubbed; body_sha256 stays the
     # original's (the chain commits to it), erased_sha256 is the scrubbed body's

@@ -183,7 +183,7 @@ def build(
             node["ledger_at_start"] = head_at(conn, row["id"], req.start, marks.get(row["id"]))
         heads = [h["length"] for h in (ledger, node.get("ledger_at_start")) if h and h["length"]]
         node["rules"] = rules
-        node["reports"] = cited_reports(conn, row["id"], cited, heads, req.with_evidence)
+        node["reports"] = cited_reports(conn, row["id"], cited, heads, req.with_evidence, marks.get(row["id"]))
         nodes.append(node)
     return {
         "format": FORMAT,

@@ -1,4 +1,10 @@
-"""The ledger facts an export cites: each node's chain head at a moment, and the cited reports."""
+"""The ledger facts an export cites: each node's chain head at a moment, and the cited reports.
+
+Each cited report is listed with the hash of the entry before it (``prev_hash``), which the ledger
+does not store (since migration 0018): it is entry ``chain_index - 1``'s hash, found through the
+node's chain index (``uq_reports_agent_chain``), the retention checkpoint's when retention deleted
+that entry, or genesis for entry 1.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +24,6 @@ _FIELDS = (
     reports.c.report_id,
     reports.c.seq,
     reports.c.chain_index,
-    reports.c.prev_hash,
     reports.c.entry_hash,
     reports.c.body_sha256,
     reports.c.collected_at,
@@ -55,7 +60,7 @@ def _row(
         "report_id": row.report_id,
         "seq": int(row.seq),
         "chain_index": int(row.chain_index),
-        "prev_hash": row.prev_hash,
+        "prev_hash": None,  # derived: _link
         "entry_hash": row.entry_hash,
         "body_sha256": row.body_sha256,
         "collected_at": iso(row.collected_at),
@@ -70,12 +75,40 @@ def _row(
     return out
 
 
+def _link(conn: Connection, agent_id: str, found: Dict[str, Dict[str, Any]], checkpoint: Optional[Checkpoint]) -> None:
+    """Each found report's ``prev_hash``: the entry before it (one lookup per report through
+    ``uq_reports_agent_chain``, none when that entry is found too), the checkpoint, or genesis.
+
+    Left ``None`` (null in the export) when the entry before it is missing from the ledger and no
+    checkpoint accounts for it: the export's checker says so, and ``verify`` names the break."""
+    hashes: Dict[int, str] = {int(r["chain_index"]): r["entry_hash"] for r in found.values()}
+    if checkpoint is not None:
+        hashes.setdefault(checkpoint.chain_index, checkpoint.entry_hash)
+    hashes.setdefault(0, GENESIS)
+    wanted = sorted({int(r["chain_index"]) - 1 for r in found.values()} - hashes.keys())
+    for i in range(0, len(wanted), 500):
+        rows = conn.execute(
+            select(reports.c.chain_index, reports.c.entry_hash).where(
+                reports.c.agent_id == agent_id, reports.c.chain_index.in_(wanted[i : i + 500])
+            )
+        )
+        hashes.update({int(index): digest for index, digest in rows})
+    for report in found.values():
+        report["prev_hash"] = hashes.get(int(report["chain_index"]) - 1)
+
+
 def cited_reports(
-    conn: Connection, agent_id: str, report_ids: Iterable[str], head_indexes: Iterable[int], with_evidence: bool
+    conn: Connection,
+    agent_id: str,
+    report_ids: Iterable[str],
+    head_indexes: Iterable[int],
+    with_evidence: bool,
+    checkpoint: Optional[Checkpoint] = None,
 ) -> List[Dict[str, Any]]:
     """The reports an export cites (by id, plus the head entries), in chain order.
 
     A cited report retention has deleted is listed with ``in_ledger``: false and nothing else.
+    ``checkpoint``: the node's retention checkpoint, whose hash is the first kept entry's ``prev_hash``.
     """
     wanted = sorted(set(report_ids))
     extra = (reports.c.body, reports.c.signature) if with_evidence else ()
@@ -107,5 +140,6 @@ def cited_reports(
         ).first()
         if head is not None:
             found[head.report_id] = _row(head, with_evidence, *signed(head))
+    _link(conn, agent_id, found, checkpoint)
     missing = [{"report_id": r, "in_ledger": False} for r in wanted if r not in found]
     return sorted(found.values(), key=lambda r: r["chain_index"]) + missing

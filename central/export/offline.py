@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List
 
 from central.export.build import control_summary
-from central.export.chain import check_entries
+from central.export.chain import Listed, check_entries
 from central.export.compare import Problem, diff, short
 from central.export.model import ExportError
 from central.ingest.ledger import GENESIS, Entry
@@ -73,13 +73,12 @@ def _reports(node: Dict[str, Any], where: str) -> List[Dict[str, Any]]:
     return out
 
 
-def _entry(agent_id: str, report: Dict[str, Any], where: str) -> Entry:
+def _entry(agent_id: str, report: Dict[str, Any], where: str) -> Listed:
     try:
         body = base64.b64decode(str(report["body"]), validate=True)
-        return Entry(
+        entry = Entry(
             agent_id,
             int(report["chain_index"]),
-            str(report["prev_hash"]),
             str(report["entry_hash"]),
             body,
             str(report["body_sha256"]),
@@ -87,6 +86,8 @@ def _entry(agent_id: str, report: Dict[str, Any], where: str) -> Entry:
             str(report["report_id"]),
             None if report.get("erased_sha256") is None else str(report["erased_sha256"]),
         )
+        prev = report["prev_hash"]  # null: the ledger had no entry before it (central/export/ledger_refs.py)
+        return Listed(None if prev is None else str(prev), entry)
     except (KeyError, TypeError, ValueError, binascii.Error) as err:
         raise ExportError(f"{where}: incomplete report ({err}); was the export made --with-evidence?") from err
 
@@ -141,11 +142,12 @@ def _node(node: Dict[str, Any], done: Offline) -> None:
     except SignatureError as err:
         done.problems.append(Problem(f"{where}.public_key", str(err)))
         key = None
-    entries = []
+    entries: List[Listed] = []
     for report in sorted((r for r in reports if r["in_ledger"]), key=lambda r: int(r["chain_index"])):
         here = f"{where}.reports[{report['report_id']}]"
-        entry = _entry(agent_id, report, here)
-        entries.append(entry)
+        item = _entry(agent_id, report, here)
+        entry = item.entry
+        entries.append(item)
         done.problems.extend(_body_matches(agent_id, report, entry, here))
         if entry.erased_sha256 is not None:
             message = (
@@ -160,7 +162,7 @@ def _node(node: Dict[str, Any], done: Offline) -> None:
     done.reports_checked += len(entries)
     for b in check_entries(agent_id, None if key is None else str(key), entries):
         done.problems.append(Problem(f"{where}.reports[{b.report_id}]", b.problem))
-    _heads(node, where, {e.chain_index: e for e in entries}, done)
+    _heads(node, where, {e.entry.chain_index: e.entry for e in entries}, done)
     listed = {r["report_id"] for r in reports}
     for rule in _listed(node, "rules", where):
         changes = rule.get("changes")

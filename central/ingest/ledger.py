@@ -4,6 +4,10 @@ Entry ``n`` of a node's chain commits to entry ``n-1``'s hash, the SHA-256 of th
 exact signed body, and the signature.  Changing, removing or reordering any
 stored report breaks every later hash; a body that no longer matches its
 signature is caught by checking the signature with the node's public key.
+
+The ledger stores each entry's own hash, not the previous one's (since migration 0018): an entry's
+hash is recomputed from the hash of the entry stored before it (of the retention checkpoint, or
+genesis), so a removed, inserted, reordered or changed entry fails that recomputation.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ def entry_hash(prev_hash: str, agent_id: str, index: int, body_sha256: str, sign
 class Entry:
     agent_id: str
     chain_index: int
-    prev_hash: str
     entry_hash: str
     body: bytes
     body_sha256: str
@@ -52,8 +55,16 @@ class Break:
     problem: str
 
 
-def check_entry(agent_id: str, public_key: Optional[str], entry: Entry) -> List[Break]:
-    """One entry's own consistency: body hash, entry hash, and the signature when a key is given."""
+def check_entry(
+    agent_id: str,
+    public_key: Optional[str],
+    entry: Entry,
+    prev_hash: Optional[str],
+    after: str = "its prev_hash",
+    cause: str = "changed",
+) -> List[Break]:
+    """One entry's own consistency: body hash, entry hash (recomputed from ``prev_hash``, which
+    ``after`` names in the sentence; not when it is unknown), and the signature when a key is given."""
     where = (agent_id, entry.chain_index, entry.report_id)
     problems: List[Break] = []
     if entry.unreadable is not None:
@@ -67,9 +78,17 @@ def check_entry(agent_id: str, public_key: Optional[str], entry: Entry) -> List[
         public_key = None
     elif body_hash(entry.body) != entry.body_sha256:
         problems.append(Break(*where, "body does not match its recorded hash (changed)"))
-    recomputed = entry_hash(entry.prev_hash, agent_id, entry.chain_index, entry.body_sha256, entry.signature)
-    if recomputed != entry.entry_hash:
-        problems.append(Break(*where, "entry hash does not match its contents (changed)"))
+    recomputed = (
+        None
+        if prev_hash is None
+        else entry_hash(prev_hash, agent_id, entry.chain_index, entry.body_sha256, entry.signature)
+    )
+    if recomputed is not None and recomputed != entry.entry_hash:
+        problem = (
+            f"entry hash does not match its contents and {after}: stored {entry.entry_hash}, "
+            f"recomputed {recomputed} ({cause})"
+        )
+        problems.append(Break(*where, problem))
     if public_key is not None:
         try:
             verify(public_key, entry.body, entry.signature)
@@ -88,19 +107,30 @@ def verify_chain(
     start_hash: str = GENESIS,
 ) -> List[Break]:
     """Every problem in one node's chain after entry ``start_index`` (whose hash is ``start_hash``:
-    genesis, or the checkpoint retention left); an empty list means it is intact."""
+    genesis, or the checkpoint retention left); an empty list means it is intact.
+
+    Each entry's hash is recomputed from the stored hash of the entry before it in the walk (the
+    previous hash is not stored): the entry that follows a removed, inserted or moved entry, or one
+    whose hash was rewritten, fails it."""
     problems: List[Break] = []
     prev, last_index, count = start_hash, start_index, 0
+    chained = f"checkpoint entry {start_index}'s hash" if start_index else "the genesis hash"
     for count, entry in enumerate(entries, start=1):
         where = (agent_id, entry.chain_index, entry.report_id)
         if entry.chain_index != start_index + count:
             problems.append(
                 Break(*where, f"expected entry {start_index + count}, found {entry.chain_index} (removed or reordered)")
             )
-        if entry.prev_hash != prev:
-            problems.append(Break(*where, "previous-hash link does not match the entry before it"))
-        problems += check_entry(agent_id, public_key, entry)
+        problems += check_entry(
+            agent_id,
+            public_key,
+            entry,
+            prev,
+            chained,
+            "this entry changed, or the entry before it changed, removed, inserted or moved",
+        )
         prev, last_index = entry.entry_hash, entry.chain_index
+        chained = f"entry {last_index}'s hash"
     cut = expected_length is not None and last_index < expected_length
     if expected_length is not None and start_index + count != expected_length:
         after = f" after checkpoint entry {start_index}" if start_index else ""

@@ -21,12 +21,12 @@ from central.retention.sweep import checkpoints
 
 
 def ledger_entries(conn: Connection, agent_id: str) -> Iterator[Entry]:
-    """A node's stored chain entries in order (streamed)."""
+    """A node's stored chain entries in order (streamed); each one's previous hash is the entry
+    hash of the one before it (not stored since migration 0018)."""
     rows = conn.execute(
         select(
             reports.c.agent_id,
             reports.c.chain_index,
-            reports.c.prev_hash,
             reports.c.entry_hash,
             reports.c.body,
             reports.c.body_sha256,
@@ -48,7 +48,6 @@ def ledger_entries(conn: Connection, agent_id: str) -> Iterator[Entry]:
         yield Entry(
             row.agent_id,
             row.chain_index,
-            row.prev_hash,
             row.entry_hash,
             body,
             row.body_sha256,

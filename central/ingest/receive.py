@@ -327,8 +327,7 @@ def store_reports(
                 "body": report_bodies.store(conn, agent["id"], item.raw, now),
                 "signature": signature,
                 "body_sha256": digest,
-                "chain_index": length,
-                "prev_hash": head,
+                "chain_index": length,  # the previous hash (head) is not stored: entry length - 1's hash
                 "entry_hash": new_head,
             },
         )

@@ -27,11 +27,14 @@ from tests.central.conftest import Node, cli_env, evidence_record, run_cli
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 RECORD = evidence_record("time", {"synchronised": True, "offset_s": 0.000123, "daemons": []})
-_COLUMNS = ("signature", "body_sha256", "prev_hash", "entry_hash", "collected_at", "received_at")
+_COLUMNS = ("signature", "body_sha256", "entry_hash", "collected_at", "received_at")
+"""The columns 0016 converted that the code reads (the fourth, prev_hash, is not stored since 0018)."""
 SQLITE: Dialect = sqlite.dialect()
 POSTGRESQL: Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
 _RAW = sa.table("reports", sa.column("id"), *(sa.column(name) for name in _COLUMNS))
 """The table as stored, without the schema's types: what the database holds."""
+_PREV = sa.table("reports", sa.column("id"), sa.column("prev_hash"))
+"""The column 0018 drops and its downgrade fills again, as stored before 0018."""
 
 
 def _typed(centre: Centre) -> List[Dict[str, Any]]:
@@ -62,7 +65,7 @@ def test_the_ledger_is_stored_compactly_and_the_downgrade_puts_the_text_back(
     for row, raw in zip(typed, _raw(centre)):
         assert row["signature"].startswith("ed25519 ") and len(row["body_sha256"]) == 64
         assert len(bytes(raw["signature"])) == 64
-        assert [len(bytes(raw[n])) for n in ("body_sha256", "prev_hash", "entry_hash")] == [32, 32, 32]
+        assert [len(bytes(raw[n])) for n in ("body_sha256", "entry_hash")] == [32, 32]
         if on_sqlite:  # microseconds since 1970
             for name in ("collected_at", "received_at"):
                 assert raw[name] == (row[name] - EPOCH) // timedelta(microseconds=1)
@@ -75,10 +78,13 @@ def test_the_ledger_is_stored_compactly_and_the_downgrade_puts_the_text_back(
     assert back.returncode == 0 and back.stdout.strip() == "schema at revision 0015", back.stderr
     raw_text = _raw(centre)
     for row, raw in zip(typed, raw_text):  # the text the version before wrote, character for character
-        for name in ("signature", "body_sha256", "prev_hash", "entry_hash"):
+        for name in ("signature", "body_sha256", "entry_hash"):
             assert raw[name] == row[name], name
         if on_sqlite:
             assert isinstance(raw["received_at"], str)
+    with read_tx(centre.engine) as conn:  # prev_hash (given back by 0018's downgrade) as text again too
+        prev = list(conn.execute(select(_PREV.c.prev_hash).order_by(_PREV.c.id)).scalars())
+    assert prev == ["0" * 64, *(row["entry_hash"] for row in typed[:-1])]
     assert _typed(centre) == typed  # and the code reads the same either way
     assert verify_store(centre.engine) == (1, [])
     assert _queued(centre) == [r["id"] for r in typed]  # SQLite's rebuild of the table did not empty the queue

@@ -247,11 +247,15 @@ def test_verify_an_export_against_the_ledger(centre: Centre, fleet: Dict[str, An
     def dropped(data: Dict[str, Any]) -> None:
         data["nodes"] = [n for n in data["nodes"] if n["id"] != a]
 
+    def linked(data: Dict[str, Any]) -> None:  # the derived previous hash is checked like the stored ones
+        next(n for n in data["nodes"] if n["id"] == a)["reports"][0]["prev_hash"] = "e" * 64
+
     expected = {
         observed: f"MISMATCH nodes[{a}].rules[{RULE}].changes[{fleet['bad']['report_id']}].observed[0].port: "
         "export says 22, database says 23",
         hashed: f'MISMATCH nodes[{a}].reports[{fleet["bad"]["report_id"]}].entry_hash: export says "{"f" * 64}"',
         dropped: f"MISMATCH nodes[{a}]: node '{HOSTILE}' of this scope is missing",
+        linked: f'MISMATCH nodes[{a}].reports[{fleet["bad"]["report_id"]}].prev_hash: export says "{"e" * 64}"',
     }
     for change, line in expected.items():
         bad = _cli(centre, tmp_path, "export", "verify", str(_tamper(path, change)))
@@ -287,6 +291,7 @@ def test_verify_offline_with_evidence(centre: Centre, fleet: Dict[str, Any], tmp
     assert made.returncode == 0, made.stderr
     node = next(n for n in json.loads(path.read_text())["nodes"] if n["id"] == a)
     assert [r["chain_index"] for r in node["reports"]] == [1, 2] and node["ledger"]["length"] == 2
+    assert [r["prev_hash"] for r in node["reports"]] == ["0" * 64, node["reports"][0]["entry_hash"]]
     ok = _cli(centre, tmp_path, "export", "verify", "--offline", str(path))
     assert ok.returncode == 0 and ok.stdout.endswith(
         "checked offline: 2 of 2 cited report(s) and 4 of 4 ledger head(s) checked "
@@ -308,6 +313,9 @@ def test_verify_offline_with_evidence(centre: Centre, fleet: Dict[str, Any], tmp
     def summary(data: Dict[str, Any]) -> None:
         data["controls"][6]["counts"]["passing"] = 99
 
+    def link(data: Dict[str, Any]) -> None:
+        next(n for n in data["nodes"] if n["id"] == a)["reports"][1]["prev_hash"] = "e" * 64
+
     where = f"nodes[{a}].reports[{fleet['bad']['report_id']}]"
     # M07 counts what the fleet's evidence makes of every shipped M07 rule; the tampered 99 must be
     # refused against whatever the untampered export says
@@ -317,6 +325,8 @@ def test_verify_offline_with_evidence(centre: Centre, fleet: Dict[str, Any], tmp
         body: f"MISMATCH {where}: signature: signature does not match the body and the node's key",
         head: f"MISMATCH nodes[{a}].ledger.head: is not entry 2's hash",
         summary: f"MISMATCH export.controls[M07].counts.passing: export says 99, recomputed summary says {m07_passing}",
+        link: f"MISMATCH nodes[{a}].reports[{node['reports'][1]['report_id']}]: previous-hash link does not match "
+        "the entry before it",
     }
     for change, line in expected.items():
         bad = _cli(centre, tmp_path, "export", "verify", "--offline", str(_tamper(path, change)))

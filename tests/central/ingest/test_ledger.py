@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Dict, Set, Tuple
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, select, update
+from sqlalchemy import ColumnElement, Connection, select, update
 
 from central.db.engine import write_tx
 from central.db.report_bodies import body_of
@@ -25,7 +25,7 @@ def verify(tmp_path: Path, url: str, *args: str) -> subprocess.CompletedProcess[
     return result
 
 
-def _where(agent_id: str, index: int) -> object:
+def _where(agent_id: str, index: int) -> ColumnElement[bool]:
     return (reports.c.agent_id == agent_id) & (reports.c.chain_index == index)
 
 
@@ -47,14 +47,28 @@ def _forge(conn: Connection, agent_id: str) -> None:
     ).all()
     for index, digest, signature in rows:
         new = entry_hash(prev, agent_id, index, digest, signature)
-        conn.execute(update(reports).where(_where(agent_id, index)).values(prev_hash=prev, entry_hash=new))
+        conn.execute(update(reports).where(_where(agent_id, index)).values(entry_hash=new))
         prev = new
     conn.execute(update(agents).where(agents.c.id == agent_id).values(ledger_head=prev))
 
 
+def _insert(conn: Connection, agent_id: str) -> None:
+    """What a forger can do to slip in an entry the node signed (a copy of entry 1) after entry 1:
+    move the later entries up one place, chain the new one properly to entry 1's hash, and record
+    the longer chain and its head in the node record; no stored hash of the others changes."""
+    for index in (3, 2):  # one at a time: the pair of node and index is unique
+        conn.execute(update(reports).where(_where(agent_id, index)).values(chain_index=index + 1))
+    first = conn.execute(select(reports).where(_where(agent_id, 1))).one()._asdict()
+    new = entry_hash(first["entry_hash"], agent_id, 2, first["body_sha256"], first["signature"])
+    del first["id"]
+    conn.execute(reports.insert().values({**first, "chain_index": 2, "seq": 99, "entry_hash": new}))
+    head = conn.execute(select(reports.c.entry_hash).where(_where(agent_id, 4))).scalar_one()
+    conn.execute(update(agents).where(agents.c.id == agent_id).values(ledger_length=4, ledger_head=head))
+
+
 def test_tampering_is_found_entry_by_entry(client: TestClient, centre: Centre, tmp_path: Path) -> None:
     secret = new_token(centre)
-    names = ["intact", "body", "middle", "last", "swap", "signature", "forged"]
+    names = ["intact", "body", "middle", "last", "swap", "signature", "forged", "inserted"]
     nodes: Dict[str, Node] = {}
     for name in names:
         node = Node(client, hostname=name)
@@ -65,7 +79,7 @@ def test_tampering_is_found_entry_by_entry(client: TestClient, centre: Centre, t
     url = centre.config.db_url
 
     ok = verify(tmp_path, url)
-    assert (ok.returncode, ok.stdout, ok.stderr) == (0, "verified 7 node chain(s): all intact\n", "")
+    assert (ok.returncode, ok.stdout, ok.stderr) == (0, "verified 8 node chain(s): all intact\n", "")
 
     ids = {name: node.agent_id for name, node in nodes.items()}
     with write_tx(centre.engine) as conn:
@@ -81,29 +95,41 @@ def test_tampering_is_found_entry_by_entry(client: TestClient, centre: Centre, t
         other = sign(nodes["signature"].key, b"some other bytes")
         conn.execute(update(reports).where(_where(ids["signature"], 2)).values(signature=other))
         _forge(conn, ids["forged"])
+        _insert(conn, ids["inserted"])
 
     checked, problems = verify_store(centre.engine)
-    assert checked == 7
+    assert checked == 8
     found: Dict[str, Set[Tuple[object, str]]] = {}
     for p in problems:
         found.setdefault(p.agent_id, set()).add((p.chain_index, p.problem.split(" (")[0].split(":")[0]))
     by_name = {name: found.get(agent_id, set()) for name, agent_id in ids.items()}
     assert by_name["intact"] == set()
     assert by_name["body"] == {(2, "body does not match its recorded hash"), (2, "signature")}
+    # entry n's hash is recomputed from the stored hash of the entry before it (none stores that)
     assert by_name["middle"] == {
         (3, "expected entry 2, found 3"),
-        (3, "previous-hash link does not match the entry before it"),
+        (3, "entry hash does not match its contents and entry 1's hash"),
         (None, "chain has 2 entries, the node record says 3"),
     }
     assert by_name["last"] == {(None, "chain has 2 entries, the node record says 3")}
     assert by_name["swap"] == {
-        (1, "previous-hash link does not match the entry before it"),
-        (1, "entry hash does not match its contents"),
-        (2, "previous-hash link does not match the entry before it"),
-        (2, "entry hash does not match its contents"),
-        (3, "previous-hash link does not match the entry before it"),
+        (1, "entry hash does not match its contents and the genesis hash"),
+        (2, "entry hash does not match its contents and entry 1's hash"),
+        (3, "entry hash does not match its contents and entry 2's hash"),
     }
-    assert by_name["signature"] == {(2, "entry hash does not match its contents"), (2, "signature")}
+    assert by_name["signature"] == {(2, "entry hash does not match its contents and entry 1's hash"), (2, "signature")}
+    # the inserted entry is signed and chained, the node record agrees: only its successors' hashes tell
+    assert by_name["inserted"] == {
+        (3, "entry hash does not match its contents and entry 2's hash"),
+        (4, "entry hash does not match its contents and entry 3's hash"),
+    }
+    hashes = {i: h for (a, i), h in _entry_hashes(centre).items() if a == ids["middle"]}
+    (middle,) = [p.problem for p in problems if p.agent_id == ids["middle"] and p.problem.startswith("entry hash")]
+    recomputed = entry_hash(hashes[1], ids["middle"], 3, *_signed(centre, ids["middle"], 3))
+    assert middle == (
+        f"entry hash does not match its contents and entry 1's hash: stored {hashes[3]}, recomputed {recomputed} "
+        "(this entry changed, or the entry before it changed, removed, inserted or moved)"
+    )
     assert by_name["forged"] == {(2, "signature")}
     reasons = {p.problem for p in problems if p.agent_id == ids["forged"]}
     assert reasons == {"signature: signature does not match the body and the node's key"}
@@ -113,12 +139,12 @@ def test_tampering_is_found_entry_by_entry(client: TestClient, centre: Centre, t
     broken = verify(tmp_path, url)
     assert broken.returncode == 1, broken.stderr
     lines = broken.stdout.splitlines()
-    assert lines[-1] == f"verified 7 node chain(s): {len(problems)} problem(s)"
+    assert lines[-1] == f"verified 8 node chain(s): {len(problems)} problem(s)"
     assert len(lines) == len(problems) + 1
     assert all(line.startswith("BROKEN ") for line in lines[:-1])
     assert not any(ids["intact"] in line for line in lines)
     report_ids = _report_ids(centre)
-    for name, index in (("body", 2), ("middle", 3), ("swap", 1), ("signature", 2), ("forged", 2)):
+    for name, index in (("body", 2), ("middle", 3), ("swap", 1), ("signature", 2), ("forged", 2), ("inserted", 3)):
         prefix = f"BROKEN {ids[name]} entry {index} (report {report_ids[ids[name], index]}): "
         assert any(line.startswith(prefix) for line in lines), (name, lines)
     assert f"BROKEN {ids['last']}: chain has 2 entries, the node record says 3 (entry 3 removed at the end)" in lines
@@ -133,6 +159,18 @@ def test_tampering_is_found_entry_by_entry(client: TestClient, centre: Centre, t
         "signature: signature does not match the body and the node's key",
         "verified 1 node chain(s): 1 problem(s)",
     ]
+
+
+def _entry_hashes(centre: Centre) -> Dict[Tuple[str, int], str]:
+    with centre.engine.connect() as conn:
+        rows = conn.execute(select(reports.c.agent_id, reports.c.chain_index, reports.c.entry_hash)).all()
+    return {(a, i): h for a, i, h in rows}
+
+
+def _signed(centre: Centre, agent_id: str, index: int) -> Tuple[str, str]:
+    with centre.engine.connect() as conn:
+        row = conn.execute(select(reports.c.body_sha256, reports.c.signature).where(_where(agent_id, index))).one()
+    return row.body_sha256, row.signature
 
 
 def _report_ids(centre: Centre) -> Dict[Tuple[str, int], str]:
