@@ -66,24 +66,29 @@ _AGENT_LOCKED = _AGENT.with_for_update(key_share=True)
 # A report sent again (the node did not hear the answer) has the sequence number it was stored with.
 # Sequence numbers rise along a node's chain (ingest stores none that is not after the last), so the
 # entry with sequence S is one of the node's last (last - S + 1) entries: a short range of
-# uq_reports_agent_chain for a resend (the spool's unanswered batch), and no lookup at all for a new
-# report. Since migration 0016 (node, sequence) has no index of its own (about 45 bytes a report).
+# uq_reports_agent_chain for a resend (the spool's unanswered batch), none for a new report (whose id
+# is looked up below). Since migration 0016 (node, sequence) has no index of its own (about 45 bytes a report).
 _KNOWN = select(reports.c.body_sha256, reports.c.report_id).where(
     reports.c.agent_id == bindparam("agent_key"),
     reports.c.chain_index >= bindparam("from_key"),
     reports.c.seq == bindparam("seq_key"),
 )
-LOOKBACK = 100_000
+LOOKBACK = 10_000
 """How far behind the node's last sequence number a resend is looked for by its sequence (a node's spool
 holds at most about 8,000 reports, 30 days at the shipped intervals); further back, by its id."""
+SAME_KEY = 16
+"""At most this many of a node's reports may have ids with the same first REPORT_KEY characters, so that
+looking one up stays a few rows (an agent's ids are random: two of a year's 100,000 reports share them
+about 20 times, three almost never); a report id beyond it is refused."""
 # A report id the node used before, looked up through ix_reports_report_key (since migration 0016 ingest,
 # which holds the node's row, keeps a node's report ids unique): a resend further back than LOOKBACK is
 # found so, and a new report that reuses an id is refused. The prefix's bounds are literals and the id is
 # compared here: SQLite uses an expression index only for the very expression it was made of, and a bound
 # parameter, or another condition on report_id, hides it.
-_BY_ID = select(reports.c.body_sha256, reports.c.report_id).where(
-    report_key(reports.c.report_id) == bindparam("prefix_key"),
-    reports.c.agent_id == bindparam("agent_key"),
+_BY_ID = (
+    select(reports.c.body_sha256, reports.c.report_id)
+    .where(report_key(reports.c.report_id) == bindparam("prefix_key"), reports.c.agent_id == bindparam("agent_key"))
+    .limit(SAME_KEY)
 )
 _STORE = reports.insert()
 _QUEUE = pending_evaluation.insert()
@@ -258,7 +263,9 @@ def parse_signed(signed: List[SignedReport], agent_id: str) -> List[Prepared]:
     return prepared
 
 
-def _stored(conn: Connection, agent_id: str, report: Report, last_seq: int, length: int) -> Optional[Any]:
+def _stored(
+    conn: Connection, agent_id: str, report: Report, last_seq: int, length: int, where: str, index: int
+) -> Optional[Any]:
     """The stored report ``report`` was sent as before, or the one with its sequence number or its id: None
     when neither is stored. The row with its id is preferred, so a report stored under another sequence is
     found for what it is."""
@@ -268,7 +275,16 @@ def _stored(conn: Connection, agent_id: str, report: Report, last_seq: int, leng
         known = conn.execute(_KNOWN, keys).first()
     if known is None or known.report_id != report.report_id:
         keys = {"prefix_key": report.report_id[:REPORT_KEY], "agent_key": agent_id}
-        known = next((r for r in conn.execute(_BY_ID, keys) if r.report_id == report.report_id), known)
+        alike = conn.execute(_BY_ID, keys).all()
+        known = next((r for r in alike if r.report_id == report.report_id), known)
+        if known is None and len(alike) >= SAME_KEY:
+            raise refuse(
+                400,
+                "malformed",
+                f"{where}: report id {report.report_id}: the node has {SAME_KEY} reports whose ids begin "
+                f"{report.report_id[:REPORT_KEY]!r} already; report ids must be random (docs/protocol.md)",
+                index=index,
+            )
     return known
 
 
@@ -290,7 +306,7 @@ def store_reports(
     for item in prepared:
         report, index, digest, signature = item.report, item.index, item.digest, item.signature
         where = f"reports[{index}]"
-        known = _stored(conn, agent["id"], report, last_seq, length)
+        known = _stored(conn, agent["id"], report, last_seq, length, where, index)
         if known is not None and known.body_sha256 == digest:
             result.duplicates.append(report.report_id)
             continue

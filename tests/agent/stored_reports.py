@@ -10,20 +10,23 @@ from __future__ import annotations
 import json
 import sys
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select
 
 from central.db.report_bodies import Bodies
+from central.db.schema import reports
 
 
 def main(db_file: str, agent_id: str) -> None:
     engine = create_engine(f"sqlite:///file:{db_file}?mode=ro&uri=true")
-    query = text("SELECT seq, report_id, collected_at, body FROM reports WHERE agent_id = :a ORDER BY chain_index")
+    columns = (reports.c.seq, reports.c.report_id, reports.c.collected_at, reports.c.body)
+    query = select(*columns).where(reports.c.agent_id == agent_id).order_by(reports.c.chain_index)
     try:
         with engine.connect() as conn:
             bodies = Bodies(conn)
-            for seq, report_id, collected_at, stored in conn.execute(query, {"a": agent_id}):
+            for seq, report_id, collected_at, stored in conn.execute(query):
                 report = json.loads(bodies.raw(agent_id, stored))
-                print(json.dumps({"seq": seq, "report_id": report_id, "collected_at": collected_at, "report": report}))
+                when = collected_at.isoformat()
+                print(json.dumps({"seq": seq, "report_id": report_id, "collected_at": when, "report": report}))
     finally:
         engine.dispose()
 

@@ -217,14 +217,17 @@ class Row:
     received_at: datetime
 
 
-def _utc(value: str) -> datetime:
+def _utc(value: Any) -> datetime:
+    """A time of the ledger read with sqlite3: microseconds since 1970 since migration 0016, text before."""
+    if isinstance(value, int):
+        return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=value)
     return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
 
 
 def _when(value: Any) -> datetime:
     if isinstance(value, datetime):
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-    return _utc(str(value))
+    return _utc(value if isinstance(value, int) else str(value))
 
 
 def ledger(centre: CentreProcess, agent_id: str) -> List[Row]:

@@ -174,3 +174,19 @@ def test_report_ids_are_looked_up_through_their_index(client: TestClient, centre
             ).all()
             assert any("ix_reports_report_key" in str(step) for step in plan), plan
         assert [row.report_id for row in conn.execute(_BY_ID, keys)] == [report["report_id"]]
+
+
+def test_the_upgrade_refuses_a_value_it_could_not_keep_apart(
+    client: TestClient, centre: Centre, node: Node, tmp_path: Path, database_url: str
+) -> None:
+    assert node.send(node.report(RECORD)).status_code == 200
+    env = cli_env(tmp_path, database_url)
+    (back,) = run_cli(env, ["db", "downgrade", "0015"])
+    assert back.returncode == 0, back.stderr
+    with write_tx(centre.engine) as conn:  # a hash changed by hand into 32 characters of text
+        conn.execute(update(_RAW).values(entry_hash="x" * 32))
+    with pytest.raises(RuntimeError, match=r"entry 1 of node .* holds a hash or signature that is not one"):
+        migrate.upgrade(centre.engine)
+    (current,) = run_cli(env, ["db", "current"])
+    assert current.stdout.strip().startswith("schema at revision 0015"), current.stdout
+    assert _raw(centre)[0]["entry_hash"] == "x" * 32  # nothing was changed

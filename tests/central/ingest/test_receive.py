@@ -357,6 +357,20 @@ def test_a_resend_is_found_by_its_sequence_among_gaps_or_by_its_id(
     assert snapshot(centre) == after
 
 
+def test_report_ids_alike_in_their_first_characters_are_refused_past_a_bound(
+    client: TestClient, centre: Centre, node: Node, monkeypatch: Any
+) -> None:
+    """Looking a report id up reads the node's reports whose ids begin alike: at most SAME_KEY of them."""
+    monkeypatch.setattr(receive, "SAME_KEY", 3)
+    monkeypatch.setattr(receive, "_BY_ID", receive._BY_ID.limit(3))
+    alike = [changed(node, report_id=f"sameid0{n:05d}", seq=node.seq + n) for n in range(1, 5)]
+    assert node.send(*alike[:3]).json()["stored"] == [e["report_id"] for e in alike[:3]]
+    before = snapshot(centre)
+    _refused(node.send(alike[3]), 400, "malformed", "the node has 3 reports whose ids begin 'sameid0' already")
+    assert snapshot(centre) == before
+    assert node.send(alike[0]).json()["duplicates"] == [alike[0]["report_id"]]  # found among them
+
+
 def test_each_node_has_its_own_chain_in_sequence_order(client: TestClient, centre: Centre, node: Node) -> None:
     other = Node(client, hostname="db1")
     other.enrol(new_token(centre))

@@ -119,7 +119,24 @@ def _sqlite_rows(convert: Dict[str, Callable[[Any], Any]]) -> None:
     )
 
 
+def _refuse_ambiguous() -> None:
+    """Stop, changing nothing, if a row holds a text the new columns cannot keep apart from bytes: a hash
+    column's text of exactly 32 bytes, a signature's of exactly 64 (no centre writes such a value; a row
+    changed by hand could hold one, and would read back as something else)."""
+    conn = op.get_bind()
+    size = "octet_length({c})" if conn.dialect.name == "postgresql" else "length(CAST({c} AS BLOB))"
+    odd = " OR ".join(f"{size.format(c=name)} = {32 if name in _HASHES else 64}" for name in (*_HASHES, "signature"))
+    row = conn.execute(sa.text(f"SELECT agent_id, chain_index FROM reports WHERE {odd} LIMIT 1")).first()  # noqa: S608
+    if row is not None:
+        raise RuntimeError(
+            f"entry {row[1]} of node {row[0]} holds a hash or signature that is not one (32 or 64 bytes of "
+            "text), which this revision could not store apart from a real one: see tillsyn-central verify; "
+            "nothing was changed"
+        )
+
+
 def upgrade() -> None:
+    _refuse_ambiguous()
     if op.get_bind().dialect.name == "postgresql":  # one statement: the table is rewritten once
         changes = [f"ALTER COLUMN {name} TYPE bytea USING {_PG_HEX_IN.format(c=name)}" for name in _HASHES]
         changes.append(f"ALTER COLUMN signature TYPE bytea USING {_PG_SIG_IN.format(c='signature')}")
