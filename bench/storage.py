@@ -453,8 +453,8 @@ def section(r: Result, args: Any, retention_days: int) -> str:
 def _options(args: Any, database: str) -> List[Tuple[str, Any, Any]]:
     return [
         ("db", database.lower(), "both"),
-        ("nodes", args.nodes, 20),
-        ("days", args.days, 1.0),
+        ("nodes", args.nodes, 5),
+        ("days", args.days, 0.5),
         ("deviating", args.deviating, 0.2),
     ]
 
