@@ -21,8 +21,8 @@ from central.ingest.ledger_check import verify_store
 from central.retention.sweep import checkpoints, run
 from central.runtime.service import Centre
 from tests.central.conftest import Node, cli_env, new_token, run_cli
-from tests.central.db.test_migrations_match_schema import _differences
-from tests.central.retention.test_sweep import SETTINGS
+from tests.central.db.helpers import schema_differences
+from tests.central.retention.helpers import SETTINGS
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
@@ -121,7 +121,7 @@ def test_prev_hash_derived_and_given_back_by_the_downgrade(
         assert _indexes(conn) == indexes
 
     assert migrate.upgrade(centre.engine) == "0018"
-    assert _differences(centre) == []
+    assert schema_differences(centre) == []
     with read_tx(centre.engine) as conn:
         assert "prev_hash" not in _columns(conn)
         assert _pending(conn) == pending and _indexes(conn) == indexes

@@ -13,7 +13,7 @@ import sys
 import zlib
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, List
 
 from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select, update
@@ -33,6 +33,7 @@ from central.runtime.service import Centre
 from evidence.model import Evidence
 from evidence.wire import Report, canonical
 from tests.central.conftest import Node, decode, evidence_record
+from tests.central.db.helpers import stored_pieces
 
 ROOT = Path(__file__).resolve().parents[3]
 TELNETD = {"name": "telnetd", "exe": "/home/anna/bin/telnetd", "user": "anna", "pid": 4242}
@@ -52,14 +53,6 @@ def _stored(centre: Centre, agent_id: str) -> List[Any]:
                 .order_by(reports.c.chain_index)
             ).all()
         )
-
-
-def _pieces(centre: Centre, agent_id: str) -> Dict[bytes, bytes]:
-    with read_tx(centre.engine) as conn:
-        rows = conn.execute(
-            select(evidence_blobs.c.digest, evidence_blobs.c.data).where(evidence_blobs.c.agent_id == agent_id)
-        ).all()
-    return {bytes(d): report_bodies.unpack_piece(bytes(data)) for d, data in rows}
 
 
 def _name(stored: bytes) -> bytes:
@@ -138,7 +131,7 @@ def test_stored_once_read_back_exactly_and_verified(client: TestClient, centre: 
         sent.append(envelope)
     rows = _stored(centre, node.agent_id)
     assert all(bytes(r.body).startswith(report_bodies.MAGIC3) for r in rows)
-    assert len(_pieces(centre, node.agent_id)) == 4  # and one dictionary, the first report's parts
+    assert len(stored_pieces(centre, node.agent_id)) == 4  # and one dictionary, the first report's parts
     with read_tx(centre.engine) as conn:
         bodies = report_bodies.Bodies(conn)
         for row, envelope in zip(rows, sent):
@@ -163,7 +156,7 @@ def test_stored_once_read_back_exactly_and_verified(client: TestClient, centre: 
 def test_a_changed_or_missing_piece_is_found_by_verify(client: TestClient, centre: Centre, node: Node) -> None:
     for _ in range(2):
         assert node.send(node.report(*_real_records())).status_code == 200
-    pieces = _pieces(centre, node.agent_id)
+    pieces = stored_pieces(centre, node.agent_id)
     ports = next(d for d, p in pieces.items() if p.startswith(b',"error"') and b'"port":2323' in p)
     changed = zlib.compress(pieces[ports].replace(b'"port":2323', b'"port":2324'))
     with write_tx(centre.engine) as conn:
@@ -191,17 +184,17 @@ def test_erasure_takes_the_pieces_with_personal_data_and_the_chain_verifies(
     for _ in range(3):
         assert node.send(node.report(*_real_records(), small)).status_code == 200
     assert node.send(node.report(evidence_record("backup", {}), evidence_record("time", CHRONY))).status_code == 200
-    before = _pieces(centre, node.agent_id)
+    before = stored_pieces(centre, node.agent_id)
     assert any(b'"user":"anna"' in p for p in before.values())  # in the dictionary, the first report's parts
     now = datetime.now(timezone.utc)
     with write_tx(centre.engine) as conn:
         done = erase(conn, node.agent_id, "GDPR-1", "test", now, "test")
     assert done.reports == 3
-    pieces = _pieces(centre, node.agent_id)  # the dictionaries included: none made of an unscrubbed body
+    pieces = stored_pieces(centre, node.agent_id)  # the dictionaries included: none made of an unscrubbed body
     assert pieces and not any(b"anna" in p for p in pieces.values())
     # the next report of the node is not compressed against a dictionary erasure deleted
     assert node.send(node.report(evidence_record("accounts", {"users": [{"name": "bob"}] * 9}))).status_code == 200
-    assert not any(b"anna" in p for p in _pieces(centre, node.agent_id).values())
+    assert not any(b"anna" in p for p in stored_pieces(centre, node.agent_id).values())
     rows = _stored(centre, node.agent_id)
     assert [r.erased_sha256 is not None for r in rows] == [True] * 3 + [False] * 2
     with read_tx(centre.engine) as conn:
@@ -239,7 +232,7 @@ def test_retention_deletes_pieces_no_report_left_refers_to(client: TestClient, c
         )
         pruned = retention_run(conn, Retention(), now)
     assert (pruned.reports, pruned.evidence_pieces) == (2, 1)
-    assert set(_pieces(centre, node.agent_id)) == kept
+    assert set(stored_pieces(centre, node.agent_id)) == kept
     with read_tx(centre.engine) as conn:
         assert conn.execute(select(func.count()).select_from(reports)).scalar_one() == 1
     checked = verify_ledger(centre.engine, retention=Retention(), now=now)
@@ -401,7 +394,7 @@ def test_a_changed_small_record_stays_in_the_skeleton(
         read = report_bodies.Bodies(conn)
         assert [read.raw(node.agent_id, s) for s in [*stored, other]] == [*bodies, bodies[0]]
         refs = read.references(node.agent_id, stored[1])
-    pieces = _pieces(centre, node.agent_id)
+    pieces = stored_pieces(centre, node.agent_id)
     # its dictionary, ports, accounts and updates; the time record is in the skeleton
     assert len(refs) == 4 and not any(b'"offset_s"' in pieces[d] for d in refs - {cache[node.agent_id][0]})
 
@@ -501,7 +494,7 @@ def test_tsk3_names_its_dictionary_by_a_prefix_and_every_older_format_still_read
     assert all(_name(s) == digest[:8] for s in stored) and report_bodies.PREFIX == 8
     tsk2 = report_bodies.MAGIC2 + digest + stored[1][13:]  # the same compressed parts, the dictionary named whole
     assert len(stored[1]) == len(tsk2) - 24
-    pieces = _pieces(centre, node.agent_id)
+    pieces = stored_pieces(centre, node.agent_id)
     assert report_bodies.join(stored[1], pieces) == bodies[1] == report_bodies.join(tsk2, pieces)
     assert report_bodies.references(stored[1], pieces) == report_bodies.references(tsk2, pieces) == set(pieces)
     with read_tx(centre.engine) as conn:
@@ -544,7 +537,7 @@ def test_a_prefix_shared_by_two_pieces_is_never_written_nor_guessed(centre: Cent
     with write_tx(centre.engine) as conn:  # a piece written outside the centre begins as the dictionary does
         _stored_piece(conn, node.agent_id, digest[:8] + bytes(24), at)
     with read_tx(centre.engine) as conn:
-        joined = lambda agent_id, stored: report_bodies.join(stored, _pieces(centre, agent_id))  # noqa: E731
+        joined = lambda agent_id, stored: report_bodies.join(stored, stored_pieces(centre, agent_id))  # noqa: E731
         for read in (report_bodies.Bodies(conn).raw, joined):
             try:
                 read(node.agent_id, one)
@@ -558,12 +551,12 @@ def test_a_prefix_shared_by_two_pieces_is_never_written_nor_guessed(centre: Cent
         two = report_bodies.store(conn, node.agent_id, second, at, cache)
     assert two.startswith(report_bodies.MAGIC2) and two[5:37] == digest  # the same dictionary, named whole
     # a new piece (the large record) that would begin as a stored piece does: the body stays whole
-    new = [d for _, _, d in report_bodies._found(third) if d not in _pieces(centre, node.agent_id)]
+    new = [d for _, _, d in report_bodies._found(third) if d not in stored_pieces(centre, node.agent_id)]
     assert len(new) == 1
     with write_tx(centre.engine) as conn:
         _stored_piece(conn, node.agent_id, new[0][:8] + b"\xff" * 24, at)
         assert report_bodies.store(conn, node.agent_id, third, at, cache) == third
-    assert new[0] not in _pieces(centre, node.agent_id)
+    assert new[0] not in stored_pieces(centre, node.agent_id)
     # a new dictionary that would: the body stays whole, and the next one makes another dictionary
     with write_tx(centre.engine) as conn:
         probe: report_bodies.Dictionaries = {}

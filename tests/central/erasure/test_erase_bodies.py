@@ -18,7 +18,7 @@ from central.ingest.ledger import body_hash
 from central.ingest.ledger_check import verify_store
 from central.runtime.service import Centre
 from tests.central.conftest import Node, evidence_record
-from tests.central.db.test_report_bodies import _pieces
+from tests.central.db.helpers import stored_pieces
 
 ANNA = {"users": [{"name": "anna", "home": "/home/anna", "uid": 1000}], "count": 1}
 PORTS = {"sockets": [{"protocol": "tcp", "address": "0.0.0.0", "port": 22, "exposure": "remote"}] * 4}
@@ -45,13 +45,13 @@ def test_erasure_rewrites_tsk3_bodies_against_scrubbed_dictionaries_only(
     before = _bodies(centre, node.agent_id)
     assert all(b.startswith(report_bodies.MAGIC3) for b, _, _ in before)
     assert len({b[5:13] for b, _, _ in before}) == 1  # all three against that dictionary
-    assert any(b"anna" in p for p in _pieces(centre, node.agent_id).values())
+    assert any(b"anna" in p for p in stored_pieces(centre, node.agent_id).values())
 
     with write_tx(centre.engine) as conn:
         done = erase(conn, node.agent_id, "GDPR-7", "test", datetime.now(timezone.utc), "test")
     assert done.reports == 2
     after = _bodies(centre, node.agent_id)
-    pieces = _pieces(centre, node.agent_id)
+    pieces = stored_pieces(centre, node.agent_id)
     assert not any(b"anna" in p for p in pieces.values())  # the unchanged body's old dictionary went too
     assert all(b.startswith(report_bodies.MAGIC3) for b, _, _ in after) and after[2][0] != before[2][0]
     for body, _, _ in after:  # each prefix names one piece of the node, the dictionary the body reads with

@@ -20,7 +20,7 @@ from central.ingest.ledger_check import verify_store
 from central.retention.sweep import checkpoints, run
 from central.runtime.service import Centre
 from tests.central.conftest import Node
-from tests.central.retention.test_sweep import SETTINGS
+from tests.central.retention.helpers import SETTINGS
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
 from central import audit
-from central.config import Retention
 from central.db.engine import read_tx, write_tx
 from central.db.schema import (
     agents,
@@ -35,11 +34,11 @@ from central.runtime.duties import run_once
 from central.runtime.service import Centre
 from tests.central.conftest import Node, cli_env, evidence_record, run_cli, snapshot
 from tests.central.export.helpers import TELNET
+from tests.central.retention.helpers import SETTINGS
 from tests.shipped import shipped_rule_count
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 OLD = NOW - timedelta(days=500)
-SETTINGS = Retention(reports_days=400, findings_history_days=400, audit_days=400)
 PSEUDONYM = "u-7f3a9c2e"
 
 
