@@ -66,69 +66,78 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
 
 
-class HexDigest(TypeDecorator[str]):
-    """A SHA-256 in lowercase hex, stored as its 32 bytes (half the room, in the row and in an index).
-
-    Lossless for any string: one that is not 64 lowercase hex digits is stored as its UTF-8 bytes,
-    which are never exactly 32 bytes long (such a string is refused).  Readers and writers see the hex.
+class _PackedText(TypeDecorator[str]):
+    """Text of one known form stored as the bytes it stands for (``PACKED`` of them); any other text as its
+    UTF-8 bytes, refused when exactly ``PACKED`` bytes long, which would read back as the packed form.
     PostgreSQL's column is ``bytea``; SQLite's stays the ``VARCHAR`` it was, which keeps the bytes a
     program stores as they are (a BLOB value), so its migration rewrites values, not the table."""
 
-    impl = String(64)
+    PACKED = 0
+    WHAT = ""
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "postgresql":
             return dialect.type_descriptor(LargeBinary())
-        return dialect.type_descriptor(String(64))
+        return dialect.type_descriptor(self.impl_instance)
+
+    def pack(self, value: str) -> Optional[bytes]:
+        """The bytes ``value`` stands for, or None when it is not of the form."""
+        raise NotImplementedError
+
+    def unpack(self, data: bytes) -> str:
+        """The text of ``PACKED`` stored bytes."""
+        raise NotImplementedError
 
     def process_bind_param(self, value: Optional[str], dialect: Dialect) -> Optional[bytes]:
         if value is None:
             return None
-        if _HEX64.fullmatch(value):
-            return bytes.fromhex(value)
+        packed = self.pack(value)
+        if packed is not None:
+            return packed
         data = value.encode("utf-8")
-        if len(data) == 32:
-            raise ValueError(f"not a SHA-256 in hex and 32 bytes long, which would read back as one: {value!r}")
+        if len(data) == self.PACKED:
+            raise ValueError(f"not {self.WHAT} and {self.PACKED} bytes long, which would read back as one: {value!r}")
         return data
 
     def process_result_value(self, value: Optional[Any], dialect: Dialect) -> Optional[str]:
         if value is None or isinstance(value, str):  # text: a row of SQLite not yet rewritten
             return value
         data = bytes(value)  # PostgreSQL's driver returns a memoryview
-        return data.hex() if len(data) == 32 else data.decode("utf-8")
+        return self.unpack(data) if len(data) == self.PACKED else data.decode("utf-8")
 
 
-class Signature(TypeDecorator[str]):
-    """An Ed25519 signature in base64, stored as its 64 bytes (88 characters otherwise).
+class HexDigest(_PackedText):
+    """A SHA-256 in lowercase hex, stored as its 32 bytes (half the room, in the row and in an index);
+    lossless for any string (:class:`_PackedText`).  Readers and writers see the hex."""
 
-    Lossless for any string: one that is not the canonical base64 of 64 bytes is stored as its UTF-8
-    bytes, which are never exactly 64 bytes long (such a string is refused); the entry hash commits to
-    the text as received, so it must come back the same.  Columns as for :class:`HexDigest`."""
-
-    impl = String(128)
+    impl = String(64)
+    PACKED = 32
+    WHAT = "a SHA-256 in hex"
     cache_ok = True
 
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(LargeBinary())
-        return dialect.type_descriptor(String(128))
+    def pack(self, value: str) -> Optional[bytes]:
+        return bytes.fromhex(value) if _HEX64.fullmatch(value) else None
 
-    def process_bind_param(self, value: Optional[str], dialect: Dialect) -> Optional[bytes]:
-        if value is None:
-            return None
-        if _SIG64.fullmatch(value):
-            return base64.b64decode(value[8:])
-        data = value.encode("utf-8")
-        if len(data) == 64:
-            raise ValueError(f"not a signature in base64 and 64 bytes long, which would read back as one: {value!r}")
-        return data
+    def unpack(self, data: bytes) -> str:
+        return data.hex()
 
-    def process_result_value(self, value: Optional[Any], dialect: Dialect) -> Optional[str]:
-        if value is None or isinstance(value, str):
-            return value
-        data = bytes(value)
-        return "ed25519 " + base64.b64encode(data).decode("ascii") if len(data) == 64 else data.decode("utf-8")
+
+class Signature(_PackedText):
+    """An Ed25519 signature as ``ed25519 <base64>``, stored as its 64 bytes (96 characters otherwise);
+    lossless for any string (:class:`_PackedText`): the entry hash commits to the text as received, so it
+    must come back the same."""
+
+    impl = String(128)
+    PACKED = 64
+    WHAT = "a signature in base64"
+    cache_ok = True
+
+    def pack(self, value: str) -> Optional[bytes]:
+        return base64.b64decode(value[8:]) if _SIG64.fullmatch(value) else None
+
+    def unpack(self, data: bytes) -> str:
+        return "ed25519 " + base64.b64encode(data).decode("ascii")
 
 
 class LedgerTime(UTCDateTime):
